@@ -1,0 +1,3 @@
+from mux.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""Pure functions: typed values in, docker argv lists out. No I/O here."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, container_name
+
+DOCKER = "docker"
+# The default session runs the configured shell, or /bin/sh when the image lacks
+# it; the shell's path is an argument ($1), never part of the script text.
+SHELL_FALLBACK = (
+    'if [ -x "$1" ]; then exec "$1"; fi; '
+    'echo "mux: $1 is not in this image, using /bin/sh" >&2; exec /bin/sh'
+)
+# An interactive shell ignores SIGTERM but ends on SIGHUP, the signal a closing
+# terminal sends; every other program's default action on SIGHUP is to exit too.
+STOP_SIGNAL = "SIGHUP"
+
+
+def option(flag: str, value: object | None) -> list[str]:
+    """``[flag, value]`` when the value is set, else nothing."""
+    return [] if value is None else [flag, str(value)]
+
+
+def repeated(flag: str, values: Iterable[object]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        out += [flag, str(value)]
+    return out
+
+
+def env_args(env: Iterable[tuple[str, str | None]]) -> list[str]:
+    return repeated("-e", (name if value is None else f"{name}={value}" for name, value in env))
+
+
+def run_argv(spec: SessionSpec) -> list[str]:
+    argv = [DOCKER, "run", "-d", "-it", "--init", "--name", spec.container]
+    argv += repeated("--label", (f"{k}={v}" for k, v in spec.labels))
+    argv += ["-v", f"{spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
+    argv += option("-u", spec.user)
+    if spec.home is not None:
+        argv += ["-v", f"{spec.home}:{CONTAINER_HOME}", "-e", f"HOME={CONTAINER_HOME}"]
+    argv += repeated("-v", spec.volumes)
+    argv += repeated("--env-file", spec.env_files)
+    argv += env_args(spec.env)
+    argv += option("--network", spec.network)
+    argv += repeated("--add-host", spec.extra_hosts)
+    argv += option("--memory", spec.limits.memory)
+    argv += option("--memory-swap", spec.limits.memory_swap)
+    argv += option("--cpus", spec.limits.cpus)
+    argv += ["--stop-signal", STOP_SIGNAL, "--stop-timeout", str(spec.stop_timeout)]
+    argv += option("--pull", spec.pull)
+    argv.append(spec.image)
+    if spec.command:
+        argv += spec.command
+    else:
+        argv += ["/bin/sh", "-c", SHELL_FALLBACK, "mux-session", spec.shell]
+    return argv
+
+
+def ps_argv(fmt: str, *, name: str | None = None) -> list[str]:
+    argv = [DOCKER, "ps", "-a", "--no-trunc", "--filter", "label=mux.session"]
+    if name is not None:
+        argv += ["--filter", f"label=mux.session={name}"]
+    return argv + ["--format", fmt]
+
+
+def inspect_argv(session: str, fmt: str) -> list[str]:
+    return [DOCKER, "container", "inspect", "--format", fmt, container_name(session)]
+
+
+def start_argv(session: str) -> list[str]:
+    return [DOCKER, "start", container_name(session)]
+
+
+def stop_argv(session: str) -> list[str]:
+    return [DOCKER, "stop", container_name(session)]
+
+
+def rm_argv(containers: Sequence[str], *, force: bool = False) -> list[str]:
+    return [DOCKER, "rm", *(["-f"] if force else []), *containers]
+
+
+def attach_argv(session: str) -> list[str]:
+    return [DOCKER, "attach", container_name(session)]
+
+
+def exec_argv(session: str, command: Sequence[str], *, tty: bool) -> list[str]:
+    return [DOCKER, "exec", "-i", *(["-t"] if tty else []), container_name(session), *command]
+
+
+def logs_argv(session: str, *, follow: bool = False) -> list[str]:
+    return [DOCKER, "logs", *(["-f"] if follow else []), container_name(session)]

@@ -1,0 +1,145 @@
+"""The `mux` command: global options, the one error handler, command registry.
+
+Only click and mux's light modules are imported here; commands import what is
+heavy (GitPython, the proxy) inside their functions, so `mux --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from mux import __version__
+from mux.errors import MuxError
+
+
+@dataclass
+class State:
+    """Global options, shared by every command through click's context."""
+
+    config_path: str | None = None
+    verbose: bool = False
+    quiet: bool = False
+    _config: Any = field(default=None, repr=False)
+
+    def config(self) -> Any:
+        if self._config is None:
+            from mux import config
+
+            self._config = config.load(self.config_path)
+        return self._config
+
+    def runner(self, dry_run: bool = False) -> Any:
+        from mux.runner import Runner
+
+        return Runner(dry_run=dry_run, verbose=self.verbose)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message)
+
+
+LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False, True),
+              "error": (False, True), "quiet": (False, True)}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Config file to use (default: $MUX_CONFIG, then "
+              "~/.config/mux/config.toml, then /etc/mux/config.toml).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print every command mux runs to stderr, as `+ docker ...`.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
+@click.version_option(__version__, "--version", prog_name="mux", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool) -> None:
+    """Run AI coding-agent sessions in Docker containers.
+
+    A session is a container named mux-NAME with your project at /workspace,
+    your git identity, and the image, limits and volumes from your config.
+    Every docker command mux runs can be printed: --dry-run prints instead of
+    running, -v prints while running.
+
+    \b
+    Quick start:
+      mux new my-session            # container for the current directory
+      mux attach my-session         # its shell (detach: Ctrl-P Ctrl-Q)
+      mux list                      # every session, from docker's labels
+      mux delete --force my-session
+
+    \b
+    Environment: MUX_CONFIG (config file), MUX_DATA_DIR (default
+    ~/.local/share/mux), MUX_LOG_LEVEL (debug = -v, quiet = -q).
+    Exit codes: 0 ok, 1 error, 2 configuration or usage, 3 session not
+    found, 4 docker failure, 5 proxy.
+    """
+    level = os.environ.get("MUX_LOG_LEVEL", "").lower()
+    env_verbose, env_quiet = LOG_LEVELS.get(level, (False, False))
+    ctx.obj = State(config_path=config_path, verbose=verbose or env_verbose,
+                    quiet=quiet or (env_quiet and not verbose))
+
+
+def _register() -> None:
+    from mux.commands import config_cmd, session_cmd
+
+    for command in session_cmd.COMMANDS:
+        cli.add_command(command)
+    cli.add_command(config_cmd.config)
+    cli.add_command(_lazy_group("proxy", "mux.proxy.cli", "proxy",
+                                "Run the credential proxy sessions reach the network through."))
+
+
+def _lazy_group(name: str, module: str, attr: str, help_text: str) -> click.Command:
+    """A command group whose module is imported only when the group is used."""
+
+    class Lazy(click.Group):
+        def _target(self) -> click.Group:
+            import importlib
+
+            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return self._target().list_commands(ctx)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            return self._target().get_command(ctx, cmd_name)
+
+    return Lazy(name, help=help_text)
+
+
+_register()
+
+
+def report(error: MuxError, verbose: bool) -> None:
+    if verbose:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    click.echo(f"mux: error: {error.message}", err=True)
+    if error.hint:
+        click.echo(f"mux: hint: {error.hint}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    verbose = bool({"-v", "--verbose"} & set(argv if argv is not None else sys.argv[1:]))
+    verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
+    try:
+        code = cli.main(args=argv, prog_name="mux", standalone_mode=False)
+    except MuxError as error:
+        report(error, verbose)
+        code = error.exit_code
+    except click.exceptions.Abort:
+        click.echo("mux: aborted", err=True)
+        code = 130
+    except click.ClickException as error:
+        error.show()
+        code = error.exit_code
+    except KeyboardInterrupt:
+        click.echo("mux: interrupted", err=True)
+        code = 130
+    except BrokenPipeError:
+        code = 141
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,123 @@
+"""`mux config show|init|edit|path`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mux.errors import ConfigError
+
+SECRET_KEYS = {"value", "password", "token", "secret"}
+
+
+def _state(ctx: click.Context) -> Any:
+    return ctx.find_root().obj
+
+
+def template() -> str:
+    return (Path(__file__).resolve().parent.parent / "config_template.toml").read_text()
+
+
+def target_path(explicit: str | None) -> Path:
+    """The file `init` and `edit` write: --config, $MUX_CONFIG, else the user config."""
+    from mux import paths
+
+    return paths.config_candidates(explicit)[0][0]
+
+
+def _hide_secrets(table: Any) -> Any:
+    """Credential values are shown only when they are ${VAR} references."""
+    if isinstance(table, dict):
+        return {k: ("(hidden)" if k in SECRET_KEYS and isinstance(v, str) and not v.startswith("${")
+                    else _hide_secrets(v)) for k, v in table.items()}
+    return table
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@click.group()
+def config() -> None:
+    """Show, create or edit the configuration file."""
+
+
+@config.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def show(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective configuration (file values over built-in defaults)."""
+    from mux.toml_text import dumps
+
+    cfg = _state(ctx).config()
+    data = {"docker": _plain(asdict(cfg.docker)), "git": _plain(asdict(cfg.git))}
+    if cfg.raw_proxy:
+        data["proxy"] = _plain(dict(cfg.raw_proxy))
+    if cfg.raw_credentials:
+        data["credentials"] = _hide_secrets(_plain(dict(cfg.raw_credentials)))
+    if as_json:
+        click.echo(json.dumps({"source": str(cfg.source) if cfg.source else None, **data}, indent=2))
+        return
+    origin = f"# from {cfg.source}" if cfg.source else "# no config file: built-in defaults"
+    click.echo(origin + "\n\n" + dumps(data))
+
+
+@config.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented default config file."""
+    path = target_path(_state(ctx).config_path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists", hint="use --force to overwrite it")
+    _write(path)
+    _state(ctx).say(f"Wrote {path}")
+
+
+def _write(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(template())
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@config.command()
+@click.pass_context
+def edit(ctx: click.Context) -> None:
+    """Open the config file in $VISUAL or $EDITOR (creating it if missing)."""
+    state = _state(ctx)
+    path = target_path(state.config_path)
+    if not path.exists():
+        _write(path)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    # $EDITOR may carry arguments ("code --wait"), as git and others allow.
+    state.runner().exec([*shlex.split(editor), str(path)])
+
+
+@config.command()
+@click.pass_context
+def path(ctx: click.Context) -> None:
+    """Print the config file mux reads (or would create)."""
+    from mux.config import find_config
+
+    state = _state(ctx)
+    found = find_config(state.config_path)
+    if found is None:
+        click.echo(str(target_path(state.config_path)))
+        if not state.quiet:
+            click.echo("(does not exist; mux uses built-in defaults)", err=True)
+        return
+    click.echo(str(found))

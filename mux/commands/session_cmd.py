@@ -1,0 +1,200 @@
+"""Session commands: thin wrappers that parse flags and call the core."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mux.errors import ConfigError
+
+dry_run_option = click.option(
+    "--dry-run", is_flag=True,
+    help="Print the exact commands, one per line, shell-quoted, and run nothing.")
+
+
+def _state(ctx: click.Context) -> Any:
+    return ctx.find_root().obj
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.option("--backend", type=click.Choice(["docker"]), default="docker", show_default=True,
+              help="Where the session runs.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory mounted at /workspace (default: the current directory).")
+@click.option("--image", help="Image to run (default: [docker] image, else ubuntu:22.04).")
+@click.option("--env", "-e", "env", multiple=True, metavar="K=V",
+              help="Set a variable; a bare NAME passes the host's value. Repeatable.")
+@click.option("--volume", "volumes", multiple=True, metavar="SPEC",
+              help="Extra mount HOST:CONTAINER[:ro|rw], added to [docker] volumes. Repeatable.")
+@click.option("--network", help="Network mode: bridge, host, none, or a docker network name.")
+@click.option("--memory", help='Memory limit, like "4g".')
+@click.option("--cpus", help='CPU limit, like "2" or "1.5".')
+@click.option("--memory-swap", help='Memory plus swap limit, like "4g" (equal to --memory: no swap).')
+@click.option("--pull", type=click.Choice(["missing", "always", "never"]),
+              help="When docker may pull the image (default: docker's, missing).")
+@click.option("--repo", metavar="URL", help="Clone this git repository and mount the clone.")
+@click.option("--branch", help="Branch to check out (created from the default if new).")
+@click.option("--proxy/--no-proxy", default=None,
+              help="Route the session's network through mux's credential proxy "
+              "(default: when the config has a [proxy] table).")
+@dry_run_option
+@click.argument("name")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...], **flags: Any) -> None:
+    """Create session NAME and start it in the background.
+
+    NAME is 1-63 letters, digits, '_', '.' or '-'. An optional COMMAND after
+    `--` runs instead of the configured shell. Flags override the config.
+
+    \b
+    Examples:
+      mux new my-session
+      mux new --image rust:1.85 --memory 8g my-rust-session
+      mux new --dry-run api -- claude --dangerously-skip-permissions
+    """
+    from mux.create import NewOptions, create
+
+    state = _state(ctx)
+    opts = NewOptions(
+        name=flags["name"], workdir=flags["workdir"], image=flags["image"],
+        env=flags["env"], volumes=flags["volumes"], network=flags["network"],
+        memory=flags["memory"], cpus=flags["cpus"], memory_swap=flags["memory_swap"],
+        pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
+        proxy=flags["proxy"],
+    )
+    spec = create(state.runner(dry_run), state.config(), opts)
+    if not dry_run:
+        state.say(f"Created session {spec.name} (container {spec.container}).")
+        state.say(f"Attach with: mux attach {spec.name}")
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="An array of objects, for scripts.")
+@click.option("--running", is_flag=True, help="Only running sessions.")
+@click.option("--stopped", is_flag=True, help="Only stopped sessions.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> None:
+    """List sessions (one `docker ps` call; state comes from container labels)."""
+    from mux.sessions import list_sessions
+    from mux.table import created_local, render
+
+    if running and stopped:
+        raise ConfigError("--running and --stopped exclude each other; give at most one")
+    sessions = list_sessions(_state(ctx).runner())
+    if running:
+        sessions = [s for s in sessions if s.running]
+    if stopped:
+        sessions = [s for s in sessions if not s.running]
+    if as_json:
+        click.echo(json.dumps([s.public() for s in sessions], indent=2))
+        return
+    if not sessions:
+        click.echo("No sessions. Create one with: mux new NAME", err=True)
+        return
+    with_repo = any(s.repo for s in sessions)
+    headers = ["NAME", "BACKEND", "STATUS", "CREATED", "WORKING DIRECTORY"] + (["REPO"] if with_repo else [])
+    rows = [[s.name, s.backend, s.status, created_local(s.created), s.workdir]
+            + ([s.repo] if with_repo else []) for s in sessions]
+    click.echo(render(headers, rows))
+
+
+@click.command()
+@dry_run_option
+@click.argument("name")
+@click.pass_context
+def attach(ctx: click.Context, dry_run: bool, name: str) -> None:
+    """Attach your terminal to session NAME, starting it if it is stopped.
+
+    Detach with Ctrl-P Ctrl-Q; the session keeps running. Exiting its shell
+    stops the session (`mux attach` starts it again).
+    """
+    from mux import lifecycle
+
+    state = _state(ctx)
+    lifecycle.attach(state.runner(dry_run), name, quiet=state.quiet)
+
+
+@click.command()
+@dry_run_option
+@click.argument("name")
+@click.pass_context
+def start(ctx: click.Context, dry_run: bool, name: str) -> None:
+    """Start stopped session NAME."""
+    from mux import lifecycle
+
+    lifecycle.simple(_state(ctx).runner(dry_run), "start", name)
+    if not dry_run:
+        _state(ctx).say(f"Started session {name}.")
+
+
+@click.command()
+@dry_run_option
+@click.argument("name")
+@click.pass_context
+def stop(ctx: click.Context, dry_run: bool, name: str) -> None:
+    """Stop session NAME (its files and container stay; `mux start` resumes it).
+
+    An idle session stops at once; a busy one gets [docker] stop_timeout
+    seconds (default 10) to finish before it is killed.
+    """
+    from mux import lifecycle
+
+    lifecycle.simple(_state(ctx).runner(dry_run), "stop", name)
+    if not dry_run:
+        _state(ctx).say(f"Stopped session {name}.")
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True,
+              help="Delete even if running (and, for repo sessions, with unsaved work).")
+@click.option("--all", "all_", is_flag=True, help="Delete every session (only the safe ones without --force).")
+@dry_run_option
+@click.argument("name", required=False)
+@click.pass_context
+def delete(ctx: click.Context, force: bool, all_: bool, dry_run: bool, name: str | None) -> None:
+    """Delete session NAME: its container and its files under the data dir."""
+    from mux import lifecycle
+
+    if bool(name) == all_:
+        raise ConfigError("give a session NAME or --all (not both)")
+    state = _state(ctx)
+    lifecycle.delete(state.runner(dry_run), name, force=force, quiet=state.quiet)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True})
+@dry_run_option
+@click.argument("name")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, dry_run: bool, name: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in running session NAME (default: its shell).
+
+    \b
+    Example:
+      mux exec my-session -- git status
+    """
+    from mux import lifecycle
+
+    state = _state(ctx)
+    shell = state.config().docker.shell if not command else ""
+    lifecycle.exec_in(state.runner(dry_run), name, command, shell=shell,
+                      tty=sys.stdin.isatty() and sys.stdout.isatty())
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
+@click.argument("name")
+@click.pass_context
+def logs(ctx: click.Context, follow: bool, name: str) -> None:
+    """Show the output of session NAME's main process."""
+    from mux import lifecycle
+
+    lifecycle.logs(_state(ctx).runner(), name, follow=follow)
+
+
+COMMANDS = [new, list_, attach, start, stop, delete, exec_, logs]

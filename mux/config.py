@@ -1,0 +1,259 @@
+"""Configuration: find the file, parse TOML, check every key, freeze.
+
+Unknown keys and wrong types are errors that name the file, the key and the
+value. Strings expand ``${VAR}``/``${VAR:-default}``; paths expand ``~``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mux import paths, validate
+from mux.errors import ConfigError
+from mux.expand import expand
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_IMAGE = "ubuntu:22.04"
+MAX_CONFIG_BYTES = 1024 * 1024
+PULL_POLICIES = ("missing", "always", "never")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: str | None = None
+    cpus: str | None = None
+    memory_swap: str | None = None
+
+
+@dataclass(frozen=True)
+class RustSettings:
+    sccache: bool = False
+    cache_dir: Path = field(default_factory=lambda: Path("~/.cache/sccache").expanduser())
+    binary: Path | None = None
+    cargo_cache: bool = False
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    image: str = DEFAULT_IMAGE
+    volumes: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    network: str | None = None
+    shell: str = "/bin/bash"
+    run_as_user: bool = True
+    stop_timeout: int = 10
+    pull: str | None = None
+    limits: Limits = Limits()
+    rust: RustSettings = RustSettings()
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    inject_config: bool = True
+    user_name: str | None = None
+    user_email: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None = None
+    docker: DockerSettings = DockerSettings()
+    git: GitSettings = GitSettings()
+    proxy: Any = None  # mux.proxy.settings.ProxySettings, parsed lazily by its own module
+    raw_proxy: Mapping[str, Any] = field(default_factory=dict)
+    raw_credentials: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Table:
+    """One TOML table being read: typed getters, then ``finish`` rejects leftovers."""
+
+    def __init__(self, data: object, name: str, source: str, env: Mapping[str, str]) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {data!r}")
+        self.data = dict(data)
+        self.name = name
+        self.source = source
+        self.env = env
+
+    def where(self, key: str) -> str:
+        return f"{self.source}: [{self.name}] {key}" if self.name else f"{self.source}: {key}"
+
+    def _take(self, key: str, kinds: tuple[type, ...], label: str) -> Any:
+        value = self.data.pop(key)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise ConfigError(f"{self.where(key)}: expected {label}, got {value!r}")
+        return value
+
+    def string(self, key: str, default: Any = None) -> Any:
+        if key not in self.data:
+            return default
+        return expand(self._take(key, (str,), "a string"), self.env, self.where(key))
+
+    def scalar(self, key: str, default: Any = None) -> Any:
+        """A string or a number (sizes and CPU counts may be written either way)."""
+        if key not in self.data:
+            return default
+        value = self._take(key, (str, int, float), "a string or a number")
+        return expand(value, self.env, self.where(key)) if isinstance(value, str) else value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        if key not in self.data:
+            return default
+        return bool(self._take(key, (bool,), "true or false"))
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        if key not in self.data:
+            return default
+        value = self._take(key, (int,), "a whole number")
+        if value < minimum:
+            raise ConfigError(f"{self.where(key)}: must be at least {minimum}, got {value}")
+        return int(value)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        if key not in self.data:
+            return ()
+        value = self._take(key, (list,), "a list of strings")
+        bad = [v for v in value if not isinstance(v, str)]
+        if bad:
+            raise ConfigError(f"{self.where(key)}: expected a list of strings, got item {bad[0]!r}")
+        return tuple(expand(v, self.env, self.where(key)) for v in value)
+
+    def path(self, key: str, default: Any = None) -> Any:
+        value = self.string(key)
+        return default if value is None else Path(value).expanduser()
+
+    def table(self, key: str) -> Table:
+        name = f"{self.name}.{key}" if self.name else key
+        return Table(self.data.pop(key, {}), name, self.source, self.env)
+
+    def raw(self, key: str) -> Any:
+        return self.data.pop(key, None)
+
+    def finish(self, allowed: str) -> None:
+        if self.data:
+            key = sorted(self.data)[0]
+            raise ConfigError(f"{self.where(key)}: unknown key {key!r} (allowed: {allowed})")
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    for candidate, origin in paths.config_candidates(explicit):
+        if origin in ("--config", "$MUX_CONFIG") or candidate.exists():
+            if not candidate.exists():
+                raise ConfigError(f"config file {str(candidate)!r} (from {origin}) does not exist")
+            return candidate
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    where = str(path)
+    if path.is_dir():
+        raise ConfigError(f"{where}: is a directory, not a config file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the config file: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: config file is larger than 1 MiB; is it the right file?")
+    if not data.strip():
+        raise ConfigError(
+            f"{where}: config file is empty",
+            hint="delete it to use the defaults, or `mux config init --force` for a commented one",
+        )
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text; a config file is TOML") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+
+
+def load(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    path = find_config(explicit)
+    if path is None:
+        return Config()
+    return parse(read_toml(path), path, os.environ if env is None else env)
+
+
+def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:
+    top = Table(data, "", str(path), env)
+    docker = _docker(top.table("docker"), path.parent)
+    git = _git(top.table("git"))
+    raw_proxy = top.raw("proxy")
+    raw_credentials = top.raw("credentials")
+    top.finish("docker, git, proxy, credentials")
+    for key, value in (("proxy", raw_proxy), ("credentials", raw_credentials)):
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{key}] must be a table, got {value!r}")
+    return Config(
+        source=path, docker=docker, git=git,
+        raw_proxy=raw_proxy or {}, raw_credentials=raw_credentials or {},
+    )
+
+
+def _docker(t: Table, base: Path) -> DockerSettings:
+    image = t.string("image", DEFAULT_IMAGE)
+    validate.image(image, t.where("image"))
+    volumes = tuple(validate.volume(v, t.where("volumes"), base) for v in t.strings("volumes"))
+    env = t.strings("env")
+    for entry in env:
+        validate.env_entry(entry, t.where("env"), dict(t.env))
+    network = t.string("network")
+    if network is not None:
+        validate.network(network, t.where("network"))
+    shell = t.string("shell", "/bin/bash")
+    if not shell.startswith("/"):
+        raise ConfigError(f"{t.where('shell')}: must be an absolute path like /bin/bash, got {shell!r}")
+    pull = t.string("pull")
+    if pull is not None and pull not in PULL_POLICIES:
+        raise ConfigError(f"{t.where('pull')}: must be one of {', '.join(PULL_POLICIES)}, got {pull!r}")
+    settings = DockerSettings(
+        image=image, volumes=volumes, env=env, network=network, shell=shell,
+        run_as_user=t.boolean("run_as_user", True),
+        stop_timeout=t.integer("stop_timeout", 10),
+        pull=pull,
+        limits=_limits(t.table("limits")),
+        rust=_rust(t.table("rust")),
+    )
+    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust")
+    return settings
+
+
+def _limits(t: Table) -> Limits:
+    memory, cpus, swap = t.scalar("memory"), t.scalar("cpus"), t.scalar("memory_swap")
+    t.finish("memory, cpus, memory_swap")
+    return Limits(
+        memory=None if memory is None else validate.memory(memory, t.where("memory")),
+        cpus=None if cpus is None else validate.cpus(cpus, t.where("cpus")),
+        memory_swap=None if swap is None
+        else validate.memory(swap, t.where("memory_swap"), allow_unlimited=True),
+    )
+
+
+def _rust(t: Table) -> RustSettings:
+    settings = RustSettings(
+        sccache=t.boolean("sccache", False),
+        cache_dir=t.path("cache_dir", RustSettings().cache_dir),
+        binary=t.path("binary"),
+        cargo_cache=t.boolean("cargo_cache", False),
+    )
+    t.finish("sccache, cache_dir, binary, cargo_cache")
+    return settings
+
+
+def _git(t: Table) -> GitSettings:
+    settings = GitSettings(
+        inject_config=t.boolean("inject_config", True),
+        user_name=t.string("user_name"),
+        user_email=t.string("user_email"),
+    )
+    t.finish("inject_config, user_name, user_email")
+    return settings

@@ -1,0 +1,205 @@
+"""`mux new`: config + flags -> SessionSpec -> one `docker run`, undone on failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+from mux import __version__, paths, validate
+from mux import argv as A
+from mux.config import Config, Limits
+from mux.errors import ConfigError, DockerError, MuxError
+from mux.runner import Runner, host_step
+from mux.spec import WORKSPACE, SessionSpec, container_name
+
+
+@dataclass(frozen=True)
+class NewOptions:
+    """What the user asked for on the command line; None means "use the config"."""
+
+    name: str
+    workdir: Path | None = None
+    image: str | None = None
+    env: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    network: str | None = None
+    memory: str | None = None
+    cpus: str | None = None
+    memory_swap: str | None = None
+    pull: str | None = None
+    command: tuple[str, ...] = ()
+    repo: str | None = None
+    branch: str | None = None
+    proxy: bool | None = None
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """Everything about the host a spec depends on, gathered in one place."""
+
+    uid: int
+    gid: int
+    env: Mapping[str, str]
+    cwd: Path
+    now: datetime
+    git_name: str | None = None
+    git_email: str | None = None
+    data_dir: Path = field(default_factory=paths.data_dir)
+
+
+def git_env(name: str | None, email: str | None) -> list[tuple[str, str | None]]:
+    """Git settings as GIT_CONFIG_* variables: command-line scope, so they win over
+    files and count as protected configuration (safe.directory is honoured)."""
+    pairs = [("safe.directory", WORKSPACE)]
+    pairs += [(k, v) for k, v in (("user.name", name), ("user.email", email)) if v]
+    env: list[tuple[str, str | None]] = [("GIT_CONFIG_COUNT", str(len(pairs)))]
+    for i, (key, value) in enumerate(pairs):
+        env += [(f"GIT_CONFIG_KEY_{i}", key), (f"GIT_CONFIG_VALUE_{i}", value)]
+    return env
+
+
+def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec:
+    """Check every input and assemble the spec. Pure: no processes, no files written."""
+    name = validate.session_name(opts.name)
+    d = config.docker
+    image = validate.image(opts.image, "--image") if opts.image else d.image
+    workdir = (host.cwd / (opts.workdir or ".")).resolve()
+    validate.host_path(workdir, "--workdir")
+    network = validate.network(opts.network, "--network") if opts.network else d.network
+    limits = Limits(
+        memory=validate.memory(opts.memory, "--memory") if opts.memory else d.limits.memory,
+        cpus=validate.cpus(opts.cpus, "--cpus") if opts.cpus else d.limits.cpus,
+        memory_swap=validate.memory(opts.memory_swap, "--memory-swap", allow_unlimited=True)
+        if opts.memory_swap else d.limits.memory_swap,
+    )
+    if limits.memory_swap and limits.memory_swap != "-1":
+        if not limits.memory:
+            raise ConfigError("--memory-swap needs a memory limit too (--memory or [docker.limits] memory)")
+        if validate.memory_bytes(limits.memory_swap, "memory_swap") < validate.memory_bytes(limits.memory, "memory"):
+            raise ConfigError(
+                f"memory_swap {limits.memory_swap!r} is smaller than memory {limits.memory!r}: "
+                "it is memory plus swap, so it must be at least as large"
+            )
+    volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
+    env: list[tuple[str, str | None]] = []
+    if config.git.inject_config:
+        env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
+    host_env = dict(host.env)
+    src = str(config.source) if config.source else "config"
+    env += [validate.env_entry(e, f"{src}: [docker] env", host_env) for e in d.env]
+    env += [validate.env_entry(e, "--env", host_env) for e in opts.env]
+    run_as_user = d.run_as_user
+    labels = [
+        ("mux.session", name), ("mux.backend", "docker"), ("mux.workdir", str(workdir)),
+        ("mux.image", image), ("mux.created", host.now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("mux.version", __version__),
+    ]
+    session_dir = host.data_dir / "sessions" / name
+    return SessionSpec(
+        name=name, image=image, workdir=workdir, labels=tuple(labels),
+        command=tuple(opts.command), shell=d.shell, env=tuple(env),
+        volumes=d.volumes + volumes, network=network, limits=limits,
+        user=f"{host.uid}:{host.gid}" if run_as_user else None,
+        home=session_dir / "home" if run_as_user else None,
+        stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
+    )
+
+
+def host_git_identity(runner: Runner) -> tuple[str | None, str | None]:
+    """The host user's git name and email; none when git is missing or unset."""
+    try:
+        result = runner.query(
+            ["git", "config", "--get-regexp", r"^user\.(name|email)$"], check=False, error=MuxError
+        )
+    except MuxError:
+        return None, None
+    found = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    return found.get("user.name"), found.get("user.email")
+
+
+def gather_host(runner: Runner, config: Config) -> HostFacts:
+    git_name = git_email = None
+    if config.git.inject_config and not (config.git.user_name and config.git.user_email):
+        git_name, git_email = host_git_identity(runner)
+    return HostFacts(
+        uid=os.getuid(), gid=os.getgid(), env=dict(os.environ), cwd=Path.cwd(),
+        now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email,
+    )
+
+
+def claim_session_dir(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
+    """Make the session's host directory; it existing means the name is taken
+    (or being created right now), so a second `mux new` touches nothing."""
+    if runner.dry_run:
+        if spec.home is not None:
+            host_step(runner, ["mkdir", "-p", "-m", "700", spec.home], lambda: None)
+        return
+    session_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        session_dir.mkdir(mode=0o700)
+    except FileExistsError:
+        raise name_taken(runner, spec.name, session_dir) from None
+    except OSError as exc:
+        raise MuxError(f"cannot create {session_dir}: {exc.strerror}") from None
+    if spec.home is not None:
+        host_step(runner, ["mkdir", "-p", "-m", "700", spec.home], lambda: spec.home.mkdir(mode=0o700))  # type: ignore[union-attr]
+
+
+def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
+    from mux.sessions import list_sessions
+
+    holders = list_sessions(runner, name)
+    if holders:
+        s = holders[0]
+        return MuxError(
+            f"session {name!r} already exists (container {s.container}, {s.status})",
+            hint=f"`mux attach {name}` to use it, or `mux delete {name}` first to replace it",
+        )
+    if session_dir is not None:
+        return MuxError(
+            f"session {name!r} is being created by another mux, or an earlier one was "
+            f"interrupted and left {session_dir}",
+            hint=f"`mux delete {name}` removes what was left",
+        )
+    return MuxError(f"container {container_name(name)} already exists but is not a mux session",
+                    hint=f"remove or rename it: `docker rm {container_name(name)}`")
+
+
+def create(runner: Runner, config: Config, opts: NewOptions) -> SessionSpec:
+    host = gather_host(runner, config)
+    spec = build_spec(config, opts, host)
+    session_dir = host.data_dir / "sessions" / spec.name
+    claim_session_dir(runner, spec, session_dir)
+    try:
+        runner.run(A.run_argv(spec))
+    except BaseException as exc:
+        if not runner.dry_run:
+            shutil.rmtree(session_dir, ignore_errors=True)
+        if isinstance(exc, DockerError):
+            raise explain_run_failure(runner, spec, exc) from None
+        raise
+    return spec
+
+
+def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> MuxError:
+    """Say what went wrong with `docker run` in the user's terms."""
+    err = exc.stderr
+    if "is already in use by container" in err:
+        return name_taken(runner, spec.name)
+    if "No such image" in err:
+        return DockerError(
+            f"image {spec.image!r} is not available locally, and the pull policy forbids pulling",
+            hint=f"`docker pull {spec.image}`, or use --pull missing",
+            argv=exc.argv, returncode=exc.returncode, stderr=err,
+        )
+    if "Unable to find image" in err or "pull access denied" in err or "manifest unknown" in err:
+        return DockerError(
+            f"could not pull image {spec.image!r}: {exc.message.split(': ', 1)[-1]}",
+            hint="check the image name and your registry access (`docker pull` it by hand to see why)",
+            argv=exc.argv, returncode=exc.returncode, stderr=err,
+        )
+    return exc

@@ -1,0 +1,103 @@
+"""Start, stop, attach, exec, logs and delete of existing sessions."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import Sequence
+
+from mux import argv as A
+from mux import paths
+from mux.errors import DockerError, MuxError, SessionNotFound
+from mux.runner import Runner, host_step
+from mux.sessions import Session, find, list_sessions
+
+
+def _not_found_as_session(exc: DockerError, name: str) -> MuxError:
+    if "No such container" in exc.stderr or "no such container" in exc.stderr:
+        return SessionNotFound(name)
+    return exc
+
+
+def simple(runner: Runner, verb: str, name: str) -> None:
+    """`docker start|stop mux-NAME`: one call; a missing container is exit 3."""
+    argv = A.start_argv(name) if verb == "start" else A.stop_argv(name)
+    try:
+        runner.run(argv)
+    except DockerError as exc:
+        raise _not_found_as_session(exc, name) from None
+
+
+def attach(runner: Runner, name: str, *, quiet: bool = False) -> None:
+    session = find(runner, name)
+    if not session.running:
+        runner.run(A.start_argv(name))
+    if not quiet and not runner.dry_run:
+        print(f"mux: attached to {name}; detach with Ctrl-P Ctrl-Q", file=sys.stderr)
+    runner.exec(A.attach_argv(name))
+
+
+def exec_in(runner: Runner, name: str, command: Sequence[str], *, shell: str, tty: bool) -> None:
+    session = find(runner, name)
+    if not session.running:
+        raise MuxError(f"session {name!r} is {session.status}", hint=f"`mux start {name}` first")
+    cmd = list(command) or ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session", shell]
+    runner.exec(A.exec_argv(name, cmd, tty=tty))
+
+
+def logs(runner: Runner, name: str, *, follow: bool) -> None:
+    find(runner, name)
+    runner.exec(A.logs_argv(name, follow=follow))
+
+
+def blockers(session: Session, *, force: bool) -> list[str]:
+    """Why deleting this session without --force would lose something."""
+    if force:
+        return []
+    reasons = []
+    if session.running:
+        reasons.append("it is running")
+    reasons += unsaved_work(session)
+    return reasons
+
+
+def unsaved_work(session: Session) -> list[str]:
+    """Work in a repo session's clone that exists nowhere else (see mux.repo)."""
+    clone = paths.session_dir(session.name) / "repo"
+    if not session.repo or not clone.is_dir():
+        return []
+    from mux import repo
+
+    return repo.unsaved_work(clone)
+
+
+def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> None:
+    sessions = list_sessions(runner, name)
+    if name is not None and not sessions:
+        leftover = paths.session_dir(name)
+        if not leftover.exists():
+            raise SessionNotFound(name)
+        # A container removed by hand (or a `mux new` interrupted) left files behind.
+        host_step(runner, ["rm", "-rf", leftover], lambda: shutil.rmtree(leftover))
+        if not quiet and not runner.dry_run:
+            print(f"Removed the files of session {name} (it had no container).")
+        return
+    doomed, refused = [], []
+    for session in sessions:
+        reasons = blockers(session, force=force)
+        (refused if reasons else doomed).append((session, reasons))
+    if doomed:
+        runner.run(A.rm_argv([s.container for s, _ in doomed], force=force))
+        for session, _ in doomed:
+            directory = paths.session_dir(session.name)
+            if directory.exists() or runner.dry_run:
+                host_step(runner, ["rm", "-rf", directory], lambda d=directory: shutil.rmtree(d, ignore_errors=True))
+            if not quiet and not runner.dry_run:
+                print(f"Deleted session {session.name}.")
+    if refused:
+        lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]
+        what = f"session {refused[0][0].name!r}" if name else f"{len(refused)} session(s)"
+        raise MuxError(
+            f"not deleting {what}: " + " | ".join(lines),
+            hint="stop it first (`mux stop NAME`), save its work, or use --force to delete anyway",
+        )

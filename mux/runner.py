@@ -1,0 +1,190 @@
+"""The one place mux starts processes.
+
+Every command is an argv list (never a shell string). With ``dry_run`` a command
+that would change something is printed, shell-quoted, instead of run, so what is
+printed is exactly what would run. With ``verbose`` every command is echoed to
+stderr as ``+ cmd`` before it runs. Failures become :class:`DockerError` (or the
+caller's own error class) carrying the command, exit status and stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Callable, Mapping, NoReturn, Sequence, TextIO
+
+from mux.errors import DockerError, MuxError
+
+Argv = Sequence[object]
+
+PERMISSION_HINT = (
+    "add your user to the docker group: `sudo usermod -aG docker $USER`, "
+    "then log out and back in (or run `newgrp docker`)"
+)
+ENGINE_HINT = "is Docker running? `docker info` shows whether the engine answers"
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def to_argv(argv: Argv) -> list[str]:
+    return [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
+
+
+def quote(argv: Argv) -> str:
+    return shlex.join(to_argv(argv))
+
+
+def docker_failure(argv: list[str], returncode: int, stderr: str) -> DockerError:
+    """Turn a failed docker command into an error with a useful message and hint."""
+    text = stderr.strip()
+    lowered = text.lower()
+    detail = _last_line(text) or f"exit status {returncode}"
+    what = " ".join(argv[:2]) if len(argv) > 1 else argv[0]
+    if "permission denied" in lowered and "docker" in lowered and ".sock" in lowered:
+        return DockerError(
+            "permission denied on the Docker socket", hint=PERMISSION_HINT,
+            argv=argv, returncode=returncode, stderr=stderr,
+        )
+    if "cannot connect to the docker daemon" in lowered or "is the docker daemon running" in lowered:
+        return DockerError(
+            "the Docker engine is not answering", hint=ENGINE_HINT,
+            argv=argv, returncode=returncode, stderr=stderr,
+        )
+    return DockerError(f"{what} failed: {detail}", argv=argv, returncode=returncode, stderr=stderr)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # docker ends with a "See 'docker run --help'." line that says nothing useful.
+    lines = [ln for ln in lines if not ln.startswith("See '")]
+    if not lines:
+        return ""
+    line = lines[-1]
+    for prefix in ("docker: ", "Error: ", "Error response from daemon: "):
+        if line.startswith(prefix):
+            line = line[len(prefix):]
+    return line
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        dry_run: bool = False,
+        verbose: bool = False,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.dry_run = dry_run
+        self.verbose = verbose
+        self._out = out
+        self._err = err
+
+    @property
+    def out(self) -> TextIO:
+        return self._out or sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        return self._err or sys.stderr
+
+    def show(self, argv: Argv) -> None:
+        """Print a command the way dry-run does: shell-quoted, one line, stdout."""
+        print(quote(argv), file=self.out, flush=True)
+
+    def _echo(self, argv: list[str]) -> None:
+        if self.verbose:
+            print("+ " + shlex.join(argv), file=self.err, flush=True)
+
+    def run(
+        self,
+        argv: Argv,
+        *,
+        check: bool = True,
+        mutates: bool = True,
+        capture: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        error: type[MuxError] | None = None,
+    ) -> Result:
+        """Run ``argv``; in dry-run, print it instead when it ``mutates`` state.
+
+        Read-only queries (``mutates=False``) run even in dry-run, because the
+        commands printed may depend on what they find.
+        """
+        args = to_argv(argv)
+        if self.dry_run and mutates:
+            self.show(args)
+            return Result(args, 0, "", "")
+        self._echo(args)
+        try:
+            proc = subprocess.run(
+                args,
+                input=input,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE if capture else None,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                text=True,
+                env=None if env is None else {**os.environ, **env},
+            )
+        except FileNotFoundError:
+            raise self._missing(args, error) from None
+        except PermissionError as exc:
+            raise (error or MuxError)(f"cannot run {args[0]}: {exc.strerror}") from None
+        result = Result(args, proc.returncode, proc.stdout or "", proc.stderr or "")
+        if check and proc.returncode != 0:
+            if error is None:
+                raise docker_failure(args, proc.returncode, result.stderr)
+            detail = _last_line(result.stderr) or f"exit status {proc.returncode}"
+            raise error(f"{args[0]} {args[1] if len(args) > 1 else ''} failed: {detail}".replace("  ", " "))
+        return result
+
+    def query(self, argv: Argv, **kwargs: object) -> Result:
+        return self.run(argv, mutates=False, **kwargs)  # type: ignore[arg-type]
+
+    def exec(self, argv: Argv) -> NoReturn:
+        """Hand the terminal over to ``argv`` (dry-run: print it and exit 0)."""
+        args = to_argv(argv)
+        if self.dry_run:
+            self.show(args)
+            raise SystemExit(0)
+        self._echo(args)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execvp(args[0], args)
+        except FileNotFoundError:
+            raise self._missing(args, None) from None
+
+    @staticmethod
+    def _missing(args: list[str], error: type[MuxError] | None) -> MuxError:
+        if args[0] == "docker" and error is None:
+            return DockerError(
+                "the docker command was not found on PATH",
+                hint="install the Docker CLI (Debian: `apt-get install docker.io`) "
+                "or put it on PATH",
+                argv=args,
+            )
+        return (error or MuxError)(f"{args[0]} was not found on PATH")
+
+
+def host_step(runner: Runner, argv: Argv, action: Callable[[], object]) -> None:
+    """A host-side step done in Python, shown as the command that does the same.
+
+    Dry-run prints ``argv`` without acting; ``-v`` echoes it before acting.
+    """
+    args = to_argv(argv)
+    if runner.dry_run:
+        runner.show(args)
+        return
+    runner._echo(args)
+    action()

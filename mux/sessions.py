@@ -1,0 +1,85 @@
+"""Sessions as Docker knows them: read back from container labels, one call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from mux import argv as A
+from mux.errors import MuxError, SessionNotFound
+from mux.runner import Runner
+
+LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch")
+# One JSON object per container, labels read one by one so that no value (a
+# path with a comma, say) can be confused with the separator of .Labels.
+PS_FORMAT = (
+    '{"id":{{json .ID}},"container":{{json .Names}},"state":{{json .State}},'
+    '"docker_image":{{json .Image}},'
+    + ",".join(f'"{k}":{{{{json (.Label "mux.{k}")}}}}' for k in LABELS)
+    + "}"
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    backend: str
+    status: str  # running, stopped, or docker's own word (paused, restarting, dead)
+    created: str
+    workdir: str
+    image: str
+    container: str
+    repo: str = ""
+    branch: str = ""
+    state: str = ""
+    id: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "restarting", "paused")
+
+    def public(self) -> dict[str, str]:
+        data = asdict(self)
+        del data["state"], data["id"]
+        return data
+
+
+def status_of(state: str) -> str:
+    if state == "running":
+        return "running"
+    if state in ("exited", "created"):
+        return "stopped"
+    return state
+
+
+def parse_ps(output: str) -> list[Session]:
+    sessions = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        sessions.append(Session(
+            name=row["session"], backend=row["backend"] or "docker",
+            status=status_of(row["state"]), created=row["created"],
+            workdir=row["workdir"], image=row["image"] or row["docker_image"],
+            container=row["container"], repo=row["repo"], branch=row["branch"],
+            state=row["state"], id=row["id"],
+        ))
+    return sorted(sessions, key=lambda s: (s.name, s.container))
+
+
+def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
+    result = runner.query(A.ps_argv(PS_FORMAT, name=name))
+    try:
+        return parse_ps(result.stdout)
+    except (ValueError, KeyError) as exc:
+        raise MuxError(f"could not read `docker ps` output: {exc}") from None
+
+
+def find(runner: Runner, name: str) -> Session:
+    """The session called ``name``, found by label (so a renamed container still counts)."""
+    found = list_sessions(runner, name)
+    if not found:
+        raise SessionNotFound(name)
+    exact = [s for s in found if s.container == A.container_name(name)]
+    return (exact or found)[0]

@@ -1,0 +1,40 @@
+"""What a session's container is made of: a frozen value, built before any I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mux.config import Limits
+
+WORKSPACE = "/workspace"
+CONTAINER_HOME = "/home/mux"
+LABEL_PREFIX = "mux."
+
+
+def container_name(session: str) -> str:
+    return f"mux-{session}"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    name: str
+    image: str
+    workdir: Path
+    labels: tuple[tuple[str, str], ...]
+    command: tuple[str, ...] = ()  # empty: the configured shell
+    shell: str = "/bin/bash"
+    env: tuple[tuple[str, str | None], ...] = ()  # None: pass the host's value by name
+    env_files: tuple[Path, ...] = ()
+    volumes: tuple[str, ...] = ()
+    network: str | None = None
+    limits: Limits = Limits()
+    user: str | None = None  # "uid:gid"
+    home: Path | None = None  # host directory mounted as the container's HOME
+    stop_timeout: int = 10
+    pull: str | None = None
+    extra_hosts: tuple[str, ...] = ()
+
+    @property
+    def container(self) -> str:
+        return container_name(self.name)

@@ -1,0 +1,165 @@
+"""Checks for every value a user can give, before any side effect.
+
+Each checker returns the normalised value or raises ConfigError with a message
+that names the input and says what is allowed. ``what`` is how the caller names
+the input (``--memory``, ``[docker.limits] memory in /path/config.toml``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+from mux.errors import ConfigError
+
+SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+MEMORY = re.compile(r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[bkmgt]?)b?", re.IGNORECASE)
+CPUS = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NETWORK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
+VOLUME_MODES = {"ro", "rw", "z", "Z", "cached", "delegated", "consistent", "nocopy",
+                "private", "rprivate", "shared", "rshared", "slave", "rslave"}
+# Docker's reference grammar (distribution/reference), simplified to what the CLI accepts.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d+)?/)"
+IMAGE = re.compile(
+    rf"{_DOMAIN}?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
+UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+MIN_MEMORY = 6 * 1024**2  # docker refuses less than 6 MiB
+
+
+def session_name(name: str) -> str:
+    if not SESSION_NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid session name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def memory_bytes(value: str, what: str, *, allow_unlimited: bool = False) -> int:
+    text = str(value).strip()
+    if allow_unlimited and text == "-1":
+        return -1
+    m = MEMORY.fullmatch(text)
+    if not m:
+        extra = ", or -1 for unlimited" if allow_unlimited else ""
+        raise ConfigError(
+            f"{what}: invalid memory size {value!r}: use a number with an optional "
+            f"unit b, k, m, g or t (like \"512m\" or \"4g\"){extra}"
+        )
+    size = int(float(m["num"]) * UNITS[m["unit"].lower()])
+    if size < MIN_MEMORY:
+        raise ConfigError(f"{what}: memory size {value!r} is too small: docker needs at least 6m")
+    return size
+
+
+def memory(value: object, what: str, *, allow_unlimited: bool = False) -> str:
+    """A memory size as docker's --memory takes it ("4g"); integers are bytes."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(f"{what}: expected a size like \"4g\", got {value!r}")
+    text = str(value).strip()
+    memory_bytes(text, what, allow_unlimited=allow_unlimited)
+    return text
+
+
+def cpus(value: object, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{what}: expected a number of CPUs like \"2\" or \"1.5\", got {value!r}")
+    text = str(value).strip()
+    if not CPUS.fullmatch(text) or float(text) <= 0:
+        raise ConfigError(
+            f"{what}: invalid CPU count {value!r}: use a positive number like \"2\" or \"0.5\""
+        )
+    return text
+
+
+def image(ref: str, what: str = "image") -> str:
+    if not IMAGE.fullmatch(ref) or len(ref) > 255:
+        raise ConfigError(
+            f"{what}: invalid image reference {ref!r}: use name[:tag][@sha256:digest], "
+            "like \"ubuntu:22.04\" or \"ghcr.io/org/image:1.0\""
+        )
+    return ref
+
+
+def network(value: str, what: str = "network") -> str:
+    target = value[len("container:"):] if value.startswith("container:") else value
+    if not NETWORK.fullmatch(target):
+        raise ConfigError(
+            f"{what}: invalid network {value!r}: use bridge, host, none, "
+            "container:<name> or the name of a docker network"
+        )
+    return value
+
+
+def env_entry(entry: str, what: str, host_env: dict[str, str]) -> tuple[str, str | None]:
+    """``K=V`` sets a value; a bare ``K`` passes the host's value by reference."""
+    name, sep, value = entry.partition("=")
+    if not ENV_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what}: invalid environment entry {entry!r}: use NAME=value or NAME, "
+            "where NAME is letters, digits and '_' not starting with a digit"
+        )
+    if not sep:
+        if name not in host_env:
+            raise ConfigError(
+                f"{what}: {name!r} passes the host's value, but {name} is not set on the host"
+            )
+        return name, None
+    if "\0" in value:
+        raise ConfigError(f"{what}: the value of {name} contains a NUL byte")
+    return name, value
+
+
+def volume(spec: str, what: str, base: Path) -> str:
+    """Normalise ``HOST:CONTAINER[:MODE]``; relative host paths resolve against ``base``."""
+    if re.match(r"^[A-Za-z]:[\\/]", spec) or "\\" in spec:
+        raise ConfigError(
+            f"{what}: {spec!r} looks like a Windows path: use HOST:CONTAINER[:MODE] with POSIX paths"
+        )
+    parts = spec.split(":")
+    if len(parts) < 2 or len(parts) > 3 or not parts[1]:
+        raise ConfigError(
+            f"{what}: invalid volume {spec!r}: use HOST:CONTAINER[:MODE], "
+            "like \"/home/me/.ssh:/root/.ssh:ro\" (a container path is required)"
+        )
+    source, target = parts[0], parts[1]
+    if not source:
+        raise ConfigError(f"{what}: invalid volume {spec!r}: the host path is empty")
+    if not PurePosixPath(target).is_absolute():
+        raise ConfigError(
+            f"{what}: invalid volume {spec!r}: the container path {target!r} must be absolute"
+        )
+    if source.startswith(("/", ".", "~")):
+        path = (base / Path(source).expanduser()).resolve()
+        if not path.exists():
+            raise ConfigError(f"{what}: volume {spec!r}: host path {str(path)!r} does not exist")
+        source = str(path)
+    elif not VOLUME_NAME.fullmatch(source):
+        raise ConfigError(
+            f"{what}: invalid volume {spec!r}: the host side must be an absolute path, "
+            "a relative path starting with ./ or a volume name"
+        )
+    if len(parts) == 3:
+        modes = parts[2].split(",")
+        bad = [m for m in modes if m not in VOLUME_MODES]
+        if bad or ("ro" in modes and "rw" in modes):
+            raise ConfigError(
+                f"{what}: invalid volume mode {parts[2]!r} in {spec!r}: use ro or rw "
+                "(optionally with z, Z, or a propagation mode)"
+            )
+        return f"{source}:{target}:{parts[2]}"
+    return f"{source}:{target}"
+
+
+def host_path(path: Path, what: str) -> Path:
+    """A directory mounted with -v: it must exist, and -v cannot express a ':' in it."""
+    if ":" in str(path) or "," in str(path):
+        raise ConfigError(f"{what}: {str(path)!r} contains ':' or ',' which docker -v cannot mount")
+    if not path.is_dir():
+        raise ConfigError(f"{what}: {str(path)!r} is not a directory")
+    return path
