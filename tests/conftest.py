@@ -1,0 +1,86 @@
+"""Shared fixtures. Engine tests are marked ``docker``: they skip when no engine
+answers, unless MUX_REQUIRE_DOCKER=1 (CI), where a missing engine fails them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSYBOX = "mux-test/busybox"
+DEBIAN = "mux-test/debian"
+_engine: bool | None = None
+
+
+def engine_answers() -> bool:
+    global _engine
+    if _engine is None:
+        try:
+            _engine = subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _engine = False
+    return _engine
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid.split("/"):
+            item.add_marker(pytest.mark.docker)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") is None or engine_answers():
+        return
+    if os.environ.get("MUX_REQUIRE_DOCKER") == "1":
+        pytest.fail("MUX_REQUIRE_DOCKER=1 but the Docker engine does not answer `docker info`")
+    pytest.skip("no Docker engine answers (set MUX_REQUIRE_DOCKER=1 to fail instead)")
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """The locally built test images (tests/images/build.sh makes them if missing)."""
+    subprocess.run(["bash", str(ROOT / "tests" / "images" / "build.sh")], check=True)
+    return {"busybox": BUSYBOX, "debian": DEBIAN}
+
+
+@pytest.fixture
+def unique_name() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def mux_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated mux: its own data dir and config (test image, never pull)."""
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[docker]\nimage = "{BUSYBOX}"\npull = "never"\n')
+    monkeypatch.setenv("MUX_DATA_DIR", str(data))
+    monkeypatch.setenv("MUX_CONFIG", str(config))
+    monkeypatch.delenv("MUX_LOG_LEVEL", raising=False)
+    return tmp_path
+
+
+def mux(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        check: bool = False, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run the real `mux` command line in a child process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mux", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, check=check, **kwargs)  # type: ignore[call-overload]
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+@pytest.fixture
+def cleanup_containers():  # type: ignore[no-untyped-def]
+    """Names registered here are force-removed after the test, pass or fail."""
+    names: list[str] = []
+    yield names
+    if names:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)

@@ -1,0 +1,56 @@
+"""Fixtures for tests that drive a real engine as another (non-root) user."""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import ROOT
+
+USER_UID = 4242  # a uid no image's /etc/passwd knows
+
+
+@pytest.fixture(scope="session")
+def traversable_python() -> Iterator[None]:
+    """Let a non-root uid run this interpreter and the mux checkout.
+
+    The interpreter may live under /root (mode 700); adding only the search
+    bit (o+x) to its ancestors lets another uid reach it without listing them.
+    Modes are restored afterwards.
+    """
+    changed: list[tuple[Path, int]] = []
+    for target in (Path(sys.executable).resolve(), ROOT):
+        for directory in [*reversed(target.parents), target if target.is_dir() else target.parent]:
+            mode = directory.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                os.chmod(directory, mode | stat.S_IXOTH)
+                changed.append((directory, mode))
+    yield
+    for directory, mode in reversed(changed):
+        os.chmod(directory, stat.S_IMODE(mode))
+
+
+@pytest.fixture
+def other_user(tmp_path: Path, traversable_python: None) -> dict[str, object]:
+    """A world-reachable scratch area owned by USER_UID, and env for running mux as it."""
+    base = Path(os.environ.get("TMPDIR", "/tmp")) / f"mux-user-{tmp_path.name}"
+    base.mkdir(mode=0o755)
+    for sub in ("home", "data", "work"):
+        (base / sub).mkdir()
+        os.chown(base / sub, USER_UID, USER_UID)
+    os.chown(base, USER_UID, USER_UID)
+    config = base / "config.toml"
+    config.write_text('[docker]\nimage = "mux-test/debian"\npull = "never"\n'
+                      '[git]\nuser_name = "Agent Smith"\nuser_email = "agent@example.com"\n')
+    env = {"HOME": str(base / "home"), "MUX_DATA_DIR": str(base / "data"),
+           "MUX_CONFIG": str(config), "PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]}
+    yield {"base": base, "env": env, "uid": USER_UID, "docker_gid": grp.getgrnam("docker").gr_gid}
+    import shutil
+
+    shutil.rmtree(base, ignore_errors=True)
