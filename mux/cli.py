@@ -101,7 +101,8 @@ def _lazy_group(name: str, module: str, attr: str, help_text: str) -> click.Comm
         def _target(self) -> click.Group:
             import importlib
 
-            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+            target: click.Group = getattr(importlib.import_module(module), attr)
+            return target
 
         def list_commands(self, ctx: click.Context) -> list[str]:
             return self._target().list_commands(ctx)

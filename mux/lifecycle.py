@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from functools import partial
 
 from mux import argv as A
 from mux import paths
@@ -82,7 +83,8 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         if not quiet and not runner.dry_run:
             print(f"Removed the files of session {name} (it had no container).")
         return
-    doomed, refused = [], []
+    doomed: list[tuple[Session, list[str]]] = []
+    refused: list[tuple[Session, list[str]]] = []
     for session in sessions:
         reasons = blockers(session, force=force)
         (refused if reasons else doomed).append((session, reasons))
@@ -91,7 +93,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         for session, _ in doomed:
             directory = paths.session_dir(session.name)
             if directory.exists() or runner.dry_run:
-                host_step(runner, ["rm", "-rf", directory], lambda d=directory: shutil.rmtree(d, ignore_errors=True))
+                host_step(runner, ["rm", "-rf", directory], partial(shutil.rmtree, directory, ignore_errors=True))
             if not quiet and not runner.dry_run:
                 print(f"Deleted session {session.name}.")
     if refused:
