@@ -7,6 +7,7 @@ heavy (GitPython, the proxy) inside their functions, so `mux --help` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -124,7 +125,13 @@ def report(error: MuxError, verbose: bool) -> None:
         click.echo(f"mux: hint: {error.hint}", err=True)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so half-made sessions and clones are undone.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     verbose = bool({"-v", "--verbose"} & set(argv if argv is not None else sys.argv[1:]))
     verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 
 from mux import argv as A
+from mux import paths
 from mux.errors import MuxError, SessionNotFound
 from mux.runner import Runner
 
@@ -83,3 +85,22 @@ def find(runner: Runner, name: str) -> Session:
         raise SessionNotFound(name)
     exact = [s for s in found if s.container == A.container_name(name)]
     return (exact or found)[0]
+
+
+def leftovers(known: list[Session]) -> list[Session]:
+    """Session directories whose container is gone (removed by hand, or a `mux new`
+    that died): shown by `mux list` as status "missing" so nothing hides."""
+    root = paths.data_dir() / "sessions"
+    if not root.is_dir():
+        return []
+    names = {s.name for s in known}
+    found = []
+    for directory in sorted(root.iterdir()):
+        if directory.is_dir() and directory.name not in names:
+            stamp = datetime.fromtimestamp(directory.stat().st_mtime, timezone.utc)
+            found.append(Session(
+                name=directory.name, backend="docker", status="missing",
+                created=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), workdir="",
+                image="", container="",
+            ))
+    return found

@@ -80,16 +80,17 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> None:
     """List sessions (one `docker ps` call; state comes from container labels)."""
-    from mux.sessions import list_sessions
+    from mux.sessions import leftovers, list_sessions
     from mux.table import created_local, render
 
     if running and stopped:
         raise ConfigError("--running and --stopped exclude each other; give at most one")
     sessions = list_sessions(_state(ctx).runner())
+    sessions += leftovers(sessions)
     if running:
         sessions = [s for s in sessions if s.running]
     if stopped:
-        sessions = [s for s in sessions if not s.running]
+        sessions = [s for s in sessions if not s.running and s.status != "missing"]
     if as_json:
         click.echo(json.dumps([s.public() for s in sessions], indent=2))
         return
@@ -198,3 +199,24 @@ def logs(ctx: click.Context, follow: bool, name: str) -> None:
 
 
 COMMANDS = [new, list_, attach, start, stop, delete, exec_, logs]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check everything a session needs, with a fix for each failure.
+
+    Docker CLI and engine, socket permissions, conflicting or leftover mux-
+    containers, the config, the data dir, and (when configured) the proxy
+    and sccache. Exits 0 only when every check passes.
+    """
+    from mux.doctor import render, run_checks
+
+    checks = run_checks(_state(ctx))
+    click.echo(render(checks, as_json))
+    if not all(c.ok for c in checks):
+        ctx.exit(1)
+
+
+COMMANDS.append(doctor)
