@@ -150,4 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except BrokenPipeError:
         code = 141
+    except OSError as error:  # a host-side failure no command anticipated: still one line
+        report(MuxError(f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")), verbose)
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
 
 from mux import __version__, paths, validate
 from mux import argv as A
@@ -88,6 +88,12 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
+    if d.rust.sccache:  # [docker.rust] (mux/sccache.py); before the user's env, so theirs wins
+        from mux.sccache import rust_wiring
+
+        rust = rust_wiring(d.rust, session_dir=host.data_dir / "sessions" / name)
+        volumes += rust.volumes
+        env += rust.env
     host_env = dict(host.env)
     src = str(config.source) if config.source else "config"
     env += [validate.env_entry(e, f"{src}: [docker] env", host_env) for e in d.env]
@@ -131,22 +137,32 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     )
 
 
-def claim_session_dir(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
-    """Make the session's host directory; it existing means the name is taken
-    (or being created right now), so a second `mux new` touches nothing."""
-    if runner.dry_run:
-        if spec.home is not None:
-            host_step(runner, ["mkdir", "-p", "-m", "700", spec.home], lambda: None)
-        return
-    session_dir.parent.mkdir(parents=True, exist_ok=True)
+def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
+    """Create the session's host directory atomically: if it exists, the name is
+    taken (or being created right now), and this `mux new` touches nothing."""
     try:
+        session_dir.parent.mkdir(parents=True, exist_ok=True)
         session_dir.mkdir(mode=0o700)
     except FileExistsError:
-        raise name_taken(runner, spec.name, session_dir) from None
+        raise name_taken(runner, name, session_dir) from None
     except OSError as exc:
-        raise MuxError(f"cannot create {session_dir}: {exc.strerror}") from None
-    if spec.home is not None:
-        host_step(runner, ["mkdir", "-p", "-m", "700", spec.home], lambda: spec.home.mkdir(mode=0o700))  # type: ignore[union-attr]
+        raise MuxError(f"cannot create {session_dir}: {exc.strerror}",
+                       hint="check the data dir (MUX_DATA_DIR): free space and permissions") from None
+
+
+def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path) -> None:
+    """Host-side files the container mounts, each step printed like a command."""
+    try:
+        if spec.home is not None:
+            home = spec.home
+            host_step(runner, ["mkdir", "-p", "-m", "700", home], lambda: home.mkdir(mode=0o700))
+        if config.docker.rust.sccache:  # [docker.rust]: shared cache dirs, made as the user
+            from mux.sccache import make_dirs
+
+            make_dirs(runner, config.docker.rust, session_dir)
+    except OSError as exc:
+        raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
+                       hint="check the data dir (MUX_DATA_DIR): free space and permissions") from None
 
 
 def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
@@ -173,8 +189,10 @@ def create(runner: Runner, config: Config, opts: NewOptions) -> SessionSpec:
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     session_dir = host.data_dir / "sessions" / spec.name
-    claim_session_dir(runner, spec, session_dir)
+    if not runner.dry_run:
+        claim_session_dir(runner, spec.name, session_dir)
     try:
+        prepare_host(runner, config, spec, session_dir)
         runner.run(A.run_argv(spec))
     except BaseException as exc:
         if not runner.dry_run:

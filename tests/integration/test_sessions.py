@@ -181,7 +181,7 @@ def test_dry_run_printed_commands_make_the_same_container(images, mux_home, clea
             "labels": {**labels, "mux.session": labels["mux.session"].replace(name, "NAME")},
             "env": sorted(info["Config"]["Env"]), "cmd": info["Config"]["Cmd"],
             "image": info["Config"]["Image"], "user": info["Config"]["User"],
-            "binds": [bind.replace(f"/{name}/", "/NAME/") for bind in info["HostConfig"]["Binds"]],
+            "binds": sorted(b.replace(f"/{name}/", "/NAME/") for b in info["HostConfig"]["Binds"]),
             "memory": info["HostConfig"]["Memory"], "init": info["HostConfig"]["Init"],
             "tty": info["Config"]["Tty"], "workdir": info["Config"]["WorkingDir"],
         }

@@ -1,0 +1,133 @@
+"""Faults, races and sessions changed behind mux's back, on a real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import docker, mux
+
+pytestmark = pytest.mark.docker
+
+
+def sessions_dir() -> Path:
+    return Path(os.environ["MUX_DATA_DIR"]) / "sessions"
+
+
+def listed() -> dict[str, dict]:
+    return {s["name"]: s for s in json.loads(mux("list", "--json", check=True).stdout)}
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "mux", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_news_with_one_name_exactly_one_wins(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+    cleanup_containers.append(f"mux-{unique_name}")
+    procs = [spawn("new", unique_name) for _ in range(2)]
+    results = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    loser = next(err for code, err in results if code == 1)
+    assert unique_name in loser and "Traceback" not in loser
+    assert listed()[unique_name]["status"] == "running"
+    assert (sessions_dir() / unique_name / "home").is_dir()  # the winner's files survive
+
+
+def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+    names = [f"par-{i}" for i in range(4)]
+    cleanup_containers.extend(f"mux-{n}" for n in names)
+    procs = [spawn("new", n) for n in names]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    assert {n: listed()[n]["status"] for n in names} == dict.fromkeys(names, "running")
+
+
+def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+    cleanup_containers.extend(["mux-keep", "mux-racer"])
+    assert mux("new", "keep").returncode == 0
+    racer = spawn("new", "racer")
+    deleter = mux("delete", "--all", "--force")
+    assert racer.wait(timeout=60) == 0 and deleter.returncode == 0
+    has_container = docker("container", "inspect", "mux-racer", check=False).returncode == 0
+    assert has_container == (sessions_dir() / "racer").is_dir()  # all or nothing
+    assert "keep" not in listed()
+
+
+def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, unique_name) -> None:  # type: ignore[no-untyped-def]
+    assert mux("new", unique_name).returncode == 0
+    docker("rm", "-f", f"mux-{unique_name}")
+    assert listed()[unique_name]["status"] == "missing"
+    doctor = mux("doctor")
+    assert doctor.returncode == 1 and f"session files with no container: {unique_name}" in doctor.stdout
+    assert mux("delete", unique_name).returncode == 0
+    assert unique_name not in listed()
+    assert not (sessions_dir() / unique_name).exists()
+    assert mux("delete", unique_name).returncode == 3
+
+
+def test_container_renamed_by_hand_is_still_the_session(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+    cleanup_containers.append(f"renamed-{unique_name}")
+    assert mux("new", unique_name).returncode == 0
+    docker("rename", f"mux-{unique_name}", f"renamed-{unique_name}")
+    assert listed()[unique_name]["container"] == f"renamed-{unique_name}"
+    assert mux("delete", "--force", unique_name).returncode == 0
+    assert docker("container", "inspect", f"renamed-{unique_name}", check=False).returncode != 0
+    assert not (sessions_dir() / unique_name).exists()
+
+
+def test_engine_going_away_during_new_undoes_the_session_dir(images, mux_home, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A docker whose `run` finds the engine gone: mux removes what it made."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    real = shutil.which("docker")
+    (fake / "docker").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = run ]; then\n'
+        '  echo "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. '
+        'Is the docker daemon running?" >&2; exit 125\n'
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    (fake / "docker").chmod(0o755)
+    result = mux("new", unique_name, env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert result.returncode == 4
+    assert "not answering" in result.stderr
+    assert not (sessions_dir() / unique_name).exists()
+    assert unique_name not in listed()
+
+
+def test_disk_full_data_dir_is_one_clear_line(images, mux_home, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=3", "tmpfs", str(full)],
+                             capture_output=True)
+    assert mounted.returncode == 0, mounted.stderr  # tests run as root (CI)
+    try:
+        (full / "d").mkdir()  # the last free inode: the data dir exists, nothing fits in it
+        result = mux("new", unique_name, env={"MUX_DATA_DIR": str(full / "d")})
+        assert result.returncode == 1
+        assert result.stderr.startswith("mux: error: cannot create")
+        assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+        assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+def test_doctor_passes_on_a_healthy_setup_and_names_failures(images, mux_home) -> None:  # type: ignore[no-untyped-def]
+    healthy = mux("doctor", "--json")
+    report = json.loads(healthy.stdout)
+    assert healthy.returncode == 0 and report["ok"] is True
+    assert {c["name"] for c in report["checks"]} >= {"docker CLI", "socket", "engine", "containers",
+                                                       "config", "data dir"}
+    broken = mux("doctor", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock", "MUX_CONFIG": "/nonexistent"})
+    assert broken.returncode == 1
+    fails = [line for line in broken.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split()[1] for line in fails] == ["socket", "engine", "config"]
+    assert "fix: " in broken.stdout
