@@ -194,8 +194,16 @@ def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:
     for key, value in (("proxy", raw_proxy), ("credentials", raw_credentials)):
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{path}: [{key}] must be a table, got {value!r}")
+    proxy = None
+    if raw_proxy is not None or raw_credentials is not None:
+        # Checked now, like every other table; credential values stay unexpanded:
+        # only the proxy process reads the secrets, from its own environment.
+        from mux.proxy.settings import parse_credentials, parse_proxy_settings
+
+        proxy = parse_proxy_settings({"proxy": raw_proxy} if raw_proxy is not None else {}, str(path), env)
+        parse_credentials(raw_credentials or {}, str(path))
     return Config(
-        source=path, docker=docker, git=git,
+        source=path, docker=docker, git=git, proxy=proxy,
         raw_proxy=raw_proxy or {}, raw_credentials=raw_credentials or {},
     )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from mux import __version__, paths, validate
 from mux import argv as A
@@ -66,9 +67,14 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     """Check every input and assemble the spec. Pure: no processes, no files written."""
     name = validate.session_name(opts.name)
     d = config.docker
+    session_dir = host.data_dir / "sessions" / name
     image = validate.image(opts.image, "--image") if opts.image else d.image
-    workdir = (host.cwd / (opts.workdir or ".")).resolve()
-    validate.host_path(workdir, "--workdir")
+    repo_labels = repo_options(opts)
+    if repo_labels:
+        workdir = session_dir / "repo"  # cloned there before `docker run`
+    else:
+        workdir = (host.cwd / (opts.workdir or ".")).resolve()
+        validate.host_path(workdir, "--workdir")
     network = validate.network(opts.network, "--network") if opts.network else d.network
     limits = Limits(
         memory=validate.memory(opts.memory, "--memory") if opts.memory else d.limits.memory,
@@ -102,9 +108,8 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     labels = [
         ("mux.session", name), ("mux.backend", "docker"), ("mux.workdir", str(workdir)),
         ("mux.image", image), ("mux.created", host.now.strftime("%Y-%m-%dT%H:%M:%SZ")),
-        ("mux.version", __version__),
+        ("mux.version", __version__), *repo_labels,
     ]
-    session_dir = host.data_dir / "sessions" / name
     return SessionSpec(
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),
@@ -113,6 +118,22 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         home=session_dir / "home" if run_as_user else None,
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
     )
+
+
+def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
+    """Check --repo/--branch; the labels they give (the branch may be filled in
+    after the clone, when the remote's default branch is known)."""
+    if opts.branch and not opts.repo:
+        raise ConfigError("--branch needs --repo: it names the branch of the repository to clone")
+    if not opts.repo:
+        return []
+    if opts.workdir:
+        raise ConfigError("--repo and --workdir exclude each other: a repo session works in its clone")
+    from mux.repo import redact_url, validate_branch, validate_repo_url
+
+    url = validate_repo_url(opts.repo)
+    branch = validate_branch(opts.branch) if opts.branch else ""
+    return [("mux.repo", redact_url(url)), ("mux.branch", branch)]
 
 
 def host_git_identity(runner: Runner) -> tuple[str | None, str | None]:
@@ -150,8 +171,22 @@ def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
                        hint="check the data dir (MUX_DATA_DIR): free space and permissions") from None
 
 
-def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path) -> None:
-    """Host-side files the container mounts, each step printed like a command."""
+def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path,
+                 opts: NewOptions, progress: bool) -> SessionSpec:
+    """Host-side files the container mounts, each step printed like a command.
+    Returns the spec, completed with what only the clone can tell (its branch)."""
+    labels = dict(spec.labels)
+    if "mux.repo" in labels:
+        from mux import repo
+
+        url = repo.validate_repo_url(opts.repo or "")  # a local path made absolute
+        if runner.dry_run:
+            for argv in repo.clone_commands(url, spec.workdir, opts.branch):
+                runner.show(argv)
+        else:
+            cloned = repo.clone(url, spec.workdir, opts.branch, progress=progress)
+            labels["mux.branch"] = cloned.branch
+            spec = replace(spec, labels=tuple(labels.items()))
     try:
         if spec.home is not None:
             home = spec.home
@@ -163,6 +198,7 @@ def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir:
     except OSError as exc:
         raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
                        hint="check the data dir (MUX_DATA_DIR): free space and permissions") from None
+    return spec
 
 
 def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
@@ -185,18 +221,25 @@ def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> Mu
                     hint=f"remove or rename it: `docker rm {container_name(name)}`")
 
 
-def create(runner: Runner, config: Config, opts: NewOptions) -> SessionSpec:
+def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool = False) -> SessionSpec:
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     session_dir = host.data_dir / "sessions" / spec.name
+    proxy = proxy_settings(config, opts, spec.network)
+    if proxy is not None and not runner.dry_run:
+        from mux.proxy.session import ensure_running
+
+        ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
     if not runner.dry_run:
         claim_session_dir(runner, spec.name, session_dir)
     try:
-        prepare_host(runner, config, spec, session_dir)
+        if proxy is not None:
+            spec = wire_proxy(runner, proxy, spec)
+        spec = prepare_host(runner, config, spec, session_dir, opts, progress)
         runner.run(A.run_argv(spec))
     except BaseException as exc:
         if not runner.dry_run:
-            shutil.rmtree(session_dir, ignore_errors=True)
+            remove_session_dir(session_dir)
         if isinstance(exc, DockerError):
             raise explain_run_failure(runner, spec, exc) from None
         raise
@@ -221,3 +264,48 @@ def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> 
             argv=exc.argv, returncode=exc.returncode, stderr=err,
         )
     return exc
+
+
+def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Any:
+    """The proxy settings when this session goes through the proxy, else None.
+
+    On when the config has a [proxy] table (unless enabled = false); --proxy and
+    --no-proxy decide per session. network "none" has no network to proxy."""
+    wanted = opts.proxy if opts.proxy is not None else bool(config.proxy and config.proxy.enabled)
+    if not wanted or network == "none":
+        return None
+    if config.proxy is not None:
+        return config.proxy
+    from mux.proxy.settings import default_settings
+
+    return default_settings()
+
+
+def wire_proxy(runner: Runner, proxy: Any, spec: SessionSpec) -> SessionSpec:
+    """Add the proxy's env, env-file (the only place the session secret is
+    written), CA bundle and host alias. The proxy's variables come first so a
+    user's own -e still wins."""
+    from mux.proxy.session import session_wiring
+
+    wiring = session_wiring(proxy, spec.name, spec.network, dry_run=runner.dry_run)
+    return replace(
+        spec,
+        env=tuple(wiring.env) + spec.env,
+        env_files=spec.env_files + ((wiring.env_file,) if wiring.env_file else ()),
+        volumes=spec.volumes + tuple(wiring.volumes),
+        extra_hosts=spec.extra_hosts + tuple(wiring.add_hosts),
+    )
+
+
+def remove_session_dir(session_dir: Path) -> None:
+    """Remove a session's host files, git's read-only object files included,
+    and retire its proxy secret."""
+    if (session_dir / "proxy.env").exists():
+        from mux.proxy.session import forget_session
+
+        forget_session(session_dir.name)
+    if (session_dir / "repo").exists():
+        from mux.repo import remove_clone
+
+        remove_clone(session_dir / "repo")
+    shutil.rmtree(session_dir, ignore_errors=True)

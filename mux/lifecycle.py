@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Sequence
 from functools import partial
 
 from mux import argv as A
 from mux import paths
+from mux.create import remove_session_dir
 from mux.errors import DockerError, MuxError, SessionNotFound
 from mux.runner import Runner, host_step
 from mux.sessions import Session, find, list_sessions
@@ -79,7 +79,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         if not leftover.exists():
             raise SessionNotFound(name)
         # A container removed by hand (or a `mux new` interrupted) left files behind.
-        host_step(runner, ["rm", "-rf", leftover], lambda: shutil.rmtree(leftover))
+        host_step(runner, ["rm", "-rf", leftover], partial(remove_session_dir, leftover))
         if not quiet and not runner.dry_run:
             print(f"Removed the files of session {name} (it had no container).")
         return
@@ -93,7 +93,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         for session, _ in doomed:
             directory = paths.session_dir(session.name)
             if directory.exists() or runner.dry_run:
-                host_step(runner, ["rm", "-rf", directory], partial(shutil.rmtree, directory, ignore_errors=True))
+                host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
             if not quiet and not runner.dry_run:
                 print(f"Deleted session {session.name}.")
     if refused:

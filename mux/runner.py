@@ -13,8 +13,9 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, NoReturn, Sequence, TextIO
+from typing import Callable, NoReturn, TextIO
 
 from mux.errors import DockerError, MuxError
 
@@ -188,3 +189,21 @@ def host_step(runner: Runner, argv: Argv, action: Callable[[], object]) -> None:
         return
     runner._echo(args)
     action()
+
+
+def spawn_detached(argv: Argv, log_path: os.PathLike[str] | str, env: Mapping[str, str] | None = None) -> int:
+    """Start ``argv`` in the background, in its own session, output appended to ``log_path``.
+
+    For long-lived helpers (the credential proxy) that must outlive this mux
+    process and the terminal it runs in. Returns the child's pid.
+    """
+    args = to_argv(argv)
+    with open(log_path, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=None if env is None else {**os.environ, **env},
+            )
+        except FileNotFoundError:
+            raise MuxError(f"{args[0]} was not found on PATH") from None
+    return proc.pid

@@ -67,7 +67,8 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
         proxy=flags["proxy"],
     )
-    spec = create(state.runner(dry_run), state.config(), opts)
+    spec = create(state.runner(dry_run), state.config(), opts,
+                  progress=sys.stderr.isatty() and not state.quiet)
     if not dry_run:
         state.say(f"Created session {spec.name} (container {spec.container}).")
         state.say(f"Attach with: mux attach {spec.name}")

@@ -1,0 +1,102 @@
+"""Per-session proxy secrets: the registry the proxy checks ``Proxy-Authorization`` against.
+
+A session's proxy URL is ``http://mux-<session>:<secret>@host:port``. The secret
+itself is written only to the session's env-file (mode 0600); the registry
+``<data dir>/proxy/sessions.json`` (mode 0600) holds its SHA-256, so reading the
+registry does not let anyone use the proxy. ``mux new`` registers a session
+before its container starts; the running proxy re-reads the registry when it
+meets a user it does not know (or whose hash differs), so no restart or signal is
+needed. ``forget`` (for ``mux delete``) removes the entry.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mux.proxy.files import ProxyFiles, write_private
+
+USER_PREFIX = "mux-"
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    # URL-safe so it can sit in a proxy URL's userinfo without escaping.
+    return secrets.token_urlsafe(24)
+
+
+@contextmanager
+def _locked(files: ProxyFiles) -> Iterator[None]:
+    """Serialize read-modify-write of the registry between concurrent `mux new`s."""
+    files.ensure()
+    with open(files.lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def load(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    sessions = data.get("sessions", {}) if isinstance(data, dict) else {}
+    return {str(k): str(v) for k, v in sessions.items()} if isinstance(sessions, dict) else {}
+
+
+def register(files: ProxyFiles, session: str, secret: str) -> None:
+    with _locked(files):
+        sessions = load(files.sessions)
+        sessions[session] = digest(secret)
+        write_private(files.sessions, json.dumps({"sessions": sessions}, indent=1, sort_keys=True))
+
+
+def forget(files: ProxyFiles, session: str) -> None:
+    with _locked(files):
+        sessions = load(files.sessions)
+        if sessions.pop(session, None) is not None:
+            write_private(files.sessions, json.dumps({"sessions": sessions}, indent=1, sort_keys=True))
+
+
+class Registry:
+    """The proxy's view of the registry, re-read from disk on a miss."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime: int | None = None
+        self._sessions: dict[str, str] = {}
+        self._reload()
+
+    def _reload(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime != self._mtime:
+            self._mtime = mtime
+            self._sessions = load(self.path)
+
+    def check(self, user: str, secret: str) -> str | None:
+        """The session name when ``user``/``secret`` are a registered pair, else None."""
+        if not user.startswith(USER_PREFIX):
+            return None
+        session = user[len(USER_PREFIX):]
+        want = self._sessions.get(session)
+        got = digest(secret)
+        if want is None or not hmac.compare_digest(want, got):
+            self._reload()
+            want = self._sessions.get(session)
+        if want is not None and hmac.compare_digest(want, got):
+            return session
+        return None

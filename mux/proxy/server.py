@@ -1,0 +1,141 @@
+"""The proxy process: ``python -m mux.proxy.server --state-dir DIR [--config FILE]``.
+
+The only module (with ``addon``) that imports mitmproxy. ``control.start`` writes
+``policy.json`` (listen addresses, port, filters, upstream CA: nothing secret)
+and starts this process; the process reads credentials itself, from the config
+file with ``${VAR}`` expanded from its own environment, so tokens exist only in
+its memory. It writes its pid at once and ``state.json`` once every listener is
+up; ``start`` waits for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mux.errors import MuxError
+from mux.proxy.ca import ensure_ca, write_bundles
+from mux.proxy.files import ProxyFiles, write_public
+from mux.proxy.settings import (
+    CredentialRule,
+    Filters,
+    expand_credentials,
+    load_toml,
+    parse_credentials,
+)
+
+log = logging.getLogger("mux.proxy")
+
+
+def load_rules(config: str | None) -> tuple[CredentialRule, ...]:
+    if not config:
+        return ()
+    raw = load_toml(Path(config))
+    return expand_credentials(parse_credentials(raw, config), os.environ, config)
+
+
+class Ready:
+    """Writes ``state.json`` once mitmproxy's listeners are up, or shuts down if one failed."""
+
+    def __init__(self, files: ProxyFiles, policy: dict[str, Any], config: str | None) -> None:
+        self.files, self.policy, self.config = files, policy, config
+
+    def running(self) -> None:
+        from mitmproxy import ctx
+
+        servers = list(ctx.master.addons.get("proxyserver").servers)
+        failed = [s for s in servers if not s.is_running]
+        if failed or not servers:
+            for s in failed:
+                log.error("cannot listen on %s: %s", s.mode.full_spec, s.last_exception)
+            ctx.master.shutdown()
+            return
+        state = {
+            "pid": os.getpid(),
+            "port": self.policy["port"],
+            "addresses": self.policy["listen"],
+            "config": self.config,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_public(self.files.state, json.dumps(state, indent=1))
+        log.info("listening on %s port %s", ", ".join(self.policy["listen"]), self.policy["port"])
+
+
+async def serve(
+    files: ProxyFiles, policy: dict[str, Any], rules: tuple[CredentialRule, ...], config: str | None
+) -> None:
+    from mitmproxy import options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from mux.proxy.addon import MuxPolicy
+    from mux.proxy.registry import Registry
+
+    master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
+    master.options.update(
+        mode=[f"regular@{addr}:{policy['port']}" for addr in policy["listen"]],
+        confdir=str(files.root),
+        ssl_verify_upstream_trusted_ca=str(files.upstream_roots),
+        # Stream big bodies (git packs) instead of holding them all in memory; mux
+        # only ever touches headers.
+        stream_large_bodies="64m",
+    )
+    raw = policy["filters"]
+    filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]))
+    policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit)
+    master.addons.add(policy_addon, Ready(files, policy, config))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mux-proxy")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--config")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    files = ProxyFiles(Path(args.state_dir))
+    files.ensure()
+    files.pid.write_text(f"{os.getpid()}\n")
+    try:
+        policy = json.loads(files.policy.read_text())
+        rules = load_rules(args.config)
+        if ensure_ca(files):
+            log.info("created mux's CA: %s", files.ca_cert)
+        write_bundles(files, [Path(p) for p in policy.get("upstream_cas", [])])
+        for rule in rules:
+            kind = rule.auth_type or rule.header
+            log.info("credential %s (%s) for %s", rule.name, kind, ", ".join(rule.domains))
+        asyncio.run(serve(files, policy, rules, args.config))
+    except MuxError as exc:
+        log.error("%s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
+        return exc.exit_code
+    finally:
+        _cleanup(files)
+    log.info("stopped")
+    return 0
+
+
+def _cleanup(files: ProxyFiles) -> None:
+    # Only remove what is ours: a newer proxy may already have replaced the files.
+    try:
+        if int(files.pid.read_text().strip()) != os.getpid():
+            return
+    except (OSError, ValueError):
+        return
+    for path in (files.state, files.pid):
+        path.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

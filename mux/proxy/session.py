@@ -1,0 +1,140 @@
+"""What a session needs to reach the network through the proxy: the ``docker run`` wiring.
+
+For ``mux new``:  ``ensure_running(settings, config_path)`` then
+``session_wiring(settings, name, network)`` and ``argv += wiring.docker_args()``.
+
+The session's proxy URL ``http://mux-<name>:<secret>@HOST:PORT`` is the only
+secret a container gets; it goes into ``HTTP(S)_PROXY`` through an ``--env-file``
+(mode 0600) so that printed docker commands (``-v``, ``--dry-run``) never show it
+and are still exactly what runs. Real credentials never enter the container: the
+proxy injects them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mux.errors import ProxyError
+from mux.paths import session_dir
+from mux.proxy import control, registry
+from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
+from mux.proxy.settings import ProxySettings
+
+HOST_ALIAS = "host.docker.internal"
+NO_PROXY = f"localhost,127.0.0.1,::1,{HOST_ALIAS}"
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+CA_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO")
+ENV_FILE_NAME = "proxy.env"
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Options to add to ``docker run``; all empty for ``--network none``."""
+
+    env: tuple[tuple[str, str], ...] = ()  # -e K=V, nothing secret: NO_PROXY and the CA variables
+    env_file: Path | None = None  # --env-file: the four proxy URLs, which hold the session secret
+    volumes: tuple[str, ...] = ()  # -v HOST:CONTAINER:ro, the CA bundle directory
+    add_hosts: tuple[str, ...] = ()  # --add-host host.docker.internal:host-gateway (bridge networks)
+    proxy_address: str | None = None  # HOST:PORT as the container reaches it (no secret)
+
+    def docker_args(self) -> list[str]:
+        args: list[str] = []
+        if self.env_file is not None:
+            args += ["--env-file", str(self.env_file)]
+        for key, value in self.env:
+            args += ["-e", f"{key}={value}"]
+        for vol in self.volumes:
+            args += ["-v", vol]
+        for host in self.add_hosts:
+            args += ["--add-host", host]
+        return args
+
+
+def ensure_running(settings: ProxySettings, config_path: Path | None = None) -> control.ProxyStatus:
+    """The running proxy's status, starting it first if needed; ProxyError (exit 5) if it cannot run."""
+    return control.start(settings, config_path=config_path)
+
+
+def session_wiring(
+    settings: ProxySettings,
+    session_name: str,
+    network: str | None,
+    *,
+    dry_run: bool = False,
+    files: ProxyFiles | None = None,
+) -> Wiring:
+    """The wiring for one session; registers its secret and writes its env-file unless ``dry_run``.
+
+    ``network`` is the docker network mode (None: docker's default bridge).
+    With ``dry_run`` nothing is written, but the paths are those a real run uses.
+    """
+    files = files or ProxyFiles.default()
+    if network == "none":
+        return Wiring()
+    current = control.status(files)
+    port = current.port if current.running else settings.port
+    add_hosts: tuple[str, ...] = ()
+    if network == "host":
+        host = control.LOOPBACK
+    elif network and network.startswith("container:"):
+        # Such a container cannot take --add-host; use the gateway address itself.
+        host = next((a for a in current.addresses if a != control.LOOPBACK), "")
+        if not host and not dry_run:
+            raise ProxyError("the proxy is not listening on the Docker bridge gateway")
+        host = host or "172.17.0.1"
+    else:
+        host = HOST_ALIAS
+        add_hosts = (f"{HOST_ALIAS}:host-gateway",)
+        if current.running and not any(a != control.LOOPBACK for a in current.addresses):
+            raise ProxyError(
+                f"the proxy listens only on {', '.join(current.addresses)}, which containers on a "
+                "bridge network cannot reach",
+                hint="restart it without --bind (it then also listens on the bridge gateway), "
+                "or use network = \"host\"",
+            )
+    env_file = session_dir(session_name) / ENV_FILE_NAME
+    if not dry_run:
+        secret = registry.new_secret()
+        url = f"http://{registry.USER_PREFIX}{session_name}:{secret}@{host}:{port}"
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        write_private(env_file, "".join(f"{var}={url}\n" for var in PROXY_VARS))
+        registry.register(files, session_name, secret)
+    bundle = f"{CONTAINER_CA_DIR}/{BUNDLE_NAME}"
+    env = (("NO_PROXY", NO_PROXY), ("no_proxy", NO_PROXY)) + tuple((v, bundle) for v in CA_VARS)
+    return Wiring(
+        env=env,
+        env_file=env_file,
+        volumes=(f"{files.public}:{CONTAINER_CA_DIR}:ro",),
+        add_hosts=add_hosts,
+        proxy_address=f"{host}:{port}",
+    )
+
+
+def forget_session(session_name: str, files: ProxyFiles | None = None) -> None:
+    """For ``mux delete``: the session's secret stops working (its env-file goes with its dir)."""
+    registry.forget(files or ProxyFiles.default(), session_name)
+
+
+def host_git_env(session_name: str, files: ProxyFiles | None = None) -> dict[str, str]:
+    """Environment for a host-side git (e.g. cloning ``--repo``) to go through the proxy as the session.
+
+    Call after ``session_wiring``; pass it as the git process's environment (never
+    in argv), so the proxy injects the credential and no token reaches git.
+    """
+    files = files or ProxyFiles.default()
+    current = control.status(files)
+    if not current.running:
+        raise ProxyError("the proxy is not running", hint="`mux proxy start`")
+    try:
+        line = next(
+            ln for ln in (session_dir(session_name) / ENV_FILE_NAME).read_text().splitlines()
+            if ln.startswith("HTTPS_PROXY=")
+        )
+    except (OSError, StopIteration):
+        raise ProxyError(f"session {session_name!r} has no proxy wiring") from None
+    userinfo = line.split("=", 1)[1].split("//", 1)[1].rsplit("@", 1)[0]
+    url = f"http://{userinfo}@{control.LOOPBACK}:{current.port}"
+    env = {var: url for var in PROXY_VARS}
+    env.update(GIT_SSL_CAINFO=str(files.bundle), NO_PROXY="localhost,127.0.0.1,::1", GIT_TERMINAL_PROMPT="0")
+    return env

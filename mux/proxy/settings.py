@@ -1,0 +1,289 @@
+"""``[proxy]`` and ``[credentials.NAME]`` tables -> frozen dataclasses.
+
+Both parsers take the whole config document (a dict from TOML) and the name of
+the file it came from, which every error message names together with the key,
+the bad value and what is allowed.
+
+Secrets: credential values normally hold ``${VAR}`` references. mux never
+writes an expanded credential anywhere; the proxy process reloads the config
+file and expands them from its own environment when it starts
+(:func:`expand_credentials`), so tokens live only in the proxy's memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mux.errors import ConfigError
+from mux.proxy import domains
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT = 10.0
+PORT_ENV = "MUX_PROXY_PORT"
+UPSTREAM_CA_ENV = "MUX_PROXY_UPSTREAM_CA"
+AUTH_TYPES = ("bearer", "basic")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_FORBIDDEN_HEADERS = {"host", "proxy-authorization", "content-length", "transfer-encoding"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    blocked_domains: tuple[str, ...] = ()
+    allowlist_only: bool = False
+    allowed_domains: tuple[str, ...] = ()
+
+    def refusal(self, host: str) -> str | None:
+        """Why mux's policy refuses ``host``, or None when it may pass."""
+        if domains.any_match(self.blocked_domains, host):
+            return f"{host} is in [proxy.filters] blocked_domains"
+        if self.allowlist_only and not domains.any_match(self.allowed_domains, host):
+            return f"{host} is not in [proxy.filters] allowed_domains (allowlist_only = true)"
+        return None
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    enabled: bool = True
+    port: int = DEFAULT_PORT
+    # Empty: loopback plus the Docker bridge gateway, found when the proxy starts.
+    bind: tuple[str, ...] = ()
+    # Seconds `start` (and `mux new`) wait for the proxy to accept connections.
+    timeout: float = DEFAULT_TIMEOUT
+    upstream_ca: Path | None = None
+    filters: Filters = field(default_factory=Filters)
+
+
+@dataclass(frozen=True)
+class CredentialRule:
+    name: str
+    domains: tuple[str, ...]
+    header: str = "Authorization"
+    auth_type: str | None = None
+    # Secret material: kept out of repr so a traceback or log line cannot show it.
+    value: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    def header_value(self) -> str:
+        if self.auth_type == "basic":
+            raw = f"{self.username}:{self.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if self.auth_type == "bearer":
+            return f"Bearer {self.value}"
+        return self.value or ""
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def default_settings(env: Mapping[str, str] | None = None) -> ProxySettings:
+    """Settings when the config has no ``[proxy]`` table (e.g. ``mux proxy start``)."""
+    return ProxySettings(port=_env_port(env if env is not None else os.environ))
+
+
+def parse_proxy_settings(
+    raw: Mapping[str, Any], source: str, env: Mapping[str, str] | None = None
+) -> ProxySettings | None:
+    """The ``[proxy]`` table of config document ``raw``; None when there is none.
+
+    Strings in ``[proxy]`` (not secrets) get ``${VAR}`` expanded from ``env``
+    (default: this process's environment); already-expanded values pass unchanged.
+    """
+    table = raw.get("proxy")
+    if table is None:
+        return None
+    table = _expand_tree(table, os.environ if env is None else env, source, "[proxy]")
+    chk = _Checker(source)
+    table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters"})
+    port = _env_port(os.environ, source) if "port" not in table else chk.port(table["port"])
+    timeout = table.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        chk.fail("[proxy] timeout", timeout, "a number of seconds greater than 0")
+    ca = table.get("upstream_ca")
+    if ca is not None and (not isinstance(ca, str) or not ca):
+        chk.fail("[proxy] upstream_ca", ca, "the path of a PEM file")
+    ftable = chk.table(
+        table.get("filters", {}), "[proxy.filters]", {"blocked_domains", "allowlist_only", "allowed_domains"}
+    )
+    filters = Filters(
+        blocked_domains=chk.patterns(ftable.get("blocked_domains", []), "[proxy.filters] blocked_domains"),
+        allowlist_only=chk.boolean(ftable.get("allowlist_only", False), "[proxy.filters] allowlist_only"),
+        allowed_domains=chk.patterns(ftable.get("allowed_domains", []), "[proxy.filters] allowed_domains"),
+    )
+    return ProxySettings(
+        enabled=chk.boolean(table.get("enabled", True), "[proxy] enabled"),
+        port=port,
+        bind=chk.binds(table.get("bind", []), "[proxy] bind"),
+        timeout=float(timeout),
+        upstream_ca=Path(ca).expanduser() if ca else None,
+        filters=filters,
+    )
+
+
+def parse_credentials(raw: Mapping[str, Any], source: str) -> tuple[CredentialRule, ...]:
+    """The ``[credentials.NAME]`` tables of ``raw``, values as written (``${VAR}`` kept)."""
+    chk = _Checker(source)
+    tables = chk.table(raw.get("credentials", {}), "[credentials]", None)
+    rules: list[CredentialRule] = []
+    seen: dict[str, str] = {}
+    for name, table in tables.items():
+        where = f"[credentials.{name}]"
+        t = chk.table(table, where, {"domains", "header", "value", "auth_type", "username", "password"})
+        pats = chk.patterns(t.get("domains"), f"{where} domains", required=True)
+        for p in pats:
+            if p in seen:
+                chk.fail(f"{where} domains", p, f"a domain no other rule names ({seen[p]} has it)")
+            seen[p] = where
+        header = t.get("header", "Authorization")
+        if not isinstance(header, str) or not _HEADER.match(header) or header.lower() in _FORBIDDEN_HEADERS:
+            chk.fail(f"{where} header", header, 'an HTTP header name such as "Authorization" or "X-Api-Key"')
+        auth = t.get("auth_type")
+        if auth is not None and auth not in AUTH_TYPES:
+            chk.fail(f"{where} auth_type", auth, "\"bearer\" or \"basic\"")
+        strs = {k: chk.string(t[k], f"{where} {k}") for k in ("value", "username", "password") if k in t}
+        need = {"basic": ("username", "password")}.get(str(auth), ("value",))
+        kind = f"auth_type {auth or '(none)'} needs {' and '.join(need)}"
+        for key in need:
+            if key not in strs:
+                chk.fail(f"{where} {key}", "(missing)", f"a string; {kind}")
+        for key in sorted(set(strs) - set(need)):
+            chk.fail(f"{where} {key}", "(set)", f"no {key}: {kind}")
+        rules.append(CredentialRule(name=name, domains=pats, header=header, auth_type=auth, **strs))
+    return tuple(rules)
+
+
+def expand(text: str, env: Mapping[str, str], source: str, where: str) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` from ``env``; an unset VAR with no default is an error."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) in env:
+            return env[m.group(1)]
+        if m.group(2) is not None:
+            return m.group(2)
+        raise ConfigError(
+            f"{source}: {where} refers to ${{{m.group(1)}}}, which is not set in the environment",
+            hint=f"export {m.group(1)}=... before starting the proxy, or write ${{{m.group(1)}:-default}}",
+        )
+
+    return _VAR.sub(one, text)
+
+
+def expand_credentials(
+    rules: tuple[CredentialRule, ...], env: Mapping[str, str], source: str
+) -> tuple[CredentialRule, ...]:
+    """Rules with their secrets filled in from ``env``: for the proxy process only."""
+    out = []
+    for r in rules:
+        vals = {
+            k: expand(v, env, source, f"[credentials.{r.name}] {k}") if v is not None else None
+            for k, v in (("value", r.value), ("username", r.username), ("password", r.password))
+        }
+        out.append(CredentialRule(r.name, r.domains, r.header, r.auth_type, **vals))
+    return tuple(out)
+
+
+def _expand_tree(value: Any, env: Mapping[str, str], source: str, table: str) -> Any:
+    """Expand every string under one table; ``table`` is its header, e.g. ``[proxy]``."""
+    if not isinstance(value, dict):
+        return value
+
+    def one(v: Any, where: str) -> Any:
+        if isinstance(v, str):
+            return expand(v, env, source, where)
+        if isinstance(v, list):
+            return [one(x, where) for x in v]
+        return v
+
+    return {
+        k: _expand_tree(v, env, source, f"{table[:-1]}.{k}]")
+        if isinstance(v, dict)
+        else one(v, f"{table} {k}")
+        for k, v in value.items()
+    }
+
+
+def _env_port(env: Mapping[str, str], source: str = "environment") -> int:
+    text = env.get(PORT_ENV)
+    if not text:
+        return DEFAULT_PORT
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"{source}: ${PORT_ENV} = {text!r} is not a port; use a number from 1 to 65535")
+    return int(text)
+
+
+class _Checker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, value: object, allowed: str) -> NoReturn:
+        raise ConfigError(f"{self.source}: {key} = {value!r} is not valid; use {allowed}")
+
+    def table(self, value: object, where: str, allowed: set[str] | None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where, value, "a table")
+        unknown = sorted(set(value) - allowed) if allowed is not None else []
+        if unknown:
+            raise ConfigError(
+                f"{self.source}: unknown key {unknown[0]!r} in {where}; "
+                f"allowed keys: {', '.join(sorted(allowed or ()))}"
+            )
+        return value
+
+    def boolean(self, value: object, key: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return value
+
+    def string(self, value: object, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(key, value, "a non-empty string (\"${VAR}\" takes it from the environment)")
+        return value
+
+    def port(self, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            self.fail("[proxy] port", value, "a number from 1 to 65535")
+        return value
+
+    def patterns(self, value: object, key: str, required: bool = False) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(domains.is_valid_pattern(v) for v in value) or (
+            required and not value
+        ):
+            self.fail(key, value, "a list of domains such as [\"api.example.com\", \"*.example.com\"]")
+        return tuple(domains.normalize_host(v) for v in value)
+
+    def binds(self, value: object, key: str) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            self.fail(key, value, "an IP address or a list of them, such as [\"127.0.0.1\", \"172.17.0.1\"]")
+        for item in items:
+            check_bind_address(item, lambda v: self.fail(key, v, "a specific IP address, never 0.0.0.0"))
+        return tuple(str(i) for i in items)
+
+
+def check_bind_address(value: object, fail: Any) -> None:
+    """Reject anything but one concrete address: listening everywhere would expose credentials."""
+    try:
+        addr = ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        fail(value)
+        return
+    if addr.is_unspecified:
+        fail(value)

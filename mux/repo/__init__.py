@@ -1,0 +1,23 @@
+"""The git side of repository sessions: check, clone (through a cache), inspect, delete.
+
+GitPython is imported only inside the functions that run git, so importing
+this package (as ``mux --help`` and ``--dry-run`` do) stays cheap.
+"""
+
+from mux.repo.cloning import ClonedRepo, cache_path, clone, clone_commands
+from mux.repo.errors import RepoError
+from mux.repo.safety import remove_clone, unsaved_work
+from mux.repo.urls import redact_url, validate_branch, validate_repo_url
+
+__all__ = [
+    "ClonedRepo",
+    "RepoError",
+    "cache_path",
+    "clone",
+    "clone_commands",
+    "redact_url",
+    "remove_clone",
+    "unsaved_work",
+    "validate_branch",
+    "validate_repo_url",
+]

@@ -1,0 +1,9 @@
+"""The error every repository operation raises (exit status 1, like MuxError)."""
+
+from __future__ import annotations
+
+from mux.errors import MuxError
+
+
+class RepoError(MuxError):
+    """A clone, inspection or removal of a session's repository failed."""

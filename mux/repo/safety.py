@@ -1,0 +1,127 @@
+"""What deleting a session's clone would lose, and deleting it.
+
+:func:`unsaved_work` answers from the clone alone (no fetch): a commit is safe
+once some remote-tracking branch contains it, which is what a successful push
+records. Ignored files are not counted (build output and caches would make
+every delete refuse); neither are reflog-only commits or unpushed tags.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from mux import paths
+from mux.repo import gitcmd
+from mux.repo.errors import RepoError
+
+
+def unsaved_work(path: Path) -> list[str]:
+    """Human-readable reasons why deleting ``path`` would lose work; empty if none.
+
+    A missing ``path`` has nothing to lose (``[]``). A directory git cannot read
+    as a repository cannot be vouched for: the one reason returned says so, so
+    that a guarded delete refuses rather than guesses.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    config = [("safe.directory", str(path.absolute()))]  # the container may own the files
+
+    def git(*args: str) -> gitcmd.Outcome:
+        return gitcmd.run(["-C", path, *args], config=config)
+
+    top = git("rev-parse", "--show-toplevel")
+    if not top.ok or Path(top.stdout.strip()).resolve() != path.resolve():
+        why = "not the top of a work tree"
+        if top.lines and not top.ok:
+            why = top.lines[-1].removeprefix("fatal: ")
+        return [f"{path} cannot be checked as a git repository ({why}); its files would be deleted"]
+    reasons = _changes(git) + _unpushed(git) + _stashes(git)
+    return reasons
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _changes(git: Callable[..., gitcmd.Outcome]) -> list[str]:
+    status = git("status", "--porcelain=v1", "-z", "--untracked-files=all")
+    if not status.ok:
+        return [f"git status failed ({_last(status)}); cannot tell what is uncommitted"]
+    entries = [e for e in status.stdout.split("\0") if len(e) > 3 and e[2] == " "]
+    untracked = sum(1 for e in entries if e.startswith("??"))
+    changed = len(entries) - untracked
+    reasons = []
+    if changed:
+        reasons.append(f"{_plural(changed, 'file')} with uncommitted changes")
+    if untracked:
+        reasons.append(f"{_plural(untracked, 'untracked file')}")
+    return reasons
+
+
+def _unpushed(git: Callable[..., gitcmd.Outcome]) -> list[str]:
+    reasons = []
+    heads = git("for-each-ref", "--format=%(refname:short)", "refs/heads/")
+    for branch in heads.stdout.split():
+        count = git("rev-list", "--count", f"refs/heads/{branch}", "--not", "--remotes")
+        n = int(count.stdout.strip() or 0) if count.ok else -1
+        if n < 0:
+            reasons.append(f"branch {branch!r}: cannot count its unpushed commits ({_last(count)})")
+        elif n:
+            reasons.append(f"branch {branch!r}: {_plural(n, 'commit')} not on any remote branch")
+    if not git("symbolic-ref", "--quiet", "HEAD").ok:  # detached HEAD
+        count = git("rev-list", "--count", "HEAD", "--not", "--branches", "--remotes")
+        n = int(count.stdout.strip() or 0) if count.ok else 0
+        if n:
+            reasons.append(f"detached HEAD: {_plural(n, 'commit')} not on any branch")
+    return reasons
+
+
+def _stashes(git: Callable[..., gitcmd.Outcome]) -> list[str]:
+    stash = git("stash", "list")
+    n = len(stash.stdout.splitlines()) if stash.ok else 0
+    return [f"{_plural(n, 'stash')} ({'git stash list'})"] if n else []
+
+
+def _last(outcome: gitcmd.Outcome) -> str:
+    return outcome.lines[-1] if outcome.lines else f"exit status {outcome.status}"
+
+
+def remove_clone(path: Path) -> None:
+    """Delete a clone completely; a missing ``path`` is fine.
+
+    git makes its object files read-only, and an agent may leave read-only
+    directories, which a plain rmtree cannot empty: make them writable and retry.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.exists():
+        return
+    resolved = path.resolve()
+    if resolved in (Path("/"), Path.home().resolve(), paths.data_dir().resolve()):
+        raise RepoError(f"refusing to delete {resolved}: it is not a session's clone")
+
+    def retry(func: Callable[..., object], name: str, exc_info: object) -> None:
+        target = Path(name)
+        try:
+            os.chmod(target.parent, stat.S_IRWXU)
+            if not target.is_symlink():
+                os.chmod(target, stat.S_IRWXU)
+        except OSError:
+            pass
+        func(name)
+
+    try:
+        shutil.rmtree(path, onerror=retry)
+    except OSError as exc:
+        raise RepoError(
+            f"cannot delete {path}: {exc.strerror or exc}",
+            hint="files created as another user (for example root in the container) "
+            "need that user, or sudo, to delete",
+        ) from None

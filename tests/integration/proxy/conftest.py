@@ -1,0 +1,26 @@
+"""Fixtures for the credential-proxy tests: the bridge gateway and a test PKI for the upstreams.
+
+Network: only loopback, the Docker bridge gateway and containers the tests start.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mux.proxy import netinfo
+from tests.integration.proxy.harness import require_engine
+from tests.integration.proxy.servers import Pki, make_pki
+
+
+@pytest.fixture(scope="session")
+def gateway() -> str:
+    require_engine()
+    found = netinfo.bridge_gateway()
+    if not found:
+        pytest.fail("no Docker bridge gateway address found")
+    return found
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory, gateway: str) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), [gateway, "127.0.0.1"])
