@@ -13,8 +13,10 @@ from pathlib import Path, PurePosixPath
 from mux.errors import ConfigError
 
 SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-MEMORY = re.compile(r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[bkmgt]?)b?", re.IGNORECASE)
-CPUS = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+# As docker's own parser (go-units RAMInBytes) accepts: at most one space, one "b".
+# re.ASCII: \d and \w would also match non-ASCII digits and letters, which docker rejects.
+MEMORY = re.compile(r"(?P<num>\d+(?:\.\d+)?) ?(?P<unit>[kmgt]?)b?", re.IGNORECASE | re.ASCII)
+CPUS = re.compile(r"\d+(?:\.\d+)?|\.\d+", re.ASCII)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NETWORK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]+")
@@ -25,7 +27,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d+)?/)"
 IMAGE = re.compile(
     rf"{_DOMAIN}?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?",
+    re.ASCII,
 )
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MIN_MEMORY = 6 * 1024**2  # docker refuses less than 6 MiB
@@ -134,6 +137,8 @@ def volume(spec: str, what: str, base: Path) -> str:
         raise ConfigError(
             f"{what}: invalid volume {spec!r}: the container path {target!r} must be absolute"
         )
+    if not target.strip("/"):
+        raise ConfigError(f"{what}: invalid volume {spec!r}: docker cannot mount over the container's /")
     if source.startswith(("/", ".", "~")):
         path = (base / Path(source).expanduser()).resolve()
         if not path.exists():
