@@ -15,7 +15,7 @@ from mux import argv as A
 from mux.config import Config, Limits
 from mux.errors import ConfigError, DockerError, MuxError
 from mux.runner import Runner, host_step
-from mux.spec import WORKSPACE, SessionSpec, container_name
+from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, container_name
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,12 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
                 "it is memory plus swap, so it must be at least as large"
             )
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
+    taken = (WORKSPACE, CONTAINER_HOME) if d.run_as_user else (WORKSPACE,)
+    for spec_text in d.volumes + volumes:
+        target = spec_text.split(":")[1].rstrip("/")
+        if target in taken:
+            raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
+                              "(the working directory and the session's HOME)")
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)

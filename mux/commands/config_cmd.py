@@ -114,10 +114,9 @@ def path(ctx: click.Context) -> None:
     from mux.config import find_config
 
     state = _state(ctx)
-    found = find_config(state.config_path)
-    if found is None:
-        click.echo(str(target_path(state.config_path)))
-        if not state.quiet:
-            click.echo("(does not exist; mux uses built-in defaults)", err=True)
-        return
-    click.echo(str(found))
+    target = target_path(state.config_path)
+    explicit = bool(state.config_path or os.environ.get("MUX_CONFIG"))
+    found = target if explicit else find_config(None)
+    click.echo(str(found or target))
+    if not (found or target).exists() and not state.quiet:
+        click.echo("(does not exist; mux uses built-in defaults until `mux config init` writes it)", err=True)

@@ -1,0 +1,135 @@
+"""Helpers for the CLI tests: the real `mux` entry point in-process, a fake `docker`.
+
+No test here reaches a Docker engine: every process mux starts must be
+registered with ``fp``, and an unregistered one fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mux import __version__, paths
+from mux import argv as A
+from mux.cli import main
+from mux.sessions import PS_FORMAT
+
+FROZEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+IMAGE = "mux-test/busybox"
+PS_ALL = ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session", "--format", PS_FORMAT]
+
+
+def ps_one(name: str) -> list[str]:
+    return ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+            "--filter", f"label=mux.session={name}", "--format", PS_FORMAT]
+
+
+def ps_line(name: str, state: str = "running", **labels: str) -> str:
+    row = {"id": "0123abcd" * 8, "container": f"mux-{name}", "state": state, "docker_image": IMAGE,
+           "session": name, "backend": "docker", "workdir": f"/home/u/{name}", "image": IMAGE,
+           "created": "2026-01-02T03:04:05Z", "version": __version__, "repo": "", "branch": ""}
+    row.update(labels)
+    return json.dumps(row) + "\n"
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+def run(*args: str) -> Outcome:
+    """`mux ARGS...` through its real entry point (error handler and exit codes included)."""
+    with CliRunner().isolation() as (out, err, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.stdout.flush()  # print() output still sits in the text wrapper
+            sys.stderr.flush()
+    return Outcome(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+class _Frozen(datetime):
+    @classmethod
+    def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+        return FROZEN
+
+
+@dataclass
+class Home:
+    root: Path
+    data: Path
+    config: Path
+    proj: Path
+
+    def write_config(self, text: str) -> None:
+        self.config.write_text(text)
+
+    def session_dir(self, name: str) -> Path:
+        return self.data / "sessions" / name
+
+
+BASE_CONFIG = (f'[docker]\nimage = "{IMAGE}"\npull = "never"\n\n'
+               '[git]\nuser_name = "Ada Lovelace"\nuser_email = "ada@example.com"\n')
+
+
+@pytest.fixture
+def home(mux_home: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    """mux_home plus: no user/system config reachable, a fixed clock, cwd = a project dir."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(mux_home / "xdg"))
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", mux_home / "etc" / "mux" / "config.toml")
+    monkeypatch.setattr("mux.create.datetime", _Frozen)
+    proj = (mux_home / "proj").resolve()
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    h = Home(root=mux_home, data=mux_home / "data", config=mux_home / "config.toml", proj=proj)
+    h.write_config(BASE_CONFIG)
+    return h
+
+
+@pytest.fixture
+def execs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Commands handed the terminal with os.execvp (recorded; the test process stays)."""
+    calls: list[list[str]] = []
+
+    def fake_execvp(file: str, args: list[str]) -> None:
+        assert file == args[0]
+        calls.append(list(args))
+        raise SystemExit(0)  # a real exec never returns
+
+    monkeypatch.setattr(os, "execvp", fake_execvp)
+    return calls
+
+
+def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str] | None = None,
+             middle: list[str] | None = None, tail: list[str] | None = None) -> list[str]:
+    """The `docker run` mux issues for BASE_CONFIG, with the given pieces."""
+    workdir = home.proj
+    git = ["-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory",
+           "-e", "GIT_CONFIG_VALUE_0=/workspace", "-e", "GIT_CONFIG_KEY_1=user.name",
+           "-e", "GIT_CONFIG_VALUE_1=Ada Lovelace", "-e", "GIT_CONFIG_KEY_2=user.email",
+           "-e", "GIT_CONFIG_VALUE_2=ada@example.com"]
+    return [
+        "docker", "run", "-d", "-it", "--init", "--name", f"mux-{name}",
+        "--label", f"mux.session={name}", "--label", "mux.backend=docker",
+        "--label", f"mux.workdir={workdir}", "--label", f"mux.image={image}",
+        "--label", "mux.created=2026-01-02T03:04:05Z", "--label", f"mux.version={__version__}",
+        "-v", f"{workdir}:/workspace", "-w", "/workspace",
+        "-u", f"{os.getuid()}:{os.getgid()}",
+        "-v", f"{home.session_dir(name)}/home:/home/mux", "-e", "HOME=/home/mux",
+        *(git if env is None else env),
+        *(middle or []),
+        "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "never", image,
+        *(tail if tail is not None else ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session", "/bin/bash"]),
+    ]

@@ -1,0 +1,124 @@
+"""`mux config show|init|path|edit` with isolated config locations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tomllib
+from muxcli import Home, run
+
+from mux import config as C
+
+
+@pytest.fixture
+def bare(home: Home, monkeypatch: pytest.MonkeyPatch) -> Home:
+    """No MUX_CONFIG: the user config under $XDG_CONFIG_HOME is what mux reads."""
+    monkeypatch.delenv("MUX_CONFIG")
+    return home
+
+
+def user_config(home: Home):  # type: ignore[no-untyped-def]
+    return home.root / "xdg" / "mux" / "config.toml"
+
+
+def test_show_defaults(bare: Home) -> None:
+    result = run("config", "show")
+    assert result.code == 0
+    assert result.out.startswith("# no config file: built-in defaults\n\n[docker]\nimage = \"ubuntu:22.04\"\n")
+
+
+def test_show_json_and_toml_agree(home: Home) -> None:
+    home.write_config('[docker]\nimage = "alpine:3"\nenv = ["A=1"]\n[docker.limits]\nmemory = "2g"\n'
+                      '[git]\nuser_name = "Zoë 😀"\n[credentials."github.com"]\ndomains = ["github.com"]\n'
+                      'value = "literal-secret"\n')
+    as_json = json.loads(run("config", "show", "--json").out)
+    assert as_json["source"] == str(home.config)
+    assert as_json["docker"]["image"] == "alpine:3"
+    assert as_json["docker"]["limits"] == {"memory": "2g", "cpus": None, "memory_swap": None}
+    assert as_json["credentials"]["github.com"]["value"] == "(hidden)"
+    text = run("config", "show").out
+    assert text.startswith(f"# from {home.config}\n")
+    parsed = tomllib.loads(text)
+    del as_json["source"]
+
+    def drop_none(v):  # type: ignore[no-untyped-def]
+        return {k: drop_none(x) for k, x in v.items() if x is not None} if isinstance(v, dict) else v
+
+    assert parsed == drop_none(as_json)
+
+
+def test_show_bad_config(home: Home) -> None:
+    home.write_config("[docker]\nimage = \n")
+    result = run("config", "show")
+    assert result.code == 2
+    assert result.err.startswith(f"mux: error: {home.config}: not valid TOML")
+
+
+def test_init_writes_a_loadable_template(bare: Home) -> None:
+    result = run("config", "init")
+    assert result.code == 0, result.err
+    path = user_config(bare)
+    assert result.out == f"Wrote {path}\n"
+    assert C.load(path, env={}) == C.Config(source=path)
+
+
+def test_init_refuses_to_overwrite(home: Home) -> None:
+    result = run("config", "init")
+    assert result.code == 2
+    assert result.err.splitlines() == [f"mux: error: {home.config} already exists",
+                                       "mux: hint: use --force to overwrite it"]
+    assert "busybox" in home.config.read_text()
+    assert run("config", "init", "--force").code == 0
+    assert "[docker.limits]" in home.config.read_text()
+
+
+def test_init_with_config_flag(home: Home) -> None:
+    target = home.root / "sub" / "mine.toml"
+    assert run("--config", str(target), "config", "init").code == 0
+    assert target.is_file()
+
+
+def test_path_from_env(home: Home) -> None:
+    assert run("config", "path").out == f"{home.config}\n"
+
+
+def test_path_when_no_file(bare: Home) -> None:
+    result = run("config", "path")
+    assert (result.code, result.out) == (0, f"{user_config(bare)}\n")
+    assert "does not exist" in result.err
+
+
+def test_path_finds_user_config(bare: Home) -> None:
+    path = user_config(bare)
+    path.parent.mkdir(parents=True)
+    path.write_text("[docker]\n")
+    assert run("config", "path").out == f"{path}\n"
+
+
+def test_edit_runs_the_editor(home: Home, monkeypatch: pytest.MonkeyPatch, execs) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", "code --wait")
+    assert run("config", "edit").code == 0
+    assert execs == [["code", "--wait", str(home.config)]]
+
+
+def test_version_and_help(home: Home) -> None:
+    from mux import __version__
+
+    assert run("--version").out == f"mux {__version__}\n"
+    result = run("--help")
+    assert result.code == 0 and "Exit codes" in result.out
+
+
+def test_unknown_command_is_usage_error(home: Home) -> None:
+    result = run("frobnicate")
+    assert result.code == 2
+    assert "No such command 'frobnicate'" in result.err
+
+
+def test_path_names_the_file_init_would_create(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = home.root / "new.toml"
+    monkeypatch.setenv("MUX_CONFIG", str(target))
+    result = run("config", "path")
+    assert (result.code, result.out) == (0, f"{target}\n")

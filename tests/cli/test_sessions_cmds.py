@@ -1,0 +1,340 @@
+"""list, start, stop, delete, attach, exec, logs: exact docker argv and exit codes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from muxcli import IMAGE, PS_ALL, Home, ps_line, ps_one, run
+
+from mux.argv import SHELL_FALLBACK
+
+SOCK_DENIED = (
+    "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "
+    'Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/containers/json?all=1": dial unix /var/run/docker.sock: '
+    "connect: permission denied\n"
+)
+NO_ENGINE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
+
+
+def no_such(name: str, verb: str) -> str:
+    return (f"Error response from daemon: No such container: mux-{name}\n"
+            f"Error: failed to {verb} containers: mux-{name}\n")
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+# --- list -------------------------------------------------------------------
+
+
+def test_list_table(home: Home, fp, utc) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout=ps_line("web", "exited", workdir="/home/u/web app") + ps_line("api"))
+    result = run("list")
+    assert result.code == 0, result.err
+    assert result.out == (
+        "NAME  BACKEND  STATUS   CREATED           WORKING DIRECTORY\n"
+        "api   docker   running  2026-01-02 03:04  /home/u/api\n"
+        "web   docker   stopped  2026-01-02 03:04  /home/u/web app\n"
+    )
+    assert list(fp.calls) == [PS_ALL]
+
+
+def test_list_json(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout=ps_line("api") + ps_line("web", "exited"))
+    result = run("list", "--json")
+    assert result.code == 0
+    data = json.loads(result.out)
+    assert [d["name"] for d in data] == ["api", "web"]
+    required = {"name", "backend", "status", "created", "workdir", "image", "container"}
+    assert all(required <= set(d) for d in data)
+    assert {k: data[1][k] for k in required} == {
+        "name": "web", "backend": "docker", "status": "stopped", "created": "2026-01-02T03:04:05Z",
+        "workdir": "/home/u/web", "image": IMAGE, "container": "mux-web"}
+
+
+def test_list_json_empty_is_an_empty_array(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout="")
+    result = run("list", "--json")
+    assert (result.code, json.loads(result.out)) == (0, [])
+
+
+def test_list_empty(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout="")
+    result = run("list")
+    assert (result.code, result.out) == (0, "")
+    assert "No sessions" in result.err
+
+
+@pytest.mark.parametrize(("flag", "names"), [
+    pytest.param("--running", ["api"], id="running"), pytest.param("--stopped", ["web"], id="stopped"),
+])
+def test_list_filters(home: Home, fp, flag: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout=ps_line("api") + ps_line("web", "exited"))
+    result = run("list", "--json", flag)
+    assert [d["name"] for d in json.loads(result.out)] == names
+
+
+def test_list_running_and_stopped_conflict(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    result = run("list", "--running", "--stopped")
+    assert result.code == 2
+    assert list(fp.calls) == []
+
+
+@pytest.mark.parametrize(("stderr", "message", "hint"), [
+    pytest.param("Got " + SOCK_DENIED, "permission denied on the Docker socket", "usermod -aG docker",
+                 id="permission"),
+    pytest.param(NO_ENGINE, "the Docker engine is not answering", "docker info", id="engine-down"),
+])
+def test_list_docker_unreachable(home: Home, fp, stderr: str, message: str, hint: str) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, returncode=1, stderr=stderr)
+    result = run("list")
+    assert result.code == 4
+    assert result.err.splitlines()[0] == f"mux: error: {message}"
+    assert hint in result.err.splitlines()[1]
+    assert len(result.err.splitlines()) == 2
+
+
+def test_list_verbose(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout="")
+    result = run("-v", "list")
+    assert result.err.splitlines()[0].startswith(
+        "+ docker ps -a --no-trunc --filter label=mux.session --format '{\"id\":{{json .ID}}")
+
+
+def test_list_without_docker(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(home.root))
+    result = run("list")
+    assert result.code == 4
+    assert result.err.startswith("mux: error: the docker command was not found on PATH\nmux: hint: ")
+
+
+# --- start / stop -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("verb", "said"), [pytest.param("start", "Started", id="start"),
+                                            pytest.param("stop", "Stopped", id="stop")])
+def test_start_stop(home: Home, fp, verb: str, said: str) -> None:  # type: ignore[no-untyped-def]
+    fp.register(["docker", verb, "mux-s1"], stdout="mux-s1\n")
+    result = run(verb, "s1")
+    assert result.code == 0, result.err
+    assert result.out == f"{said} session s1.\n"
+    assert list(fp.calls) == [["docker", verb, "mux-s1"]]
+
+
+@pytest.mark.parametrize("verb", ["start", "stop"])
+def test_start_stop_missing_is_exit_3(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
+    fp.register(["docker", verb, "mux-s1"], returncode=1, stderr=no_such("s1", verb))
+    result = run(verb, "s1")
+    assert result.code == 3
+    assert result.err.splitlines() == ["mux: error: no session named 's1'",
+                                       "mux: hint: `mux list` shows the sessions that exist"]
+
+
+@pytest.mark.parametrize("verb", ["start", "stop"])
+def test_start_stop_dry_run(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(verb, "--dry-run", "s1")
+    assert (result.code, result.out) == (0, f"docker {verb} mux-s1\n")
+    assert list(fp.calls) == []
+
+
+def test_stop_engine_down_is_exit_4(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(["docker", "stop", "mux-s1"], returncode=1, stderr=NO_ENGINE)
+    assert run("stop", "s1").code == 4
+
+
+# --- delete -----------------------------------------------------------------
+
+
+def test_delete_running_needs_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    home.session_dir("s1").mkdir(parents=True)
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    result = run("delete", "s1")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == "mux: error: not deleting session 's1': s1: it is running"
+    assert "--force" in result.err
+    assert list(fp.calls) == [ps_one("s1")]
+    assert home.session_dir("s1").exists()
+
+
+def test_delete_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    (home.session_dir("s1") / "home").mkdir(parents=True)
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(["docker", "rm", "-f", "mux-s1"], stdout="mux-s1\n")
+    result = run("delete", "--force", "s1")
+    assert result.code == 0, result.err
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "rm", "-f", "mux-s1"]]
+    assert result.out == "Deleted session s1.\n"
+    assert not home.session_dir("s1").exists()
+
+
+def test_delete_stopped_without_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(["docker", "rm", "mux-s1"], stdout="mux-s1\n")
+    result = run("delete", "s1")
+    assert result.code == 0, result.err
+    assert list(fp.calls)[-1] == ["docker", "rm", "mux-s1"]
+
+
+def test_delete_missing_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout="")
+    result = run("delete", "s1")
+    assert result.code == 3
+    assert "no session named 's1'" in result.err
+
+
+def test_delete_leftover_files_without_container(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    (home.session_dir("s1") / "home").mkdir(parents=True)
+    fp.register(ps_one("s1"), stdout="")
+    result = run("delete", "s1")
+    assert result.code == 0
+    assert not home.session_dir("s1").exists()
+    assert "it had no container" in result.out
+
+
+def test_delete_all(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout=ps_line("a", "exited") + ps_line("b") + ps_line("c", "created"))
+    fp.register(["docker", "rm", "mux-a", "mux-c"], stdout="mux-a\nmux-c\n")
+    result = run("delete", "--all")
+    assert result.code == 1  # b is running: refused, the others go
+    assert list(fp.calls) == [PS_ALL, ["docker", "rm", "mux-a", "mux-c"]]
+    assert result.out == "Deleted session a.\nDeleted session c.\n"
+    assert result.err.splitlines()[0] == "mux: error: not deleting 1 session(s): b: it is running"
+
+
+def test_delete_all_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(PS_ALL, stdout=ps_line("a", "exited") + ps_line("b"))
+    fp.register(["docker", "rm", "-f", "mux-a", "mux-b"], stdout="")
+    result = run("delete", "--all", "--force")
+    assert result.code == 0, result.err
+    assert list(fp.calls)[-1] == ["docker", "rm", "-f", "mux-a", "mux-b"]
+
+
+def test_delete_dry_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    home.session_dir("s1").mkdir(parents=True)
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    result = run("delete", "--dry-run", "-f", "s1")
+    assert result.code == 0
+    assert result.out.splitlines() == ["docker rm -f mux-s1", f"rm -rf {home.session_dir('s1')}"]
+    assert list(fp.calls) == [ps_one("s1")]  # the query runs; nothing is removed
+    assert home.session_dir("s1").exists()
+
+
+@pytest.mark.parametrize("args", [pytest.param([], id="neither"), pytest.param(["--all", "s1"], id="both")])
+def test_delete_name_xor_all(home: Home, fp, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = run("delete", *args)
+    assert result.code == 2
+    assert "give a session NAME or --all" in result.err
+
+
+def test_delete_rm_fails_is_exit_4(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    home.session_dir("s1").mkdir(parents=True)
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(["docker", "rm", "mux-s1"], returncode=1, stderr=NO_ENGINE)
+    assert run("delete", "s1").code == 4
+    assert home.session_dir("s1").exists()  # files stay when the container could not be removed
+
+
+# --- attach / exec / logs (these hand the terminal over with os.execvp) ------
+
+
+def test_attach_running(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    result = run("attach", "s1")
+    assert result.code == 0
+    assert list(fp.calls) == [ps_one("s1")]
+    assert execs == [["docker", "attach", "mux-s1"]]
+    assert "detach with Ctrl-P Ctrl-Q" in result.err
+
+
+def test_attach_starts_a_stopped_session(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(["docker", "start", "mux-s1"], stdout="mux-s1\n")
+    assert run("attach", "s1").code == 0
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", "mux-s1"]]
+    assert execs == [["docker", "attach", "mux-s1"]]
+
+
+def test_attach_dry_run(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    result = run("attach", "--dry-run", "s1")
+    assert (result.code, result.out) == (0, "docker start mux-s1\ndocker attach mux-s1\n")
+    assert execs == []
+
+
+def test_attach_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout="")
+    assert run("attach", "s1").code == 3
+    assert execs == []
+
+
+def test_attach_verbose(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    assert "+ docker attach mux-s1" in run("-v", "attach", "s1").err.splitlines()
+
+
+@pytest.mark.parametrize(("args", "command"), [
+    pytest.param(["--", "git", "status"], ["git", "status"], id="double-dash"),
+    pytest.param(["--", "ls", "-la", "--color"], ["ls", "-la", "--color"], id="options-after-dash"),
+    pytest.param([], ["/bin/sh", "-c", SHELL_FALLBACK, "mux-session", "/bin/bash"], id="default-shell"),
+])
+def test_exec(home: Home, fp, execs, args: list[str], command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    result = run("exec", "s1", *args)
+    assert result.code == 0, result.err
+    assert execs == [["docker", "exec", "-i", "mux-s1", *command]]  # no terminal here: no -t
+
+
+def test_exec_uses_configured_shell(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    home.write_config('[docker]\nshell = "/bin/zsh"\n[git]\ninject_config = false\n')
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    assert run("exec", "s1").code == 0
+    assert execs[0][-1] == "/bin/zsh"
+
+
+def test_exec_stopped(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    result = run("exec", "s1", "--", "ls")
+    assert result.code == 1
+    assert result.err.splitlines() == ["mux: error: session 's1' is stopped", "mux: hint: `mux start s1` first"]
+    assert execs == []
+
+
+def test_exec_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout="")
+    assert run("exec", "s1", "--", "ls").code == 3
+
+
+@pytest.mark.parametrize(("args", "argv"), [
+    pytest.param([], ["docker", "logs", "mux-s1"], id="plain"),
+    pytest.param(["-f"], ["docker", "logs", "-f", "mux-s1"], id="follow"),
+])
+def test_logs(home: Home, fp, execs, args: list[str], argv: list[str]) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    assert run("logs", *args, "s1").code == 0
+    assert execs == [argv]
+
+
+def test_logs_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout="")
+    assert run("logs", "s1").code == 3
+    assert execs == []
+
+
+def test_exec_docker_missing_at_exec_time(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+
+    def missing(file: str, args: list[str]) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr("os.execvp", missing)
+    result = run("attach", "s1")
+    assert result.code == 4
+    assert "the docker command was not found on PATH" in result.err

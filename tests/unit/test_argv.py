@@ -1,0 +1,135 @@
+"""mux.argv: typed spec in, whole docker argv out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mux import argv as A
+from mux.config import Limits
+from mux.spec import SessionSpec
+
+SHELL = ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session"]
+
+
+def minimal(**overrides: object) -> SessionSpec:
+    fields: dict[str, object] = dict(
+        name="s1", image="ubuntu:22.04", workdir=Path("/home/u/proj"),
+        labels=(("mux.session", "s1"), ("mux.backend", "docker")),
+    )
+    fields.update(overrides)
+    return SessionSpec(**fields)  # type: ignore[arg-type]
+
+
+def test_run_minimal() -> None:
+    assert A.run_argv(minimal()) == [
+        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
+        "--label", "mux.session=s1", "--label", "mux.backend=docker",
+        "-v", "/home/u/proj:/workspace", "-w", "/workspace",
+        "--stop-signal", "SIGHUP", "--stop-timeout", "10",
+        "ubuntu:22.04", *SHELL, "/bin/bash",
+    ]
+
+
+def test_run_all_options() -> None:
+    spec = minimal(  # noqa: S604 (a spec field, not a subprocess)
+        shell="/usr/bin/zsh",
+        env=(("A", "1"), ("EMPTY", ""), ("BYREF", None), ("SPACED", "a b=c")),
+        env_files=(Path("/run/mux/s1.env"),),
+        volumes=("/data:/data:ro", "cache:/cache"),
+        network="host",
+        limits=Limits(memory="4g", cpus="1.5", memory_swap="8g"),
+        user="1000:1000",
+        home=Path("/d/sessions/s1/home"),
+        stop_timeout=3,
+        pull="never",
+        extra_hosts=("host.docker.internal:host-gateway",),
+    )
+    assert A.run_argv(spec) == [
+        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
+        "--label", "mux.session=s1", "--label", "mux.backend=docker",
+        "-v", "/home/u/proj:/workspace", "-w", "/workspace",
+        "-u", "1000:1000",
+        "-v", "/d/sessions/s1/home:/home/mux", "-e", "HOME=/home/mux",
+        "-v", "/data:/data:ro", "-v", "cache:/cache",
+        "--env-file", "/run/mux/s1.env",
+        "-e", "A=1", "-e", "EMPTY=", "-e", "BYREF", "-e", "SPACED=a b=c",
+        "--network", "host",
+        "--add-host", "host.docker.internal:host-gateway",
+        "--memory", "4g", "--memory-swap", "8g", "--cpus", "1.5",
+        "--stop-signal", "SIGHUP", "--stop-timeout", "3",
+        "--pull", "never",
+        "ubuntu:22.04", *SHELL, "/usr/bin/zsh",
+    ]
+
+
+def test_run_command_after_double_dash_replaces_shell() -> None:
+    spec = minimal(command=("claude", "--dangerously-skip-permissions", "-p", "fix it"),  # noqa: S604
+                   shell="/bin/zsh")
+    argv = A.run_argv(spec)
+    assert argv[argv.index("ubuntu:22.04"):] == [
+        "ubuntu:22.04", "claude", "--dangerously-skip-permissions", "-p", "fix it",
+    ]
+    assert "/bin/zsh" not in argv
+
+
+def test_run_as_user_off_has_no_user_and_no_home() -> None:
+    argv = A.run_argv(minimal(user=None, home=None))
+    assert "-u" not in argv
+    assert not any(a.startswith("HOME=") for a in argv)
+    assert argv.count("-v") == 1
+
+
+def test_env_by_reference_is_a_bare_name() -> None:
+    argv = A.run_argv(minimal(env=(("GITHUB_TOKEN", None),)))
+    i = argv.index("GITHUB_TOKEN")
+    assert argv[i - 1] == "-e"
+    assert not any(a.startswith("GITHUB_TOKEN=") for a in argv)
+
+
+def test_run_argv_is_all_strings() -> None:
+    spec = minimal(home=Path("/h"), env_files=(Path("/e"),), stop_timeout=0)
+    assert all(type(a) is str for a in A.run_argv(spec))
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    pytest.param(lambda: A.ps_argv("{{json .}}"),
+                 ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session", "--format", "{{json .}}"],
+                 id="ps-all"),
+    pytest.param(lambda: A.ps_argv("F", name="s1"),
+                 ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+                  "--filter", "label=mux.session=s1", "--format", "F"], id="ps-one"),
+    pytest.param(lambda: A.inspect_argv("s1", "{{.State.Status}}"),
+                 ["docker", "container", "inspect", "--format", "{{.State.Status}}", "mux-s1"], id="inspect"),
+    pytest.param(lambda: A.start_argv("s1"), ["docker", "start", "mux-s1"], id="start"),
+    pytest.param(lambda: A.stop_argv("s1"), ["docker", "stop", "mux-s1"], id="stop"),
+    pytest.param(lambda: A.rm_argv(["mux-a"]), ["docker", "rm", "mux-a"], id="rm"),
+    pytest.param(lambda: A.rm_argv(["mux-a", "mux-b"], force=True), ["docker", "rm", "-f", "mux-a", "mux-b"],
+                 id="rm-force-many"),
+    pytest.param(lambda: A.attach_argv("s1"), ["docker", "attach", "mux-s1"], id="attach"),
+    pytest.param(lambda: A.exec_argv("s1", ["git", "status"], tty=True),
+                 ["docker", "exec", "-i", "-t", "mux-s1", "git", "status"], id="exec-tty"),
+    pytest.param(lambda: A.exec_argv("s1", ["ls"], tty=False), ["docker", "exec", "-i", "mux-s1", "ls"],
+                 id="exec-no-tty"),
+    pytest.param(lambda: A.logs_argv("s1"), ["docker", "logs", "mux-s1"], id="logs"),
+    pytest.param(lambda: A.logs_argv("s1", follow=True), ["docker", "logs", "-f", "mux-s1"], id="logs-follow"),
+])
+def test_other_argv(call, expected) -> None:  # type: ignore[no-untyped-def]
+    assert call() == expected
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    pytest.param("--x", None, [], id="none-skipped"),
+    pytest.param("--x", "", ["--x", ""], id="empty-string-kept"),
+    pytest.param("--x", 0, ["--x", "0"], id="zero-kept"),
+    pytest.param("--x", Path("/p"), ["--x", "/p"], id="path"),
+])
+def test_option_helper(flag: str, value: object, expected: list[str]) -> None:
+    assert A.option(flag, value) == expected
+
+
+def test_repeated_and_env_helpers() -> None:
+    assert A.repeated("-v", ["a", "b"]) == ["-v", "a", "-v", "b"]
+    assert A.repeated("-v", []) == []
+    assert A.env_args([("A", "1"), ("B", None)]) == ["-e", "A=1", "-e", "B"]

@@ -1,0 +1,113 @@
+"""Reading sessions back from `docker ps` output, and the list table."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from mux import sessions as S
+from mux import table as T
+from mux.errors import MuxError
+from mux.runner import Result
+
+
+def ps_line(name: str, state: str = "running", **labels: str) -> str:
+    row = {"id": "c0ffee" + name, "container": f"mux-{name}", "state": state, "docker_image": "sha256:abc",
+           "session": name, "backend": "docker", "workdir": f"/w/{name}", "image": "ubuntu:22.04",
+           "created": "2026-01-02T03:04:05Z", "version": "0.1.0", "repo": "", "branch": ""}
+    row.update(labels)
+    return json.dumps(row)
+
+
+def test_ps_format_reads_every_label() -> None:
+    for key in S.LABELS:
+        assert f'"{key}":{{{{json (.Label "mux.{key}")}}}}' in S.PS_FORMAT
+    # Each line must be one JSON object once docker fills it in.
+    filled = S.PS_FORMAT.replace("{{json .ID}}", '"x"').replace("{{json .Names}}", '"x"')
+    filled = filled.replace("{{json .State}}", '"x"').replace("{{json .Image}}", '"x"')
+    for key in S.LABELS:
+        filled = filled.replace(f'{{{{json (.Label "mux.{key}")}}}}', '"v"')
+    assert set(json.loads(filled)) == {"id", "container", "state", "docker_image", *S.LABELS}
+
+
+@pytest.mark.parametrize(("state", "status", "running"), [
+    pytest.param("running", "running", True, id="running"),
+    pytest.param("exited", "stopped", False, id="exited"),
+    pytest.param("created", "stopped", False, id="created"),
+    pytest.param("paused", "paused", True, id="paused"),
+    pytest.param("restarting", "restarting", True, id="restarting"),
+    pytest.param("dead", "dead", False, id="dead"),
+])
+def test_status(state: str, status: str, running: bool) -> None:
+    (session,) = S.parse_ps(ps_line("a", state))
+    assert session.status == status
+    assert session.running is running
+
+
+def test_parse_sorts_and_fills_defaults() -> None:
+    out = "\n".join([ps_line("b"), "", ps_line("a", backend="", image="")]) + "\n"
+    a, b = S.parse_ps(out)
+    assert (a.name, b.name) == ("a", "b")
+    assert a.backend == "docker"
+    assert a.image == "sha256:abc"  # no mux.image label: docker's own idea of the image
+    assert a.public() == {"name": "a", "backend": "docker", "status": "running",
+                          "created": "2026-01-02T03:04:05Z", "workdir": "/w/a", "image": "sha256:abc",
+                          "container": "mux-a", "repo": "", "branch": ""}
+
+
+def test_workdir_with_comma_and_equals_survives() -> None:
+    (s,) = S.parse_ps(ps_line("a", workdir="/w/a,b=c"))
+    assert s.workdir == "/w/a,b=c"
+
+
+class FakeRunner:
+    def __init__(self, stdout: str) -> None:
+        self.stdout = stdout
+        self.calls: list[list[str]] = []
+
+    def query(self, argv: list[str], **kwargs: object) -> Result:
+        self.calls.append(list(argv))
+        return Result(list(argv), 0, self.stdout, "")
+
+
+@pytest.mark.parametrize("stdout", [pytest.param("not json\n", id="garbage"),
+                                    pytest.param('{"id": "x"}\n', id="missing-keys")])
+def test_unreadable_ps_output(stdout: str) -> None:
+    with pytest.raises(MuxError, match="could not read `docker ps` output"):
+        S.list_sessions(FakeRunner(stdout))  # type: ignore[arg-type]
+
+
+def test_find_prefers_the_exact_container() -> None:
+    runner = FakeRunner("\n".join([ps_line("a", container="renamed"), ps_line("a")]))
+    assert S.find(runner, "a").container == "mux-a"  # type: ignore[arg-type]
+    assert runner.calls == [["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+                             "--filter", "label=mux.session=a", "--format", S.PS_FORMAT]]
+
+
+def test_find_missing() -> None:
+    with pytest.raises(MuxError, match="no session named 'x'") as info:
+        S.find(FakeRunner(""), "x")  # type: ignore[arg-type]
+    assert info.value.exit_code == 3
+
+
+def test_render() -> None:
+    assert T.render(["NAME", "STATUS"], [["long-name", "running"], ["b", "stopped"]]) == (
+        "NAME       STATUS\n"
+        "long-name  running\n"
+        "b          stopped"
+    )
+    assert T.render(["A", "B"], []) == "A  B"
+
+
+def test_created_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert T.created_local("2026-01-02T03:04:05Z") == "2026-01-02 08:34"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert T.created_local("") == ""
+    assert T.created_local("yesterday") == "yesterday"
