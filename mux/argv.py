@@ -59,10 +59,12 @@ def run_argv(spec: SessionSpec) -> list[str]:
     return argv
 
 
-def ps_argv(fmt: str, *, name: str | None = None) -> list[str]:
+def ps_argv(fmt: str, *, name: str | None = None, instance: str | None = None) -> list[str]:
     argv = [DOCKER, "ps", "-a", "--no-trunc", "--filter", "label=mux.session"]
     if name is not None:
         argv += ["--filter", f"label=mux.session={name}"]
+    if instance is not None:
+        argv += ["--filter", f"label=mux.instance={instance}"]
     return argv + ["--format", fmt]
 
 

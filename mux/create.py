@@ -116,6 +116,8 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         ("mux.image", image), ("mux.created", host.now.strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("mux.version", __version__), *repo_labels,
     ]
+    if host.env.get("MUX_INSTANCE"):
+        labels.append(("mux.instance", host.env["MUX_INSTANCE"]))
     return SessionSpec(
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),

@@ -32,3 +32,9 @@ def data_dir() -> Path:
 def session_dir(name: str) -> Path:
     """Host-side files of one session (its HOME, a repo clone); removed with it."""
     return data_dir() / "sessions" / name
+
+
+def instance() -> str | None:
+    """$MUX_INSTANCE: a separate set of sessions on a shared engine (the test
+    suite uses one, so it can never see, or delete, a user's real sessions)."""
+    return os.environ.get("MUX_INSTANCE") or None

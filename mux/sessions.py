@@ -71,7 +71,7 @@ def parse_ps(output: str) -> list[Session]:
 
 
 def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
-    result = runner.query(A.ps_argv(PS_FORMAT, name=name))
+    result = runner.query(A.ps_argv(PS_FORMAT, name=name, instance=paths.instance()))
     try:
         return parse_ps(result.stdout)
     except (ValueError, KeyError) as exc:

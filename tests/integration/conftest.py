@@ -16,6 +16,17 @@ from tests.conftest import ROOT
 USER_UID = 4242  # a uid no image's /etc/passwd knows
 
 
+@pytest.fixture(autouse=True)
+def own_instance(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test sees only the sessions it made ($MUX_INSTANCE labels them), so
+    `mux delete --all` in a test can never touch a developer's real sessions."""
+    import uuid
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MUX_INSTANCE", name)
+    return name
+
+
 @pytest.fixture(scope="session")
 def traversable_python() -> Iterator[None]:
     """Let a non-root uid run this interpreter and the mux checkout.
@@ -49,7 +60,8 @@ def other_user(tmp_path: Path, traversable_python: None) -> dict[str, object]:
     config.write_text('[docker]\nimage = "mux-test/debian"\npull = "never"\n'
                       '[git]\nuser_name = "Agent Smith"\nuser_email = "agent@example.com"\n')
     env = {"HOME": str(base / "home"), "MUX_DATA_DIR": str(base / "data"),
-           "MUX_CONFIG": str(config), "PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]}
+           "MUX_CONFIG": str(config), "PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"],
+           "MUX_INSTANCE": os.environ["MUX_INSTANCE"]}
     yield {"base": base, "env": env, "uid": USER_UID, "docker_gid": grp.getgrnam("docker").gr_gid}
     import shutil
 

@@ -133,3 +133,13 @@ def test_repeated_and_env_helpers() -> None:
     assert A.repeated("-v", ["a", "b"]) == ["-v", "a", "-v", "b"]
     assert A.repeated("-v", []) == []
     assert A.env_args([("A", "1"), ("B", None)]) == ["-e", "A=1", "-e", "B"]
+
+
+def test_ps_argv_scopes_to_an_instance_when_one_is_set() -> None:
+    from mux.argv import ps_argv
+
+    assert ps_argv("{{.ID}}", name="s", instance="ci") == [
+        "docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+        "--filter", "label=mux.session=s", "--filter", "label=mux.instance=ci", "--format", "{{.ID}}",
+    ]
+    assert "label=mux.instance" not in " ".join(ps_argv("{{.ID}}"))
