@@ -78,7 +78,7 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def cleanup_containers():  # type: ignore[no-untyped-def]
+def cleanup_containers():
     """Names registered here are force-removed after the test, pass or fail."""
     names: list[str] = []
     yield names

@@ -6,8 +6,8 @@ import grp
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

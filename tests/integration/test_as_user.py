@@ -21,7 +21,7 @@ def mux_as(user: dict, *args: str, groups: bool = True, cwd: Path | None = None)
     )
 
 
-def test_files_belong_to_the_user_and_git_commit_works(images, other_user, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_files_belong_to_the_user_and_git_commit_works(images, other_user, unique_name, cleanup_containers) -> None:
     user = other_user
     work = user["base"] / "work"
     cleanup_containers.append(f"mux-{unique_name}")
@@ -46,7 +46,9 @@ def test_files_belong_to_the_user_and_git_commit_works(images, other_user, uniqu
     assert mux_as(user, "delete", "--force", unique_name).returncode == 0
 
 
-def test_root_in_container_still_trusts_the_workspace(images, mux_home, unique_name, cleanup_containers, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_root_in_container_still_trusts_the_workspace(
+    images, mux_home, unique_name, cleanup_containers, tmp_path
+) -> None:
     """With run_as_user off the agent is root over a user's files: git must not
     refuse them as "dubious ownership"."""
     import os
@@ -67,7 +69,7 @@ def test_root_in_container_still_trusts_the_workspace(images, mux_home, unique_n
     assert "dubious" not in result.stderr
 
 
-def test_socket_permission_denied_explains_the_docker_group(images, other_user) -> None:  # type: ignore[no-untyped-def]
+def test_socket_permission_denied_explains_the_docker_group(images, other_user) -> None:
     result = mux_as(other_user, "list", groups=False)
     assert result.returncode == 4
     assert "permission denied" in result.stderr
@@ -75,7 +77,7 @@ def test_socket_permission_denied_explains_the_docker_group(images, other_user) 
     assert "Traceback" not in result.stderr
 
 
-def test_new_without_engine_access_leaves_nothing(images, other_user, unique_name) -> None:  # type: ignore[no-untyped-def]
+def test_new_without_engine_access_leaves_nothing(images, other_user, unique_name) -> None:
     result = mux_as(other_user, "new", unique_name, groups=False)
     assert result.returncode == 4
     assert not (other_user["base"] / "data" / "sessions" / unique_name).exists()

@@ -33,7 +33,7 @@ def read_until(fd: int, needle: bytes, limit: float = 20.0) -> bytes:
     return seen
 
 
-def test_attach_starts_a_stopped_session_and_detaches(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_attach_starts_a_stopped_session_and_detaches(images, mux_home, unique_name, cleanup_containers) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
     assert mux("new", unique_name).returncode == 0
     assert mux("stop", unique_name).returncode == 0

@@ -29,7 +29,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_two_news_with_one_name_exactly_one_wins(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_two_news_with_one_name_exactly_one_wins(images, mux_home, unique_name, cleanup_containers) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
     procs = [spawn("new", unique_name) for _ in range(2)]
     results = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
@@ -41,7 +41,7 @@ def test_two_news_with_one_name_exactly_one_wins(images, mux_home, unique_name, 
     assert (sessions_dir() / unique_name / "home").is_dir()  # the winner's files survive
 
 
-def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cleanup_containers) -> None:
     names = [f"par-{i}" for i in range(4)]
     cleanup_containers.extend(f"mux-{n}" for n in names)
     procs = [spawn("new", n) for n in names]
@@ -49,7 +49,7 @@ def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cl
     assert {n: listed()[n]["status"] for n in names} == dict.fromkeys(names, "running")
 
 
-def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanup_containers) -> None:
     cleanup_containers.extend(["mux-keep", "mux-racer"])
     assert mux("new", "keep").returncode == 0
     racer = spawn("new", "racer")
@@ -60,7 +60,7 @@ def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanu
     assert "keep" not in listed()
 
 
-def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, unique_name) -> None:  # type: ignore[no-untyped-def]
+def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, unique_name) -> None:
     assert mux("new", unique_name).returncode == 0
     docker("rm", "-f", f"mux-{unique_name}")
     assert listed()[unique_name]["status"] == "missing"
@@ -72,7 +72,7 @@ def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, uni
     assert mux("delete", unique_name).returncode == 3
 
 
-def test_container_renamed_by_hand_is_still_the_session(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_container_renamed_by_hand_is_still_the_session(images, mux_home, unique_name, cleanup_containers) -> None:
     cleanup_containers.append(f"renamed-{unique_name}")
     assert mux("new", unique_name).returncode == 0
     docker("rename", f"mux-{unique_name}", f"renamed-{unique_name}")
@@ -82,7 +82,7 @@ def test_container_renamed_by_hand_is_still_the_session(images, mux_home, unique
     assert not (sessions_dir() / unique_name).exists()
 
 
-def test_engine_going_away_during_new_undoes_the_session_dir(images, mux_home, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_engine_going_away_during_new_undoes_the_session_dir(images, mux_home, unique_name, tmp_path) -> None:
     """A docker whose `run` finds the engine gone: mux removes what it made."""
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -103,7 +103,7 @@ def test_engine_going_away_during_new_undoes_the_session_dir(images, mux_home, u
     assert unique_name not in listed()
 
 
-def test_disk_full_data_dir_is_one_clear_line(images, mux_home, unique_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_disk_full_data_dir_is_one_clear_line(images, mux_home, unique_name, tmp_path) -> None:
     full = tmp_path / "full"
     full.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=3", "tmpfs", str(full)],
@@ -120,7 +120,7 @@ def test_disk_full_data_dir_is_one_clear_line(images, mux_home, unique_name, tmp
         subprocess.run(["umount", str(full)], check=True)
 
 
-def test_doctor_passes_on_a_healthy_setup_and_names_failures(images, mux_home) -> None:  # type: ignore[no-untyped-def]
+def test_doctor_passes_on_a_healthy_setup_and_names_failures(images, mux_home) -> None:
     healthy = mux("doctor", "--json")
     report = json.loads(healthy.stdout)
     assert healthy.returncode == 0 and report["ok"] is True

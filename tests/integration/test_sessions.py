@@ -21,7 +21,7 @@ def inspect(container: str) -> dict:
 
 
 @pytest.fixture
-def session(images, mux_home, unique_name, cleanup_containers, tmp_path):  # type: ignore[no-untyped-def]
+def session(images, mux_home, unique_name, cleanup_containers, tmp_path):
     """A running busybox session over a workdir holding one file."""
     work = tmp_path / "work"
     work.mkdir()
@@ -32,7 +32,7 @@ def session(images, mux_home, unique_name, cleanup_containers, tmp_path):  # typ
     return {"name": unique_name, "work": work, "container": f"mux-{unique_name}"}
 
 
-def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:  # type: ignore[no-untyped-def]
+def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:
     name = session["name"]
     listed = json.loads(mux("list", "--json", check=True).stdout)
     mine = [s for s in listed if s["name"] == name]
@@ -62,7 +62,7 @@ def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:  # type:
     assert mux("stop", name).returncode == 3
 
 
-def test_stop_is_acted_on_not_killed(session) -> None:  # type: ignore[no-untyped-def]
+def test_stop_is_acted_on_not_killed(session) -> None:
     """The idle shell ends on the stop signal; 137 would mean docker had to SIGKILL it."""
     info = inspect(session["container"])
     assert info["Config"]["StopSignal"] == "SIGHUP"
@@ -71,7 +71,7 @@ def test_stop_is_acted_on_not_killed(session) -> None:  # type: ignore[no-untype
     assert inspect(session["container"])["State"]["ExitCode"] != 137
 
 
-def test_busy_session_is_killed_after_its_grace_period(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_busy_session_is_killed_after_its_grace_period(images, mux_home, unique_name, cleanup_containers) -> None:
     config = Path(os.environ["MUX_CONFIG"])
     config.write_text(config.read_text() + "stop_timeout = 1\n")
     cleanup_containers.append(f"mux-{unique_name}")
@@ -82,7 +82,7 @@ def test_busy_session_is_killed_after_its_grace_period(images, mux_home, unique_
     assert inspect(f"mux-{unique_name}")["State"]["ExitCode"] == 137
 
 
-def test_image_without_bash_falls_back_to_sh(session) -> None:  # type: ignore[no-untyped-def]
+def test_image_without_bash_falls_back_to_sh(session) -> None:
     info = inspect(session["container"])
     assert info["Config"]["Cmd"][-1] == "/bin/bash"
     ps = mux("exec", session["name"], "--", "ps", "-o", "pid,args", check=True).stdout
@@ -92,7 +92,9 @@ def test_image_without_bash_falls_back_to_sh(session) -> None:  # type: ignore[n
     assert "/bin/bash is not in this image, using /bin/sh" in logs.stdout + logs.stderr
 
 
-def test_env_volumes_and_limits_reach_the_container(images, mux_home, unique_name, cleanup_containers, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_env_volumes_and_limits_reach_the_container(
+    images, mux_home, unique_name, cleanup_containers, tmp_path
+) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "data").write_text("shared data")
@@ -119,7 +121,7 @@ def test_env_volumes_and_limits_reach_the_container(images, mux_home, unique_nam
     assert (info["Memory"], info["MemorySwap"], info["NanoCpus"]) == (96 << 20, 96 << 20, 500_000_000)
 
 
-def test_flags_override_config(images, mux_home, unique_name, cleanup_containers, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_flags_override_config(images, mux_home, unique_name, cleanup_containers, tmp_path) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
     result = mux("new", "--image", DEBIAN, "--network", "none", "--memory", "64m",
                  "--workdir", str(tmp_path), unique_name)
@@ -131,7 +133,7 @@ def test_flags_override_config(images, mux_home, unique_name, cleanup_containers
     assert f"{tmp_path}:/workspace" in info["HostConfig"]["Binds"]
 
 
-def test_name_conflict_names_the_holder_and_leaves_it_alone(session) -> None:  # type: ignore[no-untyped-def]
+def test_name_conflict_names_the_holder_and_leaves_it_alone(session) -> None:
     before = inspect(session["container"])["Id"]
     again = mux("new", session["name"])
     assert again.returncode == 1
@@ -143,7 +145,7 @@ def test_name_conflict_names_the_holder_and_leaves_it_alone(session) -> None:  #
     assert home.is_dir()  # the winner's files are untouched
 
 
-def test_a_container_holding_the_name_outside_mux(images, mux_home, unique_name, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_a_container_holding_the_name_outside_mux(images, mux_home, unique_name, cleanup_containers) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
     docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}", BUSYBOX, "sleep", "600")
     result = mux("new", unique_name)
@@ -152,7 +154,7 @@ def test_a_container_holding_the_name_outside_mux(images, mux_home, unique_name,
     assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name).exists()
 
 
-def test_missing_image_with_pull_never_leaves_nothing(images, mux_home, unique_name) -> None:  # type: ignore[no-untyped-def]
+def test_missing_image_with_pull_never_leaves_nothing(images, mux_home, unique_name) -> None:
     result = mux("new", "--image", "mux-test/not-built:never", "--pull", "never", unique_name)
     assert result.returncode == 4
     assert "not available locally" in result.stderr
@@ -161,7 +163,7 @@ def test_missing_image_with_pull_never_leaves_nothing(images, mux_home, unique_n
     assert unique_name not in mux("list").stdout
 
 
-def test_dry_run_printed_commands_make_the_same_container(images, mux_home, cleanup_containers, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_printed_commands_make_the_same_container(images, mux_home, cleanup_containers, tmp_path) -> None:
     """Run what --dry-run printed by hand: the container equals the one mux makes."""
     by_mux, by_hand = "dry-a", "dry-b"
     cleanup_containers.extend([f"mux-{by_mux}", f"mux-{by_hand}"])
@@ -191,7 +193,7 @@ def test_dry_run_printed_commands_make_the_same_container(images, mux_home, clea
     assert {by_mux, by_hand} <= names  # the hand-made one is a session like any other
 
 
-def test_delete_all_removes_only_stopped_without_force(images, mux_home, cleanup_containers) -> None:  # type: ignore[no-untyped-def]
+def test_delete_all_removes_only_stopped_without_force(images, mux_home, cleanup_containers) -> None:
     cleanup_containers.extend(["mux-all-run", "mux-all-stop"])
     for name in ("all-run", "all-stop"):
         assert mux("new", name).returncode == 0
@@ -203,13 +205,13 @@ def test_delete_all_removes_only_stopped_without_force(images, mux_home, cleanup
     assert json.loads(mux("list", "--json").stdout) == []
 
 
-def test_engine_not_answering(mux_home) -> None:  # type: ignore[no-untyped-def]
+def test_engine_not_answering(mux_home) -> None:
     result = mux("list", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert result.returncode == 4
     assert "not answering" in result.stderr and "docker info" in result.stderr
 
 
-def test_docker_cli_missing(mux_home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_docker_cli_missing(mux_home, tmp_path) -> None:
     result = mux("list", env={"PATH": str(tmp_path)})
     assert result.returncode == 4
     assert "docker command was not found" in result.stderr

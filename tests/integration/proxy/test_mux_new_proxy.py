@@ -24,7 +24,7 @@ def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:
 
 
 @pytest.fixture
-def proxied(images, mux_home: Path, pki: Pki, gateway: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+def proxied(images, mux_home: Path, pki: Pki, gateway: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """A mux config with a [proxy] table and a bearer rule for the gateway; the
     proxy is not running yet. Stopped (and its sessions removed) afterwards."""
     port = free_port()
@@ -41,7 +41,7 @@ def proxied(images, mux_home: Path, pki: Pki, gateway: str, monkeypatch: pytest.
     mux("proxy", "stop")
 
 
-def test_new_starts_the_proxy_and_the_agent_never_sees_the_token(proxied, api, unique_name) -> None:  # type: ignore[no-untyped-def]
+def test_new_starts_the_proxy_and_the_agent_never_sees_the_token(proxied, api, unique_name) -> None:
     assert mux("proxy", "status", env=proxied["env"]).returncode == 5
     printed = mux("new", "--dry-run", unique_name, env=proxied["env"]).stdout
     created = mux("-v", "new", unique_name, env=proxied["env"])
@@ -66,7 +66,7 @@ def test_new_starts_the_proxy_and_the_agent_never_sees_the_token(proxied, api, u
     assert unique_name not in sessions  # its secret no longer opens the proxy
 
 
-def test_proxy_that_cannot_start_means_no_session(proxied, unique_name) -> None:  # type: ignore[no-untyped-def]
+def test_proxy_that_cannot_start_means_no_session(proxied, unique_name) -> None:
     assert "API_TOKEN" not in os.environ  # the rule's ${API_TOKEN} cannot be resolved
     result = mux("new", unique_name)
     assert result.returncode == 5, result.stderr
@@ -76,7 +76,7 @@ def test_proxy_that_cannot_start_means_no_session(proxied, unique_name) -> None:
     assert mux("proxy", "status").returncode == 5
 
 
-def test_no_proxy_flag_and_network_none_get_no_proxy(proxied, unique_name) -> None:  # type: ignore[no-untyped-def]
+def test_no_proxy_flag_and_network_none_get_no_proxy(proxied, unique_name) -> None:
     for flags in (["--no-proxy"], ["--network", "none"]):
         printed = mux("new", "--dry-run", *flags, unique_name, env=proxied["env"], check=True).stdout
         assert "HTTPS_PROXY" not in printed and "--env-file" not in printed and "mux-proxy" not in printed
