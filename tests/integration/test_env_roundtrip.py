@@ -1,0 +1,39 @@
+"""Property: any env value that passes validation reaches the container byte for byte,
+and the printed --dry-run command is exactly the argv that ran."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import DEBIAN, docker, mux
+
+pytestmark = pytest.mark.docker
+
+values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(values, min_size=1, max_size=6))
+def test_env_values_arrive_byte_for_byte(images, mux_home, tmp_path, env_values: list[str]) -> None:
+    name = "prop-env"
+    flags = [f"--env=V{i}={v}" for i, v in enumerate(env_values)]
+    printed = mux("new", "--dry-run", "--image", DEBIAN, *flags, name, "--", "sleep", "600", check=True).stdout
+    run_line = printed.strip().split("\n", 1)[1] if printed.startswith("mkdir") else printed.strip()
+    argv = shlex.split(run_line)
+    try:
+        made = mux("-v", "new", "--image", DEBIAN, *flags, name, "--", "sleep", "600")
+        assert made.returncode == 0, made.stderr
+        echoed = made.stderr[made.stderr.index("+ docker run ") + 2:]  # the last thing -v echoes
+        assert shlex.split(echoed) == argv  # -v echoes exactly what --dry-run printed
+        out = mux("exec", name, "--", "printenv", "-0", check=True).stdout
+        seen = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+        assert [seen.get(f"V{i}") for i in range(len(env_values))] == env_values
+        labels = json.loads(docker("container", "inspect", f"mux-{name}").stdout)[0]["Config"]["Labels"]
+        assert labels["mux.session"] == name
+    finally:
+        mux("delete", "--force", name)
