@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +32,10 @@ def test_env_values_arrive_byte_for_byte(images, mux_home, tmp_path, env_values:
         assert made.returncode == 0, made.stderr
         echoed = made.stderr[made.stderr.index("+ docker run ") + 2:]  # the last thing -v echoes
         assert shlex.split(echoed) == argv  # -v echoes exactly what --dry-run printed
-        out = mux("exec", name, "--", "printenv", "-0", check=True).stdout
+        # bytes, not text: text mode would turn a \r into \n on the way back
+        raw = subprocess.run([sys.executable, "-m", "mux", "exec", name, "--", "printenv", "-0"],
+                             capture_output=True, check=True).stdout
+        out = raw.decode("utf-8")
         seen = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
         assert [seen.get(f"V{i}") for i in range(len(env_values))] == env_values
         labels = json.loads(docker("container", "inspect", f"mux-{name}").stdout)[0]["Config"]["Labels"]
