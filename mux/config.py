@@ -16,6 +16,7 @@ from typing import Any
 from mux import paths, validate
 from mux.errors import ConfigError
 from mux.expand import expand
+from mux.spec import Limits
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,13 +26,6 @@ else:  # pragma: no cover
 DEFAULT_IMAGE = "ubuntu:22.04"
 MAX_CONFIG_BYTES = 1024 * 1024
 PULL_POLICIES = ("missing", "always", "never")
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory: str | None = None
-    cpus: str | None = None
-    memory_swap: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mux.config import Limits
 
 WORKSPACE = "/workspace"
 CONTAINER_HOME = "/home/mux"
@@ -14,6 +13,13 @@ LABEL_PREFIX = "mux."
 
 def container_name(session: str) -> str:
     return f"mux-{session}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: str | None = None
+    cpus: str | None = None
+    memory_swap: str | None = None
 
 
 @dataclass(frozen=True)

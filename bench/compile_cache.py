@@ -1,0 +1,103 @@
+"""Benchmark 4: the shared compiler cache. A generated std-only Cargo workspace
+(bench/gen_crate.py) is built in a fresh mux session with an empty sccache dir,
+then in a second fresh session sharing that dir; for reference, the same build
+by a plain `docker run` without sccache. Each round starts from an empty cache.
+
+No Rust image can be pulled here, so the host's toolchain (`rustc --print
+sysroot`, which holds cargo too) is mounted read-only into mux-test/debian.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import DEBIAN, Sandbox, ms, require_images, runs, table  # noqa: E402
+from gen_crate import generate  # noqa: E402
+
+PATH = "/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+TARGET = "/tmp/target"  # inside the container, so the second session really rebuilds
+BUILD = ["cargo", "build", "-q"]
+CRATES, FUNCTIONS = 8, 350  # about 25 s cold on 2 cores
+
+
+def stat(stats: str, label: str) -> int:
+    for line in stats.splitlines():
+        rest = line[len(label):].strip() if line.startswith(label + " ") else ""
+        if rest.isdigit():
+            return int(rest)
+    raise SystemExit(f"bench: no {label!r} in sccache stats:\n{stats}")
+
+
+def main() -> str:
+    require_images(DEBIAN)
+    sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    box = Sandbox()
+    crate = generate(box.dir / "crate", CRATES, FUNCTIONS)
+    cache = box.dir / "sccache"
+    box.config.write_text(
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
+        f'volumes = ["{sysroot}:/opt/rust:ro"]\n'
+        f'env = ["PATH={PATH}", "CARGO_TARGET_DIR={TARGET}"]\n'
+        f'[docker.rust]\nsccache = true\ncache_dir = "{cache}"\n'
+    )
+    raw_run = ["docker", "run", "--rm", "-v", f"{crate}:/workspace", "-w", "/workspace",
+               "-v", f"{sysroot}:/opt/rust:ro", "-e", f"PATH={PATH}", "-e", f"CARGO_TARGET_DIR={TARGET}",
+               "-e", "CARGO_HOME=/tmp/cargo", "--pull", "never", DEBIAN, *BUILD]
+    tag = uuid.uuid4().hex[:6]
+    results: dict[str, list[float]] = {"raw": [], "cold": [], "warm": []}
+    hits: dict[str, list[tuple[int, int]]] = {"cold": [], "warm": []}
+    sessions: list[str] = []
+    try:
+        for r in range(runs(2)):
+            shutil.rmtree(cache, ignore_errors=True)
+            start = time.perf_counter()
+            box.run(raw_run)
+            results["raw"].append(time.perf_counter() - start)
+            for kind in ("cold", "warm"):
+                name = f"cc{tag}-{r}-{kind}"
+                sessions.append(name)
+                box.mux("new", name, cwd=crate)
+                start = time.perf_counter()
+                box.mux("exec", name, "--", *BUILD, cwd=crate)
+                results[kind].append(time.perf_counter() - start)
+                stats = box.mux("exec", name, "--", "sccache", "--show-stats").stdout
+                hits[kind].append((stat(stats, "Cache hits"), stat(stats, "Cache misses")))
+                box.mux("delete", "--force", name, check=False)
+    finally:
+        for name in sessions:
+            box.mux("delete", "--force", name, check=False)
+        box.close()
+
+    def cell(kind: str) -> str:
+        s = results[kind]
+        return f"{ms(statistics.median(s))} ({ms(min(s))}–{ms(max(s))})"
+
+    def rate(kind: str) -> str:
+        h, m = hits[kind][-1]
+        return f"{h}/{h + m} ({100 * h / (h + m):.0f} %)" if h + m else "–"
+
+    raw = statistics.median(results["raw"])
+    n = len(results["raw"])
+    head = (f"### Compiler cache: `cargo build` of a generated std-only workspace "
+            f"({CRATES} library crates × {FUNCTIONS} functions + 1 binary; {n} rounds, each from an empty cache)")
+    return head + "\n\n" + table(
+        ["build", "wall time, median (min–max)", "vs plain docker", "sccache hits/compilations"],
+        [["plain `docker run … cargo build` (no sccache)", cell("raw"), "1.00×", "–"],
+         ["mux session 1 (empty cache)", cell("cold"),
+          f"{statistics.median(results['cold']) / raw:.2f}×", rate("cold")],
+         ["mux session 2 (fresh session, same cache dir)", cell("warm"),
+          f"{statistics.median(results['warm']) / raw:.2f}×", rate("warm")]],
+    )
+
+
+if __name__ == "__main__":
+    print(main())
