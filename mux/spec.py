@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 WORKSPACE = "/workspace"
 CONTAINER_HOME = "/home/mux"
 LABEL_PREFIX = "mux."

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from subprocess import Popen
+    from git import RemoteProgress
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 Config = Sequence["tuple[str, str]"]
@@ -69,7 +69,7 @@ def run(args: Sequence[str | os.PathLike[str]], *, cwd: Path | None = None, conf
     """Run a short git command and capture its output; never raises for exit status."""
     import git
 
-    argv = ["git", *map(os.fspath, args)]
+    argv = _argv(args)
     status, out, err = git.Git(cwd).execute(
         argv, with_extended_output=True, with_exceptions=False, env=git_env(config),
         strip_newline_in_stdout=False,
@@ -89,10 +89,11 @@ def stream(
 
     failure: list[BaseException] = []
     progress = _progress(on_progress)
-    argv = ["git", *map(os.fspath, args)]
+    argv = _argv(args)
     # universal_newlines makes "\r"-separated progress meters arrive as lines.
     handle = git.Git(cwd).execute(argv, as_process=True, universal_newlines=True, env=git_env(config))
-    proc: Popen[str] = handle.proc
+    proc = handle.proc
+    assert proc is not None
 
     def on_line(line: str) -> None:
         if failure:
@@ -118,7 +119,14 @@ def stream(
     return Outcome(status, "", lines)
 
 
-def _kill(proc: Popen[str]) -> None:
+class _Process(Protocol):
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def wait(self) -> int: ...
+
+
+def _kill(proc: _Process) -> None:
     """Kill git and its helpers (remote-https, index-pack), which would otherwise
     live on, keep writing into the clone being removed, and hold our pipes open."""
     if proc.poll() is None:
@@ -151,7 +159,11 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _progress(on_progress: ProgressCallback | None) -> object:
+def _argv(args: Sequence[str | os.PathLike[str]]) -> list[str]:
+    return ["git", *(os.fspath(a) for a in args)]
+
+
+def _progress(on_progress: ProgressCallback | None) -> RemoteProgress:
     from git import RemoteProgress
 
     class Progress(RemoteProgress):

@@ -32,7 +32,9 @@ def unsaved_work(path: Path) -> list[str]:
     config = [("safe.directory", str(path.absolute()))]  # the container may own the files
 
     def git(*args: str) -> gitcmd.Outcome:
-        return gitcmd.run(["-C", path, *args], config=config)
+        # Look, don't touch: no index refresh written back while an agent's git may
+        # run in the container, and no root-owned index in the user's clone.
+        return gitcmd.run(["--no-optional-locks", "-C", path, *args], config=config)
 
     top = git("rev-parse", "--show-toplevel")
     if not top.ok or Path(top.stdout.strip()).resolve() != path.resolve():
