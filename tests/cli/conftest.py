@@ -1,3 +1,3 @@
 """Fixtures for the CLI tests (defined in muxcli.py, next to the helpers they use)."""
 
-from muxcli import execs, home  # noqa: F401
+from tests.cli.muxcli import execs, home  # noqa: F401

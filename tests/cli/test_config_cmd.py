@@ -6,9 +6,9 @@ import json
 
 import pytest
 import tomllib
-from muxcli import Home, run
 
 from mux import config as C
+from tests.cli.muxcli import Home, run
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import os
 import stat
 
 import pytest
-from muxcli import IMAGE, Home, ps_line, ps_one, run, run_argv
 
 from mux import __version__
 from mux.argv import SHELL_FALLBACK
 from mux.runner import quote
+from tests.cli.muxcli import IMAGE, Home, ps_line, ps_one, run, run_argv
 
 CONFLICT = (
     'docker: Error response from daemon: Conflict. The container name "/mux-s1" is already in use by container '

@@ -6,9 +6,9 @@ import json
 import time
 
 import pytest
-from muxcli import IMAGE, PS_ALL, Home, ps_line, ps_one, run
 
 from mux.argv import SHELL_FALLBACK
+from tests.cli.muxcli import IMAGE, PS_ALL, Home, ps_line, ps_one, run
 
 SOCK_DENIED = (
     "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "

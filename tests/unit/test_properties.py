@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -20,9 +19,7 @@ from mux.config import Limits
 from mux.runner import quote
 from mux.spec import SessionSpec
 from mux.validate import ENV_NAME, SESSION_NAME
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
-from muxcli import run  # noqa: E402
+from tests.cli.muxcli import run
 
 names = st.from_regex(SESSION_NAME, fullmatch=True)
 env_names = st.from_regex(ENV_NAME, fullmatch=True)
