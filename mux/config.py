@@ -195,7 +195,7 @@ def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:
         from mux.proxy.settings import parse_credentials, parse_proxy_settings
 
         proxy = parse_proxy_settings({"proxy": raw_proxy} if raw_proxy is not None else {}, str(path), env)
-        parse_credentials(raw_credentials or {}, str(path))
+        parse_credentials({"credentials": raw_credentials or {}}, str(path))
     return Config(
         source=path, docker=docker, git=git, proxy=proxy,
         raw_proxy=raw_proxy or {}, raw_credentials=raw_credentials or {},

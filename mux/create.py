@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mux import __version__, paths, validate
+from mux import __version__, hostfiles, paths, validate
 from mux import argv as A
 from mux.config import Config, Limits
 from mux.errors import ConfigError, DockerError, MuxError
-from mux.runner import Runner, host_step
+from mux.runner import Runner
 from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, container_name
 
 
@@ -166,49 +165,6 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     )
 
 
-def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
-    """Create the session's host directory atomically: if it exists, the name is
-    taken (or being created right now), and this `mux new` touches nothing."""
-    try:
-        session_dir.parent.mkdir(parents=True, exist_ok=True)
-        session_dir.mkdir(mode=0o700)
-    except FileExistsError:
-        raise name_taken(runner, name, session_dir) from None
-    except OSError as exc:
-        raise MuxError(f"cannot create {session_dir}: {exc.strerror}",
-                       hint="check the data dir (MUX_DATA_DIR): free space and permissions") from None
-
-
-def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path,
-                 opts: NewOptions, progress: bool) -> SessionSpec:
-    """Host-side files the container mounts, each step printed like a command.
-    Returns the spec, completed with what only the clone can tell (its branch)."""
-    labels = dict(spec.labels)
-    if "mux.repo" in labels:
-        from mux import repo
-
-        url = repo.validate_repo_url(opts.repo or "")  # a local path made absolute
-        if runner.dry_run:
-            for argv in repo.clone_commands(url, spec.workdir, opts.branch):
-                runner.show(argv)
-        else:
-            cloned = repo.clone(url, spec.workdir, opts.branch, progress=progress)
-            labels["mux.branch"] = cloned.branch
-            spec = replace(spec, labels=tuple(labels.items()))
-    try:
-        if spec.home is not None:
-            home = spec.home
-            host_step(runner, ["mkdir", "-p", "-m", "700", home], lambda: home.mkdir(mode=0o700))
-        if config.docker.rust.sccache:  # [docker.rust]: shared cache dirs, made as the user
-            from mux.sccache import make_dirs
-
-            make_dirs(runner, config.docker.rust, session_dir)
-    except OSError as exc:
-        raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
-                       hint="check the data dir (MUX_DATA_DIR): free space and permissions") from None
-    return spec
-
-
 def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
     from mux.sessions import list_sessions
 
@@ -239,15 +195,18 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
 
         ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
     if not runner.dry_run:
-        claim_session_dir(runner, spec.name, session_dir)
+        hostfiles.claim_session_dir(runner, spec.name, session_dir)
     try:
         if proxy is not None:
             spec = wire_proxy(runner, proxy, spec)
-        spec = prepare_host(runner, config, spec, session_dir, opts, progress)
+        spec = hostfiles.prepare_host(runner, config, spec, session_dir, opts, progress)
         runner.run(A.run_argv(spec))
     except BaseException as exc:
         if not runner.dry_run:
-            remove_session_dir(session_dir)
+            try:
+                hostfiles.remove_session_dir(session_dir)
+            except MuxError:  # best effort: the error that brought us here is the one to report
+                pass
         if isinstance(exc, DockerError):
             raise explain_run_failure(runner, spec, exc) from None
         raise
@@ -303,17 +262,3 @@ def wire_proxy(runner: Runner, proxy: Any, spec: SessionSpec) -> SessionSpec:
         volumes=spec.volumes + tuple(wiring.volumes),
         extra_hosts=spec.extra_hosts + tuple(wiring.add_hosts),
     )
-
-
-def remove_session_dir(session_dir: Path) -> None:
-    """Remove a session's host files, git's read-only object files included,
-    and retire its proxy secret."""
-    if (session_dir / "proxy.env").exists():
-        from mux.proxy.session import forget_session
-
-        forget_session(session_dir.name)
-    if (session_dir / "repo").exists():
-        from mux.repo import remove_clone
-
-        remove_clone(session_dir / "repo")
-    shutil.rmtree(session_dir, ignore_errors=True)

@@ -8,8 +8,8 @@ from functools import partial
 
 from mux import argv as A
 from mux import paths
-from mux.create import remove_session_dir
 from mux.errors import DockerError, MuxError, SessionNotFound
+from mux.hostfiles import remove_session_dir
 from mux.runner import Runner, host_step
 from mux.sessions import Session, find, list_sessions
 

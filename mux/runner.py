@@ -65,8 +65,9 @@ def docker_failure(argv: list[str], returncode: int, stderr: str) -> DockerError
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # docker ends with a "See 'docker run --help'." line that says nothing useful.
-    lines = [ln for ln in lines if not ln.startswith("See '")]
+    # docker ends with a "See 'docker run --help'." (newer: "Run 'docker run --help' for
+    # more information") line that says nothing useful.
+    lines = [ln for ln in lines if not ln.startswith(("See '", "Run '"))]
     if not lines:
         return ""
     line = lines[-1]

@@ -165,6 +165,8 @@ def host_path(path: Path, what: str) -> Path:
     """A directory mounted with -v: it must exist, and -v cannot express a ':' in it."""
     if ":" in str(path) or "," in str(path):
         raise ConfigError(f"{what}: {str(path)!r} contains ':' or ',' which docker -v cannot mount")
+    if not path.exists():
+        raise ConfigError(f"{what}: {str(path)!r} does not exist")
     if not path.is_dir():
         raise ConfigError(f"{what}: {str(path)!r} is not a directory")
     return path

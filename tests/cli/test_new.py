@@ -260,7 +260,7 @@ def test_docker_not_on_path(home: Home, monkeypatch: pytest.MonkeyPatch) -> None
     pytest.param(["new", "--env", "=x", "s1"], "invalid environment entry '=x'", id="env"),
     pytest.param(["new", "--env", "MUX_TEST_UNSET_VAR", "s1"], "MUX_TEST_UNSET_VAR is not set on the host",
                  id="env-by-reference-absent"),
-    pytest.param(["new", "--workdir", "/nonexistent/dir", "s1"], "is not a directory", id="workdir"),
+    pytest.param(["new", "--workdir", "/nonexistent/dir", "s1"], "does not exist", id="workdir"),
     pytest.param(["new", "--backend", "k8s", "s1"], "Invalid value for '--backend'", id="backend"),
     pytest.param(["new", "--memory", "4g", "--memory-swap", "1g", "s1"], "is smaller than memory", id="swap"),
     pytest.param(["new", "--branch", "main", "s1"], "--branch needs --repo", id="branch-without-repo"),

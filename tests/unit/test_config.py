@@ -413,3 +413,13 @@ def test_explicit_path_expands_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("HOME", str(tmp_path))
     path = write(tmp_path, "[docker]\n")
     assert C.find_config("~/config.toml") == path
+
+
+def test_credential_tables_are_checked_at_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from mux.config import parse
+    from mux.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[credentials.x\] domains"):
+        parse({"credentials": {"x": {"domains": "github.com"}}}, Path(tmp_path / "c.toml"), {})

@@ -127,7 +127,7 @@ def test_home_is_outside_the_workspace(host: HostFacts) -> None:
 @pytest.mark.parametrize(("opts", "config", "message"), [
     pytest.param(NewOptions(name="-bad"), Config(), "invalid session name", id="name"),
     pytest.param(NewOptions(name="s", image="Bad"), Config(), "--image: invalid image", id="image"),
-    pytest.param(NewOptions(name="s", workdir=Path("missing")), Config(), "is not a directory", id="workdir"),
+    pytest.param(NewOptions(name="s", workdir=Path("missing")), Config(), "does not exist", id="workdir"),
     pytest.param(NewOptions(name="s", network="a b"), Config(), "--network: invalid network", id="network"),
     pytest.param(NewOptions(name="s", memory="lots"), Config(), "--memory: invalid memory size", id="memory"),
     pytest.param(NewOptions(name="s", cpus="0"), Config(), "--cpus: invalid CPU count", id="cpus"),

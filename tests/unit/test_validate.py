@@ -266,7 +266,7 @@ def test_volume_bad(base: Path, spec: str, message: str) -> None:
 
 def test_host_path(tmp_path: Path) -> None:
     assert V.host_path(tmp_path, "--workdir") == tmp_path
-    with pytest.raises(ConfigError, match="is not a directory"):
+    with pytest.raises(ConfigError, match="does not exist"):
         V.host_path(tmp_path / "missing", "--workdir")
     (tmp_path / "f").write_text("")
     with pytest.raises(ConfigError, match="is not a directory"):

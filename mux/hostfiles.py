@@ -1,0 +1,81 @@
+"""A session's host-side files (under the data dir): claimed, prepared, removed.
+
+The session directory is made atomically before anything else, so it doubles as
+the claim on the name: a second `mux new` of the same name finds it and stops.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mux.errors import MuxError
+from mux.runner import Runner, host_step
+from mux.spec import SessionSpec
+
+if TYPE_CHECKING:
+    from mux.config import Config
+    from mux.create import NewOptions
+
+DATA_DIR_HINT = "check the data dir (MUX_DATA_DIR): free space and permissions"
+
+
+def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
+    """Create the session's host directory atomically: if it exists, the name is
+    taken (or being created right now), and this `mux new` touches nothing."""
+    try:
+        session_dir.parent.mkdir(parents=True, exist_ok=True)
+        session_dir.mkdir(mode=0o700)
+    except FileExistsError:
+        from mux.create import name_taken
+
+        raise name_taken(runner, name, session_dir) from None
+    except OSError as exc:
+        raise MuxError(f"cannot create {session_dir}: {exc.strerror}",
+                       hint=DATA_DIR_HINT) from None
+
+
+def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path,
+                 opts: NewOptions, progress: bool) -> SessionSpec:
+    """Host-side files the container mounts, each step printed like a command.
+    Returns the spec, completed with what only the clone can tell (its branch)."""
+    labels = dict(spec.labels)
+    if "mux.repo" in labels:
+        from mux import repo
+
+        url = repo.validate_repo_url(opts.repo or "")  # a local path made absolute
+        if runner.dry_run:
+            for argv in repo.clone_commands(url, spec.workdir, opts.branch):
+                runner.show(argv)
+        else:
+            cloned = repo.clone(url, spec.workdir, opts.branch, progress=progress)
+            labels["mux.branch"] = cloned.branch
+            spec = replace(spec, labels=tuple(labels.items()))
+    try:
+        if spec.home is not None:
+            home = spec.home
+            host_step(runner, ["mkdir", "-p", "-m", "700", home], lambda: home.mkdir(mode=0o700))
+        if config.docker.rust.sccache:  # [docker.rust]: shared cache dirs, made as the user
+            from mux.sccache import make_dirs
+
+            make_dirs(runner, config.docker.rust, session_dir)
+    except OSError as exc:
+        raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
+                       hint=DATA_DIR_HINT) from None
+    return spec
+
+
+def remove_session_dir(session_dir: Path) -> None:
+    """Remove a session's host files, git's read-only object files included,
+    and retire its proxy secret."""
+    if (session_dir / "proxy.env").exists():
+        from mux.proxy.session import forget_session
+
+        forget_session(session_dir.name)
+    if (session_dir / "repo").exists():
+        from mux.repo import remove_clone
+
+        remove_clone(session_dir / "repo")
+    shutil.rmtree(session_dir, ignore_errors=True)
