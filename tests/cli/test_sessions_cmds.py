@@ -36,15 +36,24 @@ def utc(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def test_list_table(home: Home, fp, utc) -> None:  # type: ignore[no-untyped-def]
-    fp.register(PS_ALL, stdout=ps_line("web", "exited", workdir="/home/u/web app") + ps_line("api"))
+    web, api = home.root / "web app", home.root / "api"
+    web.mkdir()
+    api.mkdir()
+    rows = (ps_line("web", "exited", workdir=str(web)) + ps_line("api", workdir=str(api))
+            + ps_line("gone", workdir="/nonexistent/clone"))
+    fp.register(PS_ALL, stdout=rows)
     result = run("list")
     assert result.code == 0, result.err
     assert result.out == (
-        "NAME  BACKEND  STATUS   CREATED           WORKING DIRECTORY\n"
-        "api   docker   running  2026-01-02 03:04  /home/u/api\n"
-        "web   docker   stopped  2026-01-02 03:04  /home/u/web app\n"
+        "NAME  BACKEND  STATUS                     CREATED           WORKING DIRECTORY\n"
+        f"api   docker   running                    2026-01-02 03:04  {api}\n"
+        "gone  docker   running (workdir missing)  2026-01-02 03:04  /nonexistent/clone\n"
+        f"web   docker   stopped                    2026-01-02 03:04  {web}\n"
     )
     assert list(fp.calls) == [PS_ALL]
+    fp.register(PS_ALL, stdout=rows)
+    data = {d["name"]: d["workdir_exists"] for d in json.loads(run("list", "--json").out)}
+    assert data == {"api": True, "gone": False, "web": True}
 
 
 def test_list_json(home: Home, fp) -> None:  # type: ignore[no-untyped-def]

@@ -131,3 +131,35 @@ def test_doctor_passes_on_a_healthy_setup_and_names_failures(images, mux_home) -
     fails = [line for line in broken.stdout.splitlines() if line.startswith("FAIL")]
     assert [line.split()[1] for line in fails] == ["socket", "engine", "config"]
     assert "fix: " in broken.stdout
+
+
+def test_clone_deleted_behind_muxs_back_is_reported_and_cleaned(images, mux_home, tmp_path, unique_name) -> None:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@e", *args], cwd=origin, check=True)
+    assert mux("new", "--repo", str(origin), unique_name).returncode == 0
+    shutil.rmtree(sessions_dir() / unique_name / "repo")
+    assert listed()[unique_name]["workdir_exists"] is False
+    assert "(workdir missing)" in mux("list").stdout
+    assert mux("delete", "--force", unique_name).returncode == 0
+    assert unique_name not in listed() and not (sessions_dir() / unique_name).exists()
+
+
+def test_doctor_names_each_failure_with_its_fix(images, mux_home, tmp_path, unique_name, cleanup_containers) -> None:
+    cleanup_containers.append(f"mux-{unique_name}")
+    docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}", "mux-test/busybox", "sleep", "600")
+    config = tmp_path / "doctor.toml"
+    config.write_text('[proxy]\nport = 18491\n[docker.rust]\nsccache = true\nbinary = "/nonexistent/sccache"\n')
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = mux("doctor", "--json", env={"MUX_CONFIG": str(config), "MUX_DATA_DIR": str(not_a_dir / "data")})
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    failed = sorted(name for name, c in checks.items() if not c["ok"])
+    assert failed == ["containers", "data dir", "proxy", "sccache"]
+    assert f"mux-{unique_name}" in checks["containers"]["detail"]
+    assert "mux proxy start" in checks["proxy"]["fix"]
+    assert "sccache" in checks["sccache"]["detail"] and checks["sccache"]["fix"]
+    assert "MUX_DATA_DIR" in checks["data dir"]["fix"]
+    assert all(c["fix"] for c in checks.values() if not c["ok"])
