@@ -10,7 +10,9 @@ from mux.errors import ConfigError
 PATTERN = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
-def expand(value: str, env: Mapping[str, str], where: str) -> str:
+def expand(value: str, env: Mapping[str, str], where: str, *, hint: str | None = None) -> str:
+    """Expand ``value``; ``where`` names it in errors (file, table, key)."""
+
     def replace(m: re.Match[str]) -> str:
         name, default = m["name"], m["default"]
         if name in env and (env[name] or default is None):
@@ -19,7 +21,8 @@ def expand(value: str, env: Mapping[str, str], where: str) -> str:
             return default
         raise ConfigError(
             f"{where}: ${{{name}}} is not set in the environment "
-            f"(set it, or give a default: ${{{name}:-value}})"
+            f"(set it, or give a default: ${{{name}:-value}})",
+            hint=hint and hint.format(name=name),
         )
 
     return PATTERN.sub(replace, value)

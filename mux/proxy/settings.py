@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mux.errors import ConfigError
+from mux.expand import expand as expand_vars
 from mux.proxy import domains
 
 if sys.version_info >= (3, 11):
@@ -37,7 +38,6 @@ UPSTREAM_CA_ENV = "MUX_PROXY_UPSTREAM_CA"
 AUTH_TYPES = ("bearer", "basic")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _FORBIDDEN_HEADERS = {"host", "proxy-authorization", "content-length", "transfer-encoding"}
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
@@ -171,19 +171,9 @@ def parse_credentials(raw: Mapping[str, Any], source: str) -> tuple[CredentialRu
 
 
 def expand(text: str, env: Mapping[str, str], source: str, where: str) -> str:
-    """``${VAR}`` and ``${VAR:-default}`` from ``env``; an unset VAR with no default is an error."""
-
-    def one(m: re.Match[str]) -> str:
-        if m.group(1) in env:
-            return env[m.group(1)]
-        if m.group(2) is not None:
-            return m.group(2)
-        raise ConfigError(
-            f"{source}: {where} refers to ${{{m.group(1)}}}, which is not set in the environment",
-            hint=f"export {m.group(1)}=... before starting the proxy, or write ${{{m.group(1)}:-default}}",
-        )
-
-    return _VAR.sub(one, text)
+    """``${VAR}`` and ``${VAR:-default}`` from ``env``, as everywhere in the config."""
+    return expand_vars(text, env, f"{source}: {where}",
+                       hint="export {name}=... before starting the proxy (it reads secrets at start-up)")
 
 
 def expand_credentials(
