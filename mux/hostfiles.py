@@ -6,6 +6,8 @@ the claim on the name: a second `mux new` of the same name finds it and stops.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +22,31 @@ if TYPE_CHECKING:
     from mux.create import NewOptions
 
 DATA_DIR_HINT = "check the data dir (MUX_DATA_DIR): free space and permissions"
+CREATING = ".creating"  # locked by the `mux new` that is making this session
+_held: list[int] = []  # lock fds: kept open until this process exits
+
+
+def lock_creation(session_dir: Path) -> None:
+    """Mark the session as being created: `mux delete` leaves a locked dir alone.
+    The lock goes with this process, however it ends."""
+    fd = os.open(session_dir / CREATING, os.O_CREAT | os.O_WRONLY, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _held.append(fd)
+
+
+def being_created(session_dir: Path) -> bool:
+    """True while some `mux new` still holds the directory's creation lock."""
+    try:
+        fd = os.open(session_dir / CREATING, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
@@ -28,6 +55,7 @@ def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
     try:
         session_dir.parent.mkdir(parents=True, exist_ok=True)
         session_dir.mkdir(mode=0o700)
+        lock_creation(session_dir)
     except FileExistsError:
         from mux.create import name_taken
 

@@ -9,9 +9,9 @@ from functools import partial
 from mux import argv as A
 from mux import paths
 from mux.errors import DockerError, MuxError, SessionNotFound
-from mux.hostfiles import remove_session_dir
+from mux.hostfiles import being_created, remove_session_dir
 from mux.runner import Runner, host_step
-from mux.sessions import Session, find, list_sessions
+from mux.sessions import Session, find, leftovers, list_sessions
 
 
 def _not_found_as_session(exc: DockerError, name: str) -> MuxError:
@@ -65,7 +65,7 @@ def blockers(session: Session, *, force: bool) -> list[str]:
 def unsaved_work(session: Session) -> list[str]:
     """Work in a repo session's clone that exists nowhere else (see mux.repo)."""
     clone = paths.session_dir(session.name) / "repo"
-    if not session.repo or not clone.is_dir():
+    if not clone.is_dir():
         return []
     from mux import repo
 
@@ -73,29 +73,34 @@ def unsaved_work(session: Session) -> list[str]:
 
 
 def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> None:
+    """Remove sessions and their files; what would lose work is refused, not skipped
+    silently. Files whose container is gone count as sessions too, unless a
+    `mux new` is still making them."""
     sessions = list_sessions(runner, name)
+    sessions += [s for s in leftovers(sessions)
+                 if (name is None or s.name == name) and not being_created(paths.session_dir(s.name))]
     if name is not None and not sessions:
-        leftover = paths.session_dir(name)
-        if not leftover.exists():
-            raise SessionNotFound(name)
-        # A container removed by hand (or a `mux new` interrupted) left files behind.
-        host_step(runner, ["rm", "-rf", leftover], partial(remove_session_dir, leftover))
-        if not quiet and not runner.dry_run:
-            print(f"Removed the files of session {name} (it had no container).")
-        return
-    doomed: list[tuple[Session, list[str]]] = []
+        if being_created(paths.session_dir(name)):
+            raise MuxError(f"session {name!r} is being created by another mux right now",
+                           hint="wait for it, then try again")
+        raise SessionNotFound(name)
+    doomed: list[Session] = []
     refused: list[tuple[Session, list[str]]] = []
     for session in sessions:
         reasons = blockers(session, force=force)
-        (refused if reasons else doomed).append((session, reasons))
-    if doomed:
-        runner.run(A.rm_argv([s.container for s, _ in doomed], force=force))
-        for session, _ in doomed:
-            directory = paths.session_dir(session.name)
-            if directory.exists() or runner.dry_run:
-                host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
-            if not quiet and not runner.dry_run:
-                print(f"Deleted session {session.name}.")
+        if reasons:
+            refused.append((session, reasons))
+        else:
+            doomed.append(session)
+    containers = [s.container for s in doomed if s.container]
+    if containers:
+        runner.run(A.rm_argv(containers, force=force))
+    for session in doomed:
+        directory = paths.session_dir(session.name)
+        if directory.exists() or (runner.dry_run and session.container):
+            host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
+        if not quiet and not runner.dry_run:
+            print(f"Deleted session {session.name}" + ("." if session.container else " (its container was gone)."))
     if refused:
         lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]
         what = f"session {refused[0][0].name!r}" if name else f"{len(refused)} session(s)"

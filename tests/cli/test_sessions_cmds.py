@@ -205,7 +205,27 @@ def test_delete_leftover_files_without_container(home: Home, fp) -> None:  # typ
     result = run("delete", "s1")
     assert result.code == 0
     assert not home.session_dir("s1").exists()
-    assert "it had no container" in result.out
+    assert result.out == "Deleted session s1 (its container was gone).\n"
+
+
+def test_delete_leftover_clone_with_unsaved_work_is_refused(home: Home, fp, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (home.session_dir("s1") / "repo").mkdir(parents=True)
+    monkeypatch.setattr("mux.repo.unsaved_work", lambda path: ["1 untracked file"])
+    fp.register(ps_one("s1"), stdout="")
+    result = run("delete", "s1")
+    assert result.code == 1 and "1 untracked file" in result.err
+    assert home.session_dir("s1").exists()
+
+
+def test_delete_leaves_a_session_being_created_alone(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    from mux.hostfiles import lock_creation
+
+    home.session_dir("s1").mkdir(parents=True)
+    lock_creation(home.session_dir("s1"))  # as a concurrent `mux new` would hold it
+    fp.register(ps_one("s1"), stdout="")
+    result = run("delete", "s1")
+    assert result.code == 1 and "being created" in result.err
+    assert home.session_dir("s1").exists()
 
 
 def test_delete_all(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
