@@ -17,14 +17,20 @@ USER_UID = 4242  # a uid no image's /etc/passwd knows
 
 
 @pytest.fixture(autouse=True)
-def own_instance(monkeypatch: pytest.MonkeyPatch) -> str:
+def own_instance(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Each test sees only the sessions it made ($MUX_INSTANCE labels them), so
-    `mux delete --all` in a test can never touch a developer's real sessions."""
+    `mux delete --all` in a test can never touch a developer's real sessions;
+    whatever a test leaves (it failed half-way, say) is removed after it."""
+    import subprocess
     import uuid
 
     name = f"test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("MUX_INSTANCE", name)
-    return name
+    yield name
+    found = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=mux.instance={name}"],
+                           capture_output=True, text=True)
+    if found.stdout.split():
+        subprocess.run(["docker", "rm", "-f", *found.stdout.split()], capture_output=True)
 
 
 @pytest.fixture(scope="session")
