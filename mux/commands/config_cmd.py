@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +56,9 @@ def config() -> None:
 @click.pass_context
 def show(ctx: click.Context, as_json: bool) -> None:
     """Print the effective configuration (file values over built-in defaults)."""
+    import json
+    from dataclasses import asdict
+
     from mux.toml_text import dumps
 
     cfg = _state(ctx).config()
@@ -102,6 +102,8 @@ def edit(ctx: click.Context) -> None:
     path = target_path(state.config_path)
     if not path.exists():
         _write(path)
+    import shlex
+
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     # $EDITOR may carry arguments ("code --wait"), as git and others allow.
     state.runner().exec([*shlex.split(editor), str(path)])

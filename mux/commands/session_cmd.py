@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +80,8 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> None:
     """List sessions (one `docker ps` call; state comes from container labels)."""
+    import json
+
     from mux.sessions import leftovers, list_sessions
     from mux.table import created_local, render
 
