@@ -176,10 +176,12 @@ def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> Mu
             hint=f"`mux attach {name}` to use it, or `mux delete {name}` first to replace it",
         )
     if session_dir is not None:
+        if hostfiles.being_created(session_dir):
+            return MuxError(f"session {name!r} is being created by another mux right now")
         return MuxError(
-            f"session {name!r} is being created by another mux, or an earlier one was "
-            f"interrupted and left {session_dir}",
-            hint=f"`mux delete {name}` removes what was left",
+            f"session {name!r} has files in {session_dir} but no container (removed by hand, "
+            "or an earlier `mux new` was interrupted)",
+            hint=f"`mux delete {name}` removes what was left (it keeps unsaved repo work unless --force)",
         )
     return MuxError(f"container {container_name(name)} already exists but is not a mux session",
                     hint=f"remove or rename it: `docker rm {container_name(name)}`")

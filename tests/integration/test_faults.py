@@ -64,6 +64,8 @@ def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, uni
     assert mux("new", unique_name).returncode == 0
     docker("rm", "-f", f"mux-{unique_name}")
     assert listed()[unique_name]["status"] == "missing"
+    again = mux("new", unique_name)
+    assert again.returncode == 1 and "but no container" in again.stderr and f"mux delete {unique_name}" in again.stderr
     doctor = mux("doctor")
     assert doctor.returncode == 1 and f"session files with no container: {unique_name}" in doctor.stdout
     assert mux("delete", unique_name).returncode == 0
