@@ -201,7 +201,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     try:
         if proxy is not None:
             spec = wire_proxy(runner, proxy, spec)
-        spec = hostfiles.prepare_host(runner, config, spec, session_dir, opts, progress)
+        spec = hostfiles.prepare_host(runner, config, spec, session_dir, opts, progress,
+                                      proxied=proxy is not None)
         runner.run(A.run_argv(spec))
     except BaseException as exc:
         if not runner.dry_run:

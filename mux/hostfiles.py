@@ -66,7 +66,7 @@ def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
 
 
 def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path,
-                 opts: NewOptions, progress: bool) -> SessionSpec:
+                 opts: NewOptions, progress: bool, proxied: bool = False) -> SessionSpec:
     """Host-side files the container mounts, each step printed like a command.
     Returns the spec, completed with what only the clone can tell (its branch)."""
     labels = dict(spec.labels)
@@ -78,7 +78,12 @@ def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir:
             for argv in repo.clone_commands(url, spec.workdir, opts.branch):
                 runner.show(argv)
         else:
-            cloned = repo.clone(url, spec.workdir, opts.branch, progress=progress)
+            git_config: list[tuple[str, str]] = []
+            if proxied and url.lower().startswith(("https://", "http://")):
+                from mux.proxy.session import host_git_config
+
+                git_config = host_git_config(spec.name)  # the proxy's credential rules apply
+            cloned = repo.clone(url, spec.workdir, opts.branch, progress=progress, git_config=git_config)
             labels["mux.branch"] = cloned.branch
             spec = replace(spec, labels=tuple(labels.items()))
     try:

@@ -138,3 +138,11 @@ def host_git_env(session_name: str, files: ProxyFiles | None = None) -> dict[str
     env = {var: url for var in PROXY_VARS}
     env.update(GIT_SSL_CAINFO=str(files.bundle), NO_PROXY="localhost,127.0.0.1,::1", GIT_TERMINAL_PROMPT="0")
     return env
+
+
+def host_git_config(session_name: str, files: ProxyFiles | None = None) -> list[tuple[str, str]]:
+    """git settings for a host-side clone (``mux new --repo``) through the proxy as
+    the session, so its credential rules apply there too. For GIT_CONFIG_* variables:
+    the URL holds the session secret and must never reach argv or a file."""
+    env = host_git_env(session_name, files)
+    return [("http.proxy", env["HTTPS_PROXY"]), ("http.sslCAInfo", env["GIT_SSL_CAINFO"])]

@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,13 +54,15 @@ class _Source:
     url: str  # as validated (a local path made absolute); may hold credentials
     public: str  # what git is told and origin records: no credentials
     cached: bool  # fetched through the mirror (network remotes only)
+    extra: tuple[tuple[str, str], ...] = ()  # e.g. http.proxy: the session's proxy, secret included
 
     @property
     def config(self) -> list[tuple[str, str]]:
         # git rewrites the public URL to the credentialed one in memory only, so
         # the secret is in neither argv nor .git/config (the clone is mounted
-        # into the container).
-        return [(f"url.{self.url}.insteadOf", self.public)] if self.url != self.public else []
+        # into the container). The same holds for the extra settings.
+        rewrite = [(f"url.{self.url}.insteadOf", self.public)] if self.url != self.public else []
+        return rewrite + list(self.extra)
 
     @property
     def local_dir(self) -> Path | None:
@@ -69,11 +71,11 @@ class _Source:
         return Path(unquote(urlsplit(self.url).path)) if self.url.startswith("file:") else Path(self.url)
 
 
-def _source(url: str) -> _Source:
+def _source(url: str, extra: Sequence[tuple[str, str]] = ()) -> _Source:
     checked = validate_repo_url(url)
     scheme = checked.split("://", 1)[0].lower() if "://" in checked else ""
     cached = scheme in NETWORK_SCHEMES or (not scheme and is_scp_like(checked))
-    return _Source(checked, redact_url(checked), cached)
+    return _Source(checked, redact_url(checked), cached, tuple(extra))
 
 
 def cache_path(url: str) -> Path:
@@ -156,19 +158,22 @@ def clone(
     *,
     progress: bool,
     on_progress: ProgressCallback | None = None,
+    git_config: Sequence[tuple[str, str]] = (),
 ) -> ClonedRepo:
     """Clone ``url`` into ``dest`` (which must not exist, or be empty).
 
     ``branch``: checked out if the remote has it, else created from the default
     branch; None means the remote's default branch. ``progress`` shows git's
     progress on stderr; ``on_progress(stage, current, total)``, if given, gets it
-    instead (an exception it raises aborts the clone like Ctrl-C).
+    instead (an exception it raises aborts the clone like Ctrl-C). ``git_config``
+    pairs reach git as GIT_CONFIG_* variables (never argv or a file): mux passes
+    ``http.proxy`` there to clone through a session's credential proxy.
 
     Any failure, including Ctrl-C and SIGTERM, leaves no ``dest`` and raises
     :class:`RepoError` with one line that never contains a credential.
     """
     try:
-        source = _source(url)
+        source = _source(url, git_config)
         if branch:
             validate_branch(branch)
     except ConfigError as exc:
@@ -362,6 +367,8 @@ def _explain(failure: _GitFailed, source: _Source) -> RepoError:
 
 def _scrub(text: str, source: _Source) -> str:
     text = redact_url(text.replace(source.url, source.public))
-    for secret in url_credentials(source.url):
+    secrets = url_credentials(source.url)
+    secrets += [c for _, value in source.extra for c in url_credentials(value)]
+    for secret in secrets:
         text = text.replace(secret, "***")
     return text

@@ -62,6 +62,9 @@ def git_env(config: Config = ()) -> dict[str, str]:
         env[f"GIT_CONFIG_VALUE_{i}"] = value
     if config:
         env["GIT_CONFIG_COUNT"] = str(start + len(config))
+    for key, value in config:
+        if key.lower() == "http.sslcainfo":
+            env["GIT_SSL_CAINFO"] = value  # an inherited GIT_SSL_CAINFO would outrank the config
     return env
 
 

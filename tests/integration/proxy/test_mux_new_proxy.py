@@ -81,3 +81,47 @@ def test_no_proxy_flag_and_network_none_get_no_proxy(proxied, unique_name) -> No
         printed = mux("new", "--dry-run", *flags, unique_name, env=proxied["env"], check=True).stdout
         assert "HTTPS_PROXY" not in printed and "--env-file" not in printed and "mux-proxy" not in printed
     assert mux("proxy", "status").returncode == 5  # nothing started for them
+
+
+def test_private_repo_cloned_and_pushed_through_the_proxy(images, mux_home, pki, gateway, tmp_path,
+                                                          monkeypatch, unique_name) -> None:
+    """`mux new --repo https://...` with no credential anywhere but the proxy's
+    memory: the host clone and the agent's push both get it injected."""
+    import subprocess
+
+    from tests.integration.proxy.servers import TLSGitServer
+
+    seed, root = tmp_path / "seed", tmp_path / "served"
+    root.mkdir()
+    for args in (["init", "-q", "-b", "main", str(seed)],
+                 ["-C", str(seed), "commit", "-q", "--allow-empty", "-m", "first"],
+                 ["clone", "-q", "--bare", str(seed), str(root / "app.git")],
+                 ["-C", str(root / "app.git"), "config", "http.receivepack", "true"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True)
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n[proxy]\nport = {free_port()}\ntimeout = 30\n'
+        f'[credentials.git]\ndomains = ["{gateway}"]\nauth_type = "basic"\nusername = "bot"\n'
+        'password = "${GIT_TOKEN}"\n'
+    )
+    monkeypatch.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
+    env = {"GIT_TOKEN": TOKEN}
+    try:
+        with TLSGitServer(root, gateway, pki, auth=("bot", TOKEN)) as server:
+            url = f"{server.url}/app.git"
+            made = mux("new", "--repo", url, "--branch", "agent/work", unique_name, env=env)
+            assert made.returncode == 0, made.stderr
+            push = mux("exec", unique_name, "--", "sh", "-c",
+                       "git commit -q --allow-empty -m 'from the agent' && git push -q origin agent/work")
+            assert push.returncode == 0, push.stderr
+            log = subprocess.run(["git", "--git-dir", str(root / "app.git"), "log", "-1", "--format=%s",
+                                  "agent/work"], capture_output=True, text=True, check=True).stdout
+            assert log == "from the agent\n"
+        clone = Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name / "repo"
+        stored = subprocess.run(["grep", "-rl", TOKEN, str(clone), str(Path(os.environ["MUX_DATA_DIR"]) / "cache")],
+                                capture_output=True, text=True)
+        assert stored.stdout == ""  # the token is in no file mux or git wrote
+        assert TOKEN not in docker("container", "inspect", f"mux-{unique_name}").stdout
+    finally:
+        mux("delete", "--force", unique_name)
+        mux("proxy", "stop")
