@@ -29,6 +29,7 @@ from mux.repo import (
     unsaved_work,
     validate_branch,
 )
+from tests.conftest import ROOT, require_engine
 from tests.integration.git_http import GitHTTPServer
 from tests.unit.test_repo_validate import BAD_BRANCHES, GOOD_BRANCHES
 
@@ -622,15 +623,8 @@ id -u
 
 @pytest.fixture(scope="module")
 def docker_engine() -> None:
-    try:
-        ok = subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
-        ok = ok and subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        if os.environ.get("MUX_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"MUX_REQUIRE_DOCKER=1 but `docker info` fails or {IMAGE} is missing")
-        pytest.skip(f"no Docker engine answers `docker info`, or no {IMAGE} image")
+    require_engine()
+    subprocess.run(["bash", str(ROOT / "tests" / "images" / "build.sh")], check=True)  # makes IMAGE
 
 
 def _uids() -> list[object]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from mux.proxy import netinfo
-from tests.integration.proxy.harness import require_engine
+from tests.conftest import require_engine
 from tests.integration.proxy.servers import Pki, make_pki
 
 

@@ -7,7 +7,6 @@ proxy started here is stopped.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,22 +23,6 @@ from tests.integration.proxy.servers import Pki
 
 DEBIAN = "mux-test/debian"
 TOKEN_ENV = "MUX_TEST_PROXY_TOKEN"
-
-
-def _engine_answers() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def require_engine() -> None:
-    """Skip without an engine, unless MUX_REQUIRE_DOCKER=1 (CI): then fail."""
-    if _engine_answers():
-        return
-    if os.environ.get("MUX_REQUIRE_DOCKER") == "1":
-        pytest.fail("MUX_REQUIRE_DOCKER=1 but the Docker engine does not answer `docker info`")
-    pytest.skip("no Docker engine answers (set MUX_REQUIRE_DOCKER=1 to fail instead)")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
