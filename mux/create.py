@@ -14,7 +14,7 @@ from mux import argv as A
 from mux.config import Config, Limits
 from mux.errors import ConfigError, DockerError, MuxError
 from mux.runner import Runner
-from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, container_name
+from mux.spec import CONTAINER_HOME, CREATED_FORMAT, WORKSPACE, SessionSpec, container_name
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     run_as_user = d.run_as_user
     labels = [
         ("mux.session", name), ("mux.backend", "docker"), ("mux.workdir", str(workdir)),
-        ("mux.image", image), ("mux.created", host.now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("mux.image", image), ("mux.created", host.now.strftime(CREATED_FORMAT)),
         ("mux.version", __version__), *repo_labels,
     ]
     if host.env.get("MUX_INSTANCE"):

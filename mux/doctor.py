@@ -17,6 +17,7 @@ from typing import Any
 from mux import paths
 from mux.errors import MuxError
 from mux.runner import PERMISSION_HINT, Runner, docker_failure
+from mux.sessions import leftovers
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ def _containers(runner: Runner) -> Check:
             sessions.add(label)
         else:
             strangers.append(name)
-    root = paths.data_dir() / "sessions"
-    orphans = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in sessions) if root.is_dir() else []
+    orphans = [s.name for s in leftovers(sessions)]
     problems = []
     if strangers:
         problems.append(f"containers named like sessions but not made by mux: {', '.join(strangers)}")

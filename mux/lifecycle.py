@@ -15,7 +15,7 @@ from mux.sessions import Session, find, leftovers, list_sessions
 
 
 def _not_found_as_session(exc: DockerError, name: str) -> MuxError:
-    if "No such container" in exc.stderr or "no such container" in exc.stderr:
+    if "no such container" in exc.stderr.lower():
         return SessionNotFound(name)
     return exc
 

@@ -10,6 +10,7 @@ from mux import argv as A
 from mux import paths
 from mux.errors import MuxError, SessionNotFound
 from mux.runner import Runner
+from mux.spec import CREATED_FORMAT
 
 LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch")
 # One JSON object per container, labels read one by one so that no value (a
@@ -87,20 +88,21 @@ def find(runner: Runner, name: str) -> Session:
     return (exact or found)[0]
 
 
-def leftovers(known: list[Session]) -> list[Session]:
+def leftovers(known: list[Session] | set[str]) -> list[Session]:
     """Session directories whose container is gone (removed by hand, or a `mux new`
-    that died): shown by `mux list` as status "missing" so nothing hides."""
+    that died): shown by `mux list` as status "missing" so nothing hides.
+    ``known``: the sessions (or their names) docker has containers for."""
     root = paths.data_dir() / "sessions"
     if not root.is_dir():
         return []
-    names = {s.name for s in known}
+    names = {s if isinstance(s, str) else s.name for s in known}
     found = []
     for directory in sorted(root.iterdir()):
         if directory.is_dir() and directory.name not in names:
             stamp = datetime.fromtimestamp(directory.stat().st_mtime, timezone.utc)
             found.append(Session(
                 name=directory.name, backend="docker", status="missing",
-                created=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"), workdir="",
+                created=stamp.strftime(CREATED_FORMAT), workdir="",
                 image="", container="",
             ))
     return found

@@ -8,6 +8,7 @@ from pathlib import Path
 WORKSPACE = "/workspace"
 CONTAINER_HOME = "/home/mux"
 LABEL_PREFIX = "mux."
+CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the mux.created label: UTC, to the second
 
 
 def container_name(session: str) -> str:
