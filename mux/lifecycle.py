@@ -75,10 +75,9 @@ def unsaved_work(session: Session) -> list[str]:
 def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> None:
     """Remove sessions and their files; what would lose work is refused, not skipped
     silently. Files whose container is gone count as sessions too, unless a
-    `mux new` is still making them."""
+    `mux new` is still making them (see sessions.leftovers)."""
     sessions = list_sessions(runner, name)
-    sessions += [s for s in leftovers(sessions)
-                 if (name is None or s.name == name) and not being_created(paths.session_dir(s.name))]
+    sessions += [s for s in leftovers(sessions) if name is None or s.name == name]
     if name is not None and not sessions:
         if being_created(paths.session_dir(name)):
             raise MuxError(f"session {name!r} is being created by another mux right now",

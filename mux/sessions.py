@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from mux import argv as A
 from mux import paths
 from mux.errors import MuxError, SessionNotFound
+from mux.hostfiles import being_created
 from mux.runner import Runner
 from mux.spec import CREATED_FORMAT
 
@@ -98,7 +99,8 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
     names = {s if isinstance(s, str) else s.name for s in known}
     found = []
     for directory in sorted(root.iterdir()):
-        if directory.is_dir() and directory.name not in names:
+        # A directory a running `mux new` holds is a session being born, not a leftover.
+        if directory.is_dir() and directory.name not in names and not being_created(directory):
             stamp = datetime.fromtimestamp(directory.stat().st_mtime, timezone.utc)
             found.append(Session(
                 name=directory.name, backend="docker", status="missing",

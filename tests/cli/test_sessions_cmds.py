@@ -367,3 +367,14 @@ def test_exec_docker_missing_at_exec_time(home: Home, fp, monkeypatch: pytest.Mo
     result = run("attach", "s1")
     assert result.code == 4
     assert "the docker command was not found on PATH" in result.err
+
+
+def test_list_shows_a_session_being_created_as_nothing_missing(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    from mux.hostfiles import lock_creation
+
+    (home.session_dir("born")).mkdir(parents=True)
+    lock_creation(home.session_dir("born"))  # a `mux new` still at work on it
+    (home.session_dir("left")).mkdir(parents=True)  # container removed by hand
+    fp.register(PS_ALL, stdout="")
+    data = json.loads(run("list", "--json").out)
+    assert [(d["name"], d["status"]) for d in data] == [("left", "missing")]
