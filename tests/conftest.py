@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX = "mux-test/busybox"
 DEBIAN = "mux-test/debian"
 _engine: bool | None = None
+# Every `python -m mux` a test starts (and the proxy mux spawns) runs this
+# checkout's code, whatever is installed: a worktree tests itself.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
 def engine_answers() -> bool:
