@@ -2,8 +2,11 @@
 
 Order of decisions for every CONNECT and every plain-HTTP request:
 1. proxy authentication (a registered session's user and secret) -> else 407;
-2. filters (blocked / allowlist) -> else 403;
-3. CONNECT to a host with a credential rule is intercepted (TLS terminated, the
+2. name filters (blocked / allowlist, on the host as written) -> else 403;
+3. destination policy (``destinations``: the resolved address may not be the
+   host, loopback, private, link-local...) -> else 403; the address checked is
+   pinned, and ``server_connect`` connects to exactly that address;
+4. CONNECT to a host with a credential rule is intercepted (TLS terminated, the
    header injected into each request); any other CONNECT is tunnelled untouched.
 Rules match the CONNECT target (or, for plain HTTP, the absolute URL's host); a
 credential is only injected into HTTPS, where mitmproxy has verified the upstream.
@@ -11,6 +14,7 @@ credential is only injected into HTTPS, where mitmproxy has verified the upstrea
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,8 +23,10 @@ import time
 from pathlib import Path
 
 from mitmproxy import connection, http, tls
+from mitmproxy.proxy import server_hooks
 
 from mux.proxy import domains
+from mux.proxy.destinations import Destinations, Unresolvable, refusal_text
 from mux.proxy.registry import Registry
 from mux.proxy.settings import CredentialRule, Filters
 
@@ -36,20 +42,25 @@ class MuxPolicy:
         self.filters = filters
         self.rules = rules
         self.audit_path = audit
+        self.destinations = Destinations(filters.allowed_networks)
         # client connection id -> session name, learnt at CONNECT: requests inside
         # an intercepted tunnel carry no proxy credentials of their own.
         self.tunnels: dict[str, str] = {}
+        # client connection id -> {(host, port): the checked address to connect to}
+        self.pins: dict[str, dict[tuple[str, int], str]] = {}
+        # server connection id -> the address as the client wrote it (restored once connected)
+        self.written: dict[str, tuple[str, int]] = {}
 
     def rule_for(self, host: str) -> CredentialRule | None:
         return next((r for r in self.rules if domains.any_match(r.domains, host)), None)
 
     # -- hooks -------------------------------------------------------------------
 
-    def http_connect(self, flow: http.HTTPFlow) -> None:
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
         session = self._authenticate(flow)
         if session is None:
             return
-        if self._filter(flow, session):
+        if self._filter(flow, session) or await self._refuse_destination(flow, session):
             return
         self.tunnels[flow.client_conn.id] = session
         if self.rule_for(flow.request.host) is None:
@@ -64,7 +75,7 @@ class MuxPolicy:
             # Talk to the CONNECT target under its own name, whatever SNI the client sent.
             data.context.server.sni = address[0]
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
         flow.metadata["mux_start"] = time.time()
         session = self.tunnels.get(flow.client_conn.id)
         if session is None:
@@ -72,6 +83,9 @@ class MuxPolicy:
             session = self._authenticate(flow)
             if session is None or self._filter(flow, session):
                 return
+        # Also inside a tunnel: a request's Host may name another server than the CONNECT did.
+        if await self._refuse_destination(flow, session):
+            return
         flow.metadata["mux_session"] = session
         # The session secret is for mux only; never pass it on.
         flow.request.headers.pop("Proxy-Authorization", None)
@@ -97,8 +111,35 @@ class MuxPolicy:
             self._audit(flow, flow.metadata["mux_session"], bool(flow.metadata.get("mux_injected")), 502)
             log.warning("%s %s: %s", flow.request.method, flow.request.host, flow.error)
 
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Every upstream connection: to the address checked for this client, else checked now."""
+        if data.server.address is None:
+            return
+        host, port = data.server.address
+        pinned = self.pins.get(data.client.id, {}).get((host, port))
+        if pinned is None:
+            pinned, reason, _ = await self._check(host, port)
+            if pinned is None:
+                data.server.error = f"mux proxy: refused by mux's network policy: {reason}"
+                return
+        self.written[data.server.id] = (host, port)
+        data.server.address = (pinned, port)
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        # Give the connection its written name back, so mitmproxy reuses it for the
+        # next request to that host (TLS already verifies against the name: server.sni).
+        written = self.written.pop(data.server.id, None)
+        if written is not None:
+            # Server refuses a changed address on an open connection; the socket is
+            # already connected to the pinned address, so only the label changes.
+            data.server.__dict__["address"] = written
+
+    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.written.pop(data.server.id, None)
+
     def client_disconnected(self, client: connection.Client) -> None:
         self.tunnels.pop(client.id, None)
+        self.pins.pop(client.id, None)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -124,6 +165,30 @@ class MuxPolicy:
         )
         self._audit(flow, session, injected=False, status=403)
         return True
+
+    async def _check(self, host: str, port: int) -> tuple[str | None, str, int]:
+        """(address to connect to, or None with why and the status to answer: 403 policy, 502 no such name)."""
+        loop = asyncio.get_running_loop()
+        try:
+            address, reason = await loop.run_in_executor(None, self.destinations.check, host, port)
+        except Unresolvable as exc:
+            return None, str(exc), 502
+        return address, reason or "", 403
+
+    async def _refuse_destination(self, flow: http.HTTPFlow, session: str) -> bool:
+        """403 unless the destination's address may be reached; else pin that address."""
+        host, port = flow.request.host, flow.request.port
+        pins = self.pins.setdefault(flow.client_conn.id, {})
+        if (host, port) in pins:
+            return False
+        address, reason, status = await self._check(host, port)
+        if address is None:
+            body = refusal_text(reason) if status == 403 else f"mux proxy: {reason}\n"
+            flow.response = http.Response.make(status, body.encode(), {"Content-Type": "text/plain"})
+            self._audit(flow, session, injected=False, status=status)
+            return True
+        pins[(host, port)] = address
+        return False
 
     def _audit(self, flow: http.HTTPFlow, session: str | None, injected: bool, status: int) -> None:
         start = flow.metadata.get("mux_start") or flow.request.timestamp_start

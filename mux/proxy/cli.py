@@ -1,9 +1,9 @@
 """``mux proxy``: start, stop, status, regenerate-ca. Thin: parse, call ``control``, print.
 
-Settings come from the same config file as the rest of mux: the path the main
-CLI resolved (``ctx.obj.config_path``, from ``--config``) or the usual search
-order. Only ``[proxy]`` is parsed here; the proxy process reads
-``[credentials.*]`` itself so secrets never pass through this process's output.
+Settings come from the same config file, read by the same code, as the rest of
+mux (``mux.config``: ``--config``, ``$MUX_CONFIG``, then the usual places). The
+proxy process reads ``[credentials.*]`` itself so secrets never pass through
+this process's output.
 """
 
 from __future__ import annotations
@@ -11,31 +11,24 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from mux import paths
 from mux.errors import ConfigError, ProxyError
 from mux.proxy import control
-from mux.proxy.settings import ProxySettings, check_bind_address, default_settings, load_toml, parse_proxy_settings
-
-
-def find_config(explicit: str | None) -> Path | None:
-    for path, origin in paths.config_candidates(explicit):
-        if path.is_file():
-            return path
-        if origin in ("--config", "$MUX_CONFIG"):
-            raise ConfigError(f"config file {path} ({origin}) does not exist")
-    return None
+from mux.proxy.settings import ProxySettings, check_bind_address, default_settings
 
 
 def load_settings(ctx: click.Context) -> tuple[ProxySettings, Path | None]:
-    explicit = getattr(ctx.obj, "config_path", None)
-    path = find_config(str(explicit) if explicit else None)
-    if path is None:
-        return default_settings(), None
-    raw = load_toml(path)
-    return parse_proxy_settings(raw, str(path)) or default_settings(), path
+    state = ctx.find_root().obj
+    if state is not None:
+        config: Any = state.config()
+    else:  # the group invoked on its own (tests)
+        from mux import config as config_module
+
+        config = config_module.load()
+    return config.proxy or default_settings(), config.source
 
 
 @click.group(name="proxy")

@@ -7,6 +7,12 @@ registry does not let anyone use the proxy. ``mux new`` registers a session
 before its container starts; the running proxy re-reads the registry when it
 meets a user it does not know (or whose hash differs), so no restart or signal is
 needed. ``forget`` (for ``mux delete``) removes the entry.
+
+Every change is a read-modify-write under an exclusive lock, written to a
+temporary file and renamed over the registry, so parallel ``mux new`` all get
+registered and no reader ever sees half a file. A registry that exists but
+cannot be read is an error naming the file (exit 5): resetting it would cut
+every other session off the network.
 """
 
 from __future__ import annotations
@@ -15,14 +21,17 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mux.errors import ProxyError
 from mux.proxy.files import ProxyFiles, write_private
 
 USER_PREFIX = "mux-"
+log = logging.getLogger("mux.proxy")
 
 
 def digest(secret: str) -> str:
@@ -47,12 +56,38 @@ def _locked(files: ProxyFiles) -> Iterator[None]:
 
 
 def load(path: Path) -> dict[str, str]:
+    """Session name -> secret digest; {} when there is no registry yet.
+    ProxyError when the file exists but is unreadable or not a registry."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
-    sessions = data.get("sessions", {}) if isinstance(data, dict) else {}
-    return {str(k): str(v) for k, v in sessions.items()} if isinstance(sessions, dict) else {}
+    except OSError as exc:
+        raise _broken(path, exc.strerror or str(exc)) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _broken(path, f"not valid JSON ({exc})") from None
+    sessions = data.get("sessions") if isinstance(data, dict) else None
+    if not isinstance(sessions, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in sessions.items()
+    ):
+        raise _broken(path, 'not a session registry ({"sessions": {NAME: DIGEST}})')
+    return dict(sessions)
+
+
+def _broken(path: Path, why: str) -> ProxyError:
+    return ProxyError(
+        f"cannot read the proxy's session registry {path}: {why}",
+        hint="mux will not reset it (that would cut every proxied session off); fix or restore "
+        "the file, or remove it and re-create the proxied sessions",
+    )
+
+
+def names(files: ProxyFiles) -> list[str]:
+    """The registered sessions (read under the lock)."""
+    with _locked(files):
+        return sorted(load(files.sessions))
 
 
 def register(files: ProxyFiles, session: str, secret: str) -> None:
@@ -84,8 +119,11 @@ class Registry:
         except OSError:
             mtime = None
         if mtime != self._mtime:
+            try:
+                self._sessions = load(self.path)
+            except ProxyError as exc:  # keep the sessions known so far; say why once per change
+                log.error("%s", exc.message)
             self._mtime = mtime
-            self._sessions = load(self.path)
 
     def check(self, user: str, secret: str) -> str | None:
         """The session name when ``user``/``secret`` are a registered pair, else None."""

@@ -28,7 +28,6 @@ from mux.proxy.settings import (
     CredentialRule,
     Filters,
     expand_credentials,
-    load_toml,
     parse_credentials,
 )
 
@@ -38,7 +37,9 @@ log = logging.getLogger("mux.proxy")
 def load_rules(config: str | None) -> tuple[CredentialRule, ...]:
     if not config:
         return ()
-    raw = load_toml(Path(config))
+    from mux.config import read_toml
+
+    raw = read_toml(Path(config))
     return expand_credentials(parse_credentials(raw, config), os.environ, config)
 
 
@@ -88,7 +89,8 @@ async def serve(
         stream_large_bodies="64m",
     )
     raw = policy["filters"]
-    filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]))
+    filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]),
+                      tuple(raw.get("allowed_networks", ())))
     policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit)
     master.addons.add(policy_addon, Ready(files, policy, config))
     loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """What a session needs to reach the network through the proxy: the ``docker run`` wiring.
 
-For ``mux new``:  ``ensure_running(settings, config_path)`` then
-``session_wiring(settings, name, network)`` and ``argv += wiring.docker_args()``.
+``mux new`` (``mux.create``) calls ``ensure_running(settings, config_path)``, then
+``session_wiring(settings, name, network)`` and folds the wiring into its spec.
 
 The session's proxy URL ``http://mux-<name>:<secret>@HOST:PORT`` is the only
 secret a container gets; it goes into ``HTTP(S)_PROXY`` through an ``--env-file``
@@ -37,18 +37,6 @@ class Wiring:
     volumes: tuple[str, ...] = ()  # -v HOST:CONTAINER:ro, the CA bundle directory
     add_hosts: tuple[str, ...] = ()  # --add-host host.docker.internal:host-gateway (bridge networks)
     proxy_address: str | None = None  # HOST:PORT as the container reaches it (no secret)
-
-    def docker_args(self) -> list[str]:
-        args: list[str] = []
-        if self.env_file is not None:
-            args += ["--env-file", str(self.env_file)]
-        for key, value in self.env:
-            args += ["-e", f"{key}={value}"]
-        for vol in self.volumes:
-            args += ["-v", vol]
-        for host in self.add_hosts:
-            args += ["--add-host", host]
-        return args
 
 
 def ensure_running(settings: ProxySettings, config_path: Path | None = None) -> control.ProxyStatus:

@@ -16,7 +16,6 @@ import base64
 import ipaddress
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,6 @@ from typing import Any, NoReturn
 from mux.errors import ConfigError
 from mux.expand import expand as expand_vars
 from mux.proxy import domains
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 10.0
@@ -45,6 +39,8 @@ class Filters:
     blocked_domains: tuple[str, ...] = ()
     allowlist_only: bool = False
     allowed_domains: tuple[str, ...] = ()
+    # CIDRs the destination policy lets through (see mux.proxy.destinations).
+    allowed_networks: tuple[str, ...] = ()
 
     def refusal(self, host: str) -> str | None:
         """Why mux's policy refuses ``host``, or None when it may pass."""
@@ -87,13 +83,6 @@ class CredentialRule:
         return self.value or ""
 
 
-def load_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-
-
 def default_settings(env: Mapping[str, str] | None = None) -> ProxySettings:
     """Settings when the config has no ``[proxy]`` table (e.g. ``mux proxy start``)."""
     return ProxySettings(port=_env_port(env if env is not None else os.environ))
@@ -121,12 +110,14 @@ def parse_proxy_settings(
     if ca is not None and (not isinstance(ca, str) or not ca):
         chk.fail("[proxy] upstream_ca", ca, "the path of a PEM file")
     ftable = chk.table(
-        table.get("filters", {}), "[proxy.filters]", {"blocked_domains", "allowlist_only", "allowed_domains"}
+        table.get("filters", {}), "[proxy.filters]",
+        {"blocked_domains", "allowlist_only", "allowed_domains", "allowed_networks"},
     )
     filters = Filters(
         blocked_domains=chk.patterns(ftable.get("blocked_domains", []), "[proxy.filters] blocked_domains"),
         allowlist_only=chk.boolean(ftable.get("allowlist_only", False), "[proxy.filters] allowlist_only"),
         allowed_domains=chk.patterns(ftable.get("allowed_domains", []), "[proxy.filters] allowed_domains"),
+        allowed_networks=chk.networks(ftable.get("allowed_networks", []), "[proxy.filters] allowed_networks"),
     )
     return ProxySettings(
         enabled=chk.boolean(table.get("enabled", True), "[proxy] enabled"),
@@ -258,6 +249,17 @@ class _Checker:
         ):
             self.fail(key, value, "a list of domains such as [\"api.example.com\", \"*.example.com\"]")
         return tuple(domains.normalize_host(v) for v in value)
+
+    def networks(self, value: object, key: str) -> tuple[str, ...]:
+        from mux.proxy.destinations import parse_networks
+
+        allowed = 'a list of networks in CIDR form, such as ["10.1.0.0/16", "127.0.0.1/32"]'
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, value, allowed)
+        try:
+            return tuple(str(n) for n in parse_networks(value))
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: {key}: {exc}; use {allowed}") from None
 
     def binds(self, value: object, key: str) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 
 import pytest
 
-from mux.errors import ConfigError
-from mux.proxy import domains
+from mux.argv import run_argv
+from mux.create import wire_proxy
+from mux.errors import ConfigError, ProxyError
+from mux.proxy import destinations, domains, registry
+from mux.proxy.destinations import Destinations, host_addresses, refusal_text
 from mux.proxy.files import ProxyFiles
 from mux.proxy.session import Wiring, session_wiring
 from mux.proxy.settings import (
@@ -18,6 +22,8 @@ from mux.proxy.settings import (
     parse_credentials,
     parse_proxy_settings,
 )
+from mux.runner import Runner
+from mux.spec import SessionSpec
 
 SRC = "/home/u/.config/mux/config.toml"
 
@@ -172,12 +178,16 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ProxyFiles:
     return ProxyFiles.default()
 
 
+def spec(name: str, network: str | None = None) -> SessionSpec:
+    return SessionSpec(name=name, image="img", workdir=Path("/w"), labels=(), network=network)
+
+
 def test_wiring_bridge(files: ProxyFiles, tmp_path: Path) -> None:
-    w = session_wiring(ProxySettings(port=8123), "demo", None, files=files)
-    args = w.docker_args()
+    # The path `mux new` takes: create.wire_proxy folds the wiring into the spec, argv.run_argv prints it.
+    args = run_argv(wire_proxy(Runner(), ProxySettings(port=8123), spec("demo")))
     env_file = tmp_path / "sessions" / "demo" / "proxy.env"
-    assert args[:2] == ["--env-file", str(env_file)]
-    assert ["--add-host", "host.docker.internal:host-gateway"] == args[-2:]
+    assert args[args.index("--env-file") + 1] == str(env_file)
+    assert args[args.index("--add-host") + 1] == "host.docker.internal:host-gateway"
     assert f"{files.public}:/etc/mux-proxy:ro" in args
     for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO"):
         assert f"{var}=/etc/mux-proxy/ca-bundle.pem" in args
@@ -193,9 +203,120 @@ def test_wiring_bridge(files: ProxyFiles, tmp_path: Path) -> None:
 
 def test_wiring_host_none_and_dry_run(files: ProxyFiles, tmp_path: Path) -> None:
     assert session_wiring(ProxySettings(), "demo", "none", files=files) == Wiring()
-    w = session_wiring(ProxySettings(port=8124), "h", "host", files=files)
-    assert w.add_hosts == () and w.proxy_address == "127.0.0.1:8124"
-    dry = session_wiring(ProxySettings(), "dry", None, dry_run=True, files=files)
-    assert dry.env_file == tmp_path / "sessions" / "dry" / "proxy.env"
-    assert not dry.env_file.exists()
+    args = run_argv(wire_proxy(Runner(), ProxySettings(port=8124), spec("h", "host")))
+    assert "--add-host" not in args
+    assert (tmp_path / "sessions" / "h" / "proxy.env").read_text().splitlines()[0].endswith("@127.0.0.1:8124")
+    dry = run_argv(wire_proxy(Runner(dry_run=True), ProxySettings(), spec("dry")))
+    assert dry[dry.index("--env-file") + 1] == str(tmp_path / "sessions" / "dry" / "proxy.env")
+    assert not (tmp_path / "sessions" / "dry").exists()
     assert '"dry"' not in files.sessions.read_text()  # nothing registered either
+
+
+# -- the destination policy (mux.proxy.destinations) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"), ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"), ("2002:7f00:1::", "loopback"), ("::127.0.0.1", "loopback"),
+        ("0.0.0.0", "unspecified"), ("::", "unspecified"),
+        ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
+        ("10.1.2.3", "private"), ("172.17.0.1", "private"), ("192.168.1.1", "private"), ("fd00::5", "private"),
+        ("::ffff:10.0.0.1", "private"),
+        ("100.64.0.1", "shared"), ("224.0.0.251", "multicast"), ("ff02::1", "multicast"),
+        ("255.255.255.255", "reserved"),
+    ],
+)
+def test_refused_address_kinds(address: str, kind: str) -> None:
+    reason = Destinations().refusal(ipaddress.ip_address(address))
+    assert reason is not None and kind in reason
+
+
+def test_public_addresses_pass_and_own_addresses_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Destinations()
+    monkeypatch.setattr(destinations, "host_addresses", lambda: frozenset({ipaddress.ip_address("203.0.113.7")}))
+    assert d.refusal(ipaddress.ip_address("93.184.216.34")) is None
+    assert d.refusal(ipaddress.ip_address("2606:2800:220:1::1")) is None
+    assert "host mux runs on" in (d.refusal(ipaddress.ip_address("203.0.113.7")) or "")
+    assert "host mux runs on" in (d.refusal(ipaddress.ip_address("::ffff:203.0.113.7")) or "")
+
+
+def test_host_addresses_include_loopback_and_the_interfaces() -> None:
+    found = {str(a) for a in host_addresses()}
+    assert "127.0.0.1" in found
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "[::ffff:127.0.0.1]",
+                                  "localhost", "localhost.", "LocalHost", "0"])
+def test_every_spelling_resolves_to_a_checked_address(host: str) -> None:
+    address, reason = Destinations().check(host, 80)
+    assert address is None and reason is not None and ("loopback" in reason or "unspecified" in reason)
+    address, reason = Destinations(["127.0.0.0/8", "::1/128", "0.0.0.0/8"]).check(host, 80)
+    assert reason is None and address is not None
+
+
+def test_choose_connects_only_to_an_allowed_address() -> None:
+    d = Destinations(["127.0.0.1/32"])
+    # A name resolving to a refused address and an allowed one: the allowed one, never the other.
+    assert d.choose("mixed.test", ["::1", "127.0.0.1"]) == ("127.0.0.1", None)
+    assert d.choose("evil.test", ["10.0.0.1"]) == (None, "evil.test is 10.0.0.1, a private address")
+    assert d.choose("10.0.0.1", ["10.0.0.1"]) == (None, "10.0.0.1 is a private address")
+    with pytest.raises(destinations.Unresolvable):
+        d.check("no-such-host.invalid", 80)
+
+
+def test_refusal_text_names_the_policy_and_the_setting() -> None:
+    text = refusal_text("127.1 is 127.0.0.1, a loopback address")
+    assert "mux's network policy" in text and "[proxy.filters] allowed_networks" in text and "127.1" in text
+
+
+def test_allowed_networks_parsed_and_validated() -> None:
+    raw = {"proxy": {"filters": {"allowed_networks": ["10.1.0.0/16", "127.0.0.1", "fd00::/8"]}}}
+    s = parse_proxy_settings(raw, SRC)
+    assert s is not None and s.filters.allowed_networks == ("10.1.0.0/16", "127.0.0.1/32", "fd00::/8")
+    for bad, needle in ((["10.1.0.5/16"], "host bits"), (["nope"], "'nope'"), ("10.0.0.0/8", "'10.0.0.0/8'"),
+                        ([10], "[10]")):
+        with pytest.raises(ConfigError) as info:
+            parse_proxy_settings({"proxy": {"filters": {"allowed_networks": bad}}}, SRC)
+        assert SRC in str(info.value) and "[proxy.filters] allowed_networks" in str(info.value)
+        assert needle in str(info.value) and "CIDR" in str(info.value)
+
+
+def test_the_proxy_connects_to_the_pinned_address_not_a_new_lookup() -> None:
+    """No DNS rebinding window: what was checked at CONNECT is what server_connect dials."""
+    import asyncio
+
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+    from mitmproxy.test import tflow
+
+    from mux.proxy.addon import MuxPolicy
+    from mux.proxy.registry import Registry
+
+    policy = MuxPolicy(Registry(Path("/nonexistent/sessions.json")), Filters(), (), Path("/dev/null"))
+    client = tflow.tclient_conn()
+    pinned = tflow.tserver_conn()
+    pinned.address = ("rebind.test", 443)
+    policy.pins[client.id] = {("rebind.test", 443): "93.184.216.34"}
+    asyncio.run(policy.server_connect(ServerConnectionHookData(server=pinned, client=client)))
+    assert pinned.address == ("93.184.216.34", 443) and pinned.error is None
+    other = tflow.tserver_conn()
+    other.address = ("127.1", 80)  # not checked before (say, a Host header inside a tunnel)
+    asyncio.run(policy.server_connect(ServerConnectionHookData(server=other, client=client)))
+    assert other.error is not None and "loopback" in other.error
+
+
+# -- the session registry -------------------------------------------------------------
+
+
+def test_registry_unreadable_is_an_error_naming_the_file(files: ProxyFiles) -> None:
+    registry.register(files, "a", "s1")
+    for text in ("{not json", '{"sessions": ["a"]}', "[]"):
+        files.sessions.write_text(text)
+        with pytest.raises(ProxyError) as info:
+            registry.register(files, "b", "s2")
+        assert str(files.sessions) in info.value.message and info.value.exit_code == 5
+        with pytest.raises(ProxyError):
+            registry.forget(files, "a")
+        assert files.sessions.read_text() == text  # never reset
+

@@ -1,8 +1,8 @@
-"""Helpers for the credential-proxy tests: a real proxy, a session container wired to it.
+"""Helpers for the credential-proxy tests: a real proxy, and sessions made by `mux new`.
 
 Network: only loopback, the Docker bridge gateway and containers started here.
-Every container is named ``mux-test-proxy-*`` and removed afterwards; every
-proxy started here is stopped.
+Sessions are made the way users make them (`mux new`, the real CLI), under an
+instance of their own, and removed afterwards; every proxy started here is stopped.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from mux import config as mux_config
 from mux.proxy import control
 from mux.proxy.files import ProxyFiles
-from mux.proxy.session import Wiring, session_wiring
-from mux.proxy.settings import ProxySettings, load_toml, parse_proxy_settings
+from mux.proxy.settings import ProxySettings
+from tests.conftest import DEBIAN, mux
 from tests.integration.proxy.servers import Pki
 
-DEBIAN = "mux-test/debian"
 TOKEN_ENV = "MUX_TEST_PROXY_TOKEN"
 
 
@@ -44,27 +44,32 @@ class ProxyUnderTest:
     config: Path
     data: Path
     token: str
+    env: dict[str, str]  # what `mux` needs to see this proxy's config, data dir and port
 
 
 def start_proxy(tmp: Path, config_text: str, pki: Pki, extra_env: dict[str, str]) -> Iterator[ProxyUnderTest]:
-    """A real background proxy with its own data dir, config and port; stopped afterwards."""
+    """A real background proxy with its own data dir, config and port; stopped afterwards.
+
+    The config gets a [docker] table for the sessions `run_session` makes."""
     config = tmp / "config.toml"
-    config.write_text(config_text)
+    config.write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n{config_text}')
     token = f"tok-{uuid.uuid4().hex}"
+    env = {"MUX_DATA_DIR": str(tmp / "data"), "MUX_CONFIG": str(config), "MUX_PROXY_PORT": str(free_port()),
+           "MUX_PROXY_UPSTREAM_CA": str(pki.ca), TOKEN_ENV: token,
+           "MUX_INSTANCE": f"test-proxy-{uuid.uuid4().hex[:8]}", **extra_env}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUX_DATA_DIR", str(tmp / "data"))
-        mp.setenv("MUX_PROXY_PORT", str(free_port()))
-        mp.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
-        mp.setenv(TOKEN_ENV, token)
-        for key, value in extra_env.items():
+        for key, value in env.items():
             mp.setenv(key, value)
-        settings = parse_proxy_settings(load_toml(config), str(config))
+        settings = mux_config.load(config).proxy
         assert settings is not None
         files = ProxyFiles.default()
         try:
             control.start(settings, config_path=config)
-            yield ProxyUnderTest(files, settings, config, tmp / "data", token)
+            yield ProxyUnderTest(files, settings, config, tmp / "data", token, env)
         finally:
+            found = docker("ps", "-aq", "--filter", f"label=mux.instance={env['MUX_INSTANCE']}").stdout.split()
+            if found:
+                docker("rm", "-f", *found, check=False)
             control.stop(files)
 
 
@@ -72,7 +77,8 @@ def start_proxy(tmp: Path, config_text: str, pki: Pki, extra_env: dict[str, str]
 class SessionContainer:
     name: str  # the container's name
     session: str
-    wiring: Wiring
+    env_file: Path  # the session's proxy.env (holds its proxy secret)
+    printed: str  # what `mux -v new` printed: the docker commands it ran
 
     def sh(self, script: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         # The script is a fixed string written in the test, never user input.
@@ -80,16 +86,14 @@ class SessionContainer:
 
 
 def run_session(proxy: ProxyUnderTest, network: str | None, extra: list[str]) -> Iterator[SessionContainer]:
-    """A long-lived container wired exactly as ``session_wiring`` says (plus ``extra`` test mounts)."""
+    """A proxied session made by `mux new` (the path users run), plus ``extra`` flags
+    (test mounts); it sleeps, tests `docker exec` into it. Deleted afterwards."""
     session = f"s{uuid.uuid4().hex[:8]}"
-    name = f"mux-test-proxy-{session}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUX_DATA_DIR", str(proxy.data))
-        wiring = session_wiring(proxy.settings, session, network, files=proxy.files)
     net = ["--network", network] if network else []
+    made = mux("-v", "new", "--proxy", *net, *extra, session, "--", "sleep", "600", env=proxy.env)
+    assert made.returncode == 0, made.stderr
     try:
-        docker("run", "-d", "--pull", "never", "--name", name, *net, *wiring.docker_args(), *extra,
-               DEBIAN, "sleep", "600")
-        yield SessionContainer(name, session, wiring)
+        yield SessionContainer(f"mux-{session}", session,
+                               proxy.data / "sessions" / session / "proxy.env", made.stderr)
     finally:
-        docker("rm", "-f", name, check=False)
+        mux("delete", "--force", session, env=proxy.env)

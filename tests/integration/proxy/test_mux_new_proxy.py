@@ -32,6 +32,9 @@ def proxied(images, mux_home: Path, pki: Pki, gateway: str, monkeypatch: pytest.
     config.write_text(
         f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
         f"[proxy]\nport = {port}\ntimeout = 30\n"
+        # The test's upstream listens on the bridge gateway, which the destination
+        # policy refuses by default: allow exactly that address.
+        f'[proxy.filters]\nallowed_networks = ["{gateway}/32"]\n'
         f'[credentials.api]\ndomains = ["{gateway}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n'
     )
     monkeypatch.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
@@ -101,6 +104,7 @@ def test_private_repo_cloned_and_pushed_through_the_proxy(images, mux_home, pki,
     config = Path(os.environ["MUX_CONFIG"])
     config.write_text(
         f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n[proxy]\nport = {free_port()}\ntimeout = 30\n'
+        f'[proxy.filters]\nallowed_networks = ["{gateway}/32"]  # the git server is on the bridge gateway\n'
         f'[credentials.git]\ndomains = ["{gateway}"]\nauth_type = "basic"\nusername = "bot"\n'
         'password = "${GIT_TOKEN}"\n'
     )

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mux.errors import ProxyError
-from mux.proxy import control
+from mux.proxy import control, registry
 from mux.proxy.cli import proxy as proxy_group
 from mux.proxy.files import ProxyFiles
 from mux.proxy.settings import ProxySettings
@@ -120,3 +120,18 @@ def test_missing_mitmproxy_says_what_to_install(files: ProxyFiles, monkeypatch: 
 def test_importing_cli_does_not_import_mitmproxy() -> None:
     code = "import sys, mux.proxy.cli, mux.proxy.session; sys.exit(any(m.startswith('mitmproxy') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def _register_one(args: tuple[str, int]) -> None:
+    import os
+
+    os.environ["MUX_DATA_DIR"] = args[0]
+    registry.register(ProxyFiles.default(), f"s{args[1]}", f"secret{args[1]}")
+
+
+def test_parallel_registrations_are_all_kept(files: ProxyFiles, tmp_path: Path) -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        pool.map(_register_one, [(str(tmp_path / "data"), i) for i in range(40)])
+    assert registry.names(files) == sorted(f"s{i}" for i in range(40))

@@ -30,6 +30,10 @@ def git(*args: str, cwd: Path | None = None) -> None:
 def proxy(tmp_path_factory: pytest.TempPathFactory, pki: Pki, gateway: str) -> Iterator[ProxyUnderTest]:
     config = f"""
 [proxy]
+[proxy.filters]
+# The test's git server listens on the bridge gateway, a host address mux's
+# destination policy refuses by default: allow exactly that one.
+allowed_networks = ["{gateway}/32"]
 [credentials.git]
 domains = ["{gateway}"]
 auth_type = "basic"
@@ -57,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pki: Pki, gateway: str,
 
 @pytest.fixture(scope="module")
 def box(proxy: ProxyUnderTest) -> Iterator[SessionContainer]:
-    yield from run_session(proxy, None, ["-e", "GIT_TERMINAL_PROMPT=0"])
+    yield from run_session(proxy, None, ["--env", "GIT_TERMINAL_PROMPT=0"])
 
 
 def test_clone_fetch_push_with_no_token_in_container(box: SessionContainer, server: TLSGitServer,
