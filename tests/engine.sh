@@ -2,6 +2,7 @@
 # Makes sure a Docker engine answers: starts dockerd in the background (as root)
 # when `docker info` fails, clearing a stale pid file a killed dockerd leaves.
 set -euo pipefail
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin  # dockerd lives in /usr/sbin
 docker info >/dev/null 2>&1 && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v dockerd >/dev/null; then
     echo "no Docker engine answers, and this script can start one only as root with dockerd installed" >&2

@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need when they are missing (root only):
-# the Docker engine, a static busybox and debootstrap for the test images, git, curl.
+# The Debian packages mux and its tests need: the Docker engine and CLI, git,
+# curl, a static busybox and debootstrap (the test images), and python3-venv
+# when $PYTHON is Debian's own (its venv module needs ensurepip to make .venv).
+# As root, the missing ones are installed; otherwise they are named, with the
+# command that installs them, and the install goes on (a user in the docker
+# group needs only what root has already installed).
 set -euo pipefail
+# dockerd and debootstrap live in /usr/sbin, which a normal user's PATH lacks.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+python=${PYTHON:-python3}
 missing=()
-command -v dockerd >/dev/null || missing+=(docker.io)
-command -v docker >/dev/null || missing+=(docker.io)
-dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
-command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v git >/dev/null || missing+=(git)
-command -v curl >/dev/null || missing+=(curl)
+need() { [[ " ${missing[*]-} " == *" $1 "* ]] || missing+=("$1"); }
+command -v dockerd >/dev/null || need docker.io
+command -v docker >/dev/null || need docker.io
+dpkg -s busybox-static >/dev/null 2>&1 || need busybox-static
+command -v debootstrap >/dev/null || need debootstrap
+command -v git >/dev/null || need git
+command -v curl >/dev/null || need curl
+if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    case "$(readlink -f "$(command -v "$python" || echo "$python")")" in
+        /usr/bin/python3*) need python3-venv ;;  # Debian splits ensurepip out of the interpreter
+    esac
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-    echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
-    exit 1
+    echo "mux: missing Debian packages: ${missing[*]}" >&2
+    echo "mux: install them as root: apt-get install ${missing[*]}" >&2
+    exit 0
 fi
+echo "installing missing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
