@@ -5,6 +5,8 @@
 # (PEP 668), and so `make test` runs with exactly what was installed. The
 # install is editable (PEP 660: pyproject.toml makes every pip build a wheel),
 # so the console script is the plain one and edits to mux/ take effect at once.
+# editable_mode=compat: a one-line .pth naming this checkout; setuptools' default
+# for a flat layout is an import hook that costs every start ~20 ms (pathlib).
 #
 #   PYTHON       interpreter to build the venv from (default: python3)
 #   VENV         where (default: .venv)
@@ -34,7 +36,8 @@ fi
 spec=.
 [ -n "$extras" ] && spec=".[$extras]"
 say "installing mux${extras:+ with $extras} into $venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$spec"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    --config-settings editable_mode=compat -e "$spec"
 
 target=$PWD/$venv/bin/mux
 if [ "$(id -u)" = 0 ]; then bindir=${MUX_BIN_DIR:-/usr/local/bin}; else bindir=${MUX_BIN_DIR:-$HOME/.local/bin}; fi

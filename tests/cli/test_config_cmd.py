@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import tomllib
 
 from mux import config as C
+from mux.config import tomllib  # tomli on Python 3.10
 from tests.cli.muxcli import Home, run
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import tomllib
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mux.config import tomllib  # tomli on Python 3.10
 from mux.toml_text import dumps
 
 
