@@ -39,7 +39,7 @@ say "installing mux${extras:+ with $extras} into $venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     --config-settings editable_mode=compat -e "$spec"
 
-target=$PWD/$venv/bin/mux
+target=$(cd "$venv" && pwd)/bin/mux
 if [ "$(id -u)" = 0 ]; then bindir=${MUX_BIN_DIR:-/usr/local/bin}; else bindir=${MUX_BIN_DIR:-$HOME/.local/bin}; fi
 mkdir -p "$bindir"
 if [ -e "$bindir/mux" ] && [ ! -L "$bindir/mux" ]; then
@@ -54,6 +54,10 @@ case ":$PATH:" in
         if [ -n "$first" ] && [ "$first" != "$bindir/mux" ]; then
             say "note: another mux comes first on your PATH: $first"
         fi ;;
-    *) say "note: $bindir is not on your PATH; add it, e.g. in ~/.profile: export PATH=\"$bindir:\$PATH\"" ;;
+    *) if [ "$bindir" = "$HOME/.local/bin" ] && grep -qs '\.local/bin' "$HOME/.profile"; then
+           say "note: $bindir is not on your PATH yet; your ~/.profile adds it at your next login"
+       else
+           say "note: $bindir is not on your PATH; add it, e.g. in ~/.profile: export PATH=\"$bindir:\$PATH\""
+       fi ;;
 esac
 say "done: \`mux doctor\` checks Docker and the rest"
