@@ -3,7 +3,7 @@ VENV ?= .venv
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test unit lint images engine bench
+.PHONY: install test unit lint images engine bench helper
 
 # Everything a fresh machine lacks: Debian packages (installed when run as
 # root, named otherwise), then mux with its proxy engine and test tools in a
@@ -32,6 +32,10 @@ images: engine
 lint: $(PY)
 	$(PY) -m ruff check mux tests bench
 	$(PY) -m mypy mux
+
+# The static helper `mux forward` copies into containers (helper/forward.c).
+helper: $(PY)
+	PYTHON='$(PY)' bash helper/build.sh
 
 bench: $(PY) engine images
 	$(PY) bench/run_all.py

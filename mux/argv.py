@@ -46,6 +46,7 @@ def run_argv(spec: SessionSpec) -> list[str]:
     argv += env_args(spec.env)
     argv += option("--network", spec.network)
     argv += repeated("--add-host", spec.extra_hosts)
+    argv += repeated("-p", spec.ports)
     argv += option("--memory", spec.limits.memory)
     argv += option("--memory-swap", spec.limits.memory_swap)
     argv += option("--cpus", spec.limits.cpus)
@@ -94,3 +95,24 @@ def exec_argv(session: str, command: Sequence[str], *, tty: bool) -> list[str]:
 
 def logs_argv(session: str, *, follow: bool = False) -> list[str]:
     return [DOCKER, "logs", *(["-f"] if follow else []), container_name(session)]
+
+
+def inspect_container_argv(container: str, fmt: str) -> list[str]:
+    """Like inspect_argv, for a container already found (by ID)."""
+    return [DOCKER, "container", "inspect", "--format", fmt, container]
+
+
+def server_arch_argv() -> list[str]:
+    return [DOCKER, "version", "--format", "{{.Server.Arch}}"]
+
+
+def copy_in_argv(source: object, container: str, target: str) -> list[str]:
+    return [DOCKER, "cp", str(source), f"{container}:{target}"]
+
+
+def forward_argv(container: str, helper: str, port: int, *, probe: bool = False) -> list[str]:
+    """One forwarded connection: the helper's stdin/stdout are the connection
+    (`-z`: only check that something listens on the port)."""
+    if probe:
+        return [DOCKER, "exec", container, helper, "-z", str(port)]
+    return [DOCKER, "exec", "-i", container, helper, str(port)]

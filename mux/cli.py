@@ -85,9 +85,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool)
 
 
 def _register() -> None:
-    from mux.commands import config_cmd, session_cmd
+    from mux.commands import config_cmd, port_cmd, session_cmd
 
-    for command in session_cmd.COMMANDS:
+    for command in session_cmd.COMMANDS + port_cmd.COMMANDS:
         cli.add_command(command)
     cli.add_command(config_cmd.config)
     cli.add_command(_lazy_group("proxy", "mux.proxy.cli", "proxy",

@@ -48,6 +48,7 @@ class DockerSettings:
     pull: str | None = None
     limits: Limits = Limits()
     rust: RustSettings = RustSettings()
+    ports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,9 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         pull=pull,
         limits=_limits(t.table("limits")),
         rust=_rust(t.table("rust")),
+        ports=tuple(validate.publish(p, t.where("ports")) for p in t.strings("ports")),
     )
-    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust")
+    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports")
     return settings
 
 

@@ -35,6 +35,7 @@ class NewOptions:
     repo: str | None = None
     branch: str | None = None
     proxy: bool | None = None
+    ports: tuple[str, ...] = ()  # -p/--publish, added to [docker] ports
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         user=f"{host.uid}:{host.gid}" if run_as_user else None,
         home=session_dir / "home" if run_as_user else None,
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
+        ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
     )
 
 
@@ -191,6 +193,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     session_dir = host.data_dir / "sessions" / spec.name
+    for port in spec.ports:
+        if validate.exposes_publicly(port):
+            print(f"mux: warning: -p {port} publishes on every interface of this host: "
+                  "other machines can reach it", file=runner.err, flush=True)
     proxy = proxy_settings(config, opts, spec.network)
     if proxy is not None and not runner.dry_run:
         from mux.proxy.session import ensure_running
@@ -211,9 +217,27 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             except MuxError:  # best effort: the error that brought us here is the one to report
                 pass
         if isinstance(exc, DockerError):
+            remove_unstarted(runner, spec, exc)
             raise explain_run_failure(runner, spec, exc) from None
         raise
     return spec
+
+
+def remove_unstarted(runner: Runner, spec: SessionSpec, exc: DockerError) -> None:
+    """`docker run` creates the container before it starts it: a start that fails
+    (a published port already in use, say) leaves a container in state "created".
+    Remove it, by ID, only when it carries this very run's labels."""
+    if runner.dry_run or "is already in use by container" in exc.stderr:
+        return
+    from mux.sessions import list_sessions
+
+    created = dict(spec.labels)["mux.created"]
+    try:
+        mine = [s.id for s in list_sessions(runner, spec.name) if s.state == "created" and s.created == created]
+        if mine:
+            runner.run(A.rm_argv(mine, force=True))
+    except MuxError:  # best effort: the error that brought us here is the one to report
+        pass
 
 
 def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> MuxError:
@@ -221,6 +245,16 @@ def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> 
     err = exc.stderr
     if "is already in use by container" in err:
         return name_taken(runner, spec.name)
+    if "address already in use" in err or "port is already allocated" in err:
+        import re
+
+        where = re.search(r"(\S+:\d+)(?::? bind| failed)", err)
+        return DockerError(
+            "a port published with -p is already in use on this host"
+            + (f": {where[1]}" if where else ""),
+            hint="publish another host port (like -p 8081:80), or none (-p 80) and see it with `mux port`",
+            argv=exc.argv, returncode=exc.returncode, stderr=err,
+        )
     if "No such image" in err:
         return DockerError(
             f"image {spec.image!r} is not available locally, and the pull policy forbids pulling",

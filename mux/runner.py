@@ -153,6 +153,16 @@ class Runner:
     def query(self, argv: Argv, **kwargs: object) -> Result:
         return self.run(argv, mutates=False, **kwargs)  # type: ignore[arg-type]
 
+    def spawn(self, argv: Argv, *, stdin: int, stdout: int) -> subprocess.Popen[bytes]:
+        """Start ``argv`` on the given file descriptors (a connection, for `mux
+        forward`) and return at once; its stderr is captured for the caller."""
+        args = to_argv(argv)
+        self._echo(args)
+        try:
+            return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise self._missing(args, None) from None
+
     def exec(self, argv: Argv) -> NoReturn:
         """Hand the terminal over to ``argv`` (dry-run: print it and exit 0)."""
         args = to_argv(argv)

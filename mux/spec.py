@@ -40,6 +40,7 @@ class SessionSpec:
     stop_timeout: int = 10
     pull: str | None = None
     extra_hosts: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()  # docker -p specs, the host address always written out
 
     @property
     def container(self) -> str:

@@ -170,3 +170,69 @@ def host_path(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise ConfigError(f"{what}: {str(path)!r} is not a directory")
     return path
+
+
+PORTS = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?", re.ASCII)
+PROTOCOLS = ("tcp", "udp", "sctp")
+LOOPBACK = "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "[::]")
+PUBLISH_FORMS = "[ADDRESS:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], like 3000, 8080:80 or 127.0.0.1:8080:80"
+
+
+def _port_range(text: str, spec: str, what: str, side: str) -> tuple[int, int]:
+    m = PORTS.fullmatch(text)
+    first, last = (int(m[1]), int(m[2] or m[1])) if m else (0, 0)
+    if not m or not (1 <= first <= last <= 65535):
+        raise ConfigError(f"{what}: invalid {side} port {text!r} in {spec!r}: use a port 1-65535 "
+                          "or a range like 8000-8010")
+    return first, last
+
+
+def publish(spec: str, what: str) -> str:
+    """A ``-p`` spec in docker's syntax, with the host address always written out:
+    without one, docker would bind every interface; mux binds loopback (127.0.0.1)."""
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{what}: expected a port like \"3000\" or \"8080:80\", got {spec!r}")
+    body, slash, proto = spec.partition("/")
+    if slash and proto not in PROTOCOLS:
+        raise ConfigError(f"{what}: invalid protocol {proto!r} in {spec!r}: use tcp, udp or sctp")
+    address = None
+    if body.startswith("["):  # IPv6: [::1]:8080:80
+        address, closed, rest = body[1:].partition("]")
+        if not closed or not rest.startswith(":"):
+            raise ConfigError(f"{what}: invalid port {spec!r}: use {PUBLISH_FORMS} ([ADDRESS] for IPv6)")
+        parts = rest[1:].split(":")
+        if len(parts) != 2:
+            raise ConfigError(f"{what}: invalid port {spec!r}: use {PUBLISH_FORMS}")
+    else:
+        parts = body.split(":")
+        if len(parts) == 3:
+            address, parts = parts[0], parts[1:]
+        elif len(parts) > 3:
+            raise ConfigError(f"{what}: invalid port {spec!r}: use {PUBLISH_FORMS} "
+                              "(an IPv6 address goes in brackets: [::1]:8080:80)")
+    if address is not None:
+        import ipaddress
+
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"{what}: invalid address {address!r} in {spec!r}: use an IP address "
+                              "like 127.0.0.1 (docker publishes on addresses, not host names)") from None
+        if (ip.version == 6) != body.startswith("["):
+            raise ConfigError(f"{what}: invalid port {spec!r}: an IPv6 address, and only one, goes in "
+                              "brackets: [::1]:8080:80")
+    host = parts[0] if len(parts) == 2 else ""
+    container = _port_range(parts[-1], spec, what, "container")
+    if host:
+        host_range = _port_range(host, spec, what, "host")
+        if container[0] != container[1] and host_range[1] - host_range[0] != container[1] - container[0]:
+            raise ConfigError(f"{what}: invalid port {spec!r}: a host port range must be as long as "
+                              "the container port range")
+    addr = LOOPBACK if address is None else (f"[{address}]" if ":" in address else address)
+    return f"{addr}:{host}:{parts[-1]}" + (f"/{proto}" if slash else "")
+
+
+def exposes_publicly(spec: str) -> bool:
+    """Whether a normalised publish spec binds every interface of the host."""
+    return spec.startswith(tuple(w + ":" for w in WILDCARDS))

@@ -29,6 +29,9 @@ def _state(ctx: click.Context) -> Any:
               help="Set a variable; a bare NAME passes the host's value. Repeatable.")
 @click.option("--volume", "volumes", multiple=True, metavar="SPEC",
               help="Extra mount HOST:CONTAINER[:ro|rw], added to [docker] volumes. Repeatable.")
+@click.option("-p", "--publish", "ports", multiple=True, metavar="SPEC",
+              help="Publish a container port, docker's syntax ([ADDRESS:][HOST_PORT:]PORT[/udp]); "
+              "binds 127.0.0.1 unless ADDRESS says otherwise. Added to [docker] ports. Repeatable.")
 @click.option("--network", help="Network mode: bridge, host, none, or a docker network name.")
 @click.option("--memory", help='Memory limit, like "4g".')
 @click.option("--cpus", help='CPU limit, like "2" or "1.5".')
@@ -64,7 +67,7 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         env=flags["env"], volumes=flags["volumes"], network=flags["network"],
         memory=flags["memory"], cpus=flags["cpus"], memory_swap=flags["memory_swap"],
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
-        proxy=flags["proxy"],
+        proxy=flags["proxy"], ports=flags["ports"],
     )
     spec = create(state.runner(dry_run), state.config(), opts,
                   progress=sys.stderr.isatty() and not state.quiet)

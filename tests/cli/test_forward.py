@@ -1,0 +1,92 @@
+"""`mux forward` and `mux port` against a fake docker: the exact commands, and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mux import forward as F
+from mux.errors import ConfigError
+from mux.runner import quote
+from tests.cli.muxcli import Home, ps_line, ps_one, run
+
+ID = "0123abcd" * 8
+ARCH = ["docker", "version", "--format", "{{.Server.Arch}}"]
+
+
+@pytest.mark.parametrize(("text", "local", "remote"), [
+    pytest.param("5173", 5173, 5173, id="same-port"),
+    pytest.param("8080:80", 8080, 80, id="local-and-remote"),
+    pytest.param(":80", 0, 80, id="any-free-local"),
+    pytest.param("0:80", 0, 80, id="zero-local"),
+])
+def test_parse_mapping(text: str, local: int, remote: int) -> None:
+    assert F.parse_mapping(text) == F.Mapping(local, remote)
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("", id="empty"), pytest.param("0", id="remote-zero"), pytest.param("65536", id="too-big"),
+    pytest.param("a:80", id="letters"), pytest.param("80:", id="no-remote"), pytest.param("1:2:3", id="three"),
+    pytest.param("80/udp", id="udp-is-not-forwarded"), pytest.param("70000:80", id="local-too-big"),
+])
+def test_parse_mapping_bad(text: str) -> None:
+    with pytest.raises(ConfigError, match="invalid port"):
+        F.parse_mapping(text)
+
+
+def test_dry_run_prints_the_copy_and_the_per_connection_exec(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(ARCH, stdout="amd64\n")
+    result = run("forward", "--dry-run", "s1", "5173")
+    assert result.code == 0, result.err
+    binary = F.HELPERS / "mux-forward-amd64"
+    target = F.helper_target(binary)
+    assert result.out.splitlines() == [
+        quote(["docker", "cp", str(binary), f"{ID}:{target}"]),
+        quote(["docker", "exec", "-i", ID, target, "5173"]),
+    ]
+    assert [c[:2] for c in fp.calls] == [["docker", "ps"], ["docker", "version"]]
+
+
+def test_helper_is_named_for_its_content() -> None:
+    amd, arm = (F.helper_target(F.HELPERS / f"mux-forward-{a}") for a in ("amd64", "arm64"))
+    assert amd != arm and amd.startswith("/.mux-forward-") and len(amd) == len("/.mux-forward-") + 12
+
+
+def test_engine_of_another_architecture_is_refused(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(ARCH, stdout="s390x\n")
+    result = run("forward", "s1", ":5173")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == "mux: error: mux forward has no helper for this engine's architecture 's390x'"
+
+
+def test_stopped_session_is_refused_before_docker_exec(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", state="exited"))
+    result = run("forward", "s1", "5173")
+    assert result.code == 1
+    assert "session 's1' is stopped" in result.err and "mux start s1" in result.err
+    assert len(fp.calls) == 1
+
+
+def test_port_lists_published_ports(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    from mux.ports import INSPECT_FORMAT
+
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    bound = {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+             "9000/udp": [{"HostIp": "::1", "HostPort": "9000"}], "443/tcp": None}
+    fp.register(["docker", "container", "inspect", "--format", INSPECT_FORMAT, ID],
+                stdout=json.dumps({"bound": bound, "asked": {}}) + "\n")
+    result = run("port", "s1")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "CONTAINER PORT  HOST ADDRESS    VIA",
+        "80/tcp          127.0.0.1:8080  published",
+        "9000/udp        [::1]:9000      published",
+    ]
+
+
+def test_port_of_unknown_session_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("nope"), stdout="")
+    assert run("port", "nope").code == 3
