@@ -223,11 +223,14 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     return spec
 
 
+PORT_FAILURES = ("address already in use", "port is already allocated", "programming external connectivity")
+
+
 def remove_unstarted(runner: Runner, spec: SessionSpec, exc: DockerError) -> None:
     """`docker run` creates the container before it starts it: a start that fails
-    (a published port already in use, say) leaves a container in state "created".
+    on a published port (already in use) leaves a container in state "created".
     Remove it, by ID, only when it carries this very run's labels."""
-    if runner.dry_run or "is already in use by container" in exc.stderr:
+    if runner.dry_run or not any(m in exc.stderr for m in PORT_FAILURES):
         return
     from mux.sessions import list_sessions
 
@@ -245,7 +248,7 @@ def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> 
     err = exc.stderr
     if "is already in use by container" in err:
         return name_taken(runner, spec.name)
-    if "address already in use" in err or "port is already allocated" in err:
+    if any(m in err for m in PORT_FAILURES):
         import re
 
         where = re.search(r"(\S+:\d+)(?::? bind| failed)", err)

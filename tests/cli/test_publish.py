@@ -51,3 +51,22 @@ def test_bad_config_port_is_exit_2_naming_the_file(home: Home, fp) -> None:  # t
     assert result.code == 2
     assert result.err.startswith(f"mux: error: {home.config}: [docker] ports: invalid port '1:2:3:4'")
     assert list(fp.calls) == []
+
+
+def test_port_in_use_removes_the_container_docker_run_left_created(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.muxcli import ps_line, ps_one
+
+    argv = run_argv(home, middle=["-p", "127.0.0.1:8080:80"])
+    fp.register(argv, returncode=125, stderr=(
+        "docker: Error response from daemon: driver failed programming external connectivity on endpoint "
+        "mux-s1 (abc): Error starting userland proxy: listen tcp4 127.0.0.1:8080: bind: address already in use.\n"))
+    fp.register(ps_one("s1"), stdout=ps_line("s1", state="created") + ps_line("s1", state="created", id="f" * 64,
+                                                                                  created="2025-01-01T00:00:00Z"))
+    fp.register(["docker", "rm", "-f", "0123abcd" * 8])
+    result = run("new", "-p", "8080:80", "s1")
+    assert result.code == 4
+    assert result.err.splitlines()[0] == (
+        "mux: error: a port published with -p is already in use on this host: 127.0.0.1:8080")
+    # Only the container of this run (same mux.created) is removed, by ID.
+    assert list(fp.calls)[-1] == ["docker", "rm", "-f", "0123abcd" * 8]
+    assert not home.session_dir("s1").exists()
