@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
 `python bench/run_all.py [name ...]` (names: create_delete startup list_sessions
-bench_repo compile_cache). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
+bench_repo compile_cache forward). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ["startup", "create_delete", "list_sessions", "bench_repo", "compile_cache"]
+ALL = ["startup", "create_delete", "list_sessions", "bench_repo", "compile_cache", "forward"]
 
 
 def main(names: list[str]) -> int:
