@@ -19,6 +19,14 @@ def _state(ctx: click.Context) -> Any:
     return ctx.find_root().obj
 
 
+def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
+    """A session wired to the proxy gets it running, on the current config (exit 5 if it cannot)."""
+    if not dry_run:
+        from mux.proxy.session import ensure_proxy_for
+
+        ensure_proxy_for(name, _state(ctx).config())
+
+
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.option("--backend", type=click.Choice(["docker"]), default="docker", show_default=True,
               help="Where the session runs.")
@@ -125,6 +133,7 @@ def attach(ctx: click.Context, dry_run: bool, name: str) -> None:
     from mux import lifecycle
 
     state = _state(ctx)
+    _proxy_for(ctx, name, dry_run)
     lifecycle.attach(state.runner(dry_run), name, quiet=state.quiet)
 
 
@@ -136,6 +145,7 @@ def start(ctx: click.Context, dry_run: bool, name: str) -> None:
     """Start stopped session NAME."""
     from mux import lifecycle
 
+    _proxy_for(ctx, name, dry_run)
     lifecycle.simple(_state(ctx).runner(dry_run), "start", name)
     if not dry_run:
         _state(ctx).say(f"Started session {name}.")
@@ -191,6 +201,7 @@ def exec_(ctx: click.Context, dry_run: bool, name: str, command: tuple[str, ...]
 
     state = _state(ctx)
     shell = state.config().docker.shell if not command else ""
+    _proxy_for(ctx, name, dry_run)
     lifecycle.exec_in(state.runner(dry_run), name, command, shell=shell,
                       tty=sys.stdin.isatty() and sys.stdout.isatty())
 

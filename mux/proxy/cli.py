@@ -51,9 +51,12 @@ def start(ctx: click.Context, port: int | None, binds: tuple[str, ...], foregrou
     settings = dataclasses.replace(
         settings, port=port or settings.port, bind=tuple(binds) or settings.bind
     )
-    already = control.status().running
-    st = control.start(settings, config_path=config_path, foreground=foreground)
-    verb = "already running" if already else "started"
+    before = control.status()
+    if foreground:
+        st = control.start(settings, config_path=config_path, foreground=True)
+    else:  # the same as `mux new` does: start it, or restart it if it runs other settings
+        st = control.ensure(settings, config_path=config_path, say=lambda m: click.echo(m, err=True))
+    verb = "already running" if before.running and before.pid == st.pid else "started"
     click.echo(f"mux proxy {verb}: pid {st.pid}, listening on {_where(st)}")
     click.echo(f"CA certificate: {st.ca}")
 
@@ -73,16 +76,27 @@ def stop() -> None:
 
 @proxy.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def status(as_json: bool) -> None:
-    """Whether the proxy runs (exit 0) or not (exit 5), where, and its CA."""
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Whether the proxy runs (exit 0) or not (exit 5), where, its CA, the sessions
+    registered with it, and whether it runs the config as it is now (stale)."""
+    from mux.proxy import registry
+    from mux.proxy.files import ProxyFiles
+
     st = control.status()
+    settings, config_path = load_settings(ctx)
+    stale = control.stale(settings, config_path) if st.running else None
+    sessions = registry.names(ProxyFiles.default())
     if as_json:
-        click.echo(json.dumps(st.to_json(), indent=2))
+        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions}, indent=2))
     elif st.running:
         click.echo(f"running: pid {st.pid}, listening on {_where(st)}")
+        click.echo(f"config digest: {st.config_digest}" + (
+            " (stale: the config changed since it started; the next mux new/start/attach/exec "
+            "restarts it)" if stale else ""))
         click.echo(f"CA certificate: {st.ca}")
         click.echo(f"audit log: {st.audit_log}")
-        click.echo(f"sessions seen: {', '.join(st.sessions) or '(none yet)'}")
+        click.echo(f"sessions: {', '.join(sessions) or '(none registered)'}")
     else:
         click.echo("not running (`mux proxy start` starts it)")
     if not st.running:
@@ -100,4 +114,4 @@ def regenerate_ca(force: bool) -> None:
 
 
 def _where(st: control.ProxyStatus) -> str:
-    return ", ".join(f"{a}:{st.port}" for a in st.addresses)
+    return ", ".join(f"{a}:{p}" for a in st.addresses for p in st.ports)

@@ -2,7 +2,14 @@
 
 Files under ``<data dir>/proxy``: ``proxy.pid`` (written by the process itself),
 ``state.json`` (written once it listens), ``policy.json`` (what ``start`` asked
-for), ``proxy.log``. A pid counts only while that process is alive, not a
+for), ``proxy.log``.
+
+The proxy follows its config: ``policy.json`` carries a digest of everything
+the proxy's behaviour depends on (ports, listen addresses, filters, credential
+rules as written, upstream CAs and their contents); :func:`ensure` restarts a
+running proxy whose digest differs, under a lock, so many ``mux new`` at once
+start (or restart) one proxy. The ports of every registered session stay in the
+listen set, so a port change keeps older sessions working. A pid counts only while that process is alive, not a
 zombie, and its command line is ``mux.proxy.server`` for this state directory,
 so a stale pid file (after a crash or reboot, pid reused) never fools
 ``status`` or ``stop``.
@@ -10,6 +17,8 @@ so a stale pid file (after a crash or reboot, pid reused) never fools
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -21,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from mux.errors import ConfigError, ProxyError
-from mux.proxy import ca, netinfo
+from mux.proxy import ca, netinfo, registry
 from mux.proxy.files import ProxyFiles, write_public
-from mux.proxy.settings import UPSTREAM_CA_ENV, ProxySettings
+from mux.proxy.settings import UPSTREAM_CA_ENV, ProxySettings, parse_credentials
 from mux.runner import Runner, spawn_detached
 
 INSTALL_HINT = "install the proxy engine: pip install 'mux[proxy]'"
@@ -38,12 +47,14 @@ class ProxyStatus:
     port: int | None
     ca: str
     audit_log: str
-    sessions: tuple[str, ...] = ()  # sessions seen in the recent audit log
+    sessions_seen: tuple[str, ...] = ()  # sessions seen in the recent audit log
+    config_digest: str | None = None  # of the settings the running proxy was started with
+    ports: tuple[int, ...] = ()  # every port it listens on (the configured one first)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["addresses"] = list(self.addresses)
-        data["sessions"] = list(self.sessions)
+        for key in ("addresses", "sessions_seen", "ports"):
+            data[key] = list(data[key])
         return data
 
 
@@ -53,6 +64,74 @@ def listen_addresses(settings: ProxySettings, runner: Runner | None = None) -> t
         return settings.bind
     gateway = netinfo.bridge_gateway(runner)
     return (LOOPBACK, gateway) if gateway and gateway != LOOPBACK else (LOOPBACK,)
+
+
+def plan(settings: ProxySettings, config_path: Path | None, files: ProxyFiles,
+         runner: Runner | None = None) -> dict[str, Any]:
+    """What the proxy should run with (``policy.json``), its ``digest`` included. Nothing secret."""
+    listen = list(listen_addresses(settings, runner))
+    ports = [settings.port] + sorted(set(registry.ports(files).values()) - {settings.port})
+    cas = [str(p) for p in upstream_cas(settings)]
+    policy: dict[str, Any] = {
+        "port": settings.port,
+        "ports": ports,
+        "listen": listen,
+        "upstream_cas": cas,
+        "filters": asdict(settings.filters),
+    }
+    rules: list[Any] = []
+    if config_path is not None:
+        from mux.config import read_toml
+
+        path = Path(config_path)
+        rules = [repr(r) + repr((r.value, r.username, r.password))
+                 for r in parse_credentials(read_toml(path), str(path))]
+    hashed = {**policy, "rules": rules, "config": str(Path(config_path).absolute()) if config_path else None,
+              "ca_contents": [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in cas]}
+    policy["digest"] = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
+    return policy
+
+
+def ensure(
+    settings: ProxySettings,
+    *,
+    config_path: Path | None = None,
+    files: ProxyFiles | None = None,
+    runner: Runner | None = None,
+    say: Any = None,
+) -> ProxyStatus:
+    """The proxy running the settings given: started if it is not running, restarted
+    if it runs other settings (stale). Serialized: concurrent callers start one proxy."""
+    files = files or ProxyFiles.default()
+    files.ensure()
+    with open(files.root / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        policy = plan(settings, config_path, files, runner)
+        current = status(files)
+        if current.running and current.config_digest == policy["digest"]:
+            return current
+        if current.running:
+            if say is not None:
+                say("mux: restarting the proxy: its settings changed since it started "
+                    f"(sessions using it: {', '.join(registry.names(files)) or 'none'})")
+            stop(files)
+        return _start_planned(files, policy, config_path, settings.timeout, False, runner)
+
+
+def stop_if_unused(files: ProxyFiles) -> bool:
+    """Stop the proxy when no session is registered (after the last one is deleted)."""
+    with open(files.root / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return not registry.names(files) and stop(files)
+
+
+def stale(settings: ProxySettings, config_path: Path | None, files: ProxyFiles | None = None) -> bool | None:
+    """Whether the running proxy runs other settings than these; None when it does not run."""
+    files = files or ProxyFiles.default()
+    current = status(files)
+    if not current.running:
+        return None
+    return current.config_digest != plan(settings, config_path, files)["digest"]
 
 
 def upstream_cas(settings: ProxySettings) -> list[Path]:
@@ -88,7 +167,9 @@ def status(files: ProxyFiles | None = None) -> ProxyStatus:
         port=state.get("port") if running else None,
         ca=str(files.ca_cert),
         audit_log=str(files.audit),
-        sessions=_recent_sessions(files.audit),
+        sessions_seen=_recent_sessions(files.audit),
+        config_digest=state.get("digest") if running else None,
+        ports=tuple(state.get("ports") or [state.get("port")]) if running else (),
     )
 
 
@@ -109,18 +190,18 @@ def start(
     current = status(files)
     if current.running:
         return current
+    files.ensure()
+    return _start_planned(files, plan(settings, config_path, files, runner), config_path, settings.timeout,
+                          foreground, runner)
+
+
+def _start_planned(files: ProxyFiles, policy: dict[str, Any], config_path: Path | None, timeout: float,
+                   foreground: bool, runner: Runner | None) -> ProxyStatus:
     if importlib.util.find_spec("mitmproxy") is None:
         raise ProxyError("the credential proxy needs mitmproxy, which is not installed", hint=INSTALL_HINT)
-    files.ensure()
     _clear_stale(files)
-    policy = {
-        "port": settings.port,
-        "listen": list(listen_addresses(settings, runner)),
-        "upstream_cas": [str(p) for p in upstream_cas(settings)],
-        "filters": asdict(settings.filters),
-    }
     write_public(files.policy, json.dumps(policy, indent=1))
-    return _launch(files, config_path, settings.timeout, foreground, runner)
+    return _launch(files, config_path, timeout, foreground, runner)
 
 
 def _launch(
@@ -142,7 +223,7 @@ def _launch(
         if _reap(pid):
             raise ProxyError("the proxy exited while starting", hint=_log_tail(files.log, offset))
         current = status(files)
-        if current.running and all(netinfo.can_connect(a, current.port or 0) for a in current.addresses):
+        if current.running and all(netinfo.can_connect(a, p) for a in current.addresses for p in current.ports):
             return current
         time.sleep(0.05)
     _terminate(pid, files, grace=3.0)

@@ -58,10 +58,15 @@ def _locked(files: ProxyFiles) -> Iterator[None]:
 def load(path: Path) -> dict[str, str]:
     """Session name -> secret digest; {} when there is no registry yet.
     ProxyError when the file exists but is unreadable or not a registry."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """(name -> secret digest, name -> the proxy port the session was given)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except OSError as exc:
         raise _broken(path, exc.strerror or str(exc)) from None
     try:
@@ -69,11 +74,18 @@ def load(path: Path) -> dict[str, str]:
     except ValueError as exc:
         raise _broken(path, f"not valid JSON ({exc})") from None
     sessions = data.get("sessions") if isinstance(data, dict) else None
+    ports = data.get("ports", {}) if isinstance(data, dict) else None
     if not isinstance(sessions, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in sessions.items()
+    ) or not isinstance(ports, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536 for v in ports.values()
     ):
-        raise _broken(path, 'not a session registry ({"sessions": {NAME: DIGEST}})')
-    return dict(sessions)
+        raise _broken(path, 'not a session registry ({"sessions": {NAME: DIGEST}, "ports": {NAME: PORT}})')
+    return dict(sessions), {k: v for k, v in ports.items() if k in sessions}
+
+
+def _write(files: ProxyFiles, sessions: dict[str, str], ports: dict[str, int]) -> None:
+    write_private(files.sessions, json.dumps({"sessions": sessions, "ports": ports}, indent=1, sort_keys=True))
 
 
 def _broken(path: Path, why: str) -> ProxyError:
@@ -90,18 +102,29 @@ def names(files: ProxyFiles) -> list[str]:
         return sorted(load(files.sessions))
 
 
-def register(files: ProxyFiles, session: str, secret: str) -> None:
+def ports(files: ProxyFiles) -> dict[str, int]:
+    """Session -> the proxy port in its environment: the proxy keeps listening on each."""
     with _locked(files):
-        sessions = load(files.sessions)
+        return _read(files.sessions)[1]
+
+
+def register(files: ProxyFiles, session: str, secret: str, port: int | None = None) -> None:
+    with _locked(files):
+        sessions, known = _read(files.sessions)
         sessions[session] = digest(secret)
-        write_private(files.sessions, json.dumps({"sessions": sessions}, indent=1, sort_keys=True))
+        if port is not None:
+            known[session] = port
+        _write(files, sessions, known)
 
 
-def forget(files: ProxyFiles, session: str) -> None:
+def forget(files: ProxyFiles, session: str) -> int:
+    """Remove the session's entry; how many sessions remain registered."""
     with _locked(files):
-        sessions = load(files.sessions)
+        sessions, known = _read(files.sessions)
         if sessions.pop(session, None) is not None:
-            write_private(files.sessions, json.dumps({"sessions": sessions}, indent=1, sort_keys=True))
+            known.pop(session, None)
+            _write(files, sessions, known)
+        return len(sessions)
 
 
 class Registry:

@@ -62,6 +62,8 @@ class Ready:
         state = {
             "pid": os.getpid(),
             "port": self.policy["port"],
+            "ports": self.policy.get("ports", [self.policy["port"]]),
+            "digest": self.policy.get("digest"),
             "addresses": self.policy["listen"],
             "config": self.config,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -81,7 +83,8 @@ async def serve(
 
     master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
     master.options.update(
-        mode=[f"regular@{addr}:{policy['port']}" for addr in policy["listen"]],
+        mode=[f"regular@{addr}:{port}" for addr in policy["listen"]
+              for port in policy.get("ports", [policy["port"]])],
         confdir=str(files.root),
         ssl_verify_upstream_trusted_ca=str(files.upstream_roots),
         # Stream big bodies (git packs) instead of holding them all in memory; mux

@@ -12,14 +12,19 @@ proxy injects them.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mux.errors import ProxyError
 from mux.paths import session_dir
 from mux.proxy import control, registry
 from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
 from mux.proxy.settings import ProxySettings
+
+if TYPE_CHECKING:
+    from mux.config import Config
 
 HOST_ALIAS = "host.docker.internal"
 NO_PROXY = f"localhost,127.0.0.1,::1,{HOST_ALIAS}"
@@ -40,8 +45,30 @@ class Wiring:
 
 
 def ensure_running(settings: ProxySettings, config_path: Path | None = None) -> control.ProxyStatus:
-    """The running proxy's status, starting it first if needed; ProxyError (exit 5) if it cannot run."""
-    return control.start(settings, config_path=config_path)
+    """The proxy running these settings: started, or restarted when it runs older ones
+    (registered sessions keep working); ProxyError (exit 5) if it cannot run."""
+    return control.ensure(settings, config_path=config_path, say=_say)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def ensure_proxy_for(session_name: str, config: Config) -> None:
+    """For start/attach/exec: a session wired to the proxy gets it running, on the
+    config the user has now. Sessions without the proxy cost one stat()."""
+    from mux import validate
+    from mux.errors import MuxError
+    from mux.proxy.settings import default_settings
+
+    try:
+        validate.session_name(session_name)
+    except MuxError:
+        return  # not a session name: the command itself says so
+    if not (session_dir(session_name) / ENV_FILE_NAME).exists():
+        return
+
+    ensure_running(config.proxy or default_settings(), config.source)
 
 
 def session_wiring(
@@ -87,7 +114,7 @@ def session_wiring(
         url = f"http://{registry.USER_PREFIX}{session_name}:{secret}@{host}:{port}"
         env_file.parent.mkdir(parents=True, exist_ok=True)
         write_private(env_file, "".join(f"{var}={url}\n" for var in PROXY_VARS))
-        registry.register(files, session_name, secret)
+        registry.register(files, session_name, secret, port)
     bundle = f"{CONTAINER_CA_DIR}/{BUNDLE_NAME}"
     env = (("NO_PROXY", NO_PROXY), ("no_proxy", NO_PROXY)) + tuple((v, bundle) for v in CA_VARS)
     return Wiring(
@@ -100,8 +127,11 @@ def session_wiring(
 
 
 def forget_session(session_name: str, files: ProxyFiles | None = None) -> None:
-    """For ``mux delete``: the session's secret stops working (its env-file goes with its dir)."""
-    registry.forget(files or ProxyFiles.default(), session_name)
+    """For ``mux delete``: the session's secret stops working (its env-file goes with
+    its dir). The last session using the proxy stops it: nothing listens for no one."""
+    files = files or ProxyFiles.default()
+    if registry.forget(files, session_name) == 0:
+        control.stop_if_unused(files)
 
 
 def host_git_env(session_name: str, files: ProxyFiles | None = None) -> dict[str, str]:

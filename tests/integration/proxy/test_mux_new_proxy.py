@@ -129,3 +129,71 @@ def test_private_repo_cloned_and_pushed_through_the_proxy(images, mux_home, pki,
     finally:
         mux("delete", "--force", unique_name)
         mux("proxy", "stop")
+
+
+def _status(env: dict[str, str] | None = None) -> dict:
+    return json.loads(mux("proxy", "status", "--json", env=env).stdout)
+
+
+def _reach(name: str, api: EchoUpstream) -> str:
+    return mux("exec", name, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/{name}").stdout
+
+
+def test_config_change_restarts_the_proxy_and_older_sessions_keep_working(proxied, api, unique_name) -> None:
+    env = proxied["env"]
+    first, second = f"{unique_name}a", f"{unique_name}b"
+    assert mux("new", first, env=env).returncode == 0
+    before = _status()
+    assert before["stale"] is False and before["sessions"] == [first] and before["config_digest"]
+    # The user edits the config: a new port, and a header rule changed.
+    config = Path(os.environ["MUX_CONFIG"])
+    new_port = free_port()
+    config.write_text(config.read_text().replace(f"port = {proxied['port']}", f"port = {new_port}")
+                      .replace('auth_type = "bearer"\nvalue', 'header = "X-Api-Key"\nvalue'))
+    assert _status()["stale"] is True
+    made = mux("new", second, env=env)
+    assert made.returncode == 0, made.stderr
+    assert "restarting the proxy" in made.stderr
+    after = _status()
+    assert after["stale"] is False and after["pid"] != before["pid"]
+    assert after["config_digest"] != before["config_digest"] and after["sessions"] == sorted([first, second])
+    assert set(after["ports"]) == {proxied["port"], new_port}
+    for name in (first, second):  # the older session still reaches it, on its old port
+        assert _reach(name, api) == "upstream ok\n"
+        assert api.requests[-1][2].get("X-Api-Key") == TOKEN  # the new rule applies to both
+        assert "Authorization" not in api.requests[-1][2]
+
+
+def test_start_and_exec_revive_a_stopped_proxy(proxied, api, unique_name) -> None:
+    env = proxied["env"]
+    assert mux("new", unique_name, env=env).returncode == 0
+    assert mux("proxy", "stop").returncode == 0
+    assert _reach(unique_name, api) == ""  # nothing listens: the agent has no network
+    # exec brings it back (with the token from this environment)...
+    assert mux("exec", unique_name, "--", "true", env=env).returncode == 0
+    assert _status()["running"] is True and _reach(unique_name, api) == "upstream ok\n"
+    # ...and so does start, after a reboot-like stop of both.
+    assert mux("stop", unique_name).returncode == 0 and mux("proxy", "stop").returncode == 0
+    assert mux("start", unique_name, env=env).returncode == 0
+    assert _status()["running"] is True and _reach(unique_name, api) == "upstream ok\n"
+    # A proxy that cannot start (the rule's ${API_TOKEN} is unset here) is exit 5, saying why.
+    assert mux("proxy", "stop").returncode == 0
+    failed = mux("exec", unique_name, "--", "true")
+    assert failed.returncode == 5 and "API_TOKEN" in failed.stderr, failed.stderr
+
+
+def test_parallel_new_start_one_proxy_and_register_every_session(proxied, unique_name) -> None:
+    import subprocess
+    import sys
+
+    names = [f"{unique_name}{i}" for i in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-m", "mux", "new", n], env={**os.environ, **proxied["env"]},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
+    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    assert [code for code, _ in results] == [0] * len(names), results
+    status = _status()
+    assert status["running"] is True and status["sessions"] == sorted(names)
+    assert "restarting" not in "".join(err for _, err in results)
+    # Deleting every session that uses the proxy stops it: nothing listens for no one.
+    assert mux("delete", "--all", "--force").returncode == 0
+    assert mux("proxy", "status").returncode == 5
