@@ -24,7 +24,7 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
     if not dry_run:
         from mux.proxy.session import ensure_proxy_for
 
-        ensure_proxy_for(name, _state(ctx).config())
+        ensure_proxy_for(name, _state(ctx).config)  # the config is read only for proxied sessions
 
 
 @click.command(context_settings={"ignore_unknown_options": False})

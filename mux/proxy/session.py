@@ -13,6 +13,7 @@ proxy injects them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,7 +55,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def ensure_proxy_for(session_name: str, config: Config) -> None:
+def ensure_proxy_for(session_name: str, load_config: Callable[[], Config]) -> None:
     """For start/attach/exec: a session wired to the proxy gets it running, on the
     config the user has now. Sessions without the proxy cost one stat()."""
     from mux import validate
@@ -68,6 +69,7 @@ def ensure_proxy_for(session_name: str, config: Config) -> None:
     if not (session_dir(session_name) / ENV_FILE_NAME).exists():
         return
 
+    config = load_config()
     ensure_running(config.proxy or default_settings(), config.source)
 
 
