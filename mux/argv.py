@@ -35,7 +35,7 @@ def env_args(env: Iterable[tuple[str, str | None]]) -> list[str]:
 
 
 def run_argv(spec: SessionSpec) -> list[str]:
-    argv = [DOCKER, "run", "-d", "-it", "--init", "--name", spec.container]
+    argv = [DOCKER, "run", "-d", *(["-it"] if spec.tty else []), "--init", "--name", spec.container]
     argv += repeated("--label", (f"{k}={v}" for k, v in spec.labels))
     argv += ["-v", f"{spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
     argv += option("-u", spec.user)

@@ -7,6 +7,7 @@ value. Strings expand ``${VAR}``/``${VAR:-default}``; paths expand ``~``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,10 +60,31 @@ class GitSettings:
 
 
 @dataclass(frozen=True)
+class AgentSettings:
+    """One ``[agents.NAME]`` table: what it changes in a preset (mux/agents.py), or a
+    whole new agent. None: not set here, the preset's value stands."""
+
+    command: str | None = None
+    args: tuple[str, ...] | None = None
+    binary: Path | None = None
+    env: tuple[str, ...] = ()
+    share: tuple[str, ...] | None = None
+    headless_args: tuple[str, ...] | None = None
+    prompt_args: tuple[str, ...] | None = None
+    api_host: str | None = None
+    key_env: tuple[str, ...] | None = None
+
+
+AGENT_KEYS = ("command", "args", "binary", "env", "share", "headless_args", "prompt_args", "api_host", "key_env")
+AGENT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path | None = None
     docker: DockerSettings = DockerSettings()
     git: GitSettings = GitSettings()
+    agents: Mapping[str, AgentSettings] = field(default_factory=dict)
     proxy: Any = None  # mux.proxy.settings.ProxySettings, parsed lazily by its own module
     raw_proxy: Mapping[str, Any] = field(default_factory=dict)
     raw_credentials: Mapping[str, Any] = field(default_factory=dict)
@@ -183,9 +205,10 @@ def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:
     top = Table(data, "", str(path), env)
     docker = _docker(top.table("docker"), path.parent)
     git = _git(top.table("git"))
+    agents = _agents(top.table("agents"))
     raw_proxy = top.raw("proxy")
     raw_credentials = top.raw("credentials")
-    top.finish("docker, git, proxy, credentials")
+    top.finish("docker, git, proxy, credentials, agents")
     for key, value in (("proxy", raw_proxy), ("credentials", raw_credentials)):
         if value is not None and not isinstance(value, dict):
             raise ConfigError(f"{path}: [{key}] must be a table, got {value!r}")
@@ -198,7 +221,7 @@ def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:
         proxy = parse_proxy_settings({"proxy": raw_proxy} if raw_proxy is not None else {}, str(path), env)
         parse_credentials({"credentials": raw_credentials or {}}, str(path))
     return Config(
-        source=path, docker=docker, git=git, proxy=proxy,
+        source=path, docker=docker, git=git, agents=agents, proxy=proxy,
         raw_proxy=raw_proxy or {}, raw_credentials=raw_credentials or {},
     )
 
@@ -261,4 +284,34 @@ def _git(t: Table) -> GitSettings:
         user_email=t.string("user_email"),
     )
     t.finish("inject_config, user_name, user_email")
+    return settings
+
+
+def _agents(t: Table) -> dict[str, AgentSettings]:
+    found = {}
+    for name in sorted(t.data):
+        if not AGENT_NAME.fullmatch(name):
+            raise ConfigError(f"{t.where(name)}: agent name {name!r} must be 1-32 lowercase letters, "
+                              "digits, '_' or '-', starting with a letter")
+        found[name] = _agent(t.table(name))
+    return found
+
+
+def _agent(t: Table) -> AgentSettings:
+    def listed(key: str) -> tuple[str, ...] | None:
+        return t.strings(key) if key in t.data else None
+
+    settings = AgentSettings(
+        command=t.string("command"), args=listed("args"), binary=t.path("binary"),
+        env=t.strings("env"), share=listed("share"), headless_args=listed("headless_args"),
+        prompt_args=listed("prompt_args"), api_host=t.string("api_host"), key_env=listed("key_env"),
+    )
+    for entry in settings.env:
+        validate.env_entry(entry, t.where("env"), dict(t.env))
+    for var in settings.key_env or ():
+        if not validate.ENV_NAME.fullmatch(var):
+            raise ConfigError(f"{t.where('key_env')}: {var!r} is not a variable name")
+    if settings.command is not None and not settings.command.strip():
+        raise ConfigError(f"{t.where('command')}: must not be empty")
+    t.finish(", ".join(AGENT_KEYS))
     return settings

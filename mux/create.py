@@ -36,6 +36,9 @@ class NewOptions:
     branch: str | None = None
     proxy: bool | None = None
     ports: tuple[str, ...] = ()  # -p/--publish, added to [docker] ports
+    agent: str | None = None  # mux/agents.py: COMMAND is then the agent's arguments
+    prompt: str | None = None
+    headless: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     ]
     if host.env.get("MUX_INSTANCE"):
         labels.append(("mux.instance", host.env["MUX_INSTANCE"]))
-    return SessionSpec(
+    spec = SessionSpec(
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),
         volumes=d.volumes + volumes, network=network, limits=limits,
@@ -127,6 +130,26 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
     )
+    return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
+
+
+def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionSpec,
+               user_env: tuple[str, ...]) -> SessionSpec:
+    """--agent: the preset's command, variables and mounts (mux/agents.py)."""
+    if not opts.agent:
+        if opts.prompt is not None or opts.headless:
+            raise ConfigError("--prompt and --headless need --agent")
+        return spec
+    if opts.proxy is False:
+        raise ConfigError("--agent needs the proxy (the session holds no key; the proxy injects it), "
+                          "not --no-proxy")
+    from mux.agents import AgentRequest, apply
+
+    req = AgentRequest(opts.agent, opts.prompt, opts.headless, tuple(opts.command))
+    return apply(config, req, spec, uid=host.uid, gid=host.gid, host_env=host.env,
+                 host_home=Path(host.env.get("HOME") or Path.home()),
+                 session_dir=host.data_dir / "sessions" / spec.name,
+                 user_env_names={e.partition("=")[0] for e in user_env})
 
 
 def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
@@ -209,6 +232,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             spec = wire_proxy(runner, proxy, spec)
         spec = hostfiles.prepare_host(runner, config, spec, session_dir, opts, progress,
                                       proxied=proxy is not None)
+        if opts.agent:
+            from mux.agents import prepare_home
+
+            prepare_home(runner, opts.agent, spec)
         runner.run(A.run_argv(spec))
     except BaseException as exc:
         if not runner.dry_run:
@@ -279,6 +306,7 @@ def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Any
     On when the config has a [proxy] table (unless enabled = false); --proxy and
     --no-proxy decide per session. network "none" has no network to proxy."""
     wanted = opts.proxy if opts.proxy is not None else bool(config.proxy and config.proxy.enabled)
+    wanted = wanted or bool(opts.agent)  # an agent's key comes only from the proxy
     if not wanted or network == "none":
         return None
     if config.proxy is not None:

@@ -13,7 +13,7 @@ from mux.hostfiles import being_created
 from mux.runner import Runner
 from mux.spec import CREATED_FORMAT
 
-LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch")
+LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent")
 # One JSON object per container, labels read one by one so that no value (a
 # path with a comma, say) can be confused with the separator of .Labels.
 PS_FORMAT = (
@@ -35,6 +35,7 @@ class Session:
     container: str
     repo: str = ""
     branch: str = ""
+    agent: str = ""
     state: str = ""
     id: str = ""
 
@@ -66,7 +67,7 @@ def parse_ps(output: str) -> list[Session]:
             name=row["session"], backend=row["backend"] or "docker",
             status=status_of(row["state"]), created=row["created"],
             workdir=row["workdir"], image=row["image"] or row["docker_image"],
-            container=row["container"], repo=row["repo"], branch=row["branch"],
+            container=row["container"], repo=row["repo"], branch=row["branch"], agent=row.get("agent") or "",
             state=row["state"], id=row["id"],
         ))
     return sorted(sessions, key=lambda s: (s.name, s.container))

@@ -41,6 +41,7 @@ class SessionSpec:
     pull: str | None = None
     extra_hosts: tuple[str, ...] = ()
     ports: tuple[str, ...] = ()  # docker -p specs, the host address always written out
+    tty: bool = True  # -it: a terminal to attach to; off for one-shot (headless) agents
 
     @property
     def container(self) -> str:

@@ -51,6 +51,12 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
 @click.option("--proxy/--no-proxy", default=None,
               help="Route the session's network through mux's credential proxy "
               "(default: when the config has a [proxy] table).")
+@click.option("--agent", metavar="AGENT",
+              help="Run an agent (claude, codex, gemini, or an [agents.NAME] table) as the session's "
+              "program; arguments after `--` go to it.")
+@click.option("--prompt", metavar="TEXT", help="The agent's first message.")
+@click.option("--headless", is_flag=True,
+              help="Run the agent's one-shot mode on --prompt: output in `mux logs`, then the session exits.")
 @dry_run_option
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -66,6 +72,8 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
       mux new my-session
       mux new --image rust:1.85 --memory 8g my-rust-session
       mux new --dry-run api -- claude --dangerously-skip-permissions
+      mux new --agent claude fix-123
+      mux new --agent claude --headless --prompt "fix the failing test" fix-124
     """
     from mux.create import NewOptions, create
 
@@ -76,6 +84,7 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         memory=flags["memory"], cpus=flags["cpus"], memory_swap=flags["memory_swap"],
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
         proxy=flags["proxy"], ports=flags["ports"],
+        agent=flags["agent"], prompt=flags["prompt"], headless=flags["headless"],
     )
     spec = create(state.runner(dry_run), state.config(), opts,
                   progress=sys.stderr.isatty() and not state.quiet)
@@ -113,9 +122,11 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
         click.echo("No sessions. Create one with: mux new NAME", err=True)
         return
     with_repo = any(s.repo for s in sessions)
-    headers = ["NAME", "BACKEND", "STATUS", "CREATED", "WORKING DIRECTORY"] + (["REPO"] if with_repo else [])
+    with_agent = any(s.agent for s in sessions)
+    headers = (["NAME", "BACKEND", "STATUS", "CREATED"] + (["AGENT"] if with_agent else [])
+               + ["WORKING DIRECTORY"] + (["REPO"] if with_repo else []))
     rows = [[s.name, s.backend, s.status + ("" if present[s.name] else " (workdir missing)"),
-             created_local(s.created), s.workdir]
+             created_local(s.created)] + ([s.agent or "-"] if with_agent else []) + [s.workdir]
             + ([s.repo] if with_repo else []) for s in sessions]
     click.echo(render(headers, rows))
 

@@ -1,0 +1,463 @@
+"""Agent presets (`mux new --agent NAME`): data that feeds the same SessionSpec.
+
+A preset says what the agent is (its command, one-shot and first-message
+arguments, defaults), where it talks to (its API host) and how it proves who it
+is (the header, and the variable that must hold *something* for it to start).
+``[agents.NAME]`` tables change a preset or add an agent (mux.config.AgentSettings).
+
+Choices, and why:
+
+- **No key inside.** The variable the agent needs gets a placeholder; the
+  credential proxy replaces the header on the way out (a ``[credentials.*]``
+  rule for the API host is required, else exit 2 naming the rule). A user's
+  ``--env``/``[docker] env`` entry for that variable is refused: it would put
+  the host's real key in the container.
+- **One ``docker run``.** Whether the image has the agent is decided *in* the
+  container by a tiny launcher (/bin/sh, so busybox images work): the image's
+  program if it is on PATH, else the host's self-contained binary mounted
+  read-only at /opt/mux/agents (as the sccache binary is). Only an executable
+  (ELF) can be mounted: Claude Code's native ``claude``, Codex's static musl
+  ``codex`` found inside its npm package. A script agent (gemini is node) must
+  be in the image; the launcher says so and exits 2.
+- **Never root.** The agent runs as the host user, or, when mux runs as root,
+  as the owner of the working directory; root-owned work is refused.
+- **State in the session HOME** (``~/.claude``, ``~/.codex``, ...), a host
+  directory kept across stop/start. ``share`` mounts host files read-only at the
+  same place under that HOME; anything that looks like a credential is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Callable
+from urllib.parse import urlsplit
+
+from mux import validate
+from mux.config import AgentSettings
+from mux.errors import ConfigError, MuxError
+from mux.spec import CONTAINER_HOME, SessionSpec
+
+if TYPE_CHECKING:
+    from mux.config import Config
+    from mux.runner import Runner
+
+AGENT_DIR = "/opt/mux/agents"
+PLACEHOLDER = "mux-placeholder-the-proxy-injects-the-real-key"
+MAX_SHARED_FILES = 200
+MAX_SCAN_BYTES = 1024 * 1024
+# $1: what to say when the agent is missing; $2: the program; the rest: its arguments.
+LAUNCHER = (
+    'hint=$1; p=$2; shift 2; '
+    'if command -v "$p" >/dev/null 2>&1; then exec "$p" "$@"; fi; '
+    f'if [ -x "{AGENT_DIR}/$p" ]; then PATH="$PATH:{AGENT_DIR}"; export PATH; exec "$p" "$@"; fi; '
+    'echo "mux: $hint" >&2; exit 2'
+)
+# File names that hold credentials, and text that looks like one.
+CREDENTIAL_NAMES = re.compile(
+    r"^(\.credentials\.json|auth\.json|oauth_creds\.json|credentials(\.json)?|\.netrc|\.env|"
+    r"\.git-credentials|.*\.(pem|key|p12|pfx))$", re.IGNORECASE)
+CREDENTIAL_TEXT = re.compile(
+    rb"sk-ant-|sk-proj-|sk-[A-Za-z0-9]{20}|AIza[0-9A-Za-z_-]{20}|gh[pousr]_[A-Za-z0-9]{20}|"
+    rb"(api[_-]?key|apikeyhelper|auth[_-]?token|access[_-]?token|refresh[_-]?token|bearer|"
+    rb"password|secret)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    command: str
+    api_host: str
+    # header (lower case) -> the variables that get the placeholder when the rule sets it
+    key_env: Mapping[str, tuple[str, ...]]
+    base_url_env: str | None = None
+    args: tuple[str, ...] = ()
+    headless_args: tuple[str, ...] = ()  # the prompt follows
+    prompt_args: tuple[str, ...] = ()  # first message of an interactive session; the prompt follows
+    env: tuple[tuple[str, str], ...] = ()
+    share: tuple[str, ...] = ()
+    # Files written into a new session HOME (relative path, text), e.g. "onboarding done".
+    seed: tuple[tuple[str, str], ...] = ()
+    find_binary: Callable[[], Path | None] | None = None  # None: a script, never mounted
+    install_hint: str = ""
+    # For `mux config init --agent` and the "no rule" error.
+    rule: tuple[str, str, str | None, str] = ("", "Authorization", "bearer", "")  # name, header, auth_type, ${VAR}
+
+
+def _which_elf(program: str) -> Path | None:
+    found = shutil.which(program)
+    if found and _not_executable(Path(found).resolve()) is None:
+        return Path(found).resolve()
+    return None
+
+
+def _codex_binary() -> Path | None:
+    """The static musl ``codex`` inside the npm package whose node script is on PATH."""
+    found = shutil.which("codex")
+    if not found:
+        return None
+    script = Path(found).resolve()
+    if _not_executable(script) is None:
+        return script  # already the binary (a standalone install)
+    root = script.parent.parent  # .../@openai/codex (bin/codex.js)
+    triple = {"x86_64": "x86_64-unknown-linux-musl", "aarch64": "aarch64-unknown-linux-musl"}.get(
+        platform.machine())
+    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine())
+    if not triple:
+        return None
+    for vendor in (root / "node_modules" / "@openai" / f"codex-linux-{arch}" / "vendor",
+                   root.parent / f"codex-linux-{arch}" / "vendor", root / "vendor"):
+        candidate = vendor / triple / "bin" / "codex"
+        if _not_executable(candidate) is None:
+            return candidate
+    return None
+
+
+CLAUDE_JSON = json.dumps({
+    "hasCompletedOnboarding": True,
+    # The one-time "use this API key?" question, answered for mux's placeholder.
+    "customApiKeyResponses": {"approved": [PLACEHOLDER[-20:]], "rejected": []},
+}, indent=2) + "\n"
+
+PRESETS: dict[str, Preset] = {
+    "claude": Preset(
+        name="claude", command="claude", api_host="api.anthropic.com",
+        key_env={"x-api-key": ("ANTHROPIC_API_KEY",),
+                 # an OAuth token from `claude setup-token`
+                 "authorization": ("CLAUDE_CODE_OAUTH_TOKEN",)},
+        base_url_env="ANTHROPIC_BASE_URL",
+        headless_args=("-p",),
+        env=(("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"), ("DISABLE_AUTOUPDATER", "1"),
+             ("DISABLE_TELEMETRY", "1"), ("DISABLE_ERROR_REPORTING", "1")),
+        seed=((".claude.json", CLAUDE_JSON),),
+        find_binary=lambda: _which_elf("claude"),
+        install_hint="install Claude Code on the host (`npm install -g @anthropic-ai/claude-code`, "
+                     "whose `claude` is a native binary), set [agents.claude] binary, or use an image "
+                     "that has it",
+        rule=("anthropic", "x-api-key", None, "${ANTHROPIC_API_KEY}"),
+    ),
+    "codex": Preset(
+        name="codex", command="codex", api_host="api.openai.com",
+        key_env={"authorization": ("OPENAI_API_KEY", "CODEX_API_KEY")},
+        base_url_env="OPENAI_BASE_URL",
+        args=("-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false"),
+        headless_args=("exec", "--skip-git-repo-check"),
+        find_binary=_codex_binary,
+        install_hint="install Codex on the host (`npm install -g @openai/codex` ships a static binary "
+                     "mux can mount), set [agents.codex] binary, or use an image that has it",
+        rule=("openai", "Authorization", "bearer", "${OPENAI_API_KEY}"),
+    ),
+    "gemini": Preset(
+        name="gemini", command="gemini", api_host="generativelanguage.googleapis.com",
+        key_env={"x-goog-api-key": ("GEMINI_API_KEY",)},
+        base_url_env="GOOGLE_GEMINI_BASE_URL",
+        headless_args=("-p",), prompt_args=("-i",),
+        env=(("GEMINI_TELEMETRY_ENABLED", "false"),),
+        seed=((".gemini/settings.json", json.dumps({
+            "privacy": {"usageStatisticsEnabled": False},
+            "security": {"auth": {"selectedType": "gemini-api-key"}},
+        }, indent=2) + "\n"),),
+        install_hint="gemini is a node script, which mux cannot mount from the host: use an image "
+                     "with it installed (`RUN npm install -g @google/gemini-cli`), e.g. --image",
+        rule=("gemini", "x-goog-api-key", None, "${GEMINI_API_KEY}"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A preset with the user's ``[agents.NAME]`` table applied."""
+
+    name: str
+    command: str
+    args: tuple[str, ...]
+    headless_args: tuple[str, ...]
+    prompt_args: tuple[str, ...]
+    env: tuple[tuple[str, str | None], ...]
+    share: tuple[str, ...]
+    api_host: str
+    key_env: Mapping[str, tuple[str, ...]]
+    binary: Path | None
+    install_hint: str
+    seed: tuple[tuple[str, str], ...] = ()
+    rule: tuple[str, str, str | None, str] = ("", "Authorization", "bearer", "")
+
+
+def resolve(name: str, config: Config, host_env: Mapping[str, str],
+            find: bool = True) -> Agent:
+    """The agent called ``name``: its preset, changed by ``[agents.NAME]``."""
+    user = config.agents.get(name)
+    preset = PRESETS.get(name)
+    where = f"{config.source or 'config'}: [agents.{name}]"
+    if preset is None:
+        if user is None:
+            known = sorted(set(PRESETS) | set(config.agents))
+            raise ConfigError(f"unknown agent {name!r} (known: {', '.join(known)})",
+                              hint=f"add an [agents.{name}] table with command, api_host and key_env")
+        missing = [k for k in ("command", "api_host", "key_env") if getattr(user, k) is None]
+        if missing:
+            raise ConfigError(f"{where} is not a preset, so it needs {', '.join(missing)}")
+        preset = Preset(name=name, command="", api_host="", key_env={},
+                        install_hint=f"use an image that has it, or set [agents.{name}] binary")
+    user = user or AgentSettings()
+    env: list[tuple[str, str | None]] = list(preset.env)
+    env += [validate.env_entry(e, f"{where} env", dict(host_env)) for e in user.env]
+    api_host = user.api_host or preset.api_host
+    base = dict(env).get(preset.base_url_env or "") if preset.base_url_env else None
+    if base and not user.api_host:
+        api_host = urlsplit(base).hostname or ""  # a custom base URL: its host needs the rule
+        if not api_host:
+            raise ConfigError(f"{where} env: {preset.base_url_env}={base!r} is not a URL with a host")
+    key_env = preset.key_env
+    if user.key_env is not None:
+        key_env = {"*": user.key_env}
+    binary = user.binary
+    if binary is not None:
+        problem = _not_executable(binary)
+        if problem:
+            raise ConfigError(f"{where} binary {str(binary)!r} {problem}",
+                              hint="mux mounts only a self-contained executable; " + preset.install_hint)
+        binary = binary.resolve()
+    elif find and preset.find_binary is not None:
+        binary = preset.find_binary()
+    if binary is not None and ":" in str(binary):
+        raise ConfigError(f"agent binary {str(binary)!r} contains ':', which docker -v cannot mount")
+    return Agent(
+        name=name, command=user.command or preset.command,
+        args=preset.args if user.args is None else user.args,
+        headless_args=preset.headless_args if user.headless_args is None else user.headless_args,
+        prompt_args=preset.prompt_args if user.prompt_args is None else user.prompt_args,
+        env=tuple(env), share=preset.share if user.share is None else user.share,
+        api_host=api_host, key_env=key_env, binary=binary, install_hint=preset.install_hint,
+        seed=preset.seed, rule=preset.rule,
+    )
+
+
+def _not_executable(path: Path) -> str | None:
+    """Why ``path`` cannot be mounted as the agent program, or None."""
+    if not path.is_file():
+        return "does not exist" if not path.exists() else "is not a file"
+    if not os.access(path, os.X_OK):
+        return "is not executable"
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return None if magic == b"\x7fELF" else "is a script, not a self-contained executable"
+
+
+def rule_text(agent: Agent) -> str:
+    """The ``[credentials.*]`` table an agent needs, as TOML."""
+    name, header, auth_type, value = agent.rule
+    if not name:
+        name, value = agent.name, "${" + agent.name.upper().replace("-", "_") + "_API_KEY}"
+    lines = [f"[credentials.{name}]", f'domains = ["{agent.api_host}"]', f'header = "{header}"']
+    if auth_type:
+        lines.append(f'auth_type = "{auth_type}"')
+    return "\n".join(lines + [f'value = "{value}"']) + "\n"
+
+
+def covering_rule(agent: Agent, raw_credentials: Mapping[str, object], source: str) -> object:
+    from mux.proxy import domains
+    from mux.proxy.settings import parse_credentials
+
+    rules = parse_credentials({"credentials": dict(raw_credentials)}, source)
+    rule = next((r for r in rules if domains.any_match(r.domains, agent.api_host)), None)
+    if rule is None:
+        raise ConfigError(
+            f"no [credentials.*] rule covers {agent.api_host}, the {agent.name} agent's API host: "
+            "the session holds no key, so the proxy must inject it. Add to your config:\n"
+            + rule_text(agent).rstrip(),
+            hint=f"`mux config init --agent {agent.name}` writes it; the proxy reads the key from its "
+                 "own environment",
+        )
+    return rule
+
+
+def placeholders(agent: Agent, header: str) -> tuple[str, ...]:
+    return agent.key_env.get("*") or agent.key_env.get(header.lower()) or next(iter(agent.key_env.values()))
+
+
+def agent_user(uid: int, gid: int, workdir: Path) -> str:
+    """uid:gid the agent runs as: never root."""
+    if uid != 0:
+        return f"{uid}:{gid}"
+    try:
+        st = workdir.stat()
+    except OSError:
+        st = None
+    if st is not None and st.st_uid != 0:
+        return f"{st.st_uid}:{st.st_gid}"
+    raise ConfigError(
+        f"an agent never runs as root, and mux runs as root with {workdir} owned by root",
+        hint="run mux as your own user, or give the working directory to one (`chown -R USER DIR`): "
+             "the agent then runs as its owner",
+    )
+
+
+@dataclass(frozen=True)
+class Shared:
+    host: Path
+    target: str  # relative to the session HOME
+
+
+def shared_files(agent: Agent, host_home: Path, strict: bool) -> tuple[Shared, ...]:
+    """Host paths to mount read-only under the session HOME; credentials refused.
+    A path that does not exist is an error when the user listed it (``strict``)."""
+    out = []
+    for text in agent.share:
+        where = f"[agents.{agent.name}] share {text!r}"
+        path = Path(os.path.expanduser(text)) if text.startswith("~") else Path(text)
+        if not path.is_absolute():
+            raise ConfigError(f"{where}: use an absolute path or one under ~")
+        path = Path(os.path.normpath(path))
+        try:
+            rel = path.relative_to(host_home)
+        except ValueError:
+            raise ConfigError(f"{where}: not under your home ({host_home}); it is mounted at the "
+                              "same place under the session HOME") from None
+        if not path.exists():
+            if strict:
+                raise ConfigError(f"{where}: {path} does not exist")
+            continue
+        if ":" in str(path) or "," in str(path):
+            raise ConfigError(f"{where}: a path with ':' or ',' cannot be mounted with docker -v")
+        _refuse_credentials(path, where)
+        out.append(Shared(path, str(PurePosixPath(*rel.parts))))
+    return tuple(out)
+
+
+def _refuse_credentials(path: Path, where: str) -> None:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
+    if len(files) > MAX_SHARED_FILES:
+        raise ConfigError(f"{where}: more than {MAX_SHARED_FILES} files to check; share something smaller")
+    for f in files:
+        if CREDENTIAL_NAMES.match(f.name):
+            raise ConfigError(f"{where}: {f} is a credential file; keys stay outside the container",
+                              hint="the proxy injects the key: remove it from share")
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read(MAX_SCAN_BYTES)
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read {f}: {exc.strerror}") from None
+        found = CREDENTIAL_TEXT.search(data)
+        if found:
+            raise ConfigError(
+                f"{where}: {f} looks like it holds a credential ({found.group(0).decode(errors='replace')!r}); "
+                "keys stay outside the container",
+                hint="remove the secret from that file (the proxy injects keys), or stop sharing it",
+            )
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    name: str
+    prompt: str | None = None
+    headless: bool = False
+    args: tuple[str, ...] = ()  # after `--`
+
+
+def command(agent: Agent, req: AgentRequest) -> tuple[str, ...]:
+    """The container's command: the launcher, then the agent's argv."""
+    argv = [agent.command, *agent.args, *req.args]
+    if req.headless:
+        argv += [*agent.headless_args, req.prompt or ""]
+    elif req.prompt is not None:
+        argv += [*agent.prompt_args, req.prompt]
+    hint = (f"{agent.command} is not in this image and no host binary is mounted for it: "
+            f"{agent.install_hint}")
+    return ("/bin/sh", "-c", LAUNCHER, "mux-agent", hint, *argv)
+
+
+def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid: int,
+          host_env: Mapping[str, str], host_home: Path, session_dir: Path,
+          user_env_names: set[str]) -> SessionSpec:
+    """The agent's command, variables, mounts and label on top of ``spec``. Pure but for
+    looking at host files (the binary, shared files)."""
+    if req.headless and req.prompt is None:
+        raise ConfigError("--headless needs --prompt: the one-shot run's instructions")
+    if spec.network == "none":
+        raise ConfigError("an agent needs the network (its API, through mux's proxy); not --network none")
+    agent = resolve(req.name, config, host_env)
+    rule = covering_rule(agent, config.raw_credentials, str(config.source or "config"))
+    keys = placeholders(agent, rule.header)  # type: ignore[attr-defined]
+    leaked = sorted(user_env_names & set(keys))
+    if leaked:
+        raise ConfigError(
+            f"{leaked[0]} is set by --env or [docker] env: it would put a real key in the "
+            f"{agent.name} session, which gets a placeholder there and the key from the proxy",
+            hint=f"remove {leaked[0]} from --env / [docker] env",
+        )
+    user_share = config.agents.get(req.name)
+    shared = shared_files(agent, host_home, strict=user_share is not None and user_share.share is not None)
+    volumes = list(spec.volumes)
+    if agent.binary is not None:
+        volumes.append(f"{agent.binary}:{AGENT_DIR}/{PurePosixPath(agent.command).name}:ro")
+    volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
+    env = [*((k, PLACEHOLDER) for k in keys), *agent.env]
+    return replace(
+        spec,
+        command=command(agent, req),
+        env=tuple(env) + spec.env,
+        volumes=tuple(volumes),
+        user=agent_user(uid, gid, spec.workdir),
+        home=spec.home or session_dir / "home",
+        labels=spec.labels + (("mux.agent", agent.name),),
+        tty=not req.headless,
+    )
+
+
+def prepare_home(runner: Runner, name: str, spec: SessionSpec) -> None:
+    """Before `docker run`: the HOME's seed files and the shared files' parent
+    directories (made by mux, not by dockerd as root), all owned by the agent's user."""
+    from mux.runner import host_step
+
+    if spec.home is None or spec.user is None:
+        return
+    home = spec.home
+    preset = PRESETS.get(name)
+    targets = [v.split(":")[1] for v in spec.volumes]
+    dirs = sorted({home / PurePosixPath(t).parent.relative_to(CONTAINER_HOME)
+                   for t in targets if t.startswith(CONTAINER_HOME + "/")})
+    dirs += sorted({(home / rel).parent for rel, _ in (preset.seed if preset else ())})
+
+    def fail(exc: OSError) -> MuxError:
+        return MuxError(f"cannot prepare the agent's HOME in {home}: {exc.strerror}")
+
+    def make() -> None:
+        try:
+            for d in [home, *dirs]:
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(exc) from None
+
+    host_step(runner, ["mkdir", "-p", "-m", "700", home, *dirs], make)
+    for rel, text in preset.seed if preset else ():
+        target = home / rel
+
+        def write(target: Path = target, text: str = text) -> None:
+            try:
+                if not target.exists():
+                    target.write_text(text)
+            except OSError as exc:
+                raise fail(exc) from None
+
+        host_step(runner, ["tee", target], write)
+    uid, gid = (int(x) for x in spec.user.split(":"))
+    if os.getuid() == 0 and uid != 0:  # mux as root, the agent as the workdir's owner
+
+        def chown() -> None:
+            try:
+                for path in [home, *home.rglob("*")]:
+                    os.chown(path, uid, gid, follow_symlinks=False)
+            except OSError as exc:
+                raise fail(exc) from None
+
+        host_step(runner, ["chown", "-R", spec.user, home], chown)
