@@ -3,7 +3,7 @@ VENV ?= .venv
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test unit lint images engine bench helper
+.PHONY: install test unit lint images agents engine bench helper
 
 # Everything a fresh machine lacks: Debian packages (installed when run as
 # root, named otherwise), then mux with its proxy engine and test tools in a
@@ -16,7 +16,7 @@ $(PY):
 	@echo "no virtualenv in $(VENV): run \`make install\` first" >&2; exit 1
 
 # The whole suite on a real engine (started here if none answers).
-test: $(PY) engine images
+test: $(PY) engine images agents
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Only the fast tests: no engine needed.
@@ -28,6 +28,10 @@ engine:
 
 images: engine
 	bash tests/images/build.sh
+
+# The real Claude Code and Codex clients from npm, cached, for the agent tests.
+agents:
+	bash tests/agents.sh
 
 lint: $(PY)
 	$(PY) -m ruff check mux tests bench

@@ -253,15 +253,15 @@ def _not_executable(path: Path) -> str | None:
     return None if magic == b"\x7fELF" else "is a script, not a self-contained executable"
 
 
-def rule_text(agent: Agent) -> str:
-    """The ``[credentials.*]`` table an agent needs, as TOML."""
+def rule_lines(agent: Agent) -> list[str]:
+    """The ``[credentials.*]`` table an agent needs, as TOML lines."""
     name, header, auth_type, value = agent.rule
     if not name:
         name, value = agent.name, "${" + agent.name.upper().replace("-", "_") + "_API_KEY}"
     lines = [f"[credentials.{name}]", f'domains = ["{agent.api_host}"]', f'header = "{header}"']
     if auth_type:
         lines.append(f'auth_type = "{auth_type}"')
-    return "\n".join(lines + [f'value = "{value}"']) + "\n"
+    return lines + [f'value = "{value}"']
 
 
 def covering_rule(agent: Agent, raw_credentials: Mapping[str, object], source: str) -> object:
@@ -271,12 +271,12 @@ def covering_rule(agent: Agent, raw_credentials: Mapping[str, object], source: s
     rules = parse_credentials({"credentials": dict(raw_credentials)}, source)
     rule = next((r for r in rules if domains.any_match(r.domains, agent.api_host)), None)
     if rule is None:
+        lines = rule_lines(agent)
         raise ConfigError(
-            f"no [credentials.*] rule covers {agent.api_host}, the {agent.name} agent's API host: "
-            "the session holds no key, so the proxy must inject it. Add to your config:\n"
-            + rule_text(agent).rstrip(),
-            hint=f"`mux config init --agent {agent.name}` writes it; the proxy reads the key from its "
-                 "own environment",
+            f"no [credentials.*] rule covers {agent.api_host}, the {agent.name} agent's API host "
+            "(the session holds no key: the proxy injects it)",
+            hint=f"`mux config init --agent {agent.name}` adds it to your config: {lines[0]} "
+                 + ", ".join(lines[1:]),
         )
     return rule
 
@@ -427,18 +427,20 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec) -> None:
     dirs = sorted({home / PurePosixPath(t).parent.relative_to(CONTAINER_HOME)
                    for t in targets if t.startswith(CONTAINER_HOME + "/")})
     dirs += sorted({(home / rel).parent for rel, _ in (preset.seed if preset else ())})
+    dirs = [d for d in dict.fromkeys(dirs) if d != home]  # HOME itself: made by hostfiles
 
     def fail(exc: OSError) -> MuxError:
         return MuxError(f"cannot prepare the agent's HOME in {home}: {exc.strerror}")
 
     def make() -> None:
         try:
-            for d in [home, *dirs]:
+            for d in dirs:
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise fail(exc) from None
 
-    host_step(runner, ["mkdir", "-p", "-m", "700", home, *dirs], make)
+    if dirs:
+        host_step(runner, ["mkdir", "-p", "-m", "700", *dirs], make)
     for rel, text in preset.seed if preset else ():
         target = home / rel
 

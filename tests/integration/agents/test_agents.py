@@ -1,0 +1,152 @@
+"""`mux new --agent` with the real Claude Code and Codex clients from npm."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from mux.agents import PLACEHOLDER
+from tests.conftest import BUSYBOX, docker, mux
+from tests.integration.agents.conftest import AGENT_UID, AgentWorld, wait_exit
+
+pytestmark = pytest.mark.docker
+
+
+def audit(world: AgentWorld) -> list[dict]:
+    return [json.loads(line) for line in (world.data / "proxy" / "audit.jsonl").read_text().splitlines()]
+
+
+def session_files_text(world: AgentWorld, name: str) -> str:
+    out = []
+    for path in (world.data / "sessions" / name).rglob("*"):
+        if path.is_file():
+            out.append(path.read_bytes().decode(errors="replace"))
+    return "\n".join(out)
+
+
+def test_headless_claude_answers_through_the_proxy_and_holds_no_key(world: AgentWorld, unique_name: str) -> None:
+    created = mux("new", "--agent", "claude", "--headless", "--prompt", "say pong", unique_name, cwd=world.work)
+    assert created.returncode == 0, created.stderr
+    container = f"mux-{unique_name}"
+    assert wait_exit(container) == 0, docker("logs", container).stderr
+
+    logs = mux("logs", unique_name)
+    assert world.reply in logs.stdout, logs.stdout + logs.stderr
+    # The fake (the "API") got the real key, put there by the proxy...
+    messages = [s for s in world.api.seen if s.path.startswith("/v1/messages")]
+    assert messages and all(s.headers["x-api-key"] == world.key for s in messages)
+    assert any(e["host"] == world.api.name and e["injected"] is True and e["session"] == unique_name
+               for e in audit(world))
+    # ...while the container held only the placeholder, although the key is in mux's environment.
+    inspect = json.loads(docker("container", "inspect", container).stdout)[0]
+    env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
+    assert env["ANTHROPIC_API_KEY"] == PLACEHOLDER
+    assert world.key not in json.dumps(inspect)
+    assert world.key not in logs.stdout + logs.stderr
+    assert world.key not in session_files_text(world, unique_name)  # its HOME, env-file
+    assert inspect["Config"]["User"] == f"{AGENT_UID}:{AGENT_UID}"  # never root
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    listed = json.loads(mux("list", "--json").stdout)
+    assert [s["agent"] for s in listed if s["name"] == unique_name] == ["claude"]
+    assert "AGENT" in mux("list").stdout
+
+
+def test_agent_state_survives_stop_and_start(world: AgentWorld, unique_name: str) -> None:
+    assert mux("new", "--agent", "claude", "--headless", "--prompt", "remember", unique_name,
+               cwd=world.work).returncode == 0
+    container = f"mux-{unique_name}"
+    assert wait_exit(container) == 0
+    home = world.data / "sessions" / unique_name / "home"
+    first = sorted(p.relative_to(home) for p in (home / ".claude").rglob("*.jsonl"))
+    assert first, "claude kept no transcript in its HOME"
+    assert mux("start", unique_name).returncode == 0  # the same agent run again, same HOME
+    assert wait_exit(container) == 0
+    second = sorted(p.relative_to(home) for p in (home / ".claude").rglob("*.jsonl"))
+    assert set(first) < set(second)  # the first run's state is still there, next to the new one
+    assert mux("logs", unique_name).stdout.count(world.reply) == 2
+
+
+def test_shared_settings_are_read_only(world: AgentWorld, unique_name: str) -> None:
+    claude_dir = world.home / ".claude"
+    (claude_dir / "commands").mkdir(parents=True)
+    (claude_dir / "settings.json").write_text('{"model": "claude-fake"}\n')
+    (claude_dir / "commands" / "hello.md").write_text("Say hello.\n")
+    world.write_config(claude='share = ["~/.claude/settings.json", "~/.claude/commands"]')
+    # An interactive agent (it waits on its terminal), so the session stays up to look inside.
+    assert mux("new", "--agent", "claude", unique_name, cwd=world.work).returncode == 0
+    container = f"mux-{unique_name}"
+    shown = docker("exec", container, "cat", "/home/mux/.claude/settings.json", "/home/mux/.claude/commands/hello.md")
+    assert shown.stdout == '{"model": "claude-fake"}\nSay hello.\n'
+    for target in ("/home/mux/.claude/settings.json", "/home/mux/.claude/commands/new.md"):
+        # As root inside, so only the mount (not file permissions) can refuse.
+        write = docker("exec", "-u", "0", container, "sh", "-c", f'echo x >> "{target}"', check=False)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr
+    # The rest of ~/.claude is the session's own, writable by the agent's user.
+    assert docker("exec", container, "touch", "/home/mux/.claude/mine", check=False).returncode == 0
+    assert (claude_dir / "settings.json").read_text() == '{"model": "claude-fake"}\n'
+    assert docker("exec", container, "id", "-u").stdout.strip() == str(AGENT_UID)
+    inside = docker("exec", container, "env").stdout
+    assert f"ANTHROPIC_API_KEY={PLACEHOLDER}" in inside and world.key not in inside
+
+
+@pytest.mark.parametrize(("files", "share", "named"), [
+    pytest.param({".claude/.credentials.json": '{"claudeAiOauth": {}}'}, '["~/.claude/.credentials.json"]',
+                 ".credentials.json", id="credentials-file"),
+    pytest.param({".claude/settings.json": '{"env": {"ANTHROPIC_API_KEY": "sk-ant-abc"}}'},
+                 '["~/.claude/settings.json"]', "settings.json", id="key-in-settings"),
+    pytest.param({".claude/agents/a.md": "x", ".claude/agents/auth.json": "{}"}, '["~/.claude/agents"]',
+                 "auth.json", id="inside-a-directory"),
+])
+def test_credential_files_are_refused(world: AgentWorld, unique_name: str, files: dict, share: str,
+                                      named: str) -> None:
+    for rel, text in files.items():
+        (world.home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (world.home / rel).write_text(text)
+    world.write_config(claude=f"share = {share}")
+    result = mux("new", "--agent", "claude", unique_name, cwd=world.work)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("mux: error: ") and named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
+    assert not (world.data / "sessions" / unique_name).exists()
+
+
+def test_no_credential_rule_is_exit_2_naming_the_rule(world: AgentWorld, unique_name: str) -> None:
+    world.config.write_text(world.config.read_text().split("[credentials.fake]")[0])
+    result = mux("new", "--agent", "claude", unique_name, cwd=world.work)
+    assert result.returncode == 2, result.stderr
+    assert "no [credentials.*] rule covers fake-anthropic.test" in result.stderr
+    assert "mux config init --agent claude" in result.stderr
+    assert not (world.data / "sessions" / unique_name).exists()
+    assert mux("proxy", "status").returncode == 5  # refused before anything started
+
+
+def test_codex_static_binary_from_the_host_runs_in_busybox(world: AgentWorld, clients, unique_name: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The host's `codex` is npm's node script; mux finds the static binary inside the package.
+    monkeypatch.setenv("PATH", f"{clients / '.bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-real-never-inside")
+    world.write_config(extra='[credentials.openai]\ndomains = ["api.openai.com"]\nauth_type = "bearer"\n'
+                             'value = "${OPENAI_API_KEY}"\n')
+    printed = mux("new", "--dry-run", "--agent", "codex", "--image", BUSYBOX, unique_name, "--", "--version",
+                  cwd=world.work).stdout
+    assert "codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex:/opt/mux/agents/codex:ro" in printed
+    created = mux("new", "--agent", "codex", "--image", BUSYBOX, unique_name, "--", "--version", cwd=world.work)
+    assert created.returncode == 0, created.stderr
+    assert wait_exit(f"mux-{unique_name}") == 0
+    out = mux("logs", unique_name).stdout
+    assert out.startswith("codex-cli "), out
+    env = docker("container", "inspect", "--format", "{{json .Config.Env}}", f"mux-{unique_name}").stdout
+    assert f"OPENAI_API_KEY={PLACEHOLDER}" in env and "sk-openai-real-never-inside" not in env
+
+
+def test_script_agent_missing_from_the_image_says_how_to_fix(world: AgentWorld, unique_name: str) -> None:
+    world.write_config(extra='[credentials.gemini]\ndomains = ["generativelanguage.googleapis.com"]\n'
+                             'header = "x-goog-api-key"\nvalue = "${FAKE_ANTHROPIC_KEY}"\n')
+    assert mux("new", "--agent", "gemini", "--image", BUSYBOX, unique_name, cwd=world.work).returncode == 0
+    assert wait_exit(f"mux-{unique_name}") == 2
+    logs = docker("logs", f"mux-{unique_name}")
+    err = logs.stdout + logs.stderr  # one stream: the session has a terminal
+    assert "mux: gemini is not in this image" in err and "npm install -g @google/gemini-cli" in err
