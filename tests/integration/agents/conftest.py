@@ -50,6 +50,8 @@ class AgentWorld:
         self.config.write_text(
             f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
             f"[proxy]\nport = {free_port()}\ntimeout = 30\n"
+            # The fake API is on loopback, which the proxy refuses unless allowed.
+            f'[proxy.filters]\nallowed_networks = ["127.0.0.1/32"]\n'
             f'[agents.claude]\nbinary = "{self.claude}"\n'
             f'env = ["ANTHROPIC_BASE_URL={self.api.base_url}"]\n{claude}\n'
             f'[credentials.fake]\ndomains = ["{FAKE_NAME}"]\nheader = "x-api-key"\n'
