@@ -264,6 +264,28 @@ def rule_lines(agent: Agent) -> list[str]:
     return lines + [f'value = "{value}"']
 
 
+def missing_rules(names: tuple[str, ...], config: Config) -> str:
+    """TOML for the ``[credentials.*]`` rules the named agents lack in ``config``."""
+    out = ""
+    taken = set(config.raw_credentials)
+    for name in names:
+        agent = resolve(name, config, os.environ, find=False)
+        try:
+            covering_rule(agent, config.raw_credentials, str(config.source or "config"))
+            continue
+        except ConfigError as exc:
+            if not exc.message.startswith("no [credentials.*] rule"):
+                raise
+        lines = rule_lines(agent)
+        table = lines[0][len("[credentials."):-1]
+        if table in taken:
+            lines[0] = f"[credentials.{table}-{agent.name}]"
+        taken.add(lines[0][len("[credentials."):-1])
+        out += (f"\n# `mux new --agent {agent.name}`: the proxy injects this key (read from its own "
+                "environment);\n# the session holds only a placeholder.\n" + "\n".join(lines) + "\n")
+    return out
+
+
 def covering_rule(agent: Agent, raw_credentials: Mapping[str, object], source: str) -> object:
     from mux.proxy import domains
     from mux.proxy.settings import parse_credentials
@@ -314,7 +336,12 @@ def shared_files(agent: Agent, host_home: Path, strict: bool) -> tuple[Shared, .
     out = []
     for text in agent.share:
         where = f"[agents.{agent.name}] share {text!r}"
-        path = Path(os.path.expanduser(text)) if text.startswith("~") else Path(text)
+        if text == "~" or text.startswith("~/"):
+            path = host_home / text[2:]
+        elif text.startswith("~"):
+            raise ConfigError(f"{where}: only ~/ (your own home) may start a path")
+        else:
+            path = Path(text)
         if not path.is_absolute():
             raise ConfigError(f"{where}: use an absolute path or one under ~")
         path = Path(os.path.normpath(path))

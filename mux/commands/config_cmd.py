@@ -67,6 +67,9 @@ def show(ctx: click.Context, as_json: bool) -> None:
         data["proxy"] = _plain(dict(cfg.raw_proxy))
     if cfg.raw_credentials:
         data["credentials"] = _hide_secrets(_plain(dict(cfg.raw_credentials)))
+    if cfg.agents:
+        data["agents"] = {name: {k: v for k, v in _plain(asdict(a)).items() if v not in (None, [])}
+                          for name, a in cfg.agents.items()}
     if as_json:
         click.echo(json.dumps({"source": str(cfg.source) if cfg.source else None, **data}, indent=2))
         return
@@ -76,20 +79,40 @@ def show(ctx: click.Context, as_json: bool) -> None:
 
 @config.command()
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--agent", "agents", multiple=True, metavar="AGENT",
+              help="Also write the [credentials.*] rule `mux new --agent AGENT` needs "
+              "(added to an existing file if it lacks one). Repeatable.")
 @click.pass_context
-def init(ctx: click.Context, force: bool) -> None:
+def init(ctx: click.Context, force: bool, agents: tuple[str, ...]) -> None:
     """Write a commented default config file."""
-    path = target_path(_state(ctx).config_path)
+    state = _state(ctx)
+    path = target_path(state.config_path)
+    if agents and path.exists() and not force:
+        from mux.agents import missing_rules
+
+        text = missing_rules(agents, state.config())
+        if not text:
+            state.say(f"{path} already has a credential rule for every agent named")
+            return
+        _write(path, path.read_text() + text)
+        state.say(f"Added the credential rule(s) to {path}")
+        return
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists", hint="use --force to overwrite it")
-    _write(path)
-    _state(ctx).say(f"Wrote {path}")
+    text = template()
+    if agents:
+        from mux.agents import missing_rules
+        from mux.config import Config
+
+        text += missing_rules(agents, Config())
+    _write(path, text)
+    state.say(f"Wrote {path}")
 
 
-def _write(path: Path) -> None:
+def _write(path: Path, text: str | None = None) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template())
+        path.write_text(template() if text is None else text)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 

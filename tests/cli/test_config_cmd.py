@@ -122,3 +122,19 @@ def test_path_names_the_file_init_would_create(home: Home, monkeypatch: pytest.M
     monkeypatch.setenv("MUX_CONFIG", str(target))
     result = run("config", "path")
     assert (result.code, result.out) == (0, f"{target}\n")
+
+
+def test_init_agent_writes_the_credential_rule(bare: Home) -> None:
+    assert run("config", "init", "--agent", "claude").code == 0
+    path = user_config(bare)
+    rules = C.load(path, env={}).raw_credentials
+    assert rules == {"anthropic": {"domains": ["api.anthropic.com"], "header": "x-api-key",
+                                   "value": "${ANTHROPIC_API_KEY}"}}
+    # An existing file gets only the rules it lacks; a second run changes nothing.
+    result = run("config", "init", "--agent", "claude", "--agent", "codex")
+    assert (result.code, result.out) == (0, f"Added the credential rule(s) to {path}\n")
+    assert set(C.load(path, env={}).raw_credentials) == {"anthropic", "openai"}
+    before = path.read_text()
+    assert "already has a credential rule" in run("config", "init", "--agent", "codex").out
+    assert path.read_text() == before
+    assert run("config", "init", "--agent", "nope").code == 2

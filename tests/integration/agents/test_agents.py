@@ -150,3 +150,15 @@ def test_script_agent_missing_from_the_image_says_how_to_fix(world: AgentWorld, 
     logs = docker("logs", f"mux-{unique_name}")
     err = logs.stdout + logs.stderr  # one stream: the session has a terminal
     assert "mux: gemini is not in this image" in err and "npm install -g @google/gemini-cli" in err
+
+
+def test_the_image_s_own_agent_wins_over_the_host_binary(world: AgentWorld, unique_name: str) -> None:
+    # A made-up agent whose program ("echo") the image has; the host binary offered for it
+    # (false) would exit 1. One `docker run`: the launcher picks, inside the container.
+    world.write_config(extra='[agents.echoer]\ncommand = "echo"\nbinary = "/bin/false"\napi_host = "fake-anthropic.test"\n'
+                             'key_env = ["ECHOER_KEY"]\n')
+    created = mux("-v", "new", "--agent", "echoer", unique_name, "--", "from", "the", "image", cwd=world.work)
+    assert created.returncode == 0, created.stderr
+    assert created.stderr.count("docker run") == 1
+    assert wait_exit(f"mux-{unique_name}") == 0
+    assert mux("logs", unique_name).stdout.strip() == "from the image"

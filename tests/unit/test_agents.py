@@ -1,0 +1,226 @@
+"""mux.agents: presets + [agents.NAME] -> the session's command, variables and mounts (pure)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from mux import __version__
+from mux import argv as A
+from mux import config as C
+from mux.agents import AGENT_DIR, LAUNCHER, PLACEHOLDER, _codex_binary, agent_user, missing_rules
+from mux.create import HostFacts, NewOptions, build_spec
+from mux.errors import ConfigError
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+ANTHROPIC = '[credentials.anthropic]\ndomains = ["api.anthropic.com"]\nheader = "x-api-key"\nvalue = "${K}"\n'
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The host user's HOME; PATH holds no agent, so only a configured binary is mounted."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "empty-path").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    return tmp_path / "home"
+
+
+def elf(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x7fELF" + b"\0" * 60)
+    path.chmod(0o755)
+    return path
+
+
+def host(home: Path, uid: int = 1000, **env: str) -> HostFacts:
+    return HostFacts(uid=uid, gid=1001, env={"HOME": str(home), **env}, cwd=home.parent / "proj", now=NOW,
+                     data_dir=home.parent / "data")
+
+
+def config(home: Path, text: str) -> C.Config:
+    path = home.parent / "config.toml"
+    return C.parse(C.tomllib.loads(text), path, {"HOME": str(home)})
+
+
+def spec_for(home: Path, text: str, uid: int = 1000, host_env: dict[str, str] | None = None, **opts: object):
+    opts.setdefault("name", "s1")
+    return build_spec(config(home, '[git]\ninject_config = false\n' + text),
+                      NewOptions(**opts), host(home, uid, **(host_env or {})))  # type: ignore[arg-type]
+
+
+def test_claude_headless_whole_argv(home: Path) -> None:
+    binary = elf(home.parent / "bin" / "claude")
+    spec = spec_for(home, f'[docker]\nimage = "img"\n[agents.claude]\nbinary = "{binary}"\n' + ANTHROPIC,
+                    agent="claude", prompt="fix it", headless=True, command=("--model", "opus"))
+    data = home.parent / "data" / "sessions" / "s1"
+    proj = home.parent / "proj"
+    assert A.run_argv(spec) == [
+        "docker", "run", "-d", "--init", "--name", "mux-s1",  # no -it: one-shot output goes to the logs
+        "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={proj}",
+        "--label", "mux.image=img", "--label", "mux.created=2026-01-02T03:04:05Z",
+        "--label", f"mux.version={__version__}",
+        "--label", "mux.agent=claude",
+        "-v", f"{proj}:/workspace", "-w", "/workspace", "-u", "1000:1001",
+        "-v", f"{data}/home:/home/mux", "-e", "HOME=/home/mux",
+        "-v", f"{binary}:{AGENT_DIR}/claude:ro",
+        "-e", f"ANTHROPIC_API_KEY={PLACEHOLDER}",
+        "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",
+        "-e", "DISABLE_TELEMETRY=1", "-e", "DISABLE_ERROR_REPORTING=1",
+        "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
+        "/bin/sh", "-c", LAUNCHER, "mux-agent", spec.command[4], "claude", "--model", "opus", "-p", "fix it",
+    ]
+    assert spec.command[4].startswith("claude is not in this image")
+
+
+@pytest.mark.parametrize(("agent", "rule", "opts", "tail", "keys"), [
+    pytest.param("claude", ANTHROPIC, {"prompt": "hi"}, ["claude", "hi"], ["ANTHROPIC_API_KEY"],
+                 id="claude-first-message"),
+    pytest.param("claude", ANTHROPIC.replace('header = "x-api-key"', 'auth_type = "bearer"'), {},
+                 ["claude"], ["CLAUDE_CODE_OAUTH_TOKEN"], id="claude-oauth-token"),
+    pytest.param("codex", '[credentials.o]\ndomains = ["api.openai.com"]\nauth_type = "bearer"\nvalue = "x"\n',
+                 {"prompt": "go", "headless": True},
+                 ["codex", "-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false",
+                  "exec", "--skip-git-repo-check", "go"], ["OPENAI_API_KEY", "CODEX_API_KEY"], id="codex-exec"),
+    pytest.param("gemini", '[credentials.g]\ndomains = ["*.googleapis.com"]\nheader = "x-goog-api-key"\n'
+                 'value = "x"\n', {"prompt": "hi"}, ["gemini", "-i", "hi"], ["GEMINI_API_KEY"], id="gemini"),
+])
+def test_presets(home: Path, agent: str, rule: str, opts: dict, tail: list[str], keys: list[str]) -> None:
+    spec = spec_for(home, rule, agent=agent, **opts)
+    assert list(spec.command[5:]) == tail
+    env = dict(spec.env)
+    assert [k for k, v in spec.env if v == PLACEHOLDER] == keys
+    assert spec.tty is not opts.get("headless", False)
+    assert ("mux.agent", agent) in spec.labels
+    assert "ANTHROPIC_API_KEY" not in env or env["ANTHROPIC_API_KEY"] == PLACEHOLDER
+    assert not any(v.endswith(f"{AGENT_DIR}/{agent}:ro") for v in spec.volumes)  # nothing on PATH
+
+
+def test_custom_base_url_needs_a_rule_for_its_host(home: Path) -> None:
+    base = '[agents.claude]\nenv = ["ANTHROPIC_BASE_URL=https://gw.example.test:8443/v1"]\n'
+    with pytest.raises(ConfigError) as info:
+        spec_for(home, base + ANTHROPIC, agent="claude")
+    assert info.value.exit_code == 2
+    assert "no [credentials.*] rule covers gw.example.test" in info.value.message
+    rule = ANTHROPIC.replace("api.anthropic.com", "*.example.test")
+    assert ("ANTHROPIC_BASE_URL", "https://gw.example.test:8443/v1") in spec_for(home, base + rule,
+                                                                                  agent="claude").env
+
+
+@pytest.mark.parametrize(("text", "opts", "env", "message"), [
+    pytest.param("", {"agent": "claude"}, None, "no [credentials.*] rule covers api.anthropic.com", id="no-rule"),
+    pytest.param(ANTHROPIC, {"agent": "claude", "env": ("ANTHROPIC_API_KEY",)}, {"ANTHROPIC_API_KEY": "sk"},
+                 "ANTHROPIC_API_KEY is set by --env or [docker] env", id="key-by-env"),
+    pytest.param('[docker]\nenv = ["ANTHROPIC_API_KEY=sk-real"]\n' + ANTHROPIC, {"agent": "claude"}, None,
+                 "ANTHROPIC_API_KEY is set by --env or [docker] env", id="key-in-docker-env"),
+    pytest.param(ANTHROPIC, {"agent": "claude", "headless": True}, None, "--headless needs --prompt",
+                 id="headless-no-prompt"),
+    pytest.param(ANTHROPIC, {"prompt": "x"}, None, "--prompt and --headless need --agent", id="prompt-no-agent"),
+    pytest.param(ANTHROPIC, {"agent": "claude", "proxy": False}, None, "not --no-proxy", id="no-proxy"),
+    pytest.param(ANTHROPIC, {"agent": "claude", "network": "none"}, None, "not --network none", id="network-none"),
+    pytest.param(ANTHROPIC, {"agent": "aider"}, None, "unknown agent 'aider' (known: claude, codex, gemini)",
+                 id="unknown"),
+    pytest.param('[agents.mine]\ncommand = "mine"\n', {"agent": "mine"}, None, "needs api_host, key_env",
+                 id="custom-incomplete"),
+    pytest.param('[agents.claude]\nbinary = "/nonexistent/claude"\n' + ANTHROPIC, {"agent": "claude"}, None,
+                 "binary '/nonexistent/claude' does not exist", id="binary-missing"),
+])
+def test_refusals(home: Path, text: str, opts: dict, env: dict | None, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        spec_for(home, text, host_env=env, **opts)
+    assert info.value.exit_code == 2
+    assert message in info.value.message
+
+
+def test_script_binary_is_refused(home: Path) -> None:
+    script = home.parent / "codex.js"
+    script.write_text("#!/usr/bin/env node\n")
+    script.chmod(0o755)
+    with pytest.raises(ConfigError, match="is a script, not a self-contained executable"):
+        spec_for(home, f'[agents.claude]\nbinary = "{script}"\n' + ANTHROPIC, agent="claude")
+
+
+def test_custom_agent(home: Path) -> None:
+    spec = spec_for(home, '[agents.mine]\ncommand = "mine"\nargs = ["--yes"]\napi_host = "api.mine.test"\n'
+                    'key_env = ["MINE_KEY"]\n[credentials.m]\ndomains = ["api.mine.test"]\nvalue = "x"\n',
+                    agent="mine", command=("run",))
+    assert list(spec.command[5:]) == ["mine", "--yes", "run"]
+    assert ("MINE_KEY", PLACEHOLDER) in spec.env
+
+
+def test_root_never_runs_the_agent(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    if os.getuid() != 0:
+        pytest.skip("needs root to give the directory to another uid")
+    with pytest.raises(ConfigError, match="an agent never runs as root"):
+        agent_user(0, 0, work)
+    os.chown(work, 4242, 4343)
+    assert agent_user(0, 0, work) == "4242:4343"
+    assert agent_user(1000, 1001, work) == "1000:1001"
+
+
+def test_share_mounts_read_only_under_the_session_home(home: Path) -> None:
+    (home / ".claude" / "commands").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text('{"model": "x"}')
+    spec = spec_for(home, '[agents.claude]\nshare = ["~/.claude/settings.json", "~/.claude/commands"]\n' + ANTHROPIC,
+                    agent="claude")
+    assert f"{home}/.claude/settings.json:/home/mux/.claude/settings.json:ro" in spec.volumes
+    assert f"{home}/.claude/commands:/home/mux/.claude/commands:ro" in spec.volumes
+
+
+@pytest.mark.parametrize(("files", "share", "message"), [
+    pytest.param({".claude/.credentials.json": "{}"}, "~/.claude/.credentials.json", "is a credential file",
+                 id="claude-credentials"),
+    pytest.param({".codex/auth.json": "{}"}, "~/.codex", "is a credential file", id="codex-auth-in-dir"),
+    pytest.param({".claude/settings.json": '{"apiKeyHelper": "pass show x"}'}, "~/.claude/settings.json",
+                 "looks like it holds a credential", id="api-key-helper"),
+    pytest.param({".claude/CLAUDE.md": "use sk-ant-api03-xyz"}, "~/.claude/CLAUDE.md",
+                 "looks like it holds a credential", id="key-in-text"),
+    pytest.param({}, "~/.claude/missing.json", "does not exist", id="listed-but-missing"),
+    pytest.param({}, "/etc/hostname", "not under your home", id="outside-home"),
+])
+def test_share_refusals(home: Path, files: dict, share: str, message: str) -> None:
+    for rel, text in files.items():
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text(text)
+    with pytest.raises(ConfigError) as info:
+        spec_for(home, f'[agents.claude]\nshare = ["{share}"]\n' + ANTHROPIC, agent="claude")
+    assert info.value.exit_code == 2 and message in info.value.message
+
+
+def test_codex_binary_found_inside_the_npm_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scope = tmp_path / "lib" / "node_modules" / "@openai"
+    script = scope / "codex" / "bin" / "codex.js"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/usr/bin/env node\n")
+    script.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "codex").symlink_to(script)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert _codex_binary() is None  # the script alone: nothing to mount
+    binary = elf(scope / "codex-linux-x64" / "vendor" / "x86_64-unknown-linux-musl" / "bin" / "codex")
+    assert _codex_binary() == binary
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("[agents.Claude]\n", "agent name 'Claude' must be", id="bad-name"),
+    pytest.param("[agents.claude]\nimage = 'x'\n", "unknown key 'image'", id="unknown-key"),
+    pytest.param("[agents.claude]\nkey_env = ['A-B']\n", "'A-B' is not a variable name", id="bad-key-env"),
+    pytest.param("[agents.claude]\nargs = 'x'\n", "expected a list of strings", id="args-not-list"),
+])
+def test_config_errors(home: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        config(home, text)
+
+
+def test_config_init_rules(home: Path) -> None:
+    text = missing_rules(("claude", "codex"), C.Config())
+    assert '[credentials.anthropic]\ndomains = ["api.anthropic.com"]\nheader = "x-api-key"\n' in text
+    assert 'auth_type = "bearer"\nvalue = "${OPENAI_API_KEY}"' in text
+    parsed = config(home, text)
+    assert missing_rules(("claude", "codex"), parsed) == ""
