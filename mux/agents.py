@@ -56,7 +56,7 @@ MAX_SCAN_BYTES = 1024 * 1024
 LAUNCHER = (
     'hint=$1; p=$2; shift 2; '
     'if command -v "$p" >/dev/null 2>&1; then exec "$p" "$@"; fi; '
-    f'if [ -x "{AGENT_DIR}/$p" ]; then PATH="$PATH:{AGENT_DIR}"; export PATH; exec "$p" "$@"; fi; '
+    f'b={AGENT_DIR}/${{p##*/}}; if [ -x "$b" ]; then PATH="$PATH:{AGENT_DIR}"; export PATH; exec "$b" "$@"; fi; '
     'echo "mux: $hint" >&2; exit 2'
 )
 # File names that hold credentials, and text that looks like one.
@@ -415,12 +415,12 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
     agent = resolve(req.name, config, host_env)
     rule = covering_rule(agent, config.raw_credentials, str(config.source or "config"))
     keys = placeholders(agent, rule.header)  # type: ignore[attr-defined]
-    leaked = sorted(user_env_names & set(keys))
+    leaked = sorted((user_env_names | {k for k, _ in agent.env}) & set(keys))
     if leaked:
         raise ConfigError(
-            f"{leaked[0]} is set by --env or [docker] env: it would put a real key in the "
-            f"{agent.name} session, which gets a placeholder there and the key from the proxy",
-            hint=f"remove {leaked[0]} from --env / [docker] env",
+            f"{leaked[0]} is set by --env, [docker] env or [agents.{agent.name}] env: it would put a real "
+            f"key in the {agent.name} session, which gets a placeholder there and the key from the proxy",
+            hint=f"remove {leaked[0]} from there",
         )
     user_share = config.agents.get(req.name)
     shared = shared_files(agent, host_home, strict=user_share is not None and user_share.share is not None)

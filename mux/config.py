@@ -77,6 +77,7 @@ class AgentSettings:
 
 AGENT_KEYS = ("command", "args", "binary", "env", "share", "headless_args", "prompt_args", "api_host", "key_env")
 AGENT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+AGENT_COMMAND = re.compile(r"(/[A-Za-z0-9_.+-]+)+|[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,8 @@ def _agent(t: Table) -> AgentSettings:
     for var in settings.key_env or ():
         if not validate.ENV_NAME.fullmatch(var):
             raise ConfigError(f"{t.where('key_env')}: {var!r} is not a variable name")
-    if settings.command is not None and not settings.command.strip():
-        raise ConfigError(f"{t.where('command')}: must not be empty")
+    if settings.command is not None and not AGENT_COMMAND.fullmatch(settings.command):
+        raise ConfigError(f"{t.where('command')}: {settings.command!r} is not a program name or "
+                          "absolute path (letters, digits, '_', '.', '+', '-', '/')")
     t.finish(", ".join(AGENT_KEYS))
     return settings

@@ -113,9 +113,11 @@ def test_custom_base_url_needs_a_rule_for_its_host(home: Path) -> None:
 @pytest.mark.parametrize(("text", "opts", "env", "message"), [
     pytest.param("", {"agent": "claude"}, None, "no [credentials.*] rule covers api.anthropic.com", id="no-rule"),
     pytest.param(ANTHROPIC, {"agent": "claude", "env": ("ANTHROPIC_API_KEY",)}, {"ANTHROPIC_API_KEY": "sk"},
-                 "ANTHROPIC_API_KEY is set by --env or [docker] env", id="key-by-env"),
+                 "ANTHROPIC_API_KEY is set by --env, [docker] env", id="key-by-env"),
     pytest.param('[docker]\nenv = ["ANTHROPIC_API_KEY=sk-real"]\n' + ANTHROPIC, {"agent": "claude"}, None,
-                 "ANTHROPIC_API_KEY is set by --env or [docker] env", id="key-in-docker-env"),
+                 "ANTHROPIC_API_KEY is set by --env, [docker] env", id="key-in-docker-env"),
+    pytest.param('[agents.claude]\nenv = ["ANTHROPIC_API_KEY=sk-real"]\n' + ANTHROPIC, {"agent": "claude"},
+                 {"ANTHROPIC_API_KEY": "sk"}, "or [agents.claude] env", id="key-in-agent-env"),
     pytest.param(ANTHROPIC, {"agent": "claude", "headless": True}, None, "--headless needs --prompt",
                  id="headless-no-prompt"),
     pytest.param(ANTHROPIC, {"prompt": "x"}, None, "--prompt and --headless need --agent", id="prompt-no-agent"),
@@ -212,6 +214,8 @@ def test_codex_binary_found_inside_the_npm_package(tmp_path: Path, monkeypatch: 
     pytest.param("[agents.claude]\nimage = 'x'\n", "unknown key 'image'", id="unknown-key"),
     pytest.param("[agents.claude]\nkey_env = ['A-B']\n", "'A-B' is not a variable name", id="bad-key-env"),
     pytest.param("[agents.claude]\nargs = 'x'\n", "expected a list of strings", id="args-not-list"),
+    pytest.param("[agents.claude]\ncommand = 'claude --yes'\n", "is not a program name", id="command-spaces"),
+    pytest.param("[agents.claude]\ncommand = '/opt/'\n", "is not a program name", id="command-dir"),
 ])
 def test_config_errors(home: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
