@@ -37,10 +37,11 @@ def env_args(env: Iterable[tuple[str, str | None]]) -> list[str]:
 def run_argv(spec: SessionSpec) -> list[str]:
     argv = [DOCKER, "run", "-d", *(["-it"] if spec.tty else []), "--init", "--name", spec.container]
     argv += repeated("--label", (f"{k}={v}" for k, v in spec.labels))
-    argv += ["-v", f"{spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
+    argv += ["-v", f"{spec.workspace_volume or spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
     argv += option("-u", spec.user)
-    if spec.home is not None:
-        argv += ["-v", f"{spec.home}:{CONTAINER_HOME}", "-e", f"HOME={CONTAINER_HOME}"]
+    home = spec.home_volume or spec.home
+    if home is not None:
+        argv += ["-v", f"{home}:{CONTAINER_HOME}", "-e", f"HOME={CONTAINER_HOME}"]
     argv += repeated("-v", spec.volumes)
     argv += repeated("--env-file", spec.env_files)
     argv += env_args(spec.env)
@@ -58,6 +59,39 @@ def run_argv(spec: SessionSpec) -> list[str]:
     else:
         argv += ["/bin/sh", "-c", SHELL_FALLBACK, "mux-session", spec.shell]
     return argv
+
+
+def create_argv(spec: SessionSpec) -> list[str]:
+    """`docker create` of what run_argv would run (started later, after copies into it)."""
+    argv = run_argv(spec)
+    assert argv[1:3] == ["run", "-d"]
+    return [DOCKER, "create", *argv[3:]]
+
+
+def cp_argv(source: object, dest: object, *, follow_link: bool = False) -> list[str]:
+    return [DOCKER, "cp", *(["-L"] if follow_link else []), str(source), str(dest)]
+
+
+def volume_create_argv(name: str, labels: Iterable[tuple[str, str]]) -> list[str]:
+    return [DOCKER, "volume", "create", *repeated("--label", (f"{k}={v}" for k, v in labels)), name]
+
+
+def volume_rm_argv(names: Sequence[str]) -> list[str]:
+    return [DOCKER, "volume", "rm", *names]
+
+
+def volume_ls_argv(*, instance: str | None = None) -> list[str]:
+    """Volumes of mux sessions, one per line: NAME<tab>SESSION."""
+    argv = [DOCKER, "volume", "ls", "--filter", "label=mux.session"]
+    argv += ["--filter", f"label=mux.instance={instance}"] if instance else []
+    return argv + ["--format", '{{.Name}}\t{{.Label "mux.session"}}']
+
+
+def helper_argv(container: str, image: str, *, labels: Iterable[tuple[str, str]]) -> list[str]:
+    """A short-lived container with ``container``'s volumes, read-only and offline;
+    the command to run follows."""
+    return [DOCKER, "run", "--rm", *repeated("--label", (f"{k}={v}" for k, v in labels)),
+            "--network", "none", "--volumes-from", f"{container}:ro", image]
 
 
 def ps_argv(fmt: str, *, name: str | None = None, instance: str | None = None) -> list[str]:

@@ -21,11 +21,14 @@ class State:
     """Global options, shared by every command through click's context.
     (A plain class: `dataclasses` alone would add ~4 ms to every start-up.)"""
 
-    def __init__(self, config_path: str | None = None, verbose: bool = False, quiet: bool = False) -> None:
+    def __init__(self, config_path: str | None = None, verbose: bool = False, quiet: bool = False,
+                 context: str | None = None) -> None:
         self.config_path = config_path
         self.verbose = verbose
         self.quiet = quiet
+        self.context = context
         self._config: Any = None
+        self._engine: Any = None
 
     def config(self) -> Any:
         if self._config is None:
@@ -34,10 +37,22 @@ class State:
             self._config = config.load(self.config_path)
         return self._config
 
+    def engine(self) -> Any:
+        """The engine of this command (mux/engine.py); the config is read only
+        when neither --context nor the environment decides."""
+        if self._engine is None:
+            from mux import engine
+
+            configured = None
+            if not (self.context or engine.decided_by_env(os.environ)):
+                configured = self.config().docker.context
+            self._engine = engine.resolve(self.context, configured)
+        return self._engine
+
     def runner(self, dry_run: bool = False) -> Any:
         from mux.runner import Runner
 
-        return Runner(dry_run=dry_run, verbose=self.verbose)
+        return Runner(dry_run=dry_run, verbose=self.verbose, engine=self.engine())
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -55,9 +70,13 @@ LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False,
 @click.option("-v", "--verbose", is_flag=True,
               help="Print every command mux runs to stderr, as `+ docker ...`.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
+@click.option("--context", metavar="NAME",
+              help="Docker context (engine) to use, as `docker --context` (default: "
+              "$DOCKER_HOST, $DOCKER_CONTEXT, [docker] context, then docker's current one).")
 @click.version_option(__version__, "--version", prog_name="mux", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool,
+        context: str | None) -> None:
     """Run AI coding-agent sessions in Docker containers.
 
     A session is a container named mux-NAME with your project at /workspace,
@@ -81,7 +100,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool)
     level = os.environ.get("MUX_LOG_LEVEL", "").lower()
     env_verbose, env_quiet = LOG_LEVELS.get(level, (False, False))
     ctx.obj = State(config_path=config_path, verbose=verbose or env_verbose,
-                    quiet=quiet or (env_quiet and not verbose))
+                    quiet=quiet or (env_quiet and not verbose), context=context)
 
 
 def _register() -> None:

@@ -50,6 +50,8 @@ class DockerSettings:
     limits: Limits = Limits()
     rust: RustSettings = RustSettings()
     ports: tuple[str, ...] = ()
+    context: str | None = None  # docker context sessions go to (mux/engine.py)
+    contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,16 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         limits=_limits(t.table("limits")),
         rust=_rust(t.table("rust")),
         ports=tuple(validate.publish(p, t.where("ports")) for p in t.strings("ports")),
+        context=t.string("context"),
+        contexts=t.strings("contexts"),
     )
-    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports")
+    from mux.engine import context_name
+
+    for name in (settings.context, *settings.contexts):
+        if name is not None:
+            context_name(name, t.where("contexts" if name in settings.contexts else "context"))
+    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
+             "context, contexts")
     return settings
 
 

@@ -39,6 +39,7 @@ class NewOptions:
     agent: str | None = None  # mux/agents.py: COMMAND is then the agent's arguments
     prompt: str | None = None
     headless: bool = False
+    copy: bool = False  # /workspace is a volume holding a copy of the workdir (mux/volumes.py)
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,14 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             print(f"mux: warning: -p {port} publishes on every interface of this host: "
                   "other machines can reach it", file=runner.err, flush=True)
     proxy = proxy_settings(config, opts, spec.network)
+    volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
+    if volumes:
+        from mux import volumes as V
+
+        if runner.engine.remote:
+            V.refuse_local_paths(runner.engine, spec, repo=bool(opts.repo), copy=opts.copy,
+                                 proxied=proxy is not None)
+        spec = V.as_volume_spec(spec)
     if proxy is not None and not runner.dry_run:
         from mux.proxy.session import ensure_running
 
@@ -236,7 +245,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             from mux.agents import prepare_home
 
             prepare_home(runner, opts.agent, spec)
-        runner.run(A.run_argv(spec))
+        if volumes:
+            V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo))
+        else:
+            runner.run(A.run_argv(spec))
     except BaseException as exc:
         if not runner.dry_run:
             try:

@@ -139,7 +139,12 @@ def _sccache(cfg: Any) -> Check | None:
 
 
 def run_checks(state: Any) -> list[Check]:
-    runner = Runner(verbose=state.verbose)
+    try:
+        runner = state.runner()
+    except MuxError:
+        if state.context:  # a bad --context is the user's question: answer it
+            raise
+        runner = Runner(verbose=state.verbose)  # the config check below says what is wrong
     checks = [_docker_cli(runner)]
     if checks[0].ok:
         checks += [_socket(), _engine(runner)]

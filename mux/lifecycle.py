@@ -87,6 +87,10 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     refused: list[tuple[Session, list[str]]] = []
     for session in sessions:
         reasons = blockers(session, force=force)
+        if not reasons and not force:
+            from mux.volumes import unsaved_work as on_engine  # /workspace in a volume
+
+            reasons = on_engine(runner, session)
         if reasons:
             refused.append((session, reasons))
         else:
@@ -94,6 +98,9 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     containers = [s.container for s in doomed if s.container]
     if containers:
         runner.run(A.rm_argv(containers, force=force))
+        from mux.volumes import remove_volumes
+
+        remove_volumes(runner, doomed)
     for session in doomed:
         directory = paths.session_dir(session.name)
         if directory.exists() or (runner.dry_run and session.container):

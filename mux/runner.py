@@ -15,9 +15,12 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, NoReturn, TextIO
+from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
 
 from mux.errors import DockerError, MuxError
+
+if TYPE_CHECKING:
+    from mux.engine import Engine
 
 Argv = Sequence[object]
 
@@ -49,7 +52,8 @@ def docker_failure(argv: list[str], returncode: int, stderr: str) -> DockerError
     text = stderr.strip()
     lowered = text.lower()
     detail = _last_line(text) or f"exit status {returncode}"
-    what = " ".join(argv[:2]) if len(argv) > 1 else argv[0]
+    verb = argv[:1] + argv[3:4] if argv[1:2] == ["--context"] else argv[:2]  # not the engine
+    what = " ".join(verb)
     if "permission denied" in lowered and "docker" in lowered and ".sock" in lowered:
         return DockerError(
             "permission denied on the Docker socket", hint=PERMISSION_HINT,
@@ -85,11 +89,29 @@ class Runner:
         verbose: bool = False,
         out: TextIO | None = None,
         err: TextIO | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.dry_run = dry_run
         self.verbose = verbose
+        self._engine = engine
         self._out = out
         self._err = err
+
+    @property
+    def engine(self) -> Engine:
+        """The engine every docker command of this runner goes to (mux/engine.py)."""
+        if self._engine is None:
+            from mux.engine import LOCAL
+
+            return LOCAL
+        return self._engine
+
+    def argv(self, argv: Argv) -> list[str]:
+        """``argv`` as it will run: a docker command gets the engine's --context."""
+        args = to_argv(argv)
+        if self._engine is not None and args[:1] == ["docker"]:
+            return [args[0], *self._engine.docker_args(), *args[1:]]
+        return args
 
     @property
     def out(self) -> TextIO:
@@ -101,7 +123,10 @@ class Runner:
 
     def show(self, argv: Argv) -> None:
         """Print a command the way dry-run does: shell-quoted, one line, stdout."""
-        print(quote(argv), file=self.out, flush=True)
+        self._print(self.argv(argv))
+
+    def _print(self, args: list[str]) -> None:
+        print(shlex.join(args), file=self.out, flush=True)
 
     def _echo(self, argv: list[str]) -> None:
         if self.verbose:
@@ -123,9 +148,9 @@ class Runner:
         Read-only queries (``mutates=False``) run even in dry-run, because the
         commands printed may depend on what they find.
         """
-        args = to_argv(argv)
+        args = self.argv(argv)
         if self.dry_run and mutates:
-            self.show(args)
+            self._print(args)
             return Result(args, 0, "", "")
         self._echo(args)
         try:
@@ -165,9 +190,9 @@ class Runner:
 
     def exec(self, argv: Argv) -> NoReturn:
         """Hand the terminal over to ``argv`` (dry-run: print it and exit 0)."""
-        args = to_argv(argv)
+        args = self.argv(argv)
         if self.dry_run:
-            self.show(args)
+            self._print(args)
             raise SystemExit(0)
         self._echo(args)
         sys.stdout.flush()

@@ -42,6 +42,8 @@ class SessionSpec:
     extra_hosts: tuple[str, ...] = ()
     ports: tuple[str, ...] = ()  # docker -p specs, the host address always written out
     tty: bool = True  # -it: a terminal to attach to; off for one-shot (headless) agents
+    workspace_volume: str | None = None  # named volume at /workspace instead of workdir (mux/volumes.py)
+    home_volume: str | None = None  # named volume as HOME instead of the host directory ``home``
 
     @property
     def container(self) -> str:

@@ -48,6 +48,9 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
               help="When docker may pull the image (default: docker's, missing).")
 @click.option("--repo", metavar="URL", help="Clone this git repository and mount the clone.")
 @click.option("--branch", help="Branch to check out (created from the default if new).")
+@click.option("--copy", is_flag=True,
+              help="Copy the working directory into a volume at /workspace instead of mounting it "
+              "(how a local directory reaches a remote engine; `mux cp` brings files back).")
 @click.option("--proxy/--no-proxy", default=None,
               help="Route the session's network through mux's credential proxy "
               "(default: when the config has a [proxy] table).")
@@ -83,7 +86,7 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         env=flags["env"], volumes=flags["volumes"], network=flags["network"],
         memory=flags["memory"], cpus=flags["cpus"], memory_swap=flags["memory_swap"],
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
-        proxy=flags["proxy"], ports=flags["ports"],
+        proxy=flags["proxy"], ports=flags["ports"], copy=flags["copy"],
         agent=flags["agent"], prompt=flags["prompt"], headless=flags["headless"],
     )
     spec = create(state.runner(dry_run), state.config(), opts,
@@ -114,7 +117,8 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     if stopped:
         sessions = [s for s in sessions if not s.running and s.status != "missing"]
     # A working directory (or repo clone) deleted behind mux's back is shown, not hidden.
-    present = {s.name: not s.workdir or Path(s.workdir).exists() for s in sessions}
+    present = {s.name: not s.workdir or s.workdir.startswith("volume:") or Path(s.workdir).exists()
+               for s in sessions}
     if as_json:
         click.echo(json.dumps([{**s.public(), "workdir_exists": present[s.name]} for s in sessions], indent=2))
         return

@@ -42,8 +42,12 @@ def unsaved_work(path: Path) -> list[str]:
         if top.lines and not top.ok:
             why = top.lines[-1].removeprefix("fatal: ")
         return [f"{path} cannot be checked as a git repository ({why}); its files would be deleted"]
-    reasons = _changes(git) + _unpushed(git) + _stashes(git)
-    return reasons
+    return reasons(git)
+
+
+def reasons(git: Callable[..., gitcmd.Outcome]) -> list[str]:
+    """The checks, through any ``git``: on a clone here, or on an engine (mux/volumes.py)."""
+    return _changes(git) + _unpushed(git) + _stashes(git)
 
 
 def _plural(n: int, word: str) -> str:

@@ -88,6 +88,10 @@ BASE_CONFIG = (f'[docker]\nimage = "{IMAGE}"\npull = "never"\n\n'
 def home(mux_home: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     """mux_home plus: no user/system config reachable, a fixed clock, cwd = a project dir."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(mux_home / "xdg"))
+    # The local engine, whatever docker context the developer's shell has chosen.
+    monkeypatch.setenv("DOCKER_CONFIG", str(mux_home / "docker-config"))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.setattr(paths, "SYSTEM_CONFIG", mux_home / "etc" / "mux" / "config.toml")
     monkeypatch.setattr("mux.create.datetime", _Frozen)
     proj = (mux_home / "proj").resolve()

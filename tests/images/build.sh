@@ -42,3 +42,16 @@ if ! have_image mux-test/debian; then
     docker import --change 'CMD ["/bin/bash"]' "$tarball" mux-test/debian >/dev/null
     echo "built mux-test/debian"
 fi
+
+# A second engine, reached over ssh (tests/integration/remote): Debian's docker.io
+# and openssh-server on top of mux-test/debian. Rebuilt when its files change.
+remote_tag=mux-test/remote-engine
+remote_dir=$(dirname "$0")/remote-engine
+remote_sum=$(cat "$remote_dir/Dockerfile" "$remote_dir/start.sh" | sha256sum | cut -c1-16)
+if [ "$(docker image inspect --format '{{index .Config.Labels "mux.test.source"}}' "$remote_tag" 2>/dev/null)" != "$remote_sum" ]; then
+    if ! out=$(docker build -q --label "mux.test.source=$remote_sum" -t "$remote_tag" "$remote_dir" 2>&1); then
+        echo "$out" >&2
+        exit 1
+    fi
+    echo "built $remote_tag"
+fi

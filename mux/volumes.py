@@ -1,0 +1,173 @@
+"""A session's files in named volumes on its engine, instead of bind mounts.
+
+A remote engine (mux/engine.py) cannot see this machine's paths: a bind mount
+there is an empty directory, silently. So there the session's /workspace (a repo
+clone made here, or with --copy the working directory) and its HOME are named
+volumes labelled with the session, filled before the session starts:
+`docker volume create`, `docker create`, `docker cp`, `docker start`. (--copy
+does the same on a local engine.) Such a session keeps no files here once made:
+it is all on its engine. `docker cp` of a directory named like the
+mount point into its parent sets the mount point's owner too, so a session run
+as the user's uid can write there; the local side is a symlink (workspace) or an
+empty directory (HOME) under the session's data dir, copied with -L.
+
+The unsaved-work guard runs git on that engine (mux/repo/safety.py's checks,
+through `docker exec`, or a helper container using the session's volumes when it
+is stopped), and fails closed; delete removes the volumes with the container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from mux import argv as A
+from mux import paths
+from mux.errors import ConfigError
+from mux.runner import Runner, host_step
+from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec
+
+if TYPE_CHECKING:
+    from mux.engine import Engine
+    from mux.repo.gitcmd import Outcome
+    from mux.sessions import Session
+
+WORKDIR_PREFIX = "volume:"  # the mux.workdir label of a session whose /workspace is a volume
+STAGE = "engine"  # under the session's data dir: what `docker cp` copies from
+
+
+def volume_name(session: str, what: str) -> str:
+    return f"mux-{session}-{what}"
+
+
+def in_volumes(session: Session) -> bool:
+    return session.workdir.startswith(WORKDIR_PREFIX)
+
+
+def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: bool, proxied: bool) -> None:
+    """What cannot work on a remote engine, refused (exit 2) before anything is made."""
+    if not repo and not copy:
+        raise ConfigError(
+            f"the working directory {spec.workdir} is on this machine, but the engine is "
+            f"{engine.describe()}, on another: a bind mount there would be an empty directory",
+            hint="--copy copies the directory into a volume there (`mux cp NAME:/workspace/PATH .` "
+            "brings results back), --repo URL clones a repository into one, or "
+            "--context default runs the session on this machine",
+        )
+    for volume in spec.volumes:
+        source = volume.split(":", 1)[0]
+        if source.startswith("/"):
+            raise ConfigError(
+                f"volume {volume!r} mounts {source}, a path on this machine, but the engine is "
+                f"{engine.describe()}, on another: it would be an empty directory there",
+                hint="use a named volume there (NAME:/path), or leave the volume out of [docker] "
+                "volumes / --volume for this engine ([docker.rust] sccache mounts host paths too)",
+            )
+    if proxied:
+        raise ConfigError(
+            f"the credential proxy does not reach sessions on {engine.describe()} yet",
+            hint="use --no-proxy for a session there (it then has the engine's own network access)",
+        )
+
+
+def as_volume_spec(spec: SessionSpec) -> SessionSpec:
+    """The spec with /workspace (and HOME) as named volumes; spec.workdir stays the
+    local directory they are filled from."""
+    workspace = volume_name(spec.name, "workspace")
+    labels = [(k, f"{WORKDIR_PREFIX}{workspace}" if k == "mux.workdir" else v) for k, v in spec.labels]
+    home = volume_name(spec.name, "home") if spec.home is not None else None
+    return replace(spec, labels=tuple(labels), workspace_volume=workspace, home_volume=home, home=None)
+
+
+def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remove_source: bool) -> None:
+    """Volumes, container, copies, start; on any failure what this made is removed.
+    ``remove_source``: the local directory was a clone made for this session only."""
+    made_volumes: list[str] = []
+    made_container = False
+    labels = [("mux.session", spec.name)] + [(k, v) for k, v in spec.labels if k == "mux.instance"]
+    try:
+        for volume in (spec.workspace_volume, spec.home_volume):
+            if volume is not None:
+                runner.run(A.volume_create_argv(volume, labels))
+                made_volumes.append(volume)
+        runner.run(A.create_argv(spec))
+        made_container = True
+        stage = session_dir / STAGE
+        workspace = PurePosixPath(WORKSPACE)
+        link = stage / workspace.name
+        source = spec.workdir
+        host_step(runner, ["mkdir", "-p", "-m", "700", stage], partial(stage.mkdir, mode=0o700, parents=True))
+        host_step(runner, ["ln", "-s", source, link], partial(os.symlink, source, link))
+        runner.run(A.cp_argv(link, f"{spec.container}:{workspace.parent}", follow_link=True))
+        if spec.home_volume is not None:
+            home = PurePosixPath(CONTAINER_HOME)
+            empty = stage / home.name
+            host_step(runner, ["mkdir", "-m", "700", empty], partial(empty.mkdir, mode=0o700))
+            runner.run(A.cp_argv(empty, f"{spec.container}:{home.parent}"))
+        if remove_source:
+            from mux.repo import remove_clone
+
+            host_step(runner, ["rm", "-rf", source], partial(remove_clone, source))
+        runner.run(A.start_argv(spec.name))
+        # Everything is on the engine now; host files would only show up as a
+        # "missing" session when listing another engine.
+        host_step(runner, ["rm", "-rf", session_dir], partial(shutil.rmtree, session_dir, ignore_errors=True))
+    except BaseException:
+        if not runner.dry_run:
+            if made_container:
+                runner.run(A.rm_argv([spec.container], force=True), check=False)
+            if made_volumes:
+                runner.run(A.volume_rm_argv(made_volumes), check=False)
+        raise
+
+
+def remove_volumes(runner: Runner, sessions: list[Session]) -> None:
+    """Remove the volumes of deleted sessions, found by their labels on this engine."""
+    names = {s.name for s in sessions if in_volumes(s)}
+    if not names:
+        return
+    listed = runner.query(A.volume_ls_argv(instance=paths.instance()))
+    doomed = []
+    for line in listed.stdout.splitlines():
+        volume, _, session = line.partition("\t")
+        if session in names and volume == volume_name(session, volume.rsplit("-", 1)[-1]):
+            doomed.append(volume)
+    if doomed:
+        runner.run(A.volume_rm_argv(doomed))
+
+
+def unsaved_work(runner: Runner, session: Session) -> list[str]:
+    """What deleting a volume session's repo would lose, asked with git on its engine.
+    Fails closed: a check that cannot run is a reason."""
+    if not (in_volumes(session) and session.repo):
+        return []
+    from mux import validate
+    from mux.repo import gitcmd, safety
+
+    helper: list[str] = []
+    if not session.running:
+        image = validate.image(session.image, "the session's image label")
+        helper = A.helper_argv(session.id or session.container, image, labels=_helper_labels())
+
+    def git(*args: str) -> Outcome:
+        command = ["git", "--no-optional-locks", "-c", f"safe.directory={WORKSPACE}", "-C", WORKSPACE, *args]
+        argv = helper + command if helper else A.exec_argv(session.id or session.container, command, tty=False)
+        result = runner.query(argv, check=False)
+        return gitcmd.Outcome(result.returncode, result.stdout, result.stderr.splitlines())
+
+    top = git("rev-parse", "--show-toplevel")
+    if not top.ok or top.stdout.strip() != WORKSPACE:
+        why = top.lines[-1] if top.lines else f"exit status {top.status}"
+        return [f"its {WORKSPACE} volume cannot be checked with git on its engine ({why}); "
+                "its files would be deleted"]
+    return safety.reasons(git)
+
+
+def _helper_labels() -> list[tuple[str, str]]:
+    instance = paths.instance()
+    return [("mux.helper", "guard")] + ([("mux.instance", instance)] if instance else [])
+

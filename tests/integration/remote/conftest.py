@@ -1,0 +1,125 @@
+"""A second Docker engine, on "another machine": dockerd in a container here,
+reached over ssh like a real remote (tests/images/remote-engine).
+
+Started once per test run. The ssh client setup (key, known_hosts) and the
+docker context "box" live in a temp dir: an `ssh` wrapper first on PATH adds
+`-F` with that dir's config (what a user's ~/.ssh/config does), DOCKER_CONFIG
+points the docker CLI at that dir's contexts. Root's ~/.ssh and ~/.docker are
+not touched. Only the engine container this run made is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BUSYBOX, DEBIAN
+
+ENGINE_IMAGE = "mux-test/remote-engine"
+CONTEXT = "box"
+# What running dockerd inside a container needs on this machine (--privileged
+# fails: no CAP_SYS_RESOURCE here); see DESIGN.md's field notes.
+ENGINE_FLAGS = [
+    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--security-opt", "systempaths=unconfined",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec",
+]
+
+
+@dataclass(frozen=True)
+class RemoteEngine:
+    container: str  # the engine's container on the local engine
+    host: str  # ssh://root@127.0.0.1:PORT
+    env: dict[str, str]  # PATH (ssh wrapper) and DOCKER_CONFIG (context "box")
+    context: str = CONTEXT
+
+    def docker(self, *args: str, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """A docker command run on the remote engine (through its ssh context)."""
+        return subprocess.run(["docker", "--context", self.context, *args], capture_output=True, text=True,
+                              check=check, env={**os.environ, **self.env}, **kwargs)  # type: ignore[call-overload]
+
+    def inside(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A command run on the remote machine itself (not in one of its containers)."""
+        return subprocess.run(["docker", "exec", self.container, *args], capture_output=True, text=True,
+                              check=check)
+
+
+def _local(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def _wait_for_engine(container: str) -> None:
+    for _ in range(120):
+        if subprocess.run(["docker", "exec", container, "docker", "info"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    log = subprocess.run(["docker", "exec", container, "tail", "-20", "/var/log/dockerd.log"],
+                         capture_output=True, text=True)
+    pytest.fail(f"the remote engine did not start; its dockerd log ends:\n{log.stdout}{log.stderr}")
+
+
+@pytest.fixture(scope="session")
+def remote_engine(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEngine]:
+    base = tmp_path_factory.mktemp("remote-engine")
+    container = f"mux-test-engine-{uuid.uuid4().hex[:8]}"
+    _local("run", "-d", "--name", container, "--label", "mux.test.remote-engine=1",
+           *ENGINE_FLAGS, "-p", "127.0.0.1::22", ENGINE_IMAGE)
+    try:
+        _wait_for_engine(container)
+        port = _local("port", container, "22/tcp").stdout.split()[0].rsplit(":", 1)[1]
+        key = base / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        _local("exec", "-i", container, "sh", "-c", "cat > /root/.ssh/authorized_keys",
+               input=(base / "id_ed25519.pub").read_text())
+        host_key = _local("exec", container, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+        (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+        (base / "ssh_config").write_text(
+            f"Host 127.0.0.1\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {base / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+            "  BatchMode yes\n  ConnectTimeout 10\n")
+        bindir = base / "bin"
+        bindir.mkdir()
+        wrapper = bindir / "ssh"
+        wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {base / "ssh_config"} "$@"\n')
+        wrapper.chmod(0o755)
+        env = {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "DOCKER_CONFIG": str(base / "docker")}
+        host = f"ssh://root@127.0.0.1:{port}"
+        subprocess.run(["docker", "context", "create", CONTEXT, "--docker", f"host={host}"],
+                       capture_output=True, text=True, check=True, env={**os.environ, **env})
+        save = subprocess.Popen(["docker", "save", BUSYBOX, DEBIAN], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "exec", "-i", container, "docker", "load", "-q"], stdin=save.stdout,
+                       capture_output=True, check=True)
+        save.wait()
+        yield RemoteEngine(container=container, host=host, env=env)
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", container], capture_output=True)
+
+
+@pytest.fixture
+def remote(remote_engine: RemoteEngine, monkeypatch: pytest.MonkeyPatch, own_instance: str) -> Iterator[RemoteEngine]:
+    """The remote engine, with this test's environment able to reach it (context
+    "box"); what the test left there (its MUX_INSTANCE label) is removed after it."""
+    for key, value in remote_engine.env.items():
+        monkeypatch.setenv(key, value)
+    yield remote_engine
+    label = f"label=mux.instance={own_instance}"
+    for kind in ("container", "volume"):
+        ids = remote_engine.docker(kind, "ls", "-aq" if kind == "container" else "-q",
+                                   "--filter", label, check=False).stdout.split()
+        if ids:
+            remote_engine.docker(kind, "rm", "-f", *ids, check=False)
+
+
+@pytest.fixture
+def remote_home(mux_home: Path, remote: RemoteEngine) -> Path:
+    """mux_home (own data dir and config), the Debian image, and the remote engine reachable."""
+    (mux_home / "config.toml").write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n')
+    return mux_home
