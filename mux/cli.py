@@ -44,8 +44,12 @@ class State:
             from mux import engine
 
             configured = None
-            if not (self.context or engine.decided_by_env(os.environ)):
-                configured = self.config().docker.context
+            if self._config is not None:
+                configured = self._config.docker.context
+            elif not (self.context or engine.decided_by_env(os.environ)):
+                from mux.config import docker_context
+
+                configured = docker_context(self.config_path)
             self._engine = engine.resolve(self.context, configured)
         return self._engine
 

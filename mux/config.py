@@ -204,6 +204,23 @@ def load(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] 
     return parse(read_toml(path), path, os.environ if env is None else env)
 
 
+def docker_context(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """Only `[docker] context`, for commands that need nothing else from the config:
+    choosing the engine must not fail on a setting that command never uses (an env
+    entry naming a variable this shell lacks, say). `mux new` reads it all anyway."""
+    path = find_config(explicit)
+    if path is None:
+        return None
+    docker = read_toml(path).get("docker")
+    if not isinstance(docker, dict) or "context" not in docker:
+        return None
+    table = Table({"context": docker["context"]}, "docker", str(path), os.environ if env is None else env)
+    name = table.string("context")
+    from mux.engine import context_name
+
+    return context_name(name, table.where("context"))
+
+
 def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:
     top = Table(data, "", str(path), env)
     docker = _docker(top.table("docker"), path.parent)
