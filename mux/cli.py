@@ -44,14 +44,26 @@ class State:
             from mux import engine
 
             configured = None
-            if self._config is not None:
-                configured = self._config.docker.context
-            elif not (self.context or engine.decided_by_env(os.environ)):
-                from mux.config import docker_context
-
-                configured = docker_context(self.config_path)
+            if not (self.context or engine.decided_by_env(os.environ)):
+                configured = self.engine_settings()[0]
             self._engine = engine.resolve(self.context, configured)
         return self._engine
+
+    def engine_settings(self) -> tuple[str | None, tuple[str, ...]]:
+        """[docker] context and contexts (the rest of the config need not be valid)."""
+        if self._config is not None:
+            return self._config.docker.context, self._config.docker.contexts
+        from mux.config import engine_settings
+
+        return engine_settings(self.config_path)
+
+    def engines(self) -> list[Any]:
+        """The engines `mux list` asks: [docker] contexts, unless --context or the
+        environment names one."""
+        from mux import engine
+
+        contexts = () if self.context or engine.decided_by_env(os.environ) else self.engine_settings()[1]
+        return [engine.named(name) for name in contexts] or [self.engine()]
 
     def runner(self, dry_run: bool = False) -> Any:
         from mux.runner import Runner

@@ -204,21 +204,26 @@ def load(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] 
     return parse(read_toml(path), path, os.environ if env is None else env)
 
 
-def docker_context(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> str | None:
-    """Only `[docker] context`, for commands that need nothing else from the config:
-    choosing the engine must not fail on a setting that command never uses (an env
-    entry naming a variable this shell lacks, say). `mux new` reads it all anyway."""
+def engine_settings(explicit: str | os.PathLike[str] | None = None,
+                    env: Mapping[str, str] | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """Only `[docker] context` and `contexts`, for commands that need nothing else
+    from the config: choosing the engine must not fail on a setting that command
+    never uses (an env entry naming a variable this shell lacks, say)."""
     path = find_config(explicit)
     if path is None:
-        return None
+        return None, ()
     docker = read_toml(path).get("docker")
-    if not isinstance(docker, dict) or "context" not in docker:
-        return None
-    table = Table({"context": docker["context"]}, "docker", str(path), os.environ if env is None else env)
-    name = table.string("context")
+    if not isinstance(docker, dict):
+        return None, ()
+    wanted = {k: docker[k] for k in ("context", "contexts") if k in docker}
+    table = Table(wanted, "docker", str(path), os.environ if env is None else env)
+    context, contexts = table.string("context"), table.strings("contexts")
     from mux.engine import context_name
 
-    return context_name(name, table.where("context"))
+    for name, key in [(context, "context"), *((n, "contexts") for n in contexts)]:
+        if name is not None:
+            context_name(name, table.where(key))
+    return context, contexts
 
 
 def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:

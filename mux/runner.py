@@ -90,10 +90,12 @@ class Runner:
         out: TextIO | None = None,
         err: TextIO | None = None,
         engine: Engine | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.dry_run = dry_run
         self.verbose = verbose
         self._engine = engine
+        self.timeout = timeout  # seconds a command may take (None: no limit)
         self._out = out
         self._err = err
 
@@ -142,6 +144,7 @@ class Runner:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         error: type[MuxError] | None = None,
+        timeout: float | None = None,
     ) -> Result:
         """Run ``argv``; in dry-run, print it instead when it ``mutates`` state.
 
@@ -149,6 +152,7 @@ class Runner:
         commands printed may depend on what they find.
         """
         args = self.argv(argv)
+        limit = timeout or self.timeout
         if self.dry_run and mutates:
             self._print(args)
             return Result(args, 0, "", "")
@@ -162,9 +166,12 @@ class Runner:
                 stdin=None if input is not None else subprocess.DEVNULL,
                 text=True,
                 env=None if env is None else {**os.environ, **env},
+                timeout=limit,
             )
         except FileNotFoundError:
             raise self._missing(args, error) from None
+        except subprocess.TimeoutExpired:
+            raise (error or DockerError)(f"{quote(args[:4])} ... did not answer within {limit:g} s") from None
         except PermissionError as exc:
             raise (error or MuxError)(f"cannot run {args[0]}: {exc.strerror}") from None
         result = Result(args, proc.returncode, proc.stdout or "", proc.stderr or "")

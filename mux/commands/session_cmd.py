@@ -105,12 +105,19 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     """List sessions (one `docker ps` call; state comes from container labels)."""
     import json
 
-    from mux.sessions import leftovers, list_sessions
+    from mux.listing import gather
+    from mux.sessions import leftovers
     from mux.table import created_local, render
 
     if running and stopped:
         raise ConfigError("--running and --stopped exclude each other; give at most one")
-    sessions = list_sessions(_state(ctx).runner())
+    state = _state(ctx)
+    engines = state.engines()
+    pairs, warnings = gather(engines, verbose=state.verbose)
+    for warning in warnings:
+        click.echo(f"mux: warning: {warning}", err=True)
+    context = {id(s): name for name, s in pairs}
+    sessions = [s for _, s in pairs]
     sessions += leftovers(sessions)
     if running:
         sessions = [s for s in sessions if s.running]
@@ -120,17 +127,20 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     present = {s.name: not s.workdir or s.workdir.startswith("volume:") or Path(s.workdir).exists()
                for s in sessions}
     if as_json:
-        click.echo(json.dumps([{**s.public(), "workdir_exists": present[s.name]} for s in sessions], indent=2))
+        click.echo(json.dumps([{**s.public(), "workdir_exists": present[s.name],
+                                "context": context.get(id(s), "")} for s in sessions], indent=2))
         return
     if not sessions:
         click.echo("No sessions. Create one with: mux new NAME", err=True)
         return
     with_repo = any(s.repo for s in sessions)
     with_agent = any(s.agent for s in sessions)
-    headers = (["NAME", "BACKEND", "STATUS", "CREATED"] + (["AGENT"] if with_agent else [])
-               + ["WORKING DIRECTORY"] + (["REPO"] if with_repo else []))
-    rows = [[s.name, s.backend, s.status + ("" if present[s.name] else " (workdir missing)"),
-             created_local(s.created)] + ([s.agent or "-"] if with_agent else []) + [s.workdir]
+    several = len(engines) > 1
+    headers = (["NAME"] + (["CONTEXT"] if several else []) + ["BACKEND", "STATUS", "CREATED"]
+               + (["AGENT"] if with_agent else []) + ["WORKING DIRECTORY"] + (["REPO"] if with_repo else []))
+    rows = [[s.name] + ([context.get(id(s), "")] if several else [])
+            + [s.backend, s.status + ("" if present[s.name] else " (workdir missing)"), created_local(s.created)]
+            + ([s.agent or "-"] if with_agent else []) + [s.workdir]
             + ([s.repo] if with_repo else []) for s in sessions]
     click.echo(render(headers, rows))
 
@@ -232,7 +242,28 @@ def logs(ctx: click.Context, follow: bool, name: str) -> None:
     lifecycle.logs(_state(ctx).runner(), name, follow=follow)
 
 
-COMMANDS = [new, list_, attach, start, stop, delete, exec_, logs]
+@click.command("cp")
+@dry_run_option
+@click.argument("source")
+@click.argument("dest")
+@click.pass_context
+def cp(ctx: click.Context, dry_run: bool, source: str, dest: str) -> None:
+    """Copy files between a session and this machine (docker cp's syntax).
+
+    NAME:PATH is PATH in session NAME, relative to /workspace unless absolute;
+    the other side is a path here. Works wherever the session's engine is.
+
+    \b
+    Examples:
+      mux cp my-session:results ./results
+      mux --context box cp ./data.csv my-session:input/
+    """
+    from mux.cp import copy
+
+    copy(_state(ctx).runner(dry_run), source, dest)
+
+
+COMMANDS = [new, list_, attach, start, stop, delete, exec_, logs, cp]
 
 
 @click.command()

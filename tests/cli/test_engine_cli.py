@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mux.sessions import PS_FORMAT
-from tests.cli.muxcli import Home, ps_line, run
+from tests.cli.muxcli import Home, ps_line, ps_one, run
 
 
 def make_context(home: Home, name: str, host: str) -> None:
@@ -76,3 +76,66 @@ def test_copy_dry_run_on_local_engine_prints_volume_steps(home: Home, fp, tmp_pa
     assert "-v mux-s1-workspace:/workspace" in result.out
     assert "-v mux-s1-home:/home/mux" in result.out
     assert f"docker cp -L {home.session_dir('s1')}/engine/workspace mux-s1:/" in result.out
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["s1:out/report.txt", "."], ["docker", "cp", f"{'0123abcd' * 8}:/workspace/out/report.txt", "."]),
+    (["./in.txt", "s1:"], ["docker", "cp", "./in.txt", f"{'0123abcd' * 8}:/workspace"]),
+    (["./a:b", "s1:/tmp/x"], ["docker", "cp", "./a:b", f"{'0123abcd' * 8}:/tmp/x"]),
+], ids=["out-relative", "in-workspace", "local-colon-absolute"])
+def test_cp_argv(home: Home, fp, args: list[str], expected: list[str]) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(expected)
+    result = run("cp", *args)
+    assert result.code == 0, result.err
+    assert list(fp.calls)[-1] == expected
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["a.txt", "b.txt"], "give exactly one side as NAME:PATH"),
+    (["s1:a", "s2:b"], "give exactly one side as NAME:PATH"),
+    (["s1:a", "-"], "invalid local path '-'"),
+    (["-rf", "s1:a"], "invalid local path '-rf'"),
+], ids=["no-session", "two-sessions", "stdout", "option-like"])
+def test_cp_bad_usage_is_exit_2_and_runs_nothing(home: Home, fp, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run("cp", "--", *args)
+    assert result.code == 2
+    assert message in result.err.splitlines()[0]
+    assert list(fp.calls) == []
+
+
+def test_cp_missing_session_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("nope"), stdout="")
+    assert run("cp", "nope:x", ".").code == 3
+
+
+def test_list_over_several_contexts_warns_about_the_one_that_fails(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "box", "ssh://me@box.test")
+    make_context(home, "dead", "ssh://me@dead.test")
+    contexts = '[docker]\ncontexts = ["default", "box", "dead"]\n'
+    home.write_config(home.config.read_text().replace("[docker]\n", contexts))
+    fp.register(ps_on("default"), stdout=ps_line("here"))
+    fp.register(ps_on("box"), stdout=ps_line("there", workdir="volume:mux-there-workspace"))
+    fp.register(ps_on("dead"), returncode=1, stderr="error during connect: ssh: Could not resolve hostname dead.test\n")
+    result = run("list")
+    assert result.code == 0, result.err
+    assert result.err.splitlines() == [
+        "mux: warning: context 'dead' (ssh://me@dead.test) did not answer, its sessions are not listed: "
+        "docker ps failed: error during connect: ssh: Could not resolve hostname dead.test"]
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["NAME", "CONTEXT", "BACKEND", "STATUS", "CREATED", "WORKING", "DIRECTORY"]
+    assert [line.split()[:2] for line in lines[1:]] == [["here", "default"], ["there", "box"]]
+    fp.register(ps_on("default"), stdout=ps_line("here"))
+    fp.register(ps_on("box"), stdout=ps_line("there", workdir="volume:mux-there-workspace"))
+    fp.register(ps_on("dead"), returncode=1, stderr="boom\n")
+    data = json.loads(run("list", "--json").out)
+    assert [(d["name"], d["context"], d["workdir_exists"]) for d in data] == [("here", "default", False),
+                                                                            ("there", "box", True)]
+
+
+def test_context_flag_lists_only_that_engine(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "box", "ssh://me@box.test")
+    home.write_config(home.config.read_text().replace("[docker]\n", '[docker]\ncontexts = ["default", "box"]\n'))
+    fp.register(ps_on("box"), stdout=ps_line("there"))
+    result = run("--context", "box", "list", "--json")
+    assert [(d["name"], d["context"]) for d in json.loads(result.out)] == [("there", "box")]

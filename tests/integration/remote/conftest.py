@@ -69,7 +69,7 @@ def _wait_for_engine(container: str) -> None:
 @pytest.fixture(scope="session")
 def remote_engine(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEngine]:
     base = tmp_path_factory.mktemp("remote-engine")
-    container = f"mux-test-engine-{uuid.uuid4().hex[:8]}"
+    container = f"muxtest-engine-{uuid.uuid4().hex[:8]}"  # not mux-*: doctor would flag it
     _local("run", "-d", "--name", container, "--label", "mux.test.remote-engine=1",
            *ENGINE_FLAGS, "-p", "127.0.0.1::22", ENGINE_IMAGE)
     try:

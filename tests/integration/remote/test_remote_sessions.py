@@ -88,6 +88,14 @@ def test_copy_puts_the_workdir_in_a_volume_there(remote_home, remote, own_instan
     assert sorted(volumes) == [f"mux-{unique_name}-home", f"mux-{unique_name}-workspace"]
     listed = json.loads(mux("--context", "box", "list", "--json", check=True).stdout)
     assert [(s["name"], s["workdir"]) for s in listed] == [(unique_name, f"volume:mux-{unique_name}-workspace")]
+    # Results come back with mux cp, through the session's engine; files go in the same way.
+    (tmp_path / "back").mkdir()
+    assert mux("--context", "box", "cp", f"{unique_name}:src/main.c", str(tmp_path / "back")).returncode == 0
+    assert (tmp_path / "back" / "main.c").read_text() == "int main(void) { return 0; }\n"
+    (tmp_path / "in.txt").write_text("input\n")
+    assert mux("--context", "box", "cp", str(tmp_path / "in.txt"), f"{unique_name}:data/").returncode != 0
+    assert mux("--context", "box", "cp", str(tmp_path / "in.txt"), f"{unique_name}:in.txt").returncode == 0
+    assert remote.docker("exec", f"mux-{unique_name}", "cat", "/workspace/in.txt").stdout == "input\n"
     # The local engine knows nothing of it.
     assert json.loads(mux("list", "--json", check=True).stdout) == []
     deleted = mux("--context", "box", "delete", "--force", unique_name)
@@ -146,3 +154,37 @@ def test_dry_run_prints_every_step_and_makes_nothing(remote_home, remote, own_in
     assert lines[-1] == f"rm -rf {session_dir(unique_name)}"  # nothing is kept here
     assert remote_objects(remote, own_instance) == ([], [])
     assert not session_dir(unique_name).exists()
+
+
+def test_list_over_two_engines_and_one_that_never_answers(remote_home, remote, own_instance, unique_name,
+                                                          tmp_path) -> None:
+    import socket
+
+    # An "engine" whose ssh port accepts connections and then says nothing.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        subprocess.run(["docker", "context", "create", f"silent-{unique_name}", "--docker",
+                        f"host=ssh://root@127.0.0.1:{port}"], check=True, capture_output=True)
+        config = Path(os.environ["MUX_CONFIG"])
+        config.write_text(config.read_text().replace(
+            "[docker]\n", f'[docker]\ncontexts = ["default", "box", "silent-{unique_name}"]\n'))
+        proj = tmp_path / "p"
+        proj.mkdir()
+        assert mux("new", "--workdir", str(proj), f"{unique_name}-here").returncode == 0
+        assert mux("--context", "box", "new", "--copy", "--workdir", str(proj), f"{unique_name}-there").returncode == 0
+        out = mux("list", "--json")
+        assert out.returncode == 0, out.stderr
+        assert [(s["name"], s["context"]) for s in json.loads(out.stdout)] == [
+            (f"{unique_name}-here", "default"), (f"{unique_name}-there", "box")]
+        warning = out.stderr.splitlines()
+        assert len(warning) == 1
+        assert warning[0].startswith(f"mux: warning: context 'silent-{unique_name}' (ssh://root@127.0.0.1:{port}) "
+                                     "did not answer")
+        table = mux("list").stdout.splitlines()
+        assert table[0].split()[:2] == ["NAME", "CONTEXT"]
+    finally:
+        silent.close()
+        subprocess.run(["docker", "context", "rm", "-f", f"silent-{unique_name}"], capture_output=True)
