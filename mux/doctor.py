@@ -39,16 +39,39 @@ def _docker_cli(runner: Runner) -> Check:
 
 def _engine(runner: Runner) -> Check:
     out = runner.query(["docker", "info", "--format", "{{.ServerVersion}}"], check=False)
+    engine = runner.engine
+    where = "" if engine.source == "default" else f" ({engine.describe()})"
     if out.returncode != 0:
         err = docker_failure(out.argv, out.returncode, out.stderr)
-        return Check("engine", False, err.message, err.hint or "start Docker, then check `docker info`")
-    return Check("engine", True, f"Docker engine {out.stdout.strip()} answers")
+        return Check("engine", False, err.message + where, err.hint or "start Docker, then check `docker info`")
+    return Check("engine", True, f"Docker engine {out.stdout.strip()} answers{where}")
 
 
-def _socket() -> Check:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+def _location(runner: Runner) -> Check:
+    """Local or remote, as mux/engine.py decides it: what sessions there can mount."""
+    if runner.engine.remote:
+        return Check("location", True, f"remote ({runner.engine.host}): sessions get their /workspace and "
+                     "HOME in volumes there (--repo or --copy); local paths are refused")
+    return Check("location", True, f"this machine ({runner.engine.host}): bind mounts of local paths work")
+
+
+def _image(runner: Runner, cfg: Any) -> Check | None:
+    if cfg is None:
+        return None
+    image = cfg.docker.image
+    out = runner.query(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False)
+    if out.returncode == 0:
+        return Check("image", True, f"{image} is on the engine")
+    if cfg.docker.pull == "never":
+        return Check("image", False, f"{image} is not on the engine and pull = \"never\"",
+                     f"`docker {' '.join(runner.engine.docker_args() + ['pull', image])}`, or "
+                     "`docker save IMAGE | docker --context NAME load` for a local image")
+    return Check("image", True, f"{image} is not on the engine yet; `mux new` pulls it")
+
+
+def _socket(host: str = "unix:///var/run/docker.sock") -> Check:
     if not host.startswith("unix://"):
-        return Check("socket", True, f"DOCKER_HOST={host} (not a local socket)")
+        return Check("socket", True, f"{host} (not a local socket)")
     sock = Path(host[len("unix://"):])
     if not sock.exists():
         return Check("socket", False, f"{sock} does not exist", "start the Docker engine (dockerd)")
@@ -72,7 +95,8 @@ def _containers(runner: Runner) -> Check:
             sessions.add(label)
         else:
             strangers.append(name)
-    orphans = [s.name for s in leftovers(sessions)]
+    # Session files here belong to sessions on a local engine (remote ones keep none).
+    orphans = [] if runner.engine.remote else [s.name for s in leftovers(sessions)]
     problems = []
     if strangers:
         problems.append(f"containers named like sessions but not made by mux: {', '.join(strangers)}")
@@ -146,12 +170,16 @@ def run_checks(state: Any) -> list[Check]:
             raise
         runner = Runner(verbose=state.verbose)  # the config check below says what is wrong
     checks = [_docker_cli(runner)]
-    if checks[0].ok:
-        checks += [_socket(), _engine(runner)]
-        if checks[-1].ok:
-            checks.append(_containers(runner))
     config_check, cfg = _config(state)
+    answers = False
+    if checks[0].ok:
+        checks += [_socket(runner.engine.host), _engine(runner), _location(runner)]
+        answers = checks[-2].ok
+        if answers:
+            checks.append(_containers(runner))
     checks += [config_check, _data_dir()]
+    if answers:
+        checks += [c for c in [_image(runner, cfg)] if c is not None]
     optional: list[Callable[[Any], Check | None]] = [_proxy, _sccache]
     checks += [c for c in (f(cfg) for f in optional) if c is not None]
     return checks

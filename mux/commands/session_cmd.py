@@ -268,8 +268,9 @@ COMMANDS = [new, list_, attach, start, stop, delete, exec_, logs, cp]
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results.")
+@click.option("--context", metavar="NAME", help="Check this docker context's engine (as `mux --context`).")
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool) -> None:
+def doctor(ctx: click.Context, as_json: bool, context: str | None) -> None:
     """Check everything a session needs, with a fix for each failure.
 
     Docker CLI and engine, socket permissions, conflicting or leftover mux-
@@ -278,7 +279,10 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     """
     from mux.doctor import render, run_checks
 
-    checks = run_checks(_state(ctx))
+    state = _state(ctx)
+    if context:
+        state.context = context
+    checks = run_checks(state)
     click.echo(render(checks, as_json))
     if not all(c.ok for c in checks):
         ctx.exit(1)

@@ -188,3 +188,19 @@ def test_list_over_two_engines_and_one_that_never_answers(remote_home, remote, o
     finally:
         silent.close()
         subprocess.run(["docker", "context", "rm", "-f", f"silent-{unique_name}"], capture_output=True)
+
+
+def test_doctor_checks_the_remote_engine(remote_home, remote) -> None:
+    out = mux("doctor", "--context", "box", "--json")
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+    assert checks["engine"]["ok"] and "context 'box'" in checks["engine"]["detail"]
+    assert checks["location"]["detail"].startswith(f"remote ({remote.host})")
+    assert checks["image"] == {"name": "image", "ok": True, "detail": "mux-test/debian is on the engine", "fix": ""}
+    assert out.returncode == 0, out.stdout
+    # An image only this machine has is named as missing there.
+    Path(os.environ["MUX_CONFIG"]).write_text('[docker]\nimage = "mux-test/remote-engine"\npull = "never"\n')
+    missing = mux("doctor", "--context", "box")
+    assert missing.returncode == 1
+    assert "FAIL  image       mux-test/remote-engine is not on the engine" in missing.stdout
+    here = json.loads(mux("doctor", "--json").stdout)["checks"]
+    assert [c["ok"] for c in here if c["name"] == "image"] == [True]  # locally it is there
