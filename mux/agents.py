@@ -90,33 +90,43 @@ class Preset:
     rule: tuple[str, str, str | None, str] = ("", "Authorization", "bearer", "")  # name, header, auth_type, ${VAR}
 
 
-def _which_elf(program: str) -> Path | None:
+def _native_on_path(program: str, packaged: Callable[[Path, str], list[Path]]) -> Path | None:
+    """``program`` on PATH when it is an executable; when it is npm's node script (or
+    stub), the native binary its npm package ships: ``packaged(command, arch)``."""
     found = shutil.which(program)
-    if found and _not_executable(Path(found).resolve()) is None:
-        return Path(found).resolve()
-    return None
+    if not found:
+        return None
+    command = Path(found).resolve()
+    if _not_executable(command) is None:
+        return command
+    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine())
+    if arch is None:
+        return None
+    return next((c for c in packaged(command, arch) if _not_executable(c) is None), None)
+
+
+def _claude_packaged(command: Path, arch: str) -> list[Path]:
+    # .../@anthropic-ai/claude-code/bin/claude.exe, a stub when npm ran no postinstall
+    root = command.parent.parent
+    return [base / f"claude-code-linux-{arch}{libc}" / "claude"
+            for base in (root.parent, root / "node_modules" / "@anthropic-ai") for libc in ("", "-musl")]
+
+
+def _codex_packaged(command: Path, arch: str) -> list[Path]:
+    # .../@openai/codex/bin/codex.js; the static musl binary is in @openai/codex-linux-ARCH
+    root = command.parent.parent
+    triple = {"x64": "x86_64", "arm64": "aarch64"}[arch] + "-unknown-linux-musl"
+    return [vendor / triple / "bin" / "codex"
+            for vendor in (root / "node_modules" / "@openai" / f"codex-linux-{arch}" / "vendor",
+                           root.parent / f"codex-linux-{arch}" / "vendor", root / "vendor")]
+
+
+def _claude_binary() -> Path | None:
+    return _native_on_path("claude", _claude_packaged)
 
 
 def _codex_binary() -> Path | None:
-    """The static musl ``codex`` inside the npm package whose node script is on PATH."""
-    found = shutil.which("codex")
-    if not found:
-        return None
-    script = Path(found).resolve()
-    if _not_executable(script) is None:
-        return script  # already the binary (a standalone install)
-    root = script.parent.parent  # .../@openai/codex (bin/codex.js)
-    triple = {"x86_64": "x86_64-unknown-linux-musl", "aarch64": "aarch64-unknown-linux-musl"}.get(
-        platform.machine())
-    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine())
-    if not triple:
-        return None
-    for vendor in (root / "node_modules" / "@openai" / f"codex-linux-{arch}" / "vendor",
-                   root.parent / f"codex-linux-{arch}" / "vendor", root / "vendor"):
-        candidate = vendor / triple / "bin" / "codex"
-        if _not_executable(candidate) is None:
-            return candidate
-    return None
+    return _native_on_path("codex", _codex_packaged)
 
 
 CLAUDE_JSON = json.dumps({
@@ -136,7 +146,7 @@ PRESETS: dict[str, Preset] = {
         env=(("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"), ("DISABLE_AUTOUPDATER", "1"),
              ("DISABLE_TELEMETRY", "1"), ("DISABLE_ERROR_REPORTING", "1")),
         seed=((".claude.json", CLAUDE_JSON),),
-        find_binary=lambda: _which_elf("claude"),
+        find_binary=_claude_binary,
         install_hint="install Claude Code on the host (`npm install -g @anthropic-ai/claude-code`, "
                      "whose `claude` is a native binary), set [agents.claude] binary, or use an image "
                      "that has it",

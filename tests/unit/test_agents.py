@@ -11,7 +11,7 @@ import pytest
 from mux import __version__
 from mux import argv as A
 from mux import config as C
-from mux.agents import AGENT_DIR, LAUNCHER, PLACEHOLDER, _codex_binary, agent_user, missing_rules
+from mux.agents import AGENT_DIR, LAUNCHER, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
 from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
 
@@ -228,3 +228,21 @@ def test_config_init_rules(home: Path) -> None:
     assert 'auth_type = "bearer"\nvalue = "${OPENAI_API_KEY}"' in text
     parsed = config(home, text)
     assert missing_rules(("claude", "codex"), parsed) == ""
+
+
+def test_claude_binary_of_an_npm_install_without_postinstall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scope = tmp_path / "lib" / "node_modules" / "@anthropic-ai"
+    stub = scope / "claude-code" / "bin" / "claude.exe"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("echo 'claude: postinstall did not run'\n")  # npm's placeholder
+    stub.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "claude").symlink_to(stub)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert _claude_binary() is None
+    native = elf(scope / "claude-code-linux-x64" / "claude")
+    assert _claude_binary() == native
+    stub.unlink()
+    stub.symlink_to(native)  # after postinstall: the command itself is the binary
+    assert _claude_binary() == native

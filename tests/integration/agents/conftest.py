@@ -46,15 +46,18 @@ class AgentWorld:
     home: Path  # the host user's HOME (what `share` paths are under)
     claude: Path  # the native binary from npm
 
-    def write_config(self, extra: str = "", claude: str = "") -> None:
+    def write_config(self, extra: str = "", claude: str = "", binary: bool = True,
+                     auth: str = 'header = "x-api-key"') -> None:
+        """``binary``: name npm's claude in [agents.claude] (else it is found on PATH);
+        ``auth``: how the rule for the fake sends the key."""
         self.config.write_text(
             f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
             f"[proxy]\nport = {free_port()}\ntimeout = 30\n"
             # The fake API is on loopback, which the proxy refuses unless allowed.
             f'[proxy.filters]\nallowed_networks = ["127.0.0.1/32"]\n'
-            f'[agents.claude]\nbinary = "{self.claude}"\n'
-            f'env = ["ANTHROPIC_BASE_URL={self.api.base_url}"]\n{claude}\n'
-            f'[credentials.fake]\ndomains = ["{FAKE_NAME}"]\nheader = "x-api-key"\n'
+            "[agents.claude]\n" + (f'binary = "{self.claude}"\n' if binary else "")
+            + f'env = ["ANTHROPIC_BASE_URL={self.api.base_url}"]\n{claude}\n'
+            f'[credentials.fake]\ndomains = ["{FAKE_NAME}"]\n{auth}\n'
             'value = "${FAKE_ANTHROPIC_KEY}"\n' + extra
         )
 

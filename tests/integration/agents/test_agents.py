@@ -26,7 +26,14 @@ def session_files_text(world: AgentWorld, name: str) -> str:
     return "\n".join(out)
 
 
-def test_headless_claude_answers_through_the_proxy_and_holds_no_key(world: AgentWorld, unique_name: str) -> None:
+@pytest.mark.parametrize(("auth", "variable", "header", "sent"), [
+    pytest.param('header = "x-api-key"', "ANTHROPIC_API_KEY", "x-api-key", "{key}", id="api-key"),
+    # An OAuth token from `claude setup-token`: Authorization: Bearer, never an x-api-key.
+    pytest.param('auth_type = "bearer"', "CLAUDE_CODE_OAUTH_TOKEN", "authorization", "Bearer {key}", id="oauth"),
+])
+def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
+        world: AgentWorld, unique_name: str, auth: str, variable: str, header: str, sent: str) -> None:
+    world.write_config(auth=auth)
     created = mux("new", "--agent", "claude", "--headless", "--prompt", "say pong", unique_name, cwd=world.work)
     assert created.returncode == 0, created.stderr
     container = f"mux-{unique_name}"
@@ -36,13 +43,16 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(world: Agent
     assert world.reply in logs.stdout, logs.stdout + logs.stderr
     # The fake (the "API") got the real key, put there by the proxy...
     messages = [s for s in world.api.seen if s.path.startswith("/v1/messages")]
-    assert messages and all(s.headers["x-api-key"] == world.key for s in messages)
+    assert messages and all(s.headers.get(header) == sent.format(key=world.key) for s in messages)
+    assert any(s.body.get("stream") for s in messages)  # the streamed (SSE) reply was what it printed
+    other = {"x-api-key", "authorization"} - {header}
+    assert not any(h in s.headers for s in messages for h in other)  # no placeholder got through
     assert any(e["host"] == world.api.name and e["injected"] is True and e["session"] == unique_name
                for e in audit(world))
     # ...while the container held only the placeholder, although the key is in mux's environment.
     inspect = json.loads(docker("container", "inspect", container).stdout)[0]
     env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])
-    assert env["ANTHROPIC_API_KEY"] == PLACEHOLDER
+    assert env[variable] == PLACEHOLDER
     assert world.key not in json.dumps(inspect)
     assert world.key not in logs.stdout + logs.stderr
     assert world.key not in session_files_text(world, unique_name)  # its HOME, env-file
@@ -53,7 +63,13 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(world: Agent
     assert "AGENT" in mux("list").stdout
 
 
-def test_agent_state_survives_stop_and_start(world: AgentWorld, unique_name: str) -> None:
+def test_agent_state_survives_stop_and_start(world: AgentWorld, clients, unique_name: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # No `binary` this time: the host's claude is found on PATH (npm's, a native executable).
+    monkeypatch.setenv("PATH", f"{clients / '.bin'}{os.pathsep}{os.environ['PATH']}")
+    world.write_config(binary=False)
+    printed = mux("new", "--dry-run", "--agent", "claude", unique_name, cwd=world.work).stdout
+    assert f"{(clients / '.bin' / 'claude').resolve()}:/opt/mux/agents/claude:ro" in printed
     assert mux("new", "--agent", "claude", "--headless", "--prompt", "remember", unique_name,
                cwd=world.work).returncode == 0
     container = f"mux-{unique_name}"
