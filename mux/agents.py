@@ -76,7 +76,8 @@ class Preset:
     api_host: str
     # header (lower case) -> the variables that get the placeholder when the rule sets it
     key_env: Mapping[str, tuple[str, ...]]
-    base_url_env: str | None = None
+    base_url_env: str | None = None  # the variable that moves its API elsewhere
+    base_url_config: str | None = None  # or the `-c KEY=URL` setting that does (codex)
     args: tuple[str, ...] = ()
     headless_args: tuple[str, ...] = ()  # the prompt follows
     prompt_args: tuple[str, ...] = ()  # first message of an interactive session; the prompt follows
@@ -155,7 +156,7 @@ PRESETS: dict[str, Preset] = {
     "codex": Preset(
         name="codex", command="codex", api_host="api.openai.com",
         key_env={"authorization": ("OPENAI_API_KEY", "CODEX_API_KEY")},
-        base_url_env="OPENAI_BASE_URL",
+        base_url_config="openai_base_url",
         args=("-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false"),
         headless_args=("exec", "--skip-git-repo-check"),
         find_binary=_codex_binary,
@@ -200,7 +201,7 @@ class Agent:
 
 
 def resolve(name: str, config: Config, host_env: Mapping[str, str],
-            find: bool = True) -> Agent:
+            find: bool = True, extra_args: tuple[str, ...] = ()) -> Agent:
     """The agent called ``name``: its preset, changed by ``[agents.NAME]``."""
     user = config.agents.get(name)
     preset = PRESETS.get(name)
@@ -218,12 +219,14 @@ def resolve(name: str, config: Config, host_env: Mapping[str, str],
     user = user or AgentSettings()
     env: list[tuple[str, str | None]] = list(preset.env)
     env += [validate.env_entry(e, f"{where} env", dict(host_env)) for e in user.env]
+    args = preset.args if user.args is None else user.args
     api_host = user.api_host or preset.api_host
-    base = dict(env).get(preset.base_url_env or "") if preset.base_url_env else None
-    if base and not user.api_host:
+    custom = _custom_base(preset, env, args + extra_args)
+    if custom and not user.api_host:
+        setting, base = custom
         api_host = urlsplit(base).hostname or ""  # a custom base URL: its host needs the rule
         if not api_host:
-            raise ConfigError(f"{where} env: {preset.base_url_env}={base!r} is not a URL with a host")
+            raise ConfigError(f"{where}: {setting}={base!r} is not a URL with a host")
     key_env = preset.key_env
     if user.key_env is not None:
         key_env = {"*": user.key_env}
@@ -240,13 +243,26 @@ def resolve(name: str, config: Config, host_env: Mapping[str, str],
         raise ConfigError(f"agent binary {str(binary)!r} contains ':', which docker -v cannot mount")
     return Agent(
         name=name, command=user.command or preset.command,
-        args=preset.args if user.args is None else user.args,
+        args=args,
         headless_args=preset.headless_args if user.headless_args is None else user.headless_args,
         prompt_args=preset.prompt_args if user.prompt_args is None else user.prompt_args,
         env=tuple(env), share=preset.share if user.share is None else user.share,
         api_host=api_host, key_env=key_env, binary=binary, install_hint=preset.install_hint,
         seed=preset.seed, rule=preset.rule,
     )
+
+
+def _custom_base(preset: Preset, env: list[tuple[str, str | None]],
+                 args: tuple[str, ...]) -> tuple[str, str] | None:
+    """(setting, URL) when the agent is pointed away from its default API host."""
+    value = dict(env).get(preset.base_url_env) if preset.base_url_env else None
+    if value:
+        return preset.base_url_env or "", value
+    for arg in args if preset.base_url_config else ():
+        key, sep, value = arg.partition("=")
+        if sep and key == preset.base_url_config:
+            return key, value.strip("\"'")
+    return None
 
 
 def _not_executable(path: Path) -> str | None:
@@ -422,7 +438,7 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
         raise ConfigError("--headless needs --prompt: the one-shot run's instructions")
     if spec.network == "none":
         raise ConfigError("an agent needs the network (its API, through mux's proxy); not --network none")
-    agent = resolve(req.name, config, host_env)
+    agent = resolve(req.name, config, host_env, extra_args=req.args)
     rule = covering_rule(agent, config.raw_credentials, str(config.source or "config"))
     keys = placeholders(agent, rule.header)  # type: ignore[attr-defined]
     leaked = sorted((user_env_names | {k for k, _ in agent.env}) & set(keys))

@@ -246,3 +246,12 @@ def test_claude_binary_of_an_npm_install_without_postinstall(tmp_path: Path, mon
     stub.unlink()
     stub.symlink_to(native)  # after postinstall: the command itself is the binary
     assert _claude_binary() == native
+
+
+def test_codex_base_url_setting_moves_its_api_host(home: Path) -> None:
+    rule = '[credentials.o]\ndomains = ["api.openai.com"]\nauth_type = "bearer"\nvalue = "x"\n'
+    with pytest.raises(ConfigError, match=r"no \[credentials.\*\] rule covers gw.corp.test"):
+        spec_for(home, rule, agent="codex", command=("-c", 'openai_base_url="https://gw.corp.test/v1"'))
+    spec = spec_for(home, rule.replace("api.openai.com", "gw.corp.test"), agent="codex",
+                    command=("-c", "openai_base_url=https://gw.corp.test/v1"))
+    assert "openai_base_url=https://gw.corp.test/v1" in spec.command

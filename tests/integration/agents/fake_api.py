@@ -89,8 +89,30 @@ def _message(reply: str, model: str) -> bytes:
     }).encode()
 
 
+def _responses_sse(reply: str, model: str) -> bytes:
+    """OpenAI's Responses API, streamed: what codex reads."""
+    item = {"id": "msg_fake", "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": reply, "annotations": []}]}
+    usage = {"input_tokens": 3, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 2,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 5}
+    response = {"id": "resp_fake", "object": "response", "created_at": 0, "model": model}
+    events = [
+        {"type": "response.created", "response": {**response, "status": "in_progress", "output": []}},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**item, "status": "in_progress", "content": []}},
+        {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0, "content_index": 0,
+         "delta": reply},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed",
+         "response": {**response, "status": "completed", "output": [item], "usage": usage}},
+    ]
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
 class FakeMessagesAPI:
-    """``with FakeMessagesAPI(dir, "fake.test", reply) as api: api.port, api.seen``."""
+    """``with FakeMessagesAPI(dir, "fake.test", reply) as api: api.port, api.seen``.
+
+    Also answers OpenAI's ``POST /v1/responses`` (codex) with the same reply."""
 
     def __init__(self, directory: Path, name: str, reply: str, bind: str = "127.0.0.1") -> None:
         self.name, self.reply = name, reply
@@ -134,6 +156,10 @@ class FakeMessagesAPI:
 
             def do_POST(self) -> None:  # noqa: N802
                 seen = self._record()
+                if self.path.split("?")[0].endswith("/responses"):
+                    self._send(200, _responses_sse(api.reply, str(seen.body.get("model") or "gpt-fake")),
+                               "text/event-stream")
+                    return
                 if not self.path.startswith("/v1/messages") or self.path.startswith("/v1/messages/count"):
                     self._send(404, b'{"type":"error","error":{"type":"not_found_error","message":"fake"}}')
                     return

@@ -158,6 +158,23 @@ def test_codex_static_binary_from_the_host_runs_in_busybox(world: AgentWorld, cl
     assert f"OPENAI_API_KEY={PLACEHOLDER}" in env and "sk-openai-real-never-inside" not in env
 
 
+def test_headless_codex_answers_through_the_proxy(world: AgentWorld, clients, unique_name: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{clients / '.bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("OPENAI_API_KEY", world.key)  # in mux's environment; never passed in
+    # codex moves its API with a config setting; the fake answers OpenAI's Responses API too.
+    world.write_config(auth='auth_type = "bearer"',
+                       extra=f'[agents.codex]\nargs = ["-c", "openai_base_url={world.api.base_url}/v1"]\n')
+    created = mux("new", "--agent", "codex", "--headless", "--prompt", "say pong", unique_name, cwd=world.work)
+    assert created.returncode == 0, created.stderr
+    assert wait_exit(f"mux-{unique_name}") == 0
+    assert world.reply in mux("logs", unique_name).stdout
+    posts = [s for s in world.api.seen if s.method == "POST" and s.path.endswith("/responses")]
+    assert posts and all(s.headers["authorization"] == f"Bearer {world.key}" for s in posts)
+    inspect = docker("container", "inspect", f"mux-{unique_name}").stdout
+    assert f"OPENAI_API_KEY={PLACEHOLDER}" in inspect and world.key not in inspect
+
+
 def test_script_agent_missing_from_the_image_says_how_to_fix(world: AgentWorld, unique_name: str) -> None:
     world.write_config(extra='[credentials.gemini]\ndomains = ["generativelanguage.googleapis.com"]\n'
                              'header = "x-goog-api-key"\nvalue = "${FAKE_ANTHROPIC_KEY}"\n')
