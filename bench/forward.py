@@ -87,8 +87,8 @@ def main() -> str:
     per_conn = statistics.median(small["mux forward"]) - statistics.median(small["published (-p)"])
     return ("### Forwarded vs published port (busybox httpd, interleaved)\n\n"
             + table(["", "median (min–max)", "rate"], rows)
-            + f"\n\nA forwarded connection costs {ms(per_conn)} more than a published one to open "
-            "(one `docker exec`); bytes then flow at docker's stream rate.")
+            + f"\n\nA new forwarded connection costs {ms(per_conn)} more than a published one "
+            "(a frame on the forward's stream and a connect in the container).")
 
 
 if __name__ == "__main__":

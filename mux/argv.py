@@ -144,9 +144,11 @@ def copy_in_argv(source: object, container: str, target: str) -> list[str]:
     return [DOCKER, "cp", str(source), f"{container}:{target}"]
 
 
-def forward_argv(container: str, helper: str, port: int, *, probe: bool = False) -> list[str]:
-    """One forwarded connection: the helper's stdin/stdout are the connection
-    (`-z`: only check that something listens on the port)."""
-    if probe:
-        return [DOCKER, "exec", container, helper, "-z", str(port)]
-    return [DOCKER, "exec", "-i", container, helper, str(port)]
+def probe_argv(container: str, helper: str, port: int) -> list[str]:
+    """Whether something listens on ``port`` in the container (exit 0) or not (1)."""
+    return [DOCKER, "exec", container, helper, "-z", str(port)]
+
+
+def tunnel_argv(container: str, helper: str) -> list[str]:
+    """The stream every connection of a `mux forward` goes through."""
+    return [DOCKER, "exec", "-i", container, helper, "-m"]

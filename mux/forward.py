@@ -1,11 +1,11 @@
 """`mux forward`: local ports to ports of a running session, through docker itself.
 
-Each connection accepted on a local port becomes one `docker exec -i CONTAINER
-HELPER PORT`, whose stdin and stdout *are* the accepted socket: docker carries
-the bytes, so no copy loop runs in Python. HELPER is mux-forward, a static
-binary (helper/forward.c) that mux copies into the container once with `docker
-cp`; it connects to the port on the container's own loopback. So a forward
-needs nothing from the image (busybox, distroless and scratch images alike),
+Every connection accepted on a local port travels, as frames, through one
+`docker exec -i CONTAINER HELPER -m` that runs as long as the forward. HELPER
+is mux-forward, a static binary (helper/forward.c) that mux copies into the
+container once with `docker cp`; it opens each connection to the port on the
+container's own loopback. So a connection costs a frame, not a process; a
+forward needs nothing from the image (busybox, distroless and scratch alike),
 reaches servers that listen on 127.0.0.1 only, needs no route between host and
 container (sessions on --internal networks), and goes wherever docker commands
 go (DOCKER_HOST=ssh://..., contexts).
@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
+import queue
 import re
 import selectors
 import signal
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
+from subprocess import PIPE, TimeoutExpired
 
 from mux import argv as A
 from mux import ports as P
@@ -95,10 +98,10 @@ def install_helper(runner: Runner, container: str, ports: list[int]) -> tuple[st
         return target, []
     idle = []
     for port in ports:
-        result = runner.query(A.forward_argv(container, target, port, probe=True), check=False)
+        result = runner.query(A.probe_argv(container, target, port), check=False)
         if result.returncode in MISSING:
             runner.run(A.copy_in_argv(binary, container, target))
-            result = runner.query(A.forward_argv(container, target, port, probe=True), check=False)
+            result = runner.query(A.probe_argv(container, target, port), check=False)
         if result.returncode in MISSING or result.returncode > 1:
             raise DockerError(f"the forward helper does not run in container {container[:12]}: "
                               f"{result.stderr.strip() or f'exit status {result.returncode}'}",
@@ -124,8 +127,193 @@ def bind(address: str, mapping: Mapping) -> socket.socket:
     return sock
 
 
+WINDOW = 4 * 1024 * 1024  # as helper/forward.c: unacknowledged bytes per connection and direction
+CHUNK = 65536
+OPEN, DATA, EOF, CLOSE, ACK = 1, 2, 3, 4, 5
+HEADER = struct.Struct(">IBI")  # connection id, frame type, payload length
+
+
+class Tunnel:
+    """One `docker exec -i CONTAINER HELPER -m` carrying every connection as frames
+    (the protocol is described in helper/forward.c). A connection costs a frame,
+    not a process; each has two threads here, one per direction."""
+
+    def __init__(self, runner: Runner, container: str, helper: str) -> None:
+        self.proc = runner.spawn(A.tunnel_argv(container, helper), stdin=PIPE, stdout=PIPE)
+        self.conns: dict[int, Connection] = {}
+        self.ended = False
+        self.lock = threading.Lock()  # frames are written whole, one at a time
+        self.ids = itertools.count(1)
+        threading.Thread(target=self._demux, daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return not self.ended and self.proc.poll() is None
+
+    def send(self, conn_id: int, kind: int, payload: bytes = b"") -> None:
+        assert self.proc.stdin is not None
+        try:
+            with self.lock:
+                self.proc.stdin.write(HEADER.pack(conn_id, kind, len(payload)) + payload)
+                self.proc.stdin.flush()
+        except (OSError, ValueError):  # the tunnel is gone; _demux ends every connection
+            pass
+
+    def open(self, sock: socket.socket, remote: int) -> None:
+        conn = Connection(self, next(self.ids), sock, remote)
+        with self.lock:
+            ended = self.ended
+            if not ended:
+                self.conns[conn.id] = conn
+        if ended:  # gone between the caller's check and now: the client sees a close
+            sock.close()
+            return
+        self.send(conn.id, OPEN, struct.pack(">H", remote))
+        conn.start()
+
+    def forget(self, conn: Connection) -> None:
+        with self.lock:
+            self.conns.pop(conn.id, None)
+
+    def _demux(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while True:
+            head = out.read(HEADER.size)
+            if len(head) < HEADER.size:
+                break
+            conn_id, kind, length = HEADER.unpack(head)
+            payload = out.read(length) if length else b""
+            with self.lock:
+                conn = self.conns.get(conn_id)
+            if conn is not None:
+                conn.receive(kind, payload)
+        with self.lock:
+            self.ended = True
+            conns = list(self.conns.values())
+        for conn in conns:
+            conn.receive(CLOSE, b"")
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read().decode(errors="replace").strip()
+        if self.proc.wait() and err:
+            print(f"mux: the forward tunnel ended: {err.splitlines()[-1]}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()  # the helper ends, and with it every connection
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except TimeoutExpired:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+class Connection:
+    """One forwarded connection: socket -> DATA frames (within the window), and
+    frames -> socket (acknowledged once written)."""
+
+    def __init__(self, tunnel: Tunnel, conn_id: int, sock: socket.socket, remote: int) -> None:
+        self.tunnel = tunnel
+        self.id = conn_id
+        self.sock = sock
+        self.remote = remote
+        self.inbox: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
+        self.credit = threading.Condition()
+        self.unacked = 0
+        self.closed = False
+        self.ends = 2  # the two directions still running
+
+    def start(self) -> None:
+        threading.Thread(target=self._upstream, daemon=True).start()
+        threading.Thread(target=self._downstream, daemon=True).start()
+
+    def receive(self, kind: int, payload: bytes) -> None:
+        if kind == ACK:
+            with self.credit:
+                self.unacked -= struct.unpack(">I", payload)[0]
+                self.credit.notify()
+        elif kind == CLOSE:
+            with self.credit:
+                self.closed = True
+                self.credit.notify()
+            if payload:
+                print(f"mux: port {self.remote}: {payload.decode(errors='replace')}", file=sys.stderr, flush=True)
+            self.inbox.put((CLOSE, b""))
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)  # wakes _upstream's recv
+            except OSError:
+                pass
+        else:
+            self.inbox.put((kind, payload))
+
+    def _upstream(self) -> None:
+        """From the local client to the container."""
+        try:
+            while True:
+                with self.credit:
+                    while self.unacked >= WINDOW and not self.closed:
+                        self.credit.wait()
+                    if self.closed:
+                        return
+                    room = min(CHUNK, WINDOW - self.unacked)
+                data = self.sock.recv(room)
+                if not data:
+                    self.tunnel.send(self.id, EOF)
+                    return
+                with self.credit:
+                    self.unacked += len(data)
+                self.tunnel.send(self.id, DATA, data)
+        except OSError:
+            self._abort()
+        finally:
+            self._end()
+
+    def _downstream(self) -> None:
+        """From the container to the local client."""
+        try:
+            while True:
+                kind, payload = self.inbox.get()
+                if kind == DATA:
+                    self.sock.sendall(payload)
+                    self.tunnel.send(self.id, ACK, struct.pack(">I", len(payload)))
+                elif kind == EOF:
+                    self.sock.shutdown(socket.SHUT_WR)
+                    return
+                elif kind == CLOSE:
+                    return
+        except OSError:
+            self._abort()
+        finally:
+            self._end()
+
+    def _abort(self) -> None:
+        with self.credit:
+            if self.closed:
+                return
+            self.closed = True
+            self.credit.notify()
+        self.tunnel.send(self.id, CLOSE)
+        self.inbox.put((CLOSE, b""))
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _end(self) -> None:
+        with self.credit:
+            self.ends -= 1
+            done = self.ends == 0
+        if done:
+            self.sock.close()
+            self.tunnel.forget(self)
+
+
 class Forwarder:
-    """Accept on the bound sockets until interrupted; one `docker exec` per connection."""
+    """Accept on the bound sockets until interrupted; every connection goes
+    through one tunnel (started again if it ended, say the session restarted)."""
 
     def __init__(self, runner: Runner, container: str, helper: str,
                  listeners: list[tuple[socket.socket, Mapping]]) -> None:
@@ -133,8 +321,7 @@ class Forwarder:
         self.container = container
         self.helper = helper
         self.listeners = listeners
-        self.live: set[Popen[bytes]] = set()
-        self.lock = threading.Lock()
+        self.tunnel = Tunnel(runner, container, helper)
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
@@ -143,44 +330,21 @@ class Forwarder:
         try:
             while True:
                 for key, _ in selector.select():
-                    self._accept(key.fileobj, key.data)  # type: ignore[arg-type]
+                    try:
+                        conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                    except OSError:  # the client gave up before we got to it
+                        continue
+                    if not self.tunnel.alive:
+                        self.tunnel = Tunnel(self.runner, self.container, self.helper)
+                    self.tunnel.open(conn, key.data.remote)
         finally:
             selector.close()
             self.close()
 
-    def _accept(self, sock: socket.socket, mapping: Mapping) -> None:
-        try:
-            conn, _ = sock.accept()
-        except OSError:  # the client gave up before we got to it
-            return
-        try:
-            proc = self.runner.spawn(A.forward_argv(self.container, self.helper, mapping.remote),
-                                     stdin=conn.fileno(), stdout=conn.fileno())
-        finally:
-            conn.close()  # docker holds it now; the connection ends when docker exits
-        with self.lock:
-            self.live.add(proc)
-        threading.Thread(target=self._reap, args=(proc, mapping), daemon=True).start()
-
-    def _reap(self, proc: Popen[bytes], mapping: Mapping) -> None:
-        assert proc.stderr is not None
-        err = proc.stderr.read().decode(errors="replace").strip()
-        code = proc.wait()
-        with self.lock:
-            self.live.discard(proc)
-        if code and err:
-            line = err.splitlines()[-1].removeprefix("mux-forward: ")
-            print(f"mux: port {mapping.remote}: {line}", file=sys.stderr, flush=True)
-
     def close(self) -> None:
         for sock, _ in self.listeners:
             sock.close()
-        with self.lock:
-            procs = list(self.live)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait()
+        self.tunnel.close()
 
 
 def forward(runner: Runner, name: str, specs: list[str], *, address: str = "127.0.0.1",
@@ -201,8 +365,7 @@ def forward(runner: Runner, name: str, specs: list[str], *, address: str = "127.
     try:
         helper, idle = install_helper(runner, session.id, sorted({m.remote for m in mappings}))
         if runner.dry_run:
-            for m in mappings:
-                runner.show(A.forward_argv(session.id, helper, m.remote))
+            runner.show(A.tunnel_argv(session.id, helper))
             return
         ports = [P.Port("forward", m.remote, "tcp", address, sock.getsockname()[1])
                  for sock, m in listeners]

@@ -186,8 +186,8 @@ class Runner:
         return self.run(argv, mutates=False, **kwargs)  # type: ignore[arg-type]
 
     def spawn(self, argv: Argv, *, stdin: int, stdout: int) -> subprocess.Popen[bytes]:
-        """Start ``argv`` on the given file descriptors (a connection, for `mux
-        forward`) and return at once; its stderr is captured for the caller."""
+        """Start ``argv`` and return at once: stdin and stdout are file descriptors
+        or subprocess.PIPE (`mux forward`'s tunnel); stderr is a pipe for the caller."""
         args = to_argv(argv)
         self._echo(args)
         try:

@@ -35,7 +35,7 @@ def test_parse_mapping_bad(text: str) -> None:
         F.parse_mapping(text)
 
 
-def test_dry_run_prints_the_copy_and_the_per_connection_exec(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_prints_the_copy_and_the_tunnel(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
     fp.register(ARCH, stdout="amd64\n")
     result = run("forward", "--dry-run", "s1", "5173")
@@ -44,7 +44,7 @@ def test_dry_run_prints_the_copy_and_the_per_connection_exec(home: Home, fp) -> 
     target = F.helper_target(binary)
     assert result.out.splitlines() == [
         quote(["docker", "cp", str(binary), f"{ID}:{target}"]),
-        quote(["docker", "exec", "-i", ID, target, "5173"]),
+        quote(["docker", "exec", "-i", ID, target, "-m"]),
     ]
     assert [c[:2] for c in fp.calls] == [["docker", "ps"], ["docker", "version"]]
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,15 @@ def get(url: str) -> bytes:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens there, and a server may bind it again (with SO_REUSEADDR, as
+    servers do: the closed connections may still be in TIME_WAIT)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=30).close()
+        return False
+    except ConnectionRefusedError:
+        pass
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -223,3 +232,46 @@ def test_a_published_port_in_use_leaves_nothing_behind(images, mux_home, unique_
     # docker run created the container before its start failed: mux removed it.
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
     assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name).exists()
+
+
+def test_a_stalled_client_holds_back_only_its_own_connection(images, mux_home, unique_name, site,
+                                                             forwards) -> None:
+    """Every connection shares one stream to the container; a client that stops
+    reading must not stop the others (per-connection flow control)."""
+    big = os.urandom(24 * 1024 * 1024)
+    (site["work"] / "big.bin").write_bytes(big)  # type: ignore[operator]
+    new_session(unique_name, site["work"])  # type: ignore[arg-type]
+    serve_on_loopback(unique_name)
+    fwd = Forward(unique_name, ":8000")
+    forwards.append(fwd)
+    local = fwd.local_port(8000)
+    with socket.create_connection(("127.0.0.1", local), timeout=60) as stalled:
+        stalled.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+        assert stalled.recv(16) == b"HTTP/1.1 200 OK\r"  # the download has started; now it is not read
+        for _ in range(10):
+            assert get(f"http://127.0.0.1:{local}/index.html") == b"hello from the session\n"
+        received = bytearray(b"HTTP/1.1 200 OK\r")
+        while chunk := stalled.recv(1 << 20):
+            received += chunk
+    assert hashlib.sha256(bytes(received).partition(b"\r\n\r\n")[2]).digest() == hashlib.sha256(big).digest()
+    assert fwd.ctrl_c()[0] == 0
+
+
+def test_a_forward_outlives_a_session_restart(images, mux_home, unique_name, site, forwards) -> None:
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(config.read_text() + "stop_timeout = 1\n")  # httpd takes SIGHUP as "reload"
+    new_session(unique_name, site["work"], command=("httpd", "-f", "-p", "127.0.0.1:8000", "-h", "/workspace"))
+    fwd = Forward(unique_name, ":8000")
+    forwards.append(fwd)
+    url = f"http://127.0.0.1:{fwd.local_port(8000)}/index.html"
+    assert get(url) == b"hello from the session\n"
+    assert mux("stop", unique_name).returncode == 0
+    assert mux("start", unique_name).returncode == 0
+    for _ in range(50):  # until httpd listens again
+        if docker("exec", f"mux-{unique_name}", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/",
+                  check=False).returncode == 0:
+            break
+        time.sleep(0.1)
+    assert get(url) == b"hello from the session\n"  # a new stream to the container, by itself
+    code, _, err = fwd.ctrl_c()
+    assert code == 0, err
