@@ -188,7 +188,7 @@ class Runner:
     def spawn(self, argv: Argv, *, stdin: int, stdout: int) -> subprocess.Popen[bytes]:
         """Start ``argv`` and return at once: stdin and stdout are file descriptors
         or subprocess.PIPE (`mux forward`'s tunnel); stderr is a pipe for the caller."""
-        args = to_argv(argv)
+        args = self.argv(argv)
         self._echo(args)
         try:
             return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)

@@ -70,8 +70,8 @@ def serve_on_loopback(name: str, port: int = 8000) -> None:
 class Forward:
     """A `mux forward` in the foreground of its own process group, like a terminal's."""
 
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mux", "forward", *args],
+    def __init__(self, *args: str, options: tuple[str, ...] = ()) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "mux", *options, "forward", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
         assert self.proc.stdout is not None
