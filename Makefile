@@ -37,9 +37,10 @@ lint: $(PY)
 	$(PY) -m ruff check mux tests bench
 	$(PY) -m mypy mux
 
-# The static helper `mux forward` copies into containers (helper/forward.c).
+# The static helpers: `mux forward`'s (helper/forward.c) and the egress relay (helper/relay.c).
 helper: $(PY)
 	PYTHON='$(PY)' bash helper/build.sh
+	PYTHON='$(PY)' bash helper/build_relay.sh
 
 bench: $(PY) engine images
 	$(PY) bench/run_all.py

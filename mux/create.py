@@ -35,6 +35,7 @@ class NewOptions:
     repo: str | None = None
     branch: str | None = None
     proxy: bool | None = None
+    egress: str | None = None  # --egress open|proxy-only (mux.proxy.egress)
     ports: tuple[str, ...] = ()  # -p/--publish, added to [docker] ports
     agent: str | None = None  # mux/agents.py: COMMAND is then the agent's arguments
     prompt: str | None = None
@@ -222,6 +223,11 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             print(f"mux: warning: -p {port} publishes on every interface of this host: "
                   "other machines can reach it", file=runner.err, flush=True)
     proxy = proxy_settings(config, opts, spec.network)
+    from mux.proxy.egress import decide
+
+    egress = decide(config, opts.egress, proxy is not None, spec.network)  # exit 2 before anything is made
+    if proxy is not None:  # `mux list` shows it
+        spec = replace(spec, labels=spec.labels + (("mux.egress", egress),))
     volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
     if volumes:
         from mux import volumes as V
@@ -238,7 +244,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
         hostfiles.claim_session_dir(runner, spec.name, session_dir)
     try:
         if proxy is not None:
-            spec = wire_proxy(runner, proxy, spec)
+            spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only")
         spec = hostfiles.prepare_host(runner, config, spec, session_dir, opts, progress,
                                       proxied=proxy is not None)
         if opts.agent:
@@ -317,7 +323,8 @@ def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Any
 
     On when the config has a [proxy] table (unless enabled = false); --proxy and
     --no-proxy decide per session. network "none" has no network to proxy."""
-    wanted = opts.proxy if opts.proxy is not None else bool(config.proxy and config.proxy.enabled)
+    wanted = opts.proxy if opts.proxy is not None else (
+        bool(config.proxy and config.proxy.enabled) or opts.egress == "proxy-only")
     wanted = wanted or bool(opts.agent)  # an agent's key comes only from the proxy
     if not wanted or network == "none":
         return None
@@ -328,13 +335,17 @@ def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Any
     return default_settings()
 
 
-def wire_proxy(runner: Runner, proxy: Any, spec: SessionSpec) -> SessionSpec:
+def wire_proxy(runner: Runner, proxy: Any, spec: SessionSpec, *, proxy_only: bool = False) -> SessionSpec:
     """Add the proxy's env, env-file (the only place the session secret is
     written), CA bundle and host alias. The proxy's variables come first so a
-    user's own -e still wins."""
-    from mux.proxy.session import session_wiring
+    user's own -e still wins. proxy-only: the session runs on mux's egress network."""
+    from mux.proxy.session import proxy_only_network, session_wiring
 
-    wiring = session_wiring(proxy, spec.name, spec.network, dry_run=runner.dry_run)
+    via = None
+    if proxy_only:
+        network, via = proxy_only_network(runner, proxy, spec.image, spec.pull)
+        spec = replace(spec, network=network)
+    wiring = session_wiring(proxy, spec.name, spec.network, dry_run=runner.dry_run, proxy_host=via)
     return replace(
         spec,
         env=tuple(wiring.env) + spec.env,

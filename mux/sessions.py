@@ -13,7 +13,7 @@ from mux.hostfiles import being_created
 from mux.runner import Runner
 from mux.spec import CREATED_FORMAT
 
-LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent")
+LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent", "egress")
 # One JSON object per container, labels read one by one so that no value (a
 # path with a comma, say) can be confused with the separator of .Labels.
 PS_FORMAT = (
@@ -36,6 +36,7 @@ class Session:
     repo: str = ""
     branch: str = ""
     agent: str = ""
+    egress: str = ""  # proxied sessions: open or proxy-only (mux.proxy.egress); others ""
     state: str = ""
     id: str = ""
 
@@ -68,6 +69,7 @@ def parse_ps(output: str) -> list[Session]:
             status=status_of(row["state"]), created=row["created"],
             workdir=row["workdir"], image=row["image"] or row["docker_image"],
             container=row["container"], repo=row["repo"], branch=row["branch"], agent=row.get("agent") or "",
+            egress=row.get("egress") or "",
             state=row["state"], id=row["id"],
         ))
     return sorted(sessions, key=lambda s: (s.name, s.container))

@@ -24,7 +24,8 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
     if not dry_run:
         from mux.proxy.session import ensure_proxy_for
 
-        ensure_proxy_for(name, _state(ctx).config)  # the config is read only for proxied sessions
+        state = _state(ctx)
+        ensure_proxy_for(name, state.config, state.runner())  # the config is read only for proxied sessions
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -60,6 +61,9 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
 @click.option("--prompt", metavar="TEXT", help="The agent's first message.")
 @click.option("--headless", is_flag=True,
               help="Run the agent's one-shot mode on --prompt: output in `mux logs`, then the session exits.")
+@click.option("--egress", type=click.Choice(["open", "proxy-only"]),
+              help="proxy-only: the proxy is the session's only way out (mux's internal network); "
+              "default: [proxy] egress, else proxy-only with allowlist_only, else open.")
 @dry_run_option
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -86,7 +90,7 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         env=flags["env"], volumes=flags["volumes"], network=flags["network"],
         memory=flags["memory"], cpus=flags["cpus"], memory_swap=flags["memory_swap"],
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
-        proxy=flags["proxy"], ports=flags["ports"], copy=flags["copy"],
+        proxy=flags["proxy"], ports=flags["ports"], copy=flags["copy"], egress=flags["egress"],
         agent=flags["agent"], prompt=flags["prompt"], headless=flags["headless"],
     )
     spec = create(state.runner(dry_run), state.config(), opts,
@@ -135,6 +139,7 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
         return
     with_repo = any(s.repo for s in sessions)
     with_agent = any(s.agent for s in sessions)
+    with_egress = any(s.egress not in ("", "open") for s in sessions)  # shown when not all are open
     several = len(engines) > 1
     headers = (["NAME"] + (["CONTEXT"] if several else []) + ["BACKEND", "STATUS", "CREATED"]
                + (["AGENT"] if with_agent else []) + ["WORKING DIRECTORY"] + (["REPO"] if with_repo else []))
@@ -142,6 +147,11 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
             + [s.backend, s.status + ("" if present[s.name] else " (workdir missing)"), created_local(s.created)]
             + ([s.agent or "-"] if with_agent else []) + [s.workdir]
             + ([s.repo] if with_repo else []) for s in sessions]
+    if with_egress:
+        at = headers.index("CREATED")
+        headers.insert(at, "EGRESS")
+        for row, s in zip(rows, sessions):
+            row.insert(at, s.egress or "-")  # "-": not through the proxy
     click.echo(render(headers, rows))
 
 

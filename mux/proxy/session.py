@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 from mux.errors import ProxyError
 from mux.paths import session_dir
-from mux.proxy import control, registry
+from mux.proxy import control, netinfo, registry
 from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
 from mux.proxy.settings import ProxySettings
 
 if TYPE_CHECKING:
     from mux.config import Config
+    from mux.runner import Runner
 
 HOST_ALIAS = "host.docker.internal"
 NO_PROXY = f"localhost,127.0.0.1,::1,{HOST_ALIAS}"
@@ -55,7 +56,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def ensure_proxy_for(session_name: str, load_config: Callable[[], Config]) -> None:
+def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runner: Runner) -> None:
     """For start/attach/exec: a session wired to the proxy gets it running, on the
     config the user has now. Sessions without the proxy cost one stat()."""
     from mux import validate
@@ -66,11 +67,19 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config]) -> No
         validate.session_name(session_name)
     except MuxError:
         return  # not a session name: the command itself says so
-    if not (session_dir(session_name) / ENV_FILE_NAME).exists():
+    env_file = session_dir(session_name) / ENV_FILE_NAME
+    if not env_file.exists():
         return
-
     config = load_config()
     ensure_running(config.proxy or default_settings(), config.source)
+    from mux.proxy import egress
+
+    try:  # proxy-only: its relay too (after a `docker stop` of it the session would be cut off)
+        host, _, port = env_file.read_text().split("@", 1)[1].split("\n", 1)[0].rpartition(":")
+    except (OSError, IndexError):
+        return
+    if port.isdigit() and host == egress.alias(int(port)):
+        egress.start_relay(runner, int(port))
 
 
 def session_wiring(
@@ -80,6 +89,7 @@ def session_wiring(
     *,
     dry_run: bool = False,
     files: ProxyFiles | None = None,
+    proxy_host: str | None = None,
 ) -> Wiring:
     """The wiring for one session; registers its secret and writes its env-file unless ``dry_run``.
 
@@ -92,7 +102,9 @@ def session_wiring(
     current = control.status(files)
     port = current.port if current.running else settings.port
     add_hosts: tuple[str, ...] = ()
-    if network == "host":
+    if proxy_host is not None:  # proxy-only: the egress relay's name on mux's network
+        host = proxy_host
+    elif network == "host":
         host = control.LOOPBACK
     elif network and network.startswith("container:"):
         # Such a container cannot take --add-host; use the gateway address itself.
@@ -126,6 +138,25 @@ def session_wiring(
         add_hosts=add_hosts,
         proxy_address=f"{host}:{port}",
     )
+
+
+def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull: str | None) -> tuple[str, str]:
+    """For a proxy-only session: mux's egress network and relay, made if missing.
+    Returns the network to run on and the name the session reaches the proxy at."""
+    from mux.proxy import egress
+
+    files = ProxyFiles.default()
+    current = control.status(files)
+    gateway = next((a for a in current.addresses if a != control.LOOPBACK), None)
+    if gateway is None and current.running:
+        raise ProxyError(
+            f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
+            "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
+    gateway = gateway or netinfo.bridge_gateway(runner) or "172.17.0.1"
+    port = current.port if current.running and current.port else settings.port
+    network = egress.ensure(runner, image=image, gateway=gateway, port=port,
+                            lock=files.root / "egress.lock", pull=pull)
+    return network, egress.alias(port)
 
 
 def forget_session(session_name: str, files: ProxyFiles | None = None) -> None:

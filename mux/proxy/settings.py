@@ -30,6 +30,7 @@ DEFAULT_TIMEOUT = 10.0
 PORT_ENV = "MUX_PROXY_PORT"
 UPSTREAM_CA_ENV = "MUX_PROXY_UPSTREAM_CA"
 AUTH_TYPES = ("bearer", "basic")
+EGRESS_MODES = ("open", "proxy-only")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _FORBIDDEN_HEADERS = {"host", "proxy-authorization", "content-length", "transfer-encoding"}
 
@@ -61,6 +62,8 @@ class ProxySettings:
     timeout: float = DEFAULT_TIMEOUT
     upstream_ca: Path | None = None
     filters: Filters = field(default_factory=Filters)
+    # "open" | "proxy-only" (mux.proxy.egress); None: proxy-only if allowlist_only, else open
+    egress: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,10 @@ def parse_proxy_settings(
         return None
     table = _expand_tree(table, os.environ if env is None else env, source, "[proxy]")
     chk = _Checker(source)
-    table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters"})
+    table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress"})
+    egress = table.get("egress")
+    if egress is not None and egress not in EGRESS_MODES:
+        chk.fail("[proxy] egress", egress, '"open" or "proxy-only"')
     port = _env_port(os.environ, source) if "port" not in table else chk.port(table["port"])
     timeout = table.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -126,6 +132,7 @@ def parse_proxy_settings(
         timeout=float(timeout),
         upstream_ca=Path(ca).expanduser() if ca else None,
         filters=filters,
+        egress=egress,
     )
 
 

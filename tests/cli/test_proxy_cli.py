@@ -35,3 +35,27 @@ def test_proxy_start_and_new_give_the_same_config_error(kind: str, tmp_path: Pat
     assert proxy_code == new_code == 2
     assert proxy_err == new_err and str(config) in proxy_err and proxy_err.startswith("mux: error: ")
     assert not (tmp_path / "data" / "proxy" / "proxy.pid").exists()
+
+
+def test_list_shows_the_egress_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp,  # type: ignore[no-untyped-def]
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from tests.cli.muxcli import PS_ALL, ps_line
+
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MUX_INSTANCE", raising=False)
+    w = str(tmp_path)
+    rows = (ps_line("a", egress="proxy-only", workdir=w) + ps_line("b", egress="open", workdir=w)
+            + ps_line("c", workdir=w))
+    fp.register(PS_ALL, stdout=rows)
+    with pytest.raises(SystemExit):
+        cli.main(["list", "--json"])
+    data = {d["name"]: d["egress"] for d in json.loads(capsys.readouterr().out)}
+    assert data == {"a": "proxy-only", "b": "open", "c": ""}  # c: not through the proxy
+    fp.register(PS_ALL, stdout=rows)
+    with pytest.raises(SystemExit):
+        cli.main(["list"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "BACKEND", "STATUS", "EGRESS"]
+    assert [ln.split()[3] for ln in lines[1:]] == ["proxy-only", "open", "-"]

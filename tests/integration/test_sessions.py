@@ -39,7 +39,7 @@ def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:
     assert mine == [{
         "name": name, "backend": "docker", "status": "running", "created": mine[0]["created"],
         "workdir": str(session["work"]), "image": BUSYBOX, "container": session["container"],
-        "repo": "", "branch": "", "agent": "", "workdir_exists": True, "context": "default",
+        "repo": "", "branch": "", "agent": "", "egress": "", "workdir_exists": True, "context": "default",
     }]
     out = mux("exec", name, "--", "cat", "/workspace/hello.txt", check=True).stdout
     assert out == "hello from the host\n"

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from mux.argv import run_argv
+from mux.config import Config
 from mux.create import wire_proxy
 from mux.errors import ConfigError, ProxyError
-from mux.proxy import destinations, domains, registry
+from mux.proxy import destinations, domains, egress, registry
 from mux.proxy.destinations import Destinations, host_addresses, refusal_text
 from mux.proxy.files import ProxyFiles
 from mux.proxy.session import Wiring, session_wiring
@@ -320,3 +321,60 @@ def test_registry_unreadable_is_an_error_naming_the_file(files: ProxyFiles) -> N
             registry.forget(files, "a")
         assert files.sessions.read_text() == text  # never reset
 
+
+
+# -- egress modes (mux.proxy.egress) ------------------------------------------------------
+
+
+def config_with(proxy: dict[str, object] | None) -> Config:
+    from mux.config import parse
+
+    return parse({"proxy": proxy} if proxy is not None else {}, Path("/c.toml"), {})
+
+
+@pytest.mark.parametrize(
+    ("proxy", "cli", "proxied", "network", "expected"),
+    [
+        pytest.param({}, None, True, None, "open", id="default-open"),
+        pytest.param({}, "proxy-only", True, None, "proxy-only", id="flag"),
+        pytest.param({"egress": "proxy-only"}, None, True, None, "proxy-only", id="config"),
+        pytest.param({"egress": "proxy-only"}, "open", True, None, "open", id="flag-beats-config"),
+        pytest.param({"filters": {"allowlist_only": True}}, None, True, None, "proxy-only", id="allowlist-implies"),
+        pytest.param({"filters": {"allowlist_only": True}, "egress": "open"}, None, True, None, "open",
+                     id="allowlist-with-egress-open"),
+        pytest.param({"filters": {"allowlist_only": True}}, None, False, None, "open", id="allowlist-no-proxy"),
+        pytest.param({}, None, False, "none", "none", id="network-none"),
+        pytest.param({}, None, True, "host", "open", id="open-on-host"),
+    ],
+)
+def test_egress_mode(proxy: dict[str, object], cli: str | None, proxied: bool, network: str | None,
+                     expected: str) -> None:
+    assert egress.decide(config_with(proxy), cli, proxied, network) == expected
+
+
+@pytest.mark.parametrize(
+    ("proxy", "cli", "proxied", "network", "needle"),
+    [
+        pytest.param({}, "proxy-only", True, "host", "network 'host'", id="host"),
+        pytest.param({}, "proxy-only", True, "none", "network 'none'", id="none"),
+        pytest.param({"egress": "proxy-only"}, None, True, "my-net", "network 'my-net'", id="other-network"),
+        pytest.param({"filters": {"allowlist_only": True}}, None, True, "host", "allowlist_only", id="implied"),
+        pytest.param({}, "proxy-only", False, None, "needs the proxy", id="no-proxy"),
+    ],
+)
+def test_egress_proxy_only_conflicts_are_usage_errors(proxy: dict[str, object], cli: str | None, proxied: bool,
+                                                      network: str | None, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        egress.decide(config_with(proxy), cli, proxied, network)
+    assert info.value.exit_code == 2 and needle in str(info.value) + (info.value.hint or "")
+
+
+def test_egress_config_value_checked() -> None:
+    with pytest.raises(ConfigError, match=r"\[proxy\] egress.*'closed'.*\"open\" or \"proxy-only\""):
+        parse_proxy_settings({"proxy": {"egress": "closed"}}, SRC)
+
+
+def test_relay_binaries_are_static() -> None:
+    for arch in ("amd64", "arm64"):
+        data = (egress.RELAY_BIN / f"mux-relay-{arch}").read_bytes()
+        assert data[:4] == b"\x7fELF" and b"ld-linux" not in data  # static: runs in any image

@@ -54,7 +54,7 @@ def test_parse_sorts_and_fills_defaults() -> None:
     assert a.image == "sha256:abc"  # no mux.image label: docker's own idea of the image
     assert a.public() == {"name": "a", "backend": "docker", "status": "running",
                           "created": "2026-01-02T03:04:05Z", "workdir": "/w/a", "image": "sha256:abc",
-                          "container": "mux-a", "repo": "", "branch": "", "agent": ""}
+                          "container": "mux-a", "repo": "", "branch": "", "agent": "", "egress": ""}
 
 
 def test_workdir_with_comma_and_equals_survives() -> None:

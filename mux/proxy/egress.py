@@ -1,0 +1,191 @@
+"""Egress modes: ``open`` (docker's bridge; the proxy is offered through
+HTTP(S)_PROXY) and ``proxy-only`` (the proxy is the only way out).
+
+A ``proxy-only`` session joins mux's egress network, one per instance: a Docker
+network created ``--internal`` *and* with no address of the host on its bridge
+(``com.docker.network.bridge.inhibit_ipv4``). Measured here, ``--internal``
+alone keeps a container from the internet and other machines, but not from the
+host: every host address (the bridge gateways, the host's own IPs) answers
+through the network's gateway, so any host service would be reachable. With no
+host address on the bridge a session has no route anywhere; what it can reach
+is the egress relay, a container on both that network and the default bridge
+whose only process (``mux-relay``, a static binary copied in) forwards each
+connection to the proxy on the bridge gateway — and nowhere else. Sessions
+reach it by name (``mux-proxy-PORT``, a network alias), so nothing in their
+environment depends on addresses docker picks.
+
+Every step is a docker command, printed by ``--dry-run`` and ``-v``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mux import paths
+from mux.errors import ConfigError, DockerError, ProxyError
+from mux.runner import Runner
+
+if TYPE_CHECKING:
+    from mux.config import Config
+
+NETWORK_LABEL = "mux.egress-network"
+RELAY_LABEL = "mux.egress-relay"
+INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
+RELAY_BIN = Path(__file__).parent / "relay_bin"
+ARCHES = {"amd64": "amd64", "x86_64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
+RELAY_PATH = "/.mux-relay"
+
+
+def decide(config: Config, cli: str | None, proxied: bool, network: str | None) -> str:
+    """The session's egress (its ``mux.egress`` label): ``--egress``, else ``[proxy]
+    egress``, else proxy-only when ``allowlist_only`` (an allowlist a program can
+    walk around is advice, not a policy), else open; ``none`` for network none.
+    ConfigError (exit 2) for a combination that cannot hold."""
+    settings = config.proxy
+    explicit = cli or (settings.egress if settings is not None else None)
+    implied = proxied and settings is not None and settings.filters.allowlist_only
+    chosen = explicit or ("proxy-only" if implied else "open")
+    if explicit is None and network == "none":
+        return "none"
+    check_network(chosen, network, proxied, implied=explicit is None)
+    return "none" if network == "none" else chosen
+
+
+def check_network(chosen: str, network: str | None, proxied: bool, implied: bool = False) -> None:
+    """proxy-only owns the session's network: any other network choice is a usage error."""
+    if chosen != "proxy-only":
+        return
+    if not proxied:
+        raise ConfigError("egress proxy-only needs the proxy, but this session has none (--no-proxy, "
+                          "or [proxy] enabled = false)", hint="drop --no-proxy, or use --egress open")
+    if network is not None:
+        raise ConfigError(
+            f"egress proxy-only cannot use network {network!r}: a proxy-only session runs on mux's "
+            "egress network, where the proxy is the only way out (host networking would bypass it, "
+            "none has no way out at all, another network has its own routes)",
+            hint="drop --network (and [docker] network), or use --egress open"
+            + (" ([proxy.filters] allowlist_only = true implies proxy-only; [proxy] egress = \"open\" "
+               "keeps it open)" if implied else ""))
+
+
+def network_name() -> str:
+    instance = paths.instance()
+    return f"mux-egress-{instance}" if instance else "mux-egress"
+
+
+def relay_name(port: int) -> str:
+    return f"{network_name()}-relay-{port}"
+
+
+def alias(port: int) -> str:
+    """The name a proxy-only session reaches the proxy at."""
+    return f"mux-proxy-{port}"
+
+
+def _labels() -> list[str]:
+    instance = paths.instance()
+    return ["--label", f"mux.instance={instance}"] if instance else []
+
+
+@contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """Parallel `mux new` make one network and one relay."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def ensure(runner: Runner, *, image: str, gateway: str, port: int, lock: Path, pull: str | None = None) -> str:
+    """The egress network and a running relay to the proxy at ``gateway:port``;
+    returns the network's name. Dry-run prints what would be made."""
+    with _locked(lock):
+        network = network_name()
+        _ensure_network(runner, network)
+        _ensure_relay(runner, network, image=image, gateway=gateway, port=port, pull=pull)
+        return network
+
+
+def _ensure_network(runner: Runner, network: str) -> None:
+    found = runner.query(["docker", "network", "inspect", "--format",
+                          f'{{{{index .Labels "{NETWORK_LABEL}"}}}} {{{{.Internal}}}} '
+                          f'{{{{index .Options "{INHIBIT}"}}}}', network], check=False)
+    if found.returncode == 0:
+        if found.stdout.split() != ["proxy-only", "true", "true"]:
+            raise DockerError(f"a docker network named {network} exists but mux did not make it as its "
+                              "proxy-only network", hint=f"remove or rename it (`docker network rm {network}`)")
+        return
+    runner.run(["docker", "network", "create", "--internal", "-o", f"{INHIBIT}=true",
+                "--label", f"{NETWORK_LABEL}=proxy-only", *_labels(), network])
+
+
+def _ensure_relay(runner: Runner, network: str, *, image: str, gateway: str, port: int, pull: str | None) -> None:
+    name = relay_name(port)
+    found = runner.query(["docker", "container", "inspect", "--format",
+                          f'{{{{.State.Running}}}} {{{{index .Config.Labels "{RELAY_LABEL}"}}}}', name], check=False)
+    if found.returncode == 0:
+        running, _, label = found.stdout.strip().partition(" ")
+        if label != network:
+            raise DockerError(f"a container named {name} exists but is not mux's egress relay",
+                              hint=f"remove or rename it (`docker rm {name}`)")
+        if running != "true":
+            runner.run(["docker", "start", name])
+        return
+    binary = relay_binary(runner)
+    # The relay's image is the session's (present, or pulled as the session's would
+    # be): mux-relay is static, so any image carries it.
+    runner.run(["docker", "create", "--name", name, "--label", f"{RELAY_LABEL}={network}", *_labels(),
+                "--network", "bridge", "--restart", "unless-stopped", "--user", "65534:65534",
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "64m",
+                *(["--pull", pull] if pull else []),
+                "--entrypoint", RELAY_PATH, image, str(port), gateway, str(port)])
+    try:
+        runner.run(["docker", "cp", binary, f"{name}:{RELAY_PATH}"])
+        runner.run(["docker", "network", "connect", "--alias", alias(port), network, name])
+        runner.run(["docker", "start", name])
+    except BaseException:
+        if not runner.dry_run:
+            runner.run(["docker", "rm", "-f", name], check=False)
+        raise
+
+
+def start_relay(runner: Runner, port: int) -> None:
+    """Start this instance's relay for ``port`` if it is stopped (it is never re-made here:
+    that needs the session's image; `mux new` makes it)."""
+    name = relay_name(port)
+    found = runner.query(["docker", "container", "inspect", "--format", "{{.State.Running}}", name], check=False)
+    if found.returncode != 0:
+        raise ProxyError(f"the egress relay {name} of this proxy-only session is gone",
+                         hint="`mux new --egress proxy-only` of any session makes it again")
+    if found.stdout.strip() != "true":
+        runner.run(["docker", "start", name])
+
+
+def relay_binary(runner: Runner) -> Path:
+    arch = runner.query(["docker", "version", "--format", "{{.Server.Arch}}"]).stdout.strip()
+    name = ARCHES.get(arch)
+    if name is None:
+        raise ProxyError(f"mux has no egress relay for this engine's architecture {arch!r}",
+                         hint="it has relays for amd64 and arm64; use --egress open")
+    return RELAY_BIN / f"mux-relay-{name}"
+
+
+
+def remove_if_unused(runner: Runner) -> None:
+    """After the last proxy-only session of this instance is gone: its relays and network."""
+    network = network_name()
+    found = runner.query(["docker", "network", "inspect", "--format",
+                          "{{range .Containers}}{{.Name}} {{end}}", network], check=False)
+    if found.returncode != 0:
+        return
+    users = found.stdout.split()
+    relays = [n for n in users if n.startswith(f"{network}-relay-")]
+    if len(relays) != len(users):
+        return  # sessions still use it
+    if relays:
+        runner.run(["docker", "rm", "-f", *relays], check=False)
+    runner.run(["docker", "network", "rm", network], check=False)

@@ -1,0 +1,106 @@
+"""proxy-only egress on a real engine: the proxy is a session's only way out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mux.proxy import egress
+from tests.conftest import DEBIAN, ROOT, docker, mux
+from tests.integration.proxy.harness import free_port
+from tests.integration.proxy.servers import EchoUpstream, Pki
+from tests.integration.proxy.test_proxy_destinations import HostService
+
+pytestmark = pytest.mark.docker
+TOKEN = "tok-egress-never-in-a-container"
+
+
+def remove_egress(instance: str) -> None:
+    """The relay and network mux made for this test's instance (the suite removes containers only)."""
+    found = docker("ps", "-aq", "--filter", f"label=mux.instance={instance}", check=False).stdout.split()
+    if found:
+        docker("rm", "-f", *found, check=False)
+    docker("network", "rm", f"mux-egress-{instance}", check=False)
+
+
+@pytest.fixture
+def proxied(images, mux_home: Path, pki: Pki, gateway: str, own_instance: str,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
+        f"[proxy]\nport = {free_port()}\ntimeout = 30\n"
+        # The test's upstream listens on the bridge gateway, which the destination
+        # policy refuses by default: allow exactly that address.
+        f'[proxy.filters]\nallowed_networks = ["{gateway}/32"]\n'
+        f'[credentials.api]\ndomains = ["{gateway}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n'
+    )
+    monkeypatch.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
+    yield {"env": {"API_TOKEN": TOKEN}}
+    mux("delete", "--all", "--force")
+    mux("proxy", "stop")
+    remove_egress(own_instance)
+
+
+def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gateway: str,
+                                                         unique_name: str, own_instance: str) -> None:
+    closed, open_ = f"{unique_name}c", f"{unique_name}o"
+    env = proxied["env"]
+    made = mux("-v", "new", "--egress", "proxy-only", closed, env=env)
+    assert made.returncode == 0, made.stderr
+    assert f"docker network create --internal -o {egress.INHIBIT}=true" in made.stderr
+    assert mux("new", open_, env=env).returncode == 0
+    with HostService([gateway]) as service, EchoUpstream(gateway, pki) as api:
+        direct = f"curl -sS --max-time 5 --noproxy '*' -o /dev/null -w %{{http_code}} http://{gateway}:{service.port}/"
+        # An open session reaches the host service directly (docker's bridge); a proxy-only one cannot.
+        assert mux("exec", open_, "--", "sh", "-c", direct).stdout == "200"
+        blocked = mux("exec", closed, "--", "sh", "-c", direct)
+        assert blocked.stdout == "000" and blocked.returncode != 0
+        assert [p for _, p in service.requests] == ["/"]  # only the open session's request
+        # Nor can it reach the relay's other side or anything by another port on it.
+        relay = mux("exec", closed, "--", "sh", "-c", "echo $HTTPS_PROXY").stdout.strip().rsplit("@", 1)[1]
+        assert relay.startswith("mux-proxy-")
+        other = mux("exec", closed, "--", "curl", "-sS", "--max-time", "5", "--noproxy", "*",
+                    f"http://{relay.split(':')[0]}:22/")
+        assert other.returncode != 0
+        # Through the proxy it still reaches what the policy allows, with the credential injected.
+        via = mux("exec", closed, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models")
+        assert via.stdout == "upstream ok\n", via.stderr
+        assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+        # ...and the proxy's own policy still holds there.
+        refused = mux("exec", closed, "--", "curl", "-sS", "--max-time", "30", "--noproxy", "", "-o", "/dev/null", "-w",
+                      "%{http_code}", f"http://127.0.0.1:{service.port}/")
+        assert refused.stdout == "403"
+    listed = {s["name"]: s["egress"] for s in json.loads(mux("list", "--json").stdout)}
+    assert listed == {closed: "proxy-only", open_: "open"}
+    table = mux("list").stdout.splitlines()
+    assert "EGRESS" in table[0].split()
+    # The proxy is the only way out even after the proxy restarts and the relay is restarted.
+    assert mux("proxy", "stop").returncode == 0
+    docker("stop", f"mux-egress-{own_instance}-relay-{relay.split(':')[1]}")
+    assert mux("exec", closed, "--", "true", env=env).returncode == 0
+    with EchoUpstream(gateway, pki) as api:
+        again = mux("exec", closed, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/again")
+        assert again.stdout == "upstream ok\n", again.stderr
+
+
+def test_proxy_only_with_another_network_is_a_usage_error(proxied, unique_name: str) -> None:
+    for flags in (["--network", "host"], ["--network", "none"], ["--network", "bridge"], ["--no-proxy"]):
+        result = mux("new", "--egress", "proxy-only", *flags, unique_name, env=proxied["env"])
+        assert result.returncode == 2, (flags, result.stderr)
+        assert result.stderr.startswith("mux: error: egress proxy-only") and "Traceback" not in result.stderr
+        assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
+    assert mux("proxy", "status").returncode == 5  # nothing was started for them
+
+
+def test_relay_binaries_rebuild_to_the_same_bytes(tmp_path: Path) -> None:
+    pytest.importorskip("ziglang")
+    subprocess.run(["bash", str(ROOT / "helper" / "build_relay.sh"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=600)
+    for arch in ("amd64", "arm64"):
+        assert (tmp_path / f"mux-relay-{arch}").read_bytes() == (egress.RELAY_BIN / f"mux-relay-{arch}").read_bytes()
