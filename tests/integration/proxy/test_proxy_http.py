@@ -49,6 +49,9 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, pki: Pki, gateway: str) -> I
     config = f"""
 [proxy]
 timeout = 30
+# allowlist_only implies proxy-only egress; these tests reach the proxy by its
+# bridge address (and one runs on the host network), so keep the session open.
+egress = "open"
 [proxy.filters]
 blocked_domains = ["blocked.invalid", "*.blocked.test"]
 allowlist_only = true
