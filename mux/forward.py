@@ -352,6 +352,9 @@ def forward(runner: Runner, name: str, specs: list[str], *, address: str = "127.
     """Forward until Ctrl-C (or SIGTERM); returns normally then."""
     mappings = [parse_mapping(s) for s in specs]
     address = parse_address(address)
+    if ipaddress.ip_address(address).is_unspecified:
+        print(f"mux: warning: forwarding on {address}: other machines can reach these ports",
+              file=sys.stderr, flush=True)
     session = running_session(runner, name)
     listeners: list[tuple[socket.socket, Mapping]] = []
     if not runner.dry_run:
@@ -369,17 +372,15 @@ def forward(runner: Runner, name: str, specs: list[str], *, address: str = "127.
             return
         ports = [P.Port("forward", m.remote, "tcp", address, sock.getsockname()[1])
                  for sock, m in listeners]
-        record = P.record_forwards(name, ports)
+        record = P.record_forwards(name, session.id, ports)
     except BaseException:
         for sock, _ in listeners:
             sock.close()
         raise
     try:
-        if ipaddress.ip_address(address).is_unspecified:
-            print(f"mux: warning: forwarding on {address}: other machines can reach these ports",
-                  file=sys.stderr, flush=True)
-        for port in ports:
-            say(f"Forwarding {P.host_address(port)} -> port {port.container_port} in session {name}")
+        for port in ports:  # a result, even with -q: the local port may have been picked here
+            print(f"Forwarding {P.host_address(port)} -> port {port.container_port} in session {name}",
+                  flush=True)
         for remote in idle:
             print(f"mux: warning: nothing listens on port {remote} in session {name} yet; "
                   "connections fail until something does", file=sys.stderr, flush=True)

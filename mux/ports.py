@@ -61,13 +61,14 @@ def forwards_dir(session: str) -> Path:
     return paths.data_dir() / "forwards" / session
 
 
-def record_forwards(session: str, ports: list[Port]) -> Path:
-    """Write this process's forwards where `mux port` finds them; the caller removes it."""
+def record_forwards(session: str, container: str, ports: list[Port]) -> Path:
+    """Write this process's forwards where `mux port` finds them; the caller removes it.
+    The container ID tells them apart from a same-named session on another engine."""
     directory = forwards_dir(session)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"{os.getpid()}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([p.public() for p in ports]))
+    tmp.write_text(json.dumps({"container": container, "ports": [p.public() for p in ports]}))
     tmp.replace(path)
     return path
 
@@ -82,7 +83,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def active_forwards(session: str) -> list[Port]:
+def active_forwards(session: str, container: str) -> list[Port]:
     directory = forwards_dir(session)
     if not directory.is_dir():
         return []
@@ -93,9 +94,11 @@ def active_forwards(session: str) -> list[Port]:
             path.unlink(missing_ok=True)
             continue
         try:
-            found += [Port(**{**row, "kind": "forward", "pid": pid}) for row in json.loads(path.read_text())]
-        except (OSError, ValueError, TypeError):
-            continue  # being written, or not ours: what it says cannot be trusted
+            record = json.loads(path.read_text())
+            if record["container"] == container:
+                found += [Port(**{**row, "kind": "forward", "pid": pid}) for row in record["ports"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # not ours, or from another mux version: what it says cannot be trusted
     return found
 
 

@@ -31,7 +31,7 @@ def port(ctx: click.Context, as_json: bool, name: str) -> None:
 
     runner = _state(ctx).runner()
     session = find(runner, name)
-    found = P.published(runner, session.id) + P.active_forwards(name)
+    found = P.published(runner, session.id) + P.active_forwards(name, session.id)
     if as_json:
         click.echo(json.dumps([p.public() for p in found], indent=2))
         return

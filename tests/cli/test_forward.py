@@ -90,3 +90,24 @@ def test_port_lists_published_ports(home: Home, fp) -> None:  # type: ignore[no-
 def test_port_of_unknown_session_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("nope"), stdout="")
     assert run("port", "nope").code == 3
+
+
+def test_every_interface_is_a_warning(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(ARCH, stdout="arm64\n")
+    result = run("forward", "--dry-run", "--address", "0.0.0.0", "s1", "5173")
+    assert result.code == 0, result.err
+    assert result.err == "mux: warning: forwarding on 0.0.0.0: other machines can reach these ports\n"
+    assert "mux-forward-arm64" in result.out.splitlines()[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    pytest.param(["s1", "http"], "invalid port 'http'", id="name-not-port"),
+    pytest.param(["s1", "0"], "ports are 1-65535", id="zero"),
+    pytest.param(["--address", "my-laptop", "s1", "80"], "--address: invalid address 'my-laptop'", id="address"),
+])
+def test_bad_arguments_are_exit_2_before_any_docker_call(home: Home, fp, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run("forward", *args)
+    assert result.code == 2
+    assert message in result.err
+    assert list(fp.calls) == []

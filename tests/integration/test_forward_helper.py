@@ -143,3 +143,26 @@ def test_frames_flow_control_and_refusal(box: str) -> None:
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert hashlib.sha256(payload).hexdigest() == expected
     assert helper.close() == 0  # mux gone (stdin closed): the helper ends
+
+
+def test_a_server_on_ipv6_loopback_only_is_reached(images, cleanup_containers, unique_name, own_instance) -> None:
+    """Node's `localhost` may mean ::1 alone: after 127.0.0.1 refuses, ::1 is tried."""
+    name = f"ports-v6-{unique_name}"
+    cleanup_containers.append(name)
+    docker("run", "-d", "--name", name, "--label", f"mux.instance={own_instance}",
+           "--sysctl", "net.ipv6.conf.all.disable_ipv6=0", "--sysctl", "net.ipv6.conf.lo.disable_ipv6=0",
+           BUSYBOX, "sleep", "300")
+    docker("cp", str(HELPERS / "mux-forward-amd64"), f"{name}:/fwd")
+    docker("exec", "-d", name, "httpd", "-f", "-p", "[::1]:8123", "-h", "/etc")
+    probe = ["exec", name, "sh", "-c", "for i in $(seq 50); do /fwd -z 8123 && exit 0; sleep 0.2; done; exit 1"]
+    assert docker(*probe, check=False).returncode == 0
+    helper = Helper(name)
+    helper.send(7, F.OPEN, struct.pack(">H", 8123))
+    helper.send(7, F.DATA, b"GET /passwd HTTP/1.0\r\n\r\n")
+    helper.send(7, F.EOF)
+    body = b""
+    while (frame := helper.frame()) is not None and frame[1] != F.EOF:
+        if frame[1] == F.DATA:
+            body += frame[2]
+    assert body.startswith(b"HTTP/1.1 200 OK") and body.endswith(b"root:x:0:0:root:/root:/bin/sh\n")
+    assert helper.close() == 0
