@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, container_name
+from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec
 
 DOCKER = "docker"
 # The default session runs the configured shell, or /bin/sh when the image lacks
@@ -36,6 +36,7 @@ def env_args(env: Iterable[tuple[str, str | None]]) -> list[str]:
 
 def run_argv(spec: SessionSpec) -> list[str]:
     argv = [DOCKER, "run", "-d", *(["-it"] if spec.tty else []), "--init", "--name", spec.container]
+    argv += option("--cidfile", spec.cidfile)  # the ID of what docker made, even if start fails
     argv += repeated("--label", (f"{k}={v}" for k, v in spec.labels))
     argv += ["-v", f"{spec.workspace_volume or spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
     argv += option("-u", spec.user)
@@ -103,37 +104,38 @@ def ps_argv(fmt: str, *, name: str | None = None, instance: str | None = None) -
     return argv + ["--format", fmt]
 
 
-def inspect_argv(session: str, fmt: str) -> list[str]:
-    return [DOCKER, "container", "inspect", "--format", fmt, container_name(session)]
+def inspect_argv(container: str, fmt: str) -> list[str]:
+    return [DOCKER, "container", "inspect", "--format", fmt, container]
 
 
-def start_argv(session: str) -> list[str]:
-    return [DOCKER, "start", container_name(session)]
+# Lifecycle commands name the container by ID (sessions.Session.ref), found by
+# label: the name mux-NAME may be held by a container that is not the session.
+def start_argv(container: str) -> list[str]:
+    return [DOCKER, "start", container]
 
 
-def stop_argv(session: str) -> list[str]:
-    return [DOCKER, "stop", container_name(session)]
+def stop_argv(container: str) -> list[str]:
+    return [DOCKER, "stop", container]
 
 
 def rm_argv(containers: Sequence[str], *, force: bool = False) -> list[str]:
     return [DOCKER, "rm", *(["-f"] if force else []), *containers]
 
 
-def attach_argv(session: str) -> list[str]:
-    return [DOCKER, "attach", container_name(session)]
+def attach_argv(container: str) -> list[str]:
+    return [DOCKER, "attach", container]
 
 
-def exec_argv(session: str, command: Sequence[str], *, tty: bool) -> list[str]:
-    return [DOCKER, "exec", "-i", *(["-t"] if tty else []), container_name(session), *command]
+def exec_argv(container: str, command: Sequence[str], *, tty: bool) -> list[str]:
+    return [DOCKER, "exec", "-i", *(["-t"] if tty else []), container, *command]
 
 
-def logs_argv(session: str, *, follow: bool = False) -> list[str]:
-    return [DOCKER, "logs", *(["-f"] if follow else []), container_name(session)]
+def logs_argv(container: str, *, follow: bool = False, tail: int | None = None) -> list[str]:
+    return [DOCKER, "logs", *(["-f"] if follow else []), *option("--tail", tail), container]
 
 
-def inspect_container_argv(container: str, fmt: str) -> list[str]:
-    """Like inspect_argv, for a container already found (by ID)."""
-    return [DOCKER, "container", "inspect", "--format", fmt, container]
+def top_argv(container: str) -> list[str]:
+    return [DOCKER, "top", container]
 
 
 def server_arch_argv() -> list[str]:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mux import __version__, hostfiles, paths, validate
+from mux import __version__, hostfiles, interrupts, paths, validate
 from mux import argv as A
 from mux.config import Config, Limits
 from mux.errors import ConfigError, DockerError, MuxError
 from mux.runner import Runner
 from mux.spec import CONTAINER_HOME, CREATED_FORMAT, WORKSPACE, SessionSpec, container_name
+from mux.startcheck import wait_started
+
+if TYPE_CHECKING:
+    from mux.proxy.settings import ProxySettings
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     """Check every input and assemble the spec. Pure: no processes, no files written."""
     name = validate.session_name(opts.name)
     d = config.docker
-    session_dir = host.data_dir / "sessions" / name
+    session_dir = paths.session_dir(name, paths.sessions_root(host.data_dir, host.env))
     image = validate.image(opts.image, "--image") if opts.image else d.image
     repo_labels = repo_options(opts)
     if repo_labels:
@@ -108,7 +113,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     if d.rust.sccache:  # [docker.rust] (mux/sccache.py); before the user's env, so theirs wins
         from mux.sccache import rust_wiring
 
-        rust = rust_wiring(d.rust, session_dir=host.data_dir / "sessions" / name)
+        rust = rust_wiring(d.rust, session_dir=session_dir)
         volumes += rust.volumes
         env += rust.env
     host_env = dict(host.env)
@@ -121,8 +126,9 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         ("mux.image", image), ("mux.created", host.now.strftime(CREATED_FORMAT)),
         ("mux.version", __version__), *repo_labels,
     ]
-    if host.env.get("MUX_INSTANCE"):
-        labels.append(("mux.instance", host.env["MUX_INSTANCE"]))
+    instance = paths.instance(host.env)
+    if instance:
+        labels.append(("mux.instance", instance))
     spec = SessionSpec(
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),
@@ -131,6 +137,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         home=session_dir / "home" if run_as_user else None,
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
+        cidfile=session_dir / hostfiles.CIDFILE,
     )
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
@@ -150,7 +157,7 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     req = AgentRequest(opts.agent, opts.prompt, opts.headless, tuple(opts.command))
     return apply(config, req, spec, uid=host.uid, gid=host.gid, host_env=host.env,
                  host_home=Path(host.env.get("HOME") or Path.home()),
-                 session_dir=host.data_dir / "sessions" / spec.name,
+                 session_dir=paths.session_dir(spec.name, paths.sessions_root(host.data_dir, host.env)),
                  user_env_names={e.partition("=")[0] for e in user_env})
 
 
@@ -210,14 +217,77 @@ def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> Mu
             "or an earlier `mux new` was interrupted)",
             hint=f"`mux delete {name}` removes what was left (it keeps unsaved repo work unless --force)",
         )
-    return MuxError(f"container {container_name(name)} already exists but is not a mux session",
-                    hint=f"remove or rename it: `docker rm {container_name(name)}`")
+    return MuxError(f"container {container_name(name)} already exists but is not a mux session"
+                    + (" of this instance" if paths.instance() else ""),
+                    hint=f"mux leaves it alone; rename or remove it yourself (`docker rename "
+                    f"{container_name(name)} NEW`), or choose another NAME")
+
+
+class Undo:
+    """What this `mux new` has made so far, removed in reverse on failure or interrupt.
+
+    Only what this run made is touched: the session directory it claimed, its
+    proxy registration, and the container its own `docker run` created (read from
+    --cidfile, else found by this session's labels, instance and creation time).
+    """
+
+    def __init__(self, runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
+        self.runner, self.spec, self.session_dir = runner, spec, session_dir
+        self.files = self.proxy = self.container = False
+        self.volumes: list[str] = []  # named volumes (mux/volumes.py) this run filled
+        self.run_finished = False  # docker run ended by itself: no --cidfile means it made nothing
+
+    def __call__(self) -> list[str]:
+        """Undo everything; what could not be undone, as messages."""
+        problems = []
+        steps = [(self.container, self._container), (bool(self.volumes), self._volumes),
+                 (self.proxy, self._proxy), (self.files, self._files)]
+        for wanted, step in steps:
+            if wanted:
+                try:
+                    step()
+                except MuxError as exc:
+                    problems.append(exc.message)
+        return problems
+
+    def _container(self) -> None:
+        for ref in self.made():
+            self.runner.run(A.rm_argv([ref], force=True))
+
+    def made(self) -> list[str]:
+        """IDs of the containers this run's `docker run` made (normally none or one)."""
+        assert self.spec.cidfile is not None
+        try:
+            cid = self.spec.cidfile.read_text().strip()
+        except OSError:
+            cid = ""
+        if not cid and self.run_finished:
+            return []
+        labels = dict(self.spec.labels)
+        from mux.sessions import list_sessions
+
+        mine = [s for s in list_sessions(self.runner, self.spec.name)
+                if s.created == labels["mux.created"]]
+        return [s.id for s in mine if not cid or s.id.startswith(cid) or cid.startswith(s.id)]
+
+    def _volumes(self) -> None:
+        self.runner.run(A.volume_rm_argv(self.volumes))
+
+    def _proxy(self) -> None:
+        from mux.proxy.session import forget_session
+
+        forget_session(self.spec.name)
+
+    def _files(self) -> None:
+        hostfiles.remove_session_dir(self.session_dir)
 
 
 def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool = False) -> SessionSpec:
+    """Make session opts.name completely, or leave nothing: on any failure, Ctrl-C or
+    SIGTERM, what this run made is removed before the error is reported."""
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
-    session_dir = host.data_dir / "sessions" / spec.name
+    session_dir = paths.session_dir(spec.name, paths.sessions_root(host.data_dir, host.env))
     for port in spec.ports:
         if validate.exposes_publicly(port):
             print(f"mux: warning: -p {port} publishes on every interface of this host: "
@@ -236,56 +306,76 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             V.refuse_local_paths(runner.engine, spec, repo=bool(opts.repo), copy=opts.copy,
                                  proxied=proxy is not None)
         spec = V.as_volume_spec(spec)
-    if proxy is not None and not runner.dry_run:
-        from mux.proxy.session import ensure_running
+    with interrupts.deferred() as guard:
+        if proxy is not None and not runner.dry_run:
+            from mux.proxy.session import ensure_running
 
-        ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
-    if not runner.dry_run:
-        hostfiles.claim_session_dir(runner, spec.name, session_dir)
-    try:
-        if proxy is not None:
-            spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only")
-        spec = hostfiles.prepare_host(runner, config, spec, session_dir, opts, progress,
-                                      proxied=proxy is not None)
-        if opts.agent:
-            from mux.agents import prepare_home
+            with guard.allowed():
+                ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
+        undo = Undo(runner, spec, session_dir)
+        try:
+            if not runner.dry_run:
+                if not hostfiles.claim_session_dir(session_dir):
+                    raise name_taken(runner, spec.name, session_dir)
+                undo.files = True
+            if proxy is not None:
+                undo.proxy = not runner.dry_run
+                spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only")
+            if opts.repo:
+                from mux.repo import validate_repo_url
 
-            prepare_home(runner, opts.agent, spec)
-        if volumes:
-            V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo))
-        else:
-            runner.run(A.run_argv(spec))
-    except BaseException as exc:
+                with guard.allowed():
+                    spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), opts.branch,
+                                                progress, proxied=proxy is not None)
+            hostfiles.make_dirs(runner, config, spec, session_dir)
+            if opts.agent:
+                from mux.agents import prepare_home
+
+                prepare_home(runner, opts.agent, spec)
+            undo.spec = spec
+            guard.checkpoint()
+            undo.container = not runner.dry_run
+            if volumes:  # create, fill and start; it removes what it made if that fails
+                V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo))
+                undo.volumes = [v for v in (spec.workspace_volume, spec.home_volume) if v and not runner.dry_run]
+                ref = spec.container
+            else:
+                try:
+                    with guard.allowed():
+                        made = runner.run(A.run_argv(spec), shield=True)  # Ctrl-C waits for it, then undoes it
+                except DockerError:
+                    undo.run_finished = True
+                    raise
+                undo.run_finished = True
+                ref = made.stdout.strip() or spec.container
+            started = wait_started(runner, ref)
+            if started.cannot_start:
+                why = started.exec_error.split("] ", 1)[-1]
+                raise MuxError(f"the command of session {spec.name!r} cannot start: {why}",
+                               hint="check the command after `--`: is it in the image, on its PATH, executable?")
+            guard.checkpoint()
+        except BaseException as exc:
+            problems = undo() if not runner.dry_run else []
+            if problems:
+                note = "; and it could not undo everything: " + "; ".join(problems)
+                hint = "`mux doctor` lists what is left and how to remove it"
+                if isinstance(exc, MuxError):
+                    exc.message += note
+                    exc.hint = hint
+                else:
+                    raise MuxError("interrupted" + note, hint=hint) from None
+            if isinstance(exc, DockerError):
+                raise explain_run_failure(runner, spec, exc) from None
+            raise
         if not runner.dry_run:
-            try:
-                hostfiles.remove_session_dir(session_dir)
-            except MuxError:  # best effort: the error that brought us here is the one to report
-                pass
-        if isinstance(exc, DockerError):
-            remove_unstarted(runner, spec, exc)
-            raise explain_run_failure(runner, spec, exc) from None
-        raise
+            hostfiles.release_creation(session_dir)
+    if not started.running:
+        print(f"mux: note: the command of session {spec.name} has already ended "
+              f"(exit code {started.exit_code}); `mux logs {spec.name}` shows its output", file=sys.stderr)
     return spec
 
 
 PORT_FAILURES = ("address already in use", "port is already allocated", "programming external connectivity")
-
-
-def remove_unstarted(runner: Runner, spec: SessionSpec, exc: DockerError) -> None:
-    """`docker run` creates the container before it starts it: a start that fails
-    on a published port (already in use) leaves a container in state "created".
-    Remove it, by ID, only when it carries this very run's labels."""
-    if runner.dry_run or not any(m in exc.stderr for m in PORT_FAILURES):
-        return
-    from mux.sessions import list_sessions
-
-    created = dict(spec.labels)["mux.created"]
-    try:
-        mine = [s.id for s in list_sessions(runner, spec.name) if s.state == "created" and s.created == created]
-        if mine:
-            runner.run(A.rm_argv(mine, force=True))
-    except MuxError:  # best effort: the error that brought us here is the one to report
-        pass
 
 
 def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> MuxError:
@@ -318,7 +408,7 @@ def explain_run_failure(runner: Runner, spec: SessionSpec, exc: DockerError) -> 
     return exc
 
 
-def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Any:
+def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> ProxySettings | None:
     """The proxy settings when this session goes through the proxy, else None.
 
     On when the config has a [proxy] table (unless enabled = false); --proxy and
@@ -335,7 +425,7 @@ def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Any
     return default_settings()
 
 
-def wire_proxy(runner: Runner, proxy: Any, spec: SessionSpec, *, proxy_only: bool = False) -> SessionSpec:
+def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy_only: bool = False) -> SessionSpec:
     """Add the proxy's env, env-file (the only place the session secret is
     written), CA bundle and host alias. The proxy's variables come first so a
     user's own -e still wins. proxy-only: the session runs on mux's egress network."""

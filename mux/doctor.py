@@ -17,7 +17,7 @@ from typing import Any
 from mux import paths
 from mux.errors import MuxError
 from mux.runner import PERMISSION_HINT, Runner, docker_failure
-from mux.sessions import leftovers
+from mux.sessions import leftovers, scan, strangers
 
 
 @dataclass(frozen=True)
@@ -81,32 +81,48 @@ def _socket(host: str = "unix:///var/run/docker.sock") -> Check:
 
 
 def _containers(runner: Runner) -> Check:
+    """Every leftover kind, each with the command that removes it."""
     fmt = '{{.Names}}\t{{.Label "mux.session"}}'
     try:
-        out = runner.query(["docker", "ps", "-a", "--filter", "name=mux-", "--format", fmt])
+        found = scan(runner)
+        named = runner.query(["docker", "ps", "-a", "--filter", "name=mux-", "--format", fmt])
     except MuxError as exc:
         return Check("containers", False, exc.message, exc.hint or "")
-    strangers, sessions = [], set()
-    for line in out.stdout.splitlines():
-        name, _, label = line.partition("\t")
-        if not name.startswith("mux-"):
-            continue
-        if label:
-            sessions.add(label)
-        else:
-            strangers.append(name)
-    # Session files here belong to sessions on a local engine (remote ones keep none).
-    orphans = [] if runner.engine.remote else [s.name for s in leftovers(sessions)]
-    problems = []
-    if strangers:
-        problems.append(f"containers named like sessions but not made by mux: {', '.join(strangers)}")
+    impostors = [name for name, _, label in (ln.partition("\t") for ln in named.stdout.splitlines())
+                 if name.startswith("mux-") and not label]
+    problems: list[tuple[str, str]] = []
+    if impostors:
+        problems.append((f"containers named like sessions but not made by mux: {', '.join(impostors)}",
+                         "mux never touches them; rename or remove them yourself "
+                         f"(`docker rename {impostors[0]} NEW` or `docker rm {impostors[0]}`)"))
+    if found.foreign:
+        labels = ", ".join(f"{f.container} (mux.session={f.label!r})" for f in found.foreign)
+        problems.append((f"containers with a mux.session label that is no session name: {labels}",
+                         "mux never acts on them; if they are not yours to keep, "
+                         f"`docker rm -f {found.foreign[0].container}`"))
+    half = [s.name for s in found.sessions if s.state == "created"]
+    if half:
+        problems.append((f"sessions whose container never started: {', '.join(half)}",
+                         f"`mux delete {half[0]}` removes one (or `mux start {half[0]}` to see why it fails)"))
+    # (A session whose files are all in volumes on its engine keeps none here: mux/volumes.py.)
+    local = not runner.engine.remote  # session files here belong to sessions on a local engine
+    homeless = [s.name for s in found.sessions
+                if local and not s.workdir.startswith("volume:") and not paths.session_dir(s.name).is_dir()]
+    if homeless:
+        problems.append((f"sessions whose files under the data dir are missing: {', '.join(homeless)}",
+                         f"`mux delete --force {homeless[0]}` removes one (starting it would let "
+                         "docker re-create its HOME as root)"))
+    orphans = [s.name for s in leftovers(found.sessions)] if local else []
     if orphans:
-        problems.append(f"session files with no container: {', '.join(orphans)}")
+        problems.append((f"session files with no container: {', '.join(orphans)}",
+                         f"`mux delete {orphans[0]}` removes a session's leftover files"))
+    stray = [str(p) for p in strangers()]
+    if stray:
+        problems.append((f"entries in the sessions directory that are no session: {', '.join(stray)}",
+                         f"mux never removes them; look, then `rm -rf {stray[0]}`"))
     if problems:
-        fix = "rename or remove the containers (`docker ps -a | grep mux`); " if strangers else ""
-        fix += "`mux delete NAME` removes a session's leftover files" if orphans else ""
-        return Check("containers", False, "; ".join(problems), fix.rstrip("; "))
-    return Check("containers", True, f"{len(sessions)} session(s), no conflicts or leftovers")
+        return Check("containers", False, "; ".join(p for p, _ in problems), "; ".join(f for _, f in problems))
+    return Check("containers", True, f"{len(found.sessions)} session(s), no conflicts or leftovers")
 
 
 def _config(state: Any) -> tuple[Check, Any]:

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 from mux.errors import MuxError
 from mux.runner import Runner, host_step
-from mux.spec import SessionSpec
 
 if TYPE_CHECKING:
     from mux.config import Config
-    from mux.create import NewOptions
+    from mux.spec import SessionSpec
 
 DATA_DIR_HINT = "check the data dir (MUX_DATA_DIR): free space and permissions"
 CREATING = ".creating"  # locked by the `mux new` that is making this session
-_held: list[int] = []  # lock fds: kept open until this process exits
+CIDFILE = "container.id"  # docker run --cidfile: the container this session's `mux new` made
+_held: dict[Path, int] = {}  # lock fds: kept open until released or this process exits
 
 
 def lock_creation(session_dir: Path) -> None:
@@ -31,7 +31,18 @@ def lock_creation(session_dir: Path) -> None:
     The lock goes with this process, however it ends."""
     fd = os.open(session_dir / CREATING, os.O_CREAT | os.O_WRONLY, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
-    _held.append(fd)
+    _held[session_dir] = fd
+
+
+def release_creation(session_dir: Path) -> None:
+    """The session is complete: drop the lock (and its file)."""
+    fd = _held.pop(session_dir, None)
+    try:
+        (session_dir / CREATING).unlink()
+    except OSError:
+        pass
+    if fd is not None:
+        os.close(fd)
 
 
 def being_created(session_dir: Path) -> bool:
@@ -49,66 +60,72 @@ def being_created(session_dir: Path) -> bool:
     return False
 
 
-def claim_session_dir(runner: Runner, name: str, session_dir: Path) -> None:
-    """Create the session's host directory atomically: if it exists, the name is
-    taken (or being created right now), and this `mux new` touches nothing."""
+def claim_session_dir(session_dir: Path) -> bool:
+    """Create the session's host directory atomically and lock it; False if it
+    exists already (the name is taken, or being created right now)."""
     try:
         session_dir.parent.mkdir(parents=True, exist_ok=True)
         session_dir.mkdir(mode=0o700)
-        lock_creation(session_dir)
     except FileExistsError:
-        from mux.create import name_taken
-
-        raise name_taken(runner, name, session_dir) from None
+        return False
     except OSError as exc:
-        raise MuxError(f"cannot create {session_dir}: {exc.strerror}",
-                       hint=DATA_DIR_HINT) from None
+        raise MuxError(f"cannot create {session_dir}: {exc.strerror}", hint=DATA_DIR_HINT) from None
+    try:
+        lock_creation(session_dir)
+    except OSError as exc:
+        shutil.rmtree(session_dir, ignore_errors=True)
+        raise MuxError(f"cannot create {session_dir / CREATING}: {exc.strerror}", hint=DATA_DIR_HINT) from None
+    return True
 
 
-def prepare_host(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path,
-                 opts: NewOptions, progress: bool, proxied: bool = False) -> SessionSpec:
-    """Host-side files the container mounts, each step printed like a command.
-    Returns the spec, completed with what only the clone can tell (its branch)."""
+def clone_repo(runner: Runner, spec: SessionSpec, url: str, branch: str | None, progress: bool,
+               proxied: bool) -> SessionSpec:
+    """Clone a repo session's repository into its workdir; the spec gains the branch."""
+    from mux import repo
+
+    if runner.dry_run:
+        for argv in repo.clone_commands(url, spec.workdir, branch):
+            runner.show(argv)
+        return spec
+    git_config: list[tuple[str, str]] = []
+    if proxied and url.lower().startswith(("https://", "http://")):
+        from mux.proxy.session import host_git_config
+
+        git_config = host_git_config(spec.name)  # the proxy's credential rules apply
+    cloned = repo.clone(url, spec.workdir, branch, progress=progress, git_config=git_config)
     labels = dict(spec.labels)
-    if "mux.repo" in labels:
-        from mux import repo
+    labels["mux.branch"] = cloned.branch
+    return replace(spec, labels=tuple(labels.items()))
 
-        url = repo.validate_repo_url(opts.repo or "")  # a local path made absolute
-        if runner.dry_run:
-            for argv in repo.clone_commands(url, spec.workdir, opts.branch):
-                runner.show(argv)
-        else:
-            git_config: list[tuple[str, str]] = []
-            if proxied and url.lower().startswith(("https://", "http://")):
-                from mux.proxy.session import host_git_config
 
-                git_config = host_git_config(spec.name)  # the proxy's credential rules apply
-            cloned = repo.clone(url, spec.workdir, opts.branch, progress=progress, git_config=git_config)
-            labels["mux.branch"] = cloned.branch
-            spec = replace(spec, labels=tuple(labels.items()))
+def make_dirs(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path) -> None:
+    """Directories the container mounts, made as the user (docker would make them as root)."""
     try:
         if spec.home is not None:
             home = spec.home
             host_step(runner, ["mkdir", "-p", "-m", "700", home], lambda: home.mkdir(mode=0o700))
         if config.docker.rust.sccache:  # [docker.rust]: shared cache dirs, made as the user
-            from mux.sccache import make_dirs
+            from mux.sccache import make_dirs as make_cache_dirs
 
-            make_dirs(runner, config.docker.rust, session_dir)
+            make_cache_dirs(runner, config.docker.rust, session_dir)
     except OSError as exc:
         raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
                        hint=DATA_DIR_HINT) from None
-    return spec
 
 
 def remove_session_dir(session_dir: Path) -> None:
-    """Remove a session's host files, git's read-only object files included,
-    and retire its proxy secret."""
+    """Remove a session's host files, git's read-only object files included, and
+    retire its proxy secret. Raises MuxError naming what could not be removed."""
+    if session_dir.is_symlink() or not session_dir.exists():
+        return  # never follow a link out of the data dir
     if (session_dir / "proxy.env").exists():
         from mux.proxy.session import forget_session
 
         forget_session(session_dir.name)
-    if (session_dir / "repo").exists():
-        from mux.repo import remove_clone
+    from mux.repo import remove_clone  # also empties read-only directories
 
-        remove_clone(session_dir / "repo")
-    shutil.rmtree(session_dir, ignore_errors=True)
+    try:
+        remove_clone(session_dir)
+    except MuxError as exc:
+        raise MuxError(f"could not remove all of {session_dir}: {exc.message.split(': ', 1)[-1]}",
+                       hint=exc.hint) from None

@@ -1,41 +1,57 @@
-"""Start, stop, attach, exec, logs and delete of existing sessions."""
+"""Start, stop, attach, exec, logs and delete of existing sessions.
+
+Every command finds the session by its labels (sessions.find) and acts on its
+container ID; files are only ever removed inside the data dir entry of a valid
+session of the current instance (paths.session_dir checks the name).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from mux import argv as A
 from mux import paths
-from mux.errors import DockerError, MuxError, SessionNotFound
+from mux.errors import MuxError
 from mux.hostfiles import being_created, remove_session_dir
-from mux.runner import Runner, host_step
-from mux.sessions import Session, find, leftovers, list_sessions
+from mux.runner import host_step
+from mux.sessions import Session, find, leftovers, list_sessions, not_found
+from mux.startcheck import wait_started
+
+if TYPE_CHECKING:
+    from mux.runner import Runner
 
 
-def _not_found_as_session(exc: DockerError, name: str) -> MuxError:
-    if "no such container" in exc.stderr.lower():
-        return SessionNotFound(name)
-    return exc
+def start_checked(runner: Runner, session: Session) -> None:
+    """`docker start` the session, then make sure its command is still running."""
+    runner.run(A.start_argv(session.ref))
+    started = wait_started(runner, session.ref)
+    if not started.running:
+        raise MuxError(
+            f"session {session.name!r} stopped right after starting: its command exited "
+            f"with code {started.exit_code}",
+            hint=f"its last output: {started.summary()}; `mux logs {session.name}` shows all",
+        )
 
 
 def simple(runner: Runner, verb: str, name: str) -> None:
-    """`docker start|stop mux-NAME`: one call; a missing container is exit 3."""
-    argv = A.start_argv(name) if verb == "start" else A.stop_argv(name)
-    try:
-        runner.run(argv)
-    except DockerError as exc:
-        raise _not_found_as_session(exc, name) from None
+    """`docker start|stop ID` of the session's container; a missing session is exit 3."""
+    session = find(runner, name)
+    if verb == "start":
+        start_checked(runner, session)
+    else:
+        runner.run(A.stop_argv(session.ref))
 
 
 def attach(runner: Runner, name: str, *, quiet: bool = False) -> None:
     session = find(runner, name)
     if not session.running:
-        runner.run(A.start_argv(name))
+        start_checked(runner, session)
     if not quiet and not runner.dry_run:
         print(f"mux: attached to {name}; detach with Ctrl-P Ctrl-Q", file=sys.stderr)
-    runner.exec(A.attach_argv(name))
+    runner.exec(A.attach_argv(session.ref))
 
 
 def exec_in(runner: Runner, name: str, command: Sequence[str], *, shell: str, tty: bool) -> None:
@@ -43,12 +59,12 @@ def exec_in(runner: Runner, name: str, command: Sequence[str], *, shell: str, tt
     if not session.running:
         raise MuxError(f"session {name!r} is {session.status}", hint=f"`mux start {name}` first")
     cmd = list(command) or ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session", shell]
-    runner.exec(A.exec_argv(name, cmd, tty=tty))
+    runner.exec(A.exec_argv(session.ref, cmd, tty=tty))
 
 
 def logs(runner: Runner, name: str, *, follow: bool) -> None:
-    find(runner, name)
-    runner.exec(A.logs_argv(name, follow=follow))
+    session = find(runner, name)
+    runner.exec(A.logs_argv(session.ref, follow=follow))
 
 
 def blockers(session: Session, *, force: bool) -> list[str]:
@@ -75,14 +91,16 @@ def unsaved_work(session: Session) -> list[str]:
 def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> None:
     """Remove sessions and their files; what would lose work is refused, not skipped
     silently. Files whose container is gone count as sessions too, unless a
-    `mux new` is still making them (see sessions.leftovers)."""
+    `mux new` is still making them (see sessions.leftovers). Containers with
+    foreign labels, and other instances' sessions, are never seen here."""
+    own_dir = paths.session_dir(name) if name is not None else None  # checks NAME (exit 2)
     sessions = list_sessions(runner, name)
     sessions += [s for s in leftovers(sessions) if name is None or s.name == name]
     if name is not None and not sessions:
-        if being_created(paths.session_dir(name)):
+        if own_dir is not None and being_created(own_dir):
             raise MuxError(f"session {name!r} is being created by another mux right now",
                            hint="wait for it, then try again")
-        raise SessionNotFound(name)
+        raise not_found(runner, name)
     doomed: list[Session] = []
     refused: list[tuple[Session, list[str]]] = []
     for session in sessions:
@@ -95,18 +113,27 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
             refused.append((session, reasons))
         else:
             doomed.append(session)
-    containers = [s.container for s in doomed if s.container]
+    containers = [s.ref for s in doomed if s.container]
     if containers:
         runner.run(A.rm_argv(containers, force=force))
         from mux.volumes import remove_volumes
 
         remove_volumes(runner, doomed)
+    left: list[tuple[Session, str]] = []
     for session in doomed:
         directory = paths.session_dir(session.name)
-        if directory.exists() or (runner.dry_run and session.container):
-            host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
+        try:
+            if directory.exists() or (runner.dry_run and session.container):
+                host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
+        except MuxError as exc:
+            left.append((session, exc.message))
+            continue
         if not quiet and not runner.dry_run:
             print(f"Deleted session {session.name}" + ("." if session.container else " (its container was gone)."))
+    if left:
+        raise MuxError("; ".join(f"session {s.name!r}: {why}" for s, why in left),
+                       hint="files made as root by docker need root to remove: "
+                       + " ".join(f"`sudo rm -rf {paths.session_dir(s.name)}`" for s, _ in left))
     if refused:
         lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]
         what = f"session {refused[0][0].name!r}" if name else f"{len(refused)} session(s)"

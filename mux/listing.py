@@ -15,26 +15,29 @@ from mux.runner import Runner
 
 if TYPE_CHECKING:
     from mux.engine import Engine
-    from mux.sessions import Session
+    from mux.sessions import Foreign, Session
 
 ANSWER_WITHIN = 5.0  # seconds; ssh to a host that is up answers in well under one
 
 
-def gather(engines: list[Engine], *, verbose: bool) -> tuple[list[tuple[str, Session]], list[str]]:
-    """(context name, session) pairs, sorted by name then context; warnings for engines
-    that did not answer."""
-    from mux.sessions import list_sessions
+def gather(engines: list[Engine], *, verbose: bool
+           ) -> tuple[list[tuple[str, Session]], list[tuple[str, Foreign]], list[str]]:
+    """(context name, session) pairs, sorted by name then context; the same for
+    containers with foreign labels (sessions.Foreign); warnings for engines that
+    did not answer."""
+    from mux.sessions import Scan, scan
 
     if len(engines) == 1:  # the common case: no threads, no timeout, errors as they are
         only = engines[0]
-        return [(only.name, s) for s in list_sessions(Runner(verbose=verbose, engine=only))], []
-    found: dict[int, list[Session]] = {}
+        one = scan(Runner(verbose=verbose, engine=only))
+        return [(only.name, s) for s in one.sessions], [(only.name, f) for f in one.foreign], []
+    found: dict[int, Scan] = {}
     failed: dict[int, str] = {}
 
     def ask(i: int, engine: Engine) -> None:
         runner = Runner(verbose=verbose, engine=engine, timeout=ANSWER_WITHIN)
         try:
-            found[i] = list_sessions(runner)
+            found[i] = scan(runner)
         except MuxError as exc:
             failed[i] = exc.message
 
@@ -43,7 +46,8 @@ def gather(engines: list[Engine], *, verbose: bool) -> tuple[list[tuple[str, Ses
         t.start()
     for t in threads:
         t.join()
-    pairs = [(engines[i].name, s) for i in sorted(found) for s in found[i]]
+    pairs = [(engines[i].name, s) for i in sorted(found) for s in found[i].sessions]
+    foreign = [(engines[i].name, f) for i in sorted(found) for f in found[i].foreign]
     warnings = [f"context {engines[i].name!r} ({engines[i].host}) did not answer, its sessions are "
                 f"not listed: {failed[i]}" for i in sorted(failed)]
-    return sorted(pairs, key=lambda p: (p[1].name, p[0])), warnings
+    return sorted(pairs, key=lambda p: (p[1].name, p[0])), foreign, warnings

@@ -1,8 +1,14 @@
-"""Where mux keeps things on the host: config search path and the data dir."""
+"""Where mux keeps things on the host: config search path and the data dir.
+
+Session files live per instance: ``<data>/sessions/NAME`` for sessions without
+an instance, ``<data>/instances/INSTANCE/sessions/NAME`` under $MUX_INSTANCE, so
+one instance can never see (or delete) another's files.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 SYSTEM_CONFIG = Path("/etc/mux/config.toml")
@@ -29,12 +35,31 @@ def data_dir() -> Path:
     return Path(base).expanduser().absolute() / "mux"
 
 
-def session_dir(name: str) -> Path:
-    """Host-side files of one session (its HOME, a repo clone); removed with it."""
-    return data_dir() / "sessions" / name
+def instance(env: Mapping[str, str] | None = None) -> str | None:
+    """$MUX_INSTANCE: a separate set of sessions (containers and files) on a shared
+    engine (the test suite uses one, so it can never see, or delete, a user's real
+    sessions). It becomes a path and a label filter, so it is checked like a NAME."""
+    value = (os.environ if env is None else env).get("MUX_INSTANCE") or None
+    if value is not None:
+        from mux.errors import ConfigError
+        from mux.validate import SESSION_NAME
+
+        if not SESSION_NAME.fullmatch(value):
+            raise ConfigError(f"invalid MUX_INSTANCE {value!r}: use 1-63 letters, digits, '_', '.' "
+                              "or '-', starting with a letter or digit")
+    return value
 
 
-def instance() -> str | None:
-    """$MUX_INSTANCE: a separate set of sessions on a shared engine (the test
-    suite uses one, so it can never see, or delete, a user's real sessions)."""
-    return os.environ.get("MUX_INSTANCE") or None
+def sessions_root(data: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The directory holding this instance's session directories (and nothing else)."""
+    inst = instance(env)
+    base = data if data is not None else data_dir()
+    return base / "sessions" if inst is None else base / "instances" / inst / "sessions"
+
+
+def session_dir(name: str, root: Path | None = None) -> Path:
+    """Host-side files of one session (its HOME, a repo clone); removed with it.
+    ``name`` must be a valid session name: a label read back from docker is input."""
+    from mux.validate import session_name
+
+    return (root if root is not None else sessions_root()) / session_name(name)

@@ -39,7 +39,7 @@ class Port:
 
 
 def published(runner: Runner, container: str) -> list[Port]:
-    out = runner.query(A.inspect_container_argv(container, INSPECT_FORMAT)).stdout
+    out = runner.query(A.inspect_argv(container, INSPECT_FORMAT)).stdout
     try:
         data = json.loads(out)
         table = data["bound"] or data["asked"] or {}

@@ -145,11 +145,15 @@ class Runner:
         env: Mapping[str, str] | None = None,
         error: type[MuxError] | None = None,
         timeout: float | None = None,
+        shield: bool = False,
     ) -> Result:
         """Run ``argv``; in dry-run, print it instead when it ``mutates`` state.
 
         Read-only queries (``mutates=False``) run even in dry-run, because the
-        commands printed may depend on what they find.
+        commands printed may depend on what they find. ``shield``: the command runs
+        in its own session, out of reach of the terminal's Ctrl-C, and a first
+        KeyboardInterrupt waits for it to finish (then is raised), so the caller
+        knows what it did and can undo it; a second one kills it.
         """
         args = self.argv(argv)
         limit = timeout or self.timeout
@@ -158,23 +162,26 @@ class Runner:
             return Result(args, 0, "", "")
         self._echo(args)
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 args,
-                input=input,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if capture else None,
                 stderr=subprocess.PIPE if capture else None,
-                stdin=None if input is not None else subprocess.DEVNULL,
                 text=True,
                 env=None if env is None else {**os.environ, **env},
-                timeout=limit,
+                start_new_session=shield,
             )
         except FileNotFoundError:
             raise self._missing(args, error) from None
-        except subprocess.TimeoutExpired:
-            raise (error or DockerError)(f"{quote(args[:4])} ... did not answer within {limit:g} s") from None
         except PermissionError as exc:
             raise (error or MuxError)(f"cannot run {args[0]}: {exc.strerror}") from None
-        result = Result(args, proc.returncode, proc.stdout or "", proc.stderr or "")
+        try:
+            stdout, stderr, interrupted = _wait(proc, input, shield, limit)
+        except subprocess.TimeoutExpired:
+            raise (error or DockerError)(f"{quote(args[:4])} ... did not answer within {limit:g} s") from None
+        if interrupted:
+            raise KeyboardInterrupt
+        result = Result(args, proc.returncode, stdout or "", stderr or "")
         if check and proc.returncode != 0:
             if error is None:
                 raise docker_failure(args, proc.returncode, result.stderr)
@@ -219,6 +226,28 @@ class Runner:
                 argv=args,
             )
         return (error or MuxError)(f"{args[0]} was not found on PATH")
+
+
+def _wait(proc: subprocess.Popen[str], input: str | None, shield: bool,
+          timeout: float | None) -> tuple[str, str, bool]:
+    """Output of a finished ``proc``. Unshielded, Ctrl-C kills it (as subprocess.run
+    does); shielded, the first one waits for it and the second kills it. After
+    ``timeout`` seconds it is killed (TimeoutExpired)."""
+    interrupts = 0
+    while True:
+        try:
+            stdout, stderr = proc.communicate(input if interrupts == 0 else None, timeout=timeout)
+            return stdout, stderr, interrupts > 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        except KeyboardInterrupt:
+            interrupts += 1
+            if not shield or interrupts > 1:
+                proc.kill()
+                proc.wait()
+                raise
 
 
 def host_step(runner: Runner, argv: Argv, action: Callable[[], object]) -> None:

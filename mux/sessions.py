@@ -1,34 +1,48 @@
-"""Sessions as Docker knows them: read back from container labels, one call."""
+"""Sessions as Docker knows them: read back from container labels, one call.
+
+Labels are input: a container whose ``mux.session`` label is not a valid NAME
+is *foreign* (shown, never acted on by name, never a path), and a container of
+another instance is not seen at all. Commands act on a session's container ID,
+never on the name ``mux-NAME``, which any container may hold.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mux import argv as A
 from mux import paths
 from mux.errors import MuxError, SessionNotFound
 from mux.hostfiles import being_created
-from mux.runner import Runner
-from mux.spec import CREATED_FORMAT
+from mux.spec import CREATED_FORMAT, container_name
+from mux.validate import SESSION_NAME
 
-LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent", "egress")
+if TYPE_CHECKING:
+    from mux.runner import Runner
+
+LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent", "egress",
+          "instance")
 # One JSON object per container, labels read one by one so that no value (a
 # path with a comma, say) can be confused with the separator of .Labels.
 PS_FORMAT = (
     '{"id":{{json .ID}},"container":{{json .Names}},"state":{{json .State}},'
-    '"docker_image":{{json .Image}},'
+    '"docker_image":{{json .Image}},"docker_status":{{json .Status}},'
     + ",".join(f'"{k}":{{{{json (.Label "mux.{k}")}}}}' for k in LABELS)
     + "}"
 )
+EXITED = re.compile(r"Exited \((-?\d+)\)")
 
 
 @dataclass(frozen=True)
 class Session:
     name: str
     backend: str
-    status: str  # running, stopped, or docker's own word (paused, restarting, dead)
+    status: str  # running, stopped, missing, or docker's own word (paused, restarting, dead)
     created: str
     workdir: str
     image: str
@@ -39,15 +53,42 @@ class Session:
     egress: str = ""  # proxied sessions: open or proxy-only (mux.proxy.egress); others ""
     state: str = ""
     id: str = ""
+    exit_code: int | None = None  # the command's exit status, once it has exited
 
     @property
     def running(self) -> bool:
         return self.state in ("running", "restarting", "paused")
 
-    def public(self) -> dict[str, str]:
+    @property
+    def ref(self) -> str:
+        """How docker commands name this session's container: its ID."""
+        return self.id or self.container
+
+    def public(self) -> dict[str, object]:
         data = asdict(self)
         del data["state"], data["id"]
         return data
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """A container labelled mux.session that mux cannot take as a session."""
+
+    container: str
+    id: str
+    label: str
+    state: str
+
+    def public(self) -> dict[str, object]:
+        return {"name": self.label, "backend": "", "status": "foreign", "created": "", "workdir": "",
+                "image": "", "container": self.container, "repo": "", "branch": "", "agent": "",
+                "egress": "", "exit_code": None}
+
+
+@dataclass(frozen=True)
+class Scan:
+    sessions: list[Session]
+    foreign: list[Foreign]
 
 
 def status_of(state: str) -> str:
@@ -58,56 +99,108 @@ def status_of(state: str) -> str:
     return state
 
 
-def parse_ps(output: str) -> list[Session]:
-    sessions = []
+def exit_code_of(state: str, status_text: str) -> int | None:
+    found = EXITED.match(status_text) if state == "exited" else None
+    return int(found.group(1)) if found else None
+
+
+def parse_ps(output: str, instance: str | None = None) -> Scan:
+    """Rows of ``docker ps`` in PS_FORMAT: sessions of ``instance`` (None: those
+    without an instance label), and containers whose session label is not a NAME."""
+    sessions, foreign = [], []
     for line in output.splitlines():
         if not line.strip():
             continue
         row = json.loads(line)
+        if (row.get("instance") or None) != instance:
+            continue  # another instance's: not ours to show or touch
+        name = row["session"]
+        if not isinstance(name, str) or not SESSION_NAME.fullmatch(name):
+            foreign.append(Foreign(container=row["container"], id=row["id"], label=str(name),
+                                   state=row["state"]))
+            continue
         sessions.append(Session(
-            name=row["session"], backend=row["backend"] or "docker",
+            name=name, backend=row["backend"] or "docker",
             status=status_of(row["state"]), created=row["created"],
             workdir=row["workdir"], image=row["image"] or row["docker_image"],
             container=row["container"], repo=row["repo"], branch=row["branch"], agent=row.get("agent") or "",
             egress=row.get("egress") or "",
             state=row["state"], id=row["id"],
+            exit_code=exit_code_of(row["state"], row.get("docker_status", "")),
         ))
-    return sorted(sessions, key=lambda s: (s.name, s.container))
+    return Scan(sorted(sessions, key=lambda s: (s.name, s.container)),
+                sorted(foreign, key=lambda f: f.container))
 
 
-def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
-    result = runner.query(A.ps_argv(PS_FORMAT, name=name, instance=paths.instance()))
+def scan(runner: Runner, name: str | None = None) -> Scan:
+    """This instance's sessions (and foreign-labelled containers): one `docker ps`."""
+    inst = paths.instance()
+    result = runner.query(A.ps_argv(PS_FORMAT, name=name, instance=inst))
     try:
-        return parse_ps(result.stdout)
-    except (ValueError, KeyError) as exc:
+        return parse_ps(result.stdout, inst)
+    except (ValueError, KeyError, TypeError) as exc:
         raise MuxError(f"could not read `docker ps` output: {exc}") from None
 
 
+def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
+    return scan(runner, name).sessions
+
+
 def find(runner: Runner, name: str) -> Session:
-    """The session called ``name``, found by label (so a renamed container still counts)."""
+    """The session called ``name``, found by label (so a renamed container still
+    counts); a container that merely holds the name mux-NAME is not it."""
+    from mux.validate import session_name
+
+    session_name(name)
     found = list_sessions(runner, name)
     if not found:
-        raise SessionNotFound(name)
-    exact = [s for s in found if s.container == A.container_name(name)]
+        raise not_found(runner, name)
+    exact = [s for s in found if s.container == container_name(name)]
     return (exact or found)[0]
+
+
+def not_found(runner: Runner, name: str) -> SessionNotFound:
+    """Exit 3; says so when a container holds the name without being this session."""
+    error = SessionNotFound(name)
+    probe = runner.query(A.inspect_argv(container_name(name), "{{.Id}}"), check=False)
+    if probe.returncode == 0 and probe.stdout.strip():
+        error.hint = (f"container {container_name(name)} exists but is not a mux session "
+                      f"{'of this instance ' if paths.instance() else ''}(no matching labels); "
+                      "mux leaves it alone")
+    return error
 
 
 def leftovers(known: list[Session] | set[str]) -> list[Session]:
     """Session directories whose container is gone (removed by hand, or a `mux new`
     that died): shown by `mux list` as status "missing" so nothing hides.
-    ``known``: the sessions (or their names) docker has containers for."""
-    root = paths.data_dir() / "sessions"
+    ``known``: the sessions (or their names) docker has containers for. Only
+    directories named like a session count; anything else is not mux's."""
+    root = paths.sessions_root()
     if not root.is_dir():
         return []
     names = {s if isinstance(s, str) else s.name for s in known}
     found = []
     for directory in sorted(root.iterdir()):
         # A directory a running `mux new` holds is a session being born, not a leftover.
-        if directory.is_dir() and directory.name not in names and not being_created(directory):
-            stamp = datetime.fromtimestamp(directory.stat().st_mtime, timezone.utc)
+        if (is_session_dir(directory) and directory.name not in names
+                and not being_created(directory)):
+            stamp = datetime.fromtimestamp(directory.lstat().st_mtime, timezone.utc)
             found.append(Session(
                 name=directory.name, backend="docker", status="missing",
                 created=stamp.strftime(CREATED_FORMAT), workdir="",
                 image="", container="",
             ))
     return found
+
+
+def is_session_dir(path: Path) -> bool:
+    """A real directory (not a symlink) named like a session."""
+    return bool(SESSION_NAME.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
+
+
+def strangers(root: Path | None = None) -> list[Path]:
+    """Entries of the sessions directory that no session can own (for doctor)."""
+    root = root if root is not None else paths.sessions_root()
+    if not root.is_dir():
+        return []
+    return [p for p in sorted(root.iterdir()) if not is_session_dir(p)]

@@ -44,6 +44,7 @@ class SessionSpec:
     tty: bool = True  # -it: a terminal to attach to; off for one-shot (headless) agents
     workspace_volume: str | None = None  # named volume at /workspace instead of workdir (mux/volumes.py)
     home_volume: str | None = None  # named volume as HOME instead of the host directory ``home``
+    cidfile: Path | None = None  # docker run --cidfile: where docker writes the new container's ID
 
     @property
     def container(self) -> str:

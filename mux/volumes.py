@@ -112,7 +112,7 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
             from mux.repo import remove_clone
 
             host_step(runner, ["rm", "-rf", source], partial(remove_clone, source))
-        runner.run(A.start_argv(spec.name))
+        runner.run(A.start_argv(spec.container))
         # Everything is on the engine now; host files would only show up as a
         # "missing" session when listing another engine.
         host_step(runner, ["rm", "-rf", session_dir], partial(shutil.rmtree, session_dir, ignore_errors=True))

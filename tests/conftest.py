@@ -75,6 +75,14 @@ def mux_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def session_dir(name: str, data: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """Where mux keeps session NAME's files: per instance (see mux.paths), so a test
+    that looks for leftovers looks where mux would have put them."""
+    from mux import paths
+
+    return paths.sessions_root(data, env) / name
+
+
 def mux(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         check: bool = False, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run the real `mux` command line in a child process."""

@@ -117,7 +117,7 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
         raise ConfigError("--running and --stopped exclude each other; give at most one")
     state = _state(ctx)
     engines = state.engines()
-    pairs, warnings = gather(engines, verbose=state.verbose)
+    pairs, foreign, warnings = gather(engines, verbose=state.verbose)
     for warning in warnings:
         click.echo(f"mux: warning: {warning}", err=True)
     context = {id(s): name for name, s in pairs}
@@ -127,24 +127,29 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
         sessions = [s for s in sessions if s.running]
     if stopped:
         sessions = [s for s in sessions if not s.running and s.status != "missing"]
+    # Containers whose mux.session label is no session name: shown, never acted on.
+    foreign = [] if running or stopped else foreign
     # A working directory (or repo clone) deleted behind mux's back is shown, not hidden.
     present = {s.name: not s.workdir or s.workdir.startswith("volume:") or Path(s.workdir).exists()
                for s in sessions}
     if as_json:
-        click.echo(json.dumps([{**s.public(), "workdir_exists": present[s.name],
-                                "context": context.get(id(s), "")} for s in sessions], indent=2))
+        data = [{**s.public(), "workdir_exists": present[s.name], "context": context.get(id(s), "")}
+                for s in sessions]
+        data += [{**f.public(), "workdir_exists": False, "context": name} for name, f in foreign]
+        click.echo(json.dumps(data, indent=2))
         return
-    if not sessions:
+    if not sessions and not foreign:
         click.echo("No sessions. Create one with: mux new NAME", err=True)
         return
     with_repo = any(s.repo for s in sessions)
     with_agent = any(s.agent for s in sessions)
     with_egress = any(s.egress not in ("", "open") for s in sessions)  # shown when not all are open
     several = len(engines) > 1
-    headers = (["NAME"] + (["CONTEXT"] if several else []) + ["BACKEND", "STATUS", "CREATED"]
+    headers = (["NAME"] + (["CONTEXT"] if several else []) + ["BACKEND", "STATUS", "EXIT", "CREATED"]
                + (["AGENT"] if with_agent else []) + ["WORKING DIRECTORY"] + (["REPO"] if with_repo else []))
     rows = [[s.name] + ([context.get(id(s), "")] if several else [])
-            + [s.backend, s.status + ("" if present[s.name] else " (workdir missing)"), created_local(s.created)]
+            + [s.backend, s.status + ("" if present[s.name] else " (workdir missing)"),
+               "" if s.exit_code is None else str(s.exit_code), created_local(s.created)]
             + ([s.agent or "-"] if with_agent else []) + [s.workdir]
             + ([s.repo] if with_repo else []) for s in sessions]
     if with_egress:
@@ -152,6 +157,9 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
         headers.insert(at, "EGRESS")
         for row, s in zip(rows, sessions):
             row.insert(at, s.egress or "-")  # "-": not through the proxy
+    # Containers whose mux.session label is no NAME: a row each, the label shown quoted.
+    rows += [[json.dumps(f.label)] + ([name] if several else []) + ["", f"foreign (container {f.container})"]
+             + [""] * (len(headers) - 3 - several) for name, f in foreign]
     click.echo(render(headers, rows))
 
 

@@ -23,7 +23,29 @@ from mux.sessions import PS_FORMAT
 
 FROZEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 IMAGE = "mux-test/busybox"
+CID = "0123abcd" * 8  # the container ID of every session ps_line describes
 PS_ALL = ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session", "--format", PS_FORMAT]
+
+
+NEW_ID = "f00d" * 16  # what `docker run -d` prints
+TOP_STARTED = ("UID PID PPID C STIME TTY TIME CMD\n"
+               "root 9 8 0 05:09 ? 00:00:00 /sbin/docker-init -- /bin/sh\n"
+               "root 10 9 0 05:09 ? 00:00:00 /bin/sh\n")
+
+
+def top(cid: str = NEW_ID) -> list[str]:
+    return ["docker", "top", cid]
+
+
+def register_run(fp, argv: list[str], cid: str = NEW_ID) -> None:  # type: ignore[no-untyped-def]
+    """A `docker run -d` that starts its command: the run, then the started check."""
+    fp.register(argv, stdout=cid + "\n")
+    fp.register(top(cid), stdout=TOP_STARTED)
+
+
+def probe(name: str) -> list[str]:
+    """How a not-found session checks for a container merely holding its name."""
+    return ["docker", "container", "inspect", "--format", "{{.Id}}", f"mux-{name}"]
 
 
 def ps_one(name: str) -> list[str]:
@@ -32,7 +54,8 @@ def ps_one(name: str) -> list[str]:
 
 
 def ps_line(name: str, state: str = "running", **labels: str) -> str:
-    row = {"id": "0123abcd" * 8, "container": f"mux-{name}", "state": state, "docker_image": IMAGE,
+    row = {"id": CID, "container": f"mux-{name}", "state": state, "docker_image": IMAGE,
+           "docker_status": "Exited (0) 2 minutes ago" if state == "exited" else "Up 2 minutes",
            "session": name, "backend": "docker", "workdir": f"/home/u/{name}", "image": IMAGE,
            "created": "2026-01-02T03:04:05Z", "version": __version__, "repo": "", "branch": ""}
     row.update(labels)
@@ -126,6 +149,7 @@ def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str]
            "-e", "GIT_CONFIG_VALUE_2=ada@example.com"]
     return [
         "docker", "run", "-d", "-it", "--init", "--name", f"mux-{name}",
+        "--cidfile", f"{home.session_dir(name)}/container.id",
         "--label", f"mux.session={name}", "--label", "mux.backend=docker",
         "--label", f"mux.workdir={workdir}", "--label", f"mux.image={image}",
         "--label", "mux.created=2026-01-02T03:04:05Z", "--label", f"mux.version={__version__}",

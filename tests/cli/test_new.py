@@ -10,7 +10,7 @@ import pytest
 from mux import __version__
 from mux.argv import SHELL_FALLBACK
 from mux.runner import quote
-from tests.cli.muxcli import IMAGE, Home, ps_line, ps_one, run, run_argv
+from tests.cli.muxcli import IMAGE, NEW_ID, Home, ps_line, ps_one, register_run, run, run_argv, top
 
 CONFLICT = (
     'docker: Error response from daemon: Conflict. The container name "/mux-s1" is already in use by container '
@@ -31,10 +31,10 @@ GIT_IDENTITY = ["git", "config", "--get-regexp", r"^user\.(name|email)$"]
 
 def test_new_runs_one_docker_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     expected = run_argv(home)
-    fp.register(expected, stdout="f00d" * 16 + "\n")
+    register_run(fp, expected)
     result = run("new", "s1")
     assert result.code == 0, result.err
-    assert list(fp.calls) == [expected]
+    assert list(fp.calls) == [expected, top()]
     assert result.out == "Created session s1 (container mux-s1).\nAttach with: mux attach s1\n"
     session_home = home.session_dir("s1") / "home"
     assert session_home.is_dir()
@@ -43,7 +43,7 @@ def test_new_runs_one_docker_run(home: Home, fp) -> None:  # type: ignore[no-unt
 
 
 def test_new_quiet(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    fp.register(run_argv(home), stdout="id\n")
+    register_run(fp, run_argv(home))
     result = run("-q", "new", "s1")
     assert (result.code, result.out) == (0, "")
 
@@ -55,9 +55,9 @@ def test_new_reads_git_identity_from_host(home: Home, fp) -> None:  # type: igno
            "-e", "GIT_CONFIG_KEY_1=user.name", "-e", "GIT_CONFIG_VALUE_1=Grace Hopper",
            "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=grace@example.com"]
     expected = run_argv(home, env=env)
-    fp.register(expected, stdout="id\n")
+    register_run(fp, expected)
     assert run("new", "s1").code == 0
-    assert list(fp.calls) == [GIT_IDENTITY, expected]
+    assert list(fp.calls) == [GIT_IDENTITY, expected, top()]
 
 
 def test_new_without_host_git_identity(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -65,9 +65,9 @@ def test_new_without_host_git_identity(home: Home, fp) -> None:  # type: ignore[
     fp.register(GIT_IDENTITY, returncode=1)  # git config exits 1 when nothing matches
     expected = run_argv(home, env=["-e", "GIT_CONFIG_COUNT=1", "-e", "GIT_CONFIG_KEY_0=safe.directory",
                                    "-e", "GIT_CONFIG_VALUE_0=/workspace"])
-    fp.register(expected, stdout="id\n")
+    register_run(fp, expected)
     assert run("new", "s1").code == 0
-    assert list(fp.calls) == [GIT_IDENTITY, expected]
+    assert list(fp.calls) == [GIT_IDENTITY, expected, top()]
 
 
 def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -77,6 +77,7 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
     other.mkdir()
     expected = [
         "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
+        "--cidfile", f"{home.session_dir('s1')}/container.id",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={other}",
         "--label", "mux.image=alpine:3.19", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
@@ -91,14 +92,14 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
         "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "always",
         "alpine:3.19", "claude", "--dangerously-skip-permissions", "-p", "do it",
     ]
-    fp.register(expected, stdout="id\n")
+    register_run(fp, expected)
     # Relative --volume paths resolve against the current directory, not --workdir.
     result = run("new", "--workdir", str(other), "--image", "alpine:3.19", "--env", "A=1", "-e", "GH_TOKEN",
                  "--volume", "./sub:/sub:ro", "--volume", "cache:/cache", "--network", "none",
                  "--memory", "1g", "--memory-swap", "2g", "--cpus", "0.5", "--pull", "always",
                  "s1", "--", "claude", "--dangerously-skip-permissions", "-p", "do it")
     assert result.code == 0, result.err
-    assert list(fp.calls) == [expected]
+    assert list(fp.calls) == [expected, top()]
 
 
 def test_config_values_reach_docker_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -121,6 +122,7 @@ inject_config = false
 """)
     expected = [
         "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
+        "--cidfile", f"{home.session_dir('s1')}/container.id",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={home.proj}",
         "--label", f"mux.image={IMAGE}", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
@@ -129,10 +131,10 @@ inject_config = false
         "--memory", "512m", "--cpus", "2", "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
         IMAGE, "/bin/sh", "-c", SHELL_FALLBACK, "mux-session", "/bin/zsh",
     ]
-    fp.register(expected, stdout="id\n")
+    register_run(fp, expected)
     result = run("new", "s1")
     assert result.code == 0, result.err
-    assert list(fp.calls) == [expected]
+    assert list(fp.calls) == [expected, top()]
     assert not (home.session_dir("s1") / "home").exists()
 
 
@@ -151,16 +153,17 @@ def test_dry_run_prints_and_runs_nothing(home: Home, fp) -> None:  # type: ignor
 
 def test_verbose_echoes_commands_to_stderr(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     expected = run_argv(home)
-    fp.register(expected, stdout="id\n")
+    register_run(fp, expected)
     result = run("-v", "new", "s1")
     assert result.code == 0
-    assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home", "+ " + quote(expected)]
+    assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home", "+ " + quote(expected),
+                                       "+ " + quote(top())]
     assert "+ docker" not in result.out
 
 
 def test_log_level_debug_is_verbose(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("MUX_LOG_LEVEL", "debug")
-    fp.register(run_argv(home), stdout="id\n")
+    register_run(fp, run_argv(home))
     assert "+ docker run -d -it --init --name mux-s1 " in run("new", "s1").err
 
 
@@ -171,7 +174,8 @@ def test_name_held_by_another_container(home: Home, fp) -> None:  # type: ignore
     assert result.code == 1
     assert result.err.splitlines() == [
         "mux: error: container mux-s1 already exists but is not a mux session",
-        "mux: hint: remove or rename it: `docker rm mux-s1`",
+        "mux: hint: mux leaves it alone; rename or remove it yourself (`docker rename mux-s1 NEW`), "
+        "or choose another NAME",
     ]
     assert not home.session_dir("s1").exists()
 
@@ -297,3 +301,70 @@ def test_env_value_is_never_printed_for_by_reference(home: Home, fp, monkeypatch
     assert " -e GH_TOKEN " in result.out
     assert "s3cr3t-value" not in result.out
     assert os.environ["GH_TOKEN"] == "s3cr3t-value"
+
+
+# --- all or nothing: what docker made is removed when the session cannot be whole --
+
+
+def writes_cidfile(home: Home, cid: str = NEW_ID):  # type: ignore[no-untyped-def]
+    """As docker run --cidfile does once the container exists (before starting it)."""
+    def callback(process) -> None:  # type: ignore[no-untyped-def]
+        (home.session_dir("s1") / "container.id").write_text(cid)
+    return callback
+
+
+STATE = ["docker", "container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", NEW_ID]
+LOGS = ["docker", "logs", "--tail", "10", NEW_ID]
+NOT_RUNNING = f"Error response from daemon: Container {NEW_ID} is not running\n"
+MINE = {"id": NEW_ID, "created": "2026-01-02T03:04:05Z"}
+
+
+def test_a_command_that_cannot_start_is_a_failed_new(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    expected = run_argv(home, tail=["nosuchcmd"])
+    fp.register(expected, stdout=NEW_ID + "\n", callback=writes_cidfile(home))
+    fp.register(top(), returncode=1, stderr=NOT_RUNNING)
+    fp.register(STATE, stdout="false 127\n")
+    fp.register(LOGS, stderr="[FATAL tini (7)] exec nosuchcmd failed: No such file or directory\n")
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited", **MINE))
+    fp.register(["docker", "rm", "-f", NEW_ID], stdout=NEW_ID + "\n")
+    result = run("new", "s1", "--", "nosuchcmd")
+    assert result.code == 1, result.err
+    assert result.err.splitlines()[0] == (
+        "mux: error: the command of session 's1' cannot start: exec nosuchcmd failed: No such file or directory")
+    assert list(fp.calls) == [expected, top(), STATE, LOGS, ps_one("s1"), ["docker", "rm", "-f", NEW_ID]]
+    assert result.out == "" and not home.session_dir("s1").exists()
+
+
+def test_a_command_that_runs_and_ends_is_a_session(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    expected = run_argv(home, tail=["true"])
+    fp.register(expected, stdout=NEW_ID + "\n")
+    fp.register(top(), returncode=1, stderr=NOT_RUNNING)
+    fp.register(STATE, stdout="false 0\n")
+    fp.register(LOGS, stdout="")
+    result = run("new", "s1", "--", "true")
+    assert result.code == 0, result.err
+    assert "has already ended (exit code 0)" in result.err
+    assert home.session_dir("s1").is_dir()
+
+
+def test_docker_failing_after_create_removes_what_it_made(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    expected = run_argv(home)
+    fp.register(expected, returncode=125, callback=writes_cidfile(home), stderr=(
+        "docker: Error response from daemon: network no-such-net not found.\nSee 'docker run --help'.\n"))
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "created", **MINE))
+    fp.register(["docker", "rm", "-f", NEW_ID], stdout=NEW_ID + "\n")
+    result = run("new", "s1")
+    assert result.code == 4
+    assert result.err == "mux: error: docker run failed: network no-such-net not found.\n"
+    assert list(fp.calls)[-1] == ["docker", "rm", "-f", NEW_ID]
+    assert not home.session_dir("s1").exists()
+
+
+def test_undo_never_removes_a_container_it_did_not_make(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    """The cidfile names a container, but docker says it is no session of ours: left alone."""
+    expected = run_argv(home)
+    fp.register(expected, returncode=125, callback=writes_cidfile(home), stderr="docker: oops.\n")
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "created", id=NEW_ID, created="2020-01-01T00:00:00Z"))
+    result = run("new", "s1")
+    assert result.code == 4
+    assert list(fp.calls) == [expected, ps_one("s1")]  # no rm

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mux.argv import SHELL_FALLBACK
-from tests.cli.muxcli import IMAGE, PS_ALL, Home, ps_line, ps_one, run
+from tests.cli.muxcli import CID, IMAGE, PS_ALL, TOP_STARTED, Home, probe, ps_line, ps_one, run, top
 
 SOCK_DENIED = (
     "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "
@@ -45,10 +45,10 @@ def test_list_table(home: Home, fp, utc) -> None:  # type: ignore[no-untyped-def
     result = run("list")
     assert result.code == 0, result.err
     assert result.out == (
-        "NAME  BACKEND  STATUS                     CREATED           WORKING DIRECTORY\n"
-        f"api   docker   running                    2026-01-02 03:04  {api}\n"
-        "gone  docker   running (workdir missing)  2026-01-02 03:04  /nonexistent/clone\n"
-        f"web   docker   stopped                    2026-01-02 03:04  {web}\n"
+        "NAME  BACKEND  STATUS                     EXIT  CREATED           WORKING DIRECTORY\n"
+        f"api   docker   running                          2026-01-02 03:04  {api}\n"
+        "gone  docker   running (workdir missing)        2026-01-02 03:04  /nonexistent/clone\n"
+        f"web   docker   stopped                    0     2026-01-02 03:04  {web}\n"
     )
     assert list(fp.calls) == [PS_ALL]
     fp.register(PS_ALL, stdout=rows)
@@ -128,35 +128,78 @@ def test_list_without_docker(home: Home, monkeypatch: pytest.MonkeyPatch) -> Non
 # --- start / stop -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("verb", "said"), [pytest.param("start", "Started", id="start"),
-                                            pytest.param("stop", "Stopped", id="stop")])
-def test_start_stop(home: Home, fp, verb: str, said: str) -> None:  # type: ignore[no-untyped-def]
-    fp.register(["docker", verb, "mux-s1"], stdout="mux-s1\n")
-    result = run(verb, "s1")
+def test_start(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(["docker", "start", CID], stdout=CID + "\n")
+    fp.register(top(CID), stdout=TOP_STARTED)
+    result = run("start", "s1")
     assert result.code == 0, result.err
-    assert result.out == f"{said} session s1.\n"
-    assert list(fp.calls) == [["docker", verb, "mux-s1"]]
+    assert result.out == "Started session s1.\n"
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", CID], top(CID)]
+
+
+def test_stop(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(["docker", "stop", CID], stdout=CID + "\n")
+    result = run("stop", "s1")
+    assert result.code == 0, result.err
+    assert result.out == "Stopped session s1.\n"
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "stop", CID]]
+
+
+def test_start_of_a_command_that_ends_at_once_says_so(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(["docker", "start", CID], stdout=CID + "\n")
+    fp.register(top(CID), returncode=1, stderr=f"Error response from daemon: Container {CID} is not running\n")
+    fp.register(["docker", "container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", CID],
+                stdout="false 3\n")
+    fp.register(["docker", "logs", "--tail", "10", CID], stdout="starting\nconfig missing: /x\n")
+    result = run("start", "s1")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        "mux: error: session 's1' stopped right after starting: its command exited with code 3",
+        "mux: hint: its last output: starting | config missing: /x; `mux logs s1` shows all"]
+    assert result.out == ""
 
 
 @pytest.mark.parametrize("verb", ["start", "stop"])
 def test_start_stop_missing_is_exit_3(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
-    fp.register(["docker", verb, "mux-s1"], returncode=1, stderr=no_such("s1", verb))
+    fp.register(ps_one("s1"), stdout="")
+    fp.register(probe("s1"), returncode=1, stderr=no_such("s1", "inspect"))
     result = run(verb, "s1")
     assert result.code == 3
     assert result.err.splitlines() == ["mux: error: no session named 's1'",
                                        "mux: hint: `mux list` shows the sessions that exist"]
 
 
+@pytest.mark.parametrize("verb", ["start", "stop", "attach", "exec", "logs", "delete"])
+def test_a_container_merely_named_like_the_session_is_left_alone(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout="")  # no container carries the session's label
+    fp.register(probe("s1"), stdout="9999" * 16 + "\n")  # but one holds the name mux-s1
+    result = run(verb, "s1")
+    assert result.code == 3
+    assert "container mux-s1 exists but is not a mux session" in result.err and "leaves it alone" in result.err
+    assert [c[1] for c in fp.calls] == ["ps", "container"]  # looked, touched nothing
+
+
 @pytest.mark.parametrize("verb", ["start", "stop"])
 def test_start_stop_dry_run(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited" if verb == "start" else "running"))
     result = run(verb, "--dry-run", "s1")
-    assert (result.code, result.out) == (0, f"docker {verb} mux-s1\n")
-    assert list(fp.calls) == []
+    assert (result.code, result.out) == (0, f"docker {verb} {CID}\n")
+    assert list(fp.calls) == [ps_one("s1")]
 
 
 def test_stop_engine_down_is_exit_4(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    fp.register(["docker", "stop", "mux-s1"], returncode=1, stderr=NO_ENGINE)
+    fp.register(ps_one("s1"), returncode=1, stderr=NO_ENGINE)
     assert run("stop", "s1").code == 4
+
+
+def test_a_renamed_session_is_acted_on_by_id(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    fp.register(ps_one("s1"), stdout=ps_line("s1", container="renamed-by-hand"))
+    fp.register(["docker", "stop", CID], stdout=CID + "\n")
+    assert run("stop", "s1").code == 0
+    assert list(fp.calls)[-1] == ["docker", "stop", CID]
 
 
 # --- delete -----------------------------------------------------------------
@@ -176,24 +219,25 @@ def test_delete_running_needs_force(home: Home, fp) -> None:  # type: ignore[no-
 def test_delete_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     (home.session_dir("s1") / "home").mkdir(parents=True)
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
-    fp.register(["docker", "rm", "-f", "mux-s1"], stdout="mux-s1\n")
+    fp.register(["docker", "rm", "-f", CID], stdout="mux-s1\n")
     result = run("delete", "--force", "s1")
     assert result.code == 0, result.err
-    assert list(fp.calls) == [ps_one("s1"), ["docker", "rm", "-f", "mux-s1"]]
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "rm", "-f", CID]]
     assert result.out == "Deleted session s1.\n"
     assert not home.session_dir("s1").exists()
 
 
 def test_delete_stopped_without_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
-    fp.register(["docker", "rm", "mux-s1"], stdout="mux-s1\n")
+    fp.register(["docker", "rm", CID], stdout="mux-s1\n")
     result = run("delete", "s1")
     assert result.code == 0, result.err
-    assert list(fp.calls)[-1] == ["docker", "rm", "mux-s1"]
+    assert list(fp.calls)[-1] == ["docker", "rm", CID]
 
 
 def test_delete_missing_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout="")
+    fp.register(probe("s1"), returncode=1, stderr=no_such("s1", "inspect"))
     result = run("delete", "s1")
     assert result.code == 3
     assert "no session named 's1'" in result.err
@@ -229,21 +273,22 @@ def test_delete_leaves_a_session_being_created_alone(home: Home, fp) -> None:  #
 
 
 def test_delete_all(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    fp.register(PS_ALL, stdout=ps_line("a", "exited") + ps_line("b") + ps_line("c", "created"))
-    fp.register(["docker", "rm", "mux-a", "mux-c"], stdout="mux-a\nmux-c\n")
+    fp.register(PS_ALL, stdout=ps_line("a", "exited", id="a" * 64) + ps_line("b")
+                + ps_line("c", "created", id="c" * 64))
+    fp.register(["docker", "rm", "a" * 64, "c" * 64], stdout="")
     result = run("delete", "--all")
     assert result.code == 1  # b is running: refused, the others go
-    assert list(fp.calls) == [PS_ALL, ["docker", "rm", "mux-a", "mux-c"]]
+    assert list(fp.calls) == [PS_ALL, ["docker", "rm", "a" * 64, "c" * 64]]
     assert result.out == "Deleted session a.\nDeleted session c.\n"
     assert result.err.splitlines()[0] == "mux: error: not deleting 1 session(s): b: it is running"
 
 
 def test_delete_all_force(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    fp.register(PS_ALL, stdout=ps_line("a", "exited") + ps_line("b"))
-    fp.register(["docker", "rm", "-f", "mux-a", "mux-b"], stdout="")
+    fp.register(PS_ALL, stdout=ps_line("a", "exited", id="a" * 64) + ps_line("b", id="b" * 64))
+    fp.register(["docker", "rm", "-f", "a" * 64, "b" * 64], stdout="")
     result = run("delete", "--all", "--force")
     assert result.code == 0, result.err
-    assert list(fp.calls)[-1] == ["docker", "rm", "-f", "mux-a", "mux-b"]
+    assert list(fp.calls)[-1] == ["docker", "rm", "-f", "a" * 64, "b" * 64]
 
 
 def test_delete_dry_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -251,7 +296,7 @@ def test_delete_dry_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
     result = run("delete", "--dry-run", "-f", "s1")
     assert result.code == 0
-    assert result.out.splitlines() == ["docker rm -f mux-s1", f"rm -rf {home.session_dir('s1')}"]
+    assert result.out.splitlines() == [f"docker rm -f {CID}", f"rm -rf {home.session_dir('s1')}"]
     assert list(fp.calls) == [ps_one("s1")]  # the query runs; nothing is removed
     assert home.session_dir("s1").exists()
 
@@ -266,7 +311,7 @@ def test_delete_name_xor_all(home: Home, fp, args: list[str]) -> None:  # type: 
 def test_delete_rm_fails_is_exit_4(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     home.session_dir("s1").mkdir(parents=True)
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
-    fp.register(["docker", "rm", "mux-s1"], returncode=1, stderr=NO_ENGINE)
+    fp.register(["docker", "rm", CID], returncode=1, stderr=NO_ENGINE)
     assert run("delete", "s1").code == 4
     assert home.session_dir("s1").exists()  # files stay when the container could not be removed
 
@@ -279,34 +324,36 @@ def test_attach_running(home: Home, fp, execs) -> None:  # type: ignore[no-untyp
     result = run("attach", "s1")
     assert result.code == 0
     assert list(fp.calls) == [ps_one("s1")]
-    assert execs == [["docker", "attach", "mux-s1"]]
+    assert execs == [["docker", "attach", CID]]
     assert "detach with Ctrl-P Ctrl-Q" in result.err
 
 
 def test_attach_starts_a_stopped_session(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
-    fp.register(["docker", "start", "mux-s1"], stdout="mux-s1\n")
+    fp.register(["docker", "start", CID], stdout=CID + "\n")
+    fp.register(top(CID), stdout=TOP_STARTED)
     assert run("attach", "s1").code == 0
-    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", "mux-s1"]]
-    assert execs == [["docker", "attach", "mux-s1"]]
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", CID], top(CID)]
+    assert execs == [["docker", "attach", CID]]
 
 
 def test_attach_dry_run(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
     result = run("attach", "--dry-run", "s1")
-    assert (result.code, result.out) == (0, "docker start mux-s1\ndocker attach mux-s1\n")
+    assert (result.code, result.out) == (0, f"docker start {CID}\ndocker attach {CID}\n")
     assert execs == []
 
 
 def test_attach_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout="")
+    fp.register(probe("s1"), returncode=1)
     assert run("attach", "s1").code == 3
     assert execs == []
 
 
 def test_attach_verbose(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
-    assert "+ docker attach mux-s1" in run("-v", "attach", "s1").err.splitlines()
+    assert f"+ docker attach {CID}" in run("-v", "attach", "s1").err.splitlines()
 
 
 @pytest.mark.parametrize(("args", "command"), [
@@ -318,7 +365,7 @@ def test_exec(home: Home, fp, execs, args: list[str], command: list[str]) -> Non
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
     result = run("exec", "s1", *args)
     assert result.code == 0, result.err
-    assert execs == [["docker", "exec", "-i", "mux-s1", *command]]  # no terminal here: no -t
+    assert execs == [["docker", "exec", "-i", CID, *command]]  # no terminal here: no -t
 
 
 def test_exec_uses_configured_shell(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
@@ -338,12 +385,13 @@ def test_exec_stopped(home: Home, fp, execs) -> None:  # type: ignore[no-untyped
 
 def test_exec_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout="")
+    fp.register(probe("s1"), returncode=1)
     assert run("exec", "s1", "--", "ls").code == 3
 
 
 @pytest.mark.parametrize(("args", "argv"), [
-    pytest.param([], ["docker", "logs", "mux-s1"], id="plain"),
-    pytest.param(["-f"], ["docker", "logs", "-f", "mux-s1"], id="follow"),
+    pytest.param([], ["docker", "logs", CID], id="plain"),
+    pytest.param(["-f"], ["docker", "logs", "-f", CID], id="follow"),
 ])
 def test_logs(home: Home, fp, execs, args: list[str], argv: list[str]) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
@@ -353,6 +401,7 @@ def test_logs(home: Home, fp, execs, args: list[str], argv: list[str]) -> None: 
 
 def test_logs_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout="")
+    fp.register(probe("s1"), returncode=1)
     assert run("logs", "s1").code == 3
     assert execs == []
 

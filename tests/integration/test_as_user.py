@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import docker
+from tests.conftest import docker, session_dir
 
 pytestmark = pytest.mark.docker
 
@@ -80,5 +80,5 @@ def test_socket_permission_denied_explains_the_docker_group(images, other_user) 
 def test_new_without_engine_access_leaves_nothing(images, other_user, unique_name) -> None:
     result = mux_as(other_user, "new", unique_name, groups=False)
     assert result.returncode == 4
-    assert not (other_user["base"] / "data" / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name, other_user["base"] / "data", other_user["env"]).exists()
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0

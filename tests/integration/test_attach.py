@@ -39,7 +39,8 @@ def test_attach_starts_a_stopped_session_and_detaches(images, mux_home, unique_n
     assert mux("stop", unique_name).returncode == 0
 
     printed = mux("attach", "--dry-run", unique_name, check=True).stdout
-    assert printed.splitlines() == [f"docker start mux-{unique_name}", f"docker attach mux-{unique_name}"]
+    cid = docker("container", "inspect", "--format", "{{.Id}}", f"mux-{unique_name}").stdout.strip()
+    assert printed.splitlines() == [f"docker start {cid}", f"docker attach {cid}"]  # by ID, found by label
     assert json.loads(mux("list", "--json").stdout)[0]["status"] == "stopped"  # dry-run ran nothing
 
     primary, secondary = os.openpty()

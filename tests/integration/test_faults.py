@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import docker, mux
+from tests.conftest import docker, mux, session_dir
 
 pytestmark = pytest.mark.docker
 
 
 def sessions_dir() -> Path:
-    return Path(os.environ["MUX_DATA_DIR"]) / "sessions"
+    return session_dir("x").parent
 
 
 def listed() -> dict[str, dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEBIAN, docker, mux
+from tests.conftest import DEBIAN, docker, mux, session_dir
 from tests.integration.git_http import GitHTTPServer
 
 pytestmark = pytest.mark.docker
@@ -39,10 +39,6 @@ def remote(tmp_path: Path) -> Path:
     bare = tmp_path / "remote.git"
     git("clone", "-q", "--bare", str(seed), str(bare))
     return bare
-
-
-def session_dir(name: str) -> Path:
-    return Path(os.environ["MUX_DATA_DIR"]) / "sessions" / name
 
 
 def nothing_left(name: str) -> bool:

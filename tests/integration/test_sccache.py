@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import docker, mux
+from tests.conftest import docker, mux, session_dir
 
 pytestmark = pytest.mark.docker
 
@@ -93,5 +93,5 @@ def test_no_sccache_binary_fails_before_docker(
     assert "Traceback" not in result.stderr
     assert docker("ps", "-a", "-q", "--filter", f"name=^mux-{unique_name}$").stdout.strip() == ""
     data = Path(os.environ["MUX_DATA_DIR"])
-    assert not (data / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name, data).exists()
     assert not (rust_home / "sccache").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX, DEBIAN, docker, mux
+from tests.conftest import BUSYBOX, DEBIAN, docker, mux, session_dir
 
 pytestmark = pytest.mark.docker
 
@@ -39,7 +39,8 @@ def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:
     assert mine == [{
         "name": name, "backend": "docker", "status": "running", "created": mine[0]["created"],
         "workdir": str(session["work"]), "image": BUSYBOX, "container": session["container"],
-        "repo": "", "branch": "", "agent": "", "egress": "", "workdir_exists": True, "context": "default",
+        "repo": "", "branch": "", "agent": "", "egress": "", "exit_code": None, "workdir_exists": True,
+        "context": "default",
     }]
     out = mux("exec", name, "--", "cat", "/workspace/hello.txt", check=True).stdout
     assert out == "hello from the host\n"
@@ -49,6 +50,8 @@ def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:
     assert inspect(session["container"])["State"]["Running"] is False
     assert name in mux("list", "--stopped", check=True).stdout
     assert name not in mux("list", "--running", check=True).stdout
+    code = inspect(session["container"])["State"]["ExitCode"]
+    assert [s["exit_code"] for s in json.loads(mux("list", "--json", check=True).stdout)] == [code]
     stopped = mux("exec", name, "--", "true")
     assert stopped.returncode == 1 and "mux start" in stopped.stderr
 
@@ -58,7 +61,7 @@ def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:
     assert refused.returncode == 1 and "running" in refused.stderr
     assert mux("delete", "--force", name).returncode == 0
     assert docker("container", "inspect", session["container"], check=False).returncode != 0
-    assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / name).exists()
+    assert not session_dir(name).exists()
     assert mux("stop", name).returncode == 3
 
 
@@ -141,7 +144,7 @@ def test_name_conflict_names_the_holder_and_leaves_it_alone(session) -> None:
     assert again.stderr.count("\n") <= 2  # one error line and one hint
     assert inspect(session["container"])["Id"] == before
     assert inspect(session["container"])["State"]["Running"] is True
-    home = Path(os.environ["MUX_DATA_DIR"]) / "sessions" / session["name"] / "home"
+    home = session_dir(session["name"]) / "home"
     assert home.is_dir()  # the winner's files are untouched
 
 
@@ -151,7 +154,7 @@ def test_a_container_holding_the_name_outside_mux(images, mux_home, unique_name,
     result = mux("new", unique_name)
     assert result.returncode == 1
     assert f"mux-{unique_name}" in result.stderr
-    assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name).exists()
 
 
 def test_missing_image_with_pull_never_leaves_nothing(images, mux_home, unique_name) -> None:
@@ -159,7 +162,7 @@ def test_missing_image_with_pull_never_leaves_nothing(images, mux_home, unique_n
     assert result.returncode == 4
     assert "not available locally" in result.stderr
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
-    assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name).exists()
     assert unique_name not in mux("list").stdout
 
 

@@ -93,6 +93,9 @@ def test_run_argv_is_all_strings() -> None:
     assert all(type(a) is str for a in A.run_argv(spec))
 
 
+CID = "c0ffee" * 10 + "abcd"  # lifecycle commands name the container by ID
+
+
 @pytest.mark.parametrize(("call", "expected"), [
     pytest.param(lambda: A.ps_argv("{{json .}}"),
                  ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session", "--format", "{{json .}}"],
@@ -100,20 +103,22 @@ def test_run_argv_is_all_strings() -> None:
     pytest.param(lambda: A.ps_argv("F", name="s1"),
                  ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
                   "--filter", "label=mux.session=s1", "--format", "F"], id="ps-one"),
-    pytest.param(lambda: A.inspect_argv("s1", "{{.State.Status}}"),
-                 ["docker", "container", "inspect", "--format", "{{.State.Status}}", "mux-s1"], id="inspect"),
-    pytest.param(lambda: A.start_argv("s1"), ["docker", "start", "mux-s1"], id="start"),
-    pytest.param(lambda: A.stop_argv("s1"), ["docker", "stop", "mux-s1"], id="stop"),
-    pytest.param(lambda: A.rm_argv(["mux-a"]), ["docker", "rm", "mux-a"], id="rm"),
-    pytest.param(lambda: A.rm_argv(["mux-a", "mux-b"], force=True), ["docker", "rm", "-f", "mux-a", "mux-b"],
+    pytest.param(lambda: A.inspect_argv(CID, "{{.State.Status}}"),
+                 ["docker", "container", "inspect", "--format", "{{.State.Status}}", CID], id="inspect"),
+    pytest.param(lambda: A.start_argv(CID), ["docker", "start", CID], id="start"),
+    pytest.param(lambda: A.stop_argv(CID), ["docker", "stop", CID], id="stop"),
+    pytest.param(lambda: A.rm_argv(["c1"]), ["docker", "rm", "c1"], id="rm"),
+    pytest.param(lambda: A.rm_argv(["c1", "c2"], force=True), ["docker", "rm", "-f", "c1", "c2"],
                  id="rm-force-many"),
-    pytest.param(lambda: A.attach_argv("s1"), ["docker", "attach", "mux-s1"], id="attach"),
-    pytest.param(lambda: A.exec_argv("s1", ["git", "status"], tty=True),
-                 ["docker", "exec", "-i", "-t", "mux-s1", "git", "status"], id="exec-tty"),
-    pytest.param(lambda: A.exec_argv("s1", ["ls"], tty=False), ["docker", "exec", "-i", "mux-s1", "ls"],
+    pytest.param(lambda: A.attach_argv(CID), ["docker", "attach", CID], id="attach"),
+    pytest.param(lambda: A.exec_argv(CID, ["git", "status"], tty=True),
+                 ["docker", "exec", "-i", "-t", CID, "git", "status"], id="exec-tty"),
+    pytest.param(lambda: A.exec_argv(CID, ["ls"], tty=False), ["docker", "exec", "-i", CID, "ls"],
                  id="exec-no-tty"),
-    pytest.param(lambda: A.logs_argv("s1"), ["docker", "logs", "mux-s1"], id="logs"),
-    pytest.param(lambda: A.logs_argv("s1", follow=True), ["docker", "logs", "-f", "mux-s1"], id="logs-follow"),
+    pytest.param(lambda: A.logs_argv(CID), ["docker", "logs", CID], id="logs"),
+    pytest.param(lambda: A.logs_argv(CID, follow=True), ["docker", "logs", "-f", CID], id="logs-follow"),
+    pytest.param(lambda: A.logs_argv(CID, tail=5), ["docker", "logs", "--tail", "5", CID], id="logs-tail"),
+    pytest.param(lambda: A.top_argv(CID), ["docker", "top", CID], id="top"),
 ])
 def test_other_argv(call, expected) -> None:  # type: ignore[no-untyped-def]
     assert call() == expected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -55,11 +54,21 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         yield root
 
 
-def _fake_run(calls: list[list[str]]):  # type: ignore[no-untyped-def]
-    def fake(args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(list(args))
-        return subprocess.CompletedProcess(args, 0, "id\n", "")
-    return fake
+TOP = ("UID PID PPID C STIME TTY TIME CMD\nroot 9 8 0 05:09 ? 00:00:00 /sbin/docker-init -- sh\n"
+       "root 10 9 0 05:09 ? 00:00:00 sh\n")
+
+
+def _fake_popen(calls: list[list[str]]):  # type: ignore[no-untyped-def]
+    class Fake:
+        returncode = 0
+
+        def __init__(self, args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            calls.append(list(args))
+            self.out = TOP if args[1] == "top" else "id\n"
+
+        def communicate(self, input=None):  # type: ignore[no-untyped-def]
+            return self.out, ""
+    return Fake
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -82,10 +91,10 @@ def test_dry_run_prints_what_would_run(sandbox: Path, name: str, values: list[tu
         dry = run("new", "--dry-run", *args[1:])
         assert dry.code == 0, dry.err
         calls: list[list[str]] = []
-        with mock.patch("mux.runner.subprocess.run", _fake_run(calls)):
+        with mock.patch("mux.runner.subprocess.Popen", _fake_popen(calls)):
             real = run(*args)
         assert real.code == 0, real.err
-    (docker_run,) = calls
+    (docker_run,) = [c for c in calls if c[1] != "top"]  # top: the started check, a query
     mkdir, _, docker_text = dry.out.partition("\n")
     assert shlex.split(mkdir) == ["mkdir", "-p", "-m", "700", str(data / "sessions" / name / "home")]
     # A value with a newline makes the quoted command span lines; it is still one command.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEBIAN, docker, mux
+from tests.conftest import DEBIAN, docker, mux, session_dir
 from tests.integration.proxy.harness import free_port
 from tests.integration.proxy.servers import EchoUpstream, Pki
 
@@ -57,12 +57,12 @@ def test_new_starts_the_proxy_and_the_agent_never_sees_the_token(proxied, api, u
 
     inspect = docker("container", "inspect", f"mux-{unique_name}").stdout
     env_dump = mux("exec", unique_name, "--", "env").stdout
-    secret = (proxied["data"] / "sessions" / unique_name / "proxy.env").read_text().split(":")[2].split("@")[0]
+    secret = (session_dir(unique_name, proxied["data"]) / "proxy.env").read_text().split(":")[2].split("@")[0]
     for text in (inspect, env_dump, printed, created.stderr):
         assert TOKEN not in text
     for text in (printed, created.stderr):  # printed commands name the env-file, not the secret
         assert secret not in text and "--env-file" in text
-    assert oct((proxied["data"] / "sessions" / unique_name / "proxy.env").stat().st_mode & 0o777) == "0o600"
+    assert oct((session_dir(unique_name, proxied["data"]) / "proxy.env").stat().st_mode & 0o777) == "0o600"
 
     assert mux("delete", "--force", unique_name).returncode == 0
     sessions = json.loads((proxied["data"] / "proxy" / "sessions.json").read_text())["sessions"]
@@ -75,7 +75,7 @@ def test_proxy_that_cannot_start_means_no_session(proxied, unique_name) -> None:
     assert result.returncode == 5, result.stderr
     assert "API_TOKEN" in result.stderr and "Traceback" not in result.stderr
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
-    assert not (proxied["data"] / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name, proxied["data"]).exists()
     assert mux("proxy", "status").returncode == 5
 
 
