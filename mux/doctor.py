@@ -80,21 +80,29 @@ def _socket(host: str = "unix:///var/run/docker.sock") -> Check:
     return Check("socket", True, f"{sock} is usable")
 
 
-def _containers(runner: Runner) -> Check:
-    """Every leftover kind, each with the command that removes it."""
+def _names(runner: Runner) -> Check:
+    """Containers holding a session's name (mux-NAME, engine-wide) without being one."""
     fmt = '{{.Names}}\t{{.Label "mux.session"}}'
     try:
-        found = scan(runner)
         named = runner.query(["docker", "ps", "-a", "--filter", "name=mux-", "--format", fmt])
     except MuxError as exc:
-        return Check("containers", False, exc.message, exc.hint or "")
+        return Check("names", False, exc.message, exc.hint or "")
     impostors = [name for name, _, label in (ln.partition("\t") for ln in named.stdout.splitlines())
                  if name.startswith("mux-") and not label]
-    problems: list[tuple[str, str]] = []
     if impostors:
-        problems.append((f"containers named like sessions but not made by mux: {', '.join(impostors)}",
-                         "mux never touches them; rename or remove them yourself "
-                         f"(`docker rename {impostors[0]} NEW` or `docker rm {impostors[0]}`)"))
+        return Check("names", False, f"containers named like sessions but not made by mux: {', '.join(impostors)}",
+                     "mux never touches them, and `mux new` cannot use their names; rename or remove "
+                     f"them yourself (`docker rename {impostors[0]} NEW`)")
+    return Check("names", True, "no container holds a session name without being a session")
+
+
+def _containers(runner: Runner) -> Check:
+    """Every leftover kind of this instance, each with the command that removes it."""
+    try:
+        found = scan(runner)
+    except MuxError as exc:
+        return Check("containers", False, exc.message, exc.hint or "")
+    problems: list[tuple[str, str]] = []
     if found.foreign:
         labels = ", ".join(f"{f.container} (mux.session={f.label!r})" for f in found.foreign)
         problems.append((f"containers with a mux.session label that is no session name: {labels}",
@@ -192,7 +200,7 @@ def run_checks(state: Any) -> list[Check]:
         checks += [_socket(runner.engine.host), _engine(runner), _location(runner)]
         answers = checks[-2].ok
         if answers:
-            checks.append(_containers(runner))
+            checks += [_containers(runner), _names(runner)]
     checks += [config_check, _data_dir()]
     if answers:
         checks += [c for c in [_image(runner, cfg)] if c is not None]
