@@ -19,7 +19,7 @@ from mux import config as mux_config
 from mux.proxy import control
 from mux.proxy.files import ProxyFiles
 from mux.proxy.settings import ProxySettings
-from tests.conftest import DEBIAN, mux
+from tests.conftest import DEBIAN, mux, session_dir
 from tests.integration.proxy.servers import Pki
 
 TOKEN_ENV = "MUX_TEST_PROXY_TOKEN"
@@ -94,6 +94,6 @@ def run_session(proxy: ProxyUnderTest, network: str | None, extra: list[str]) ->
     assert made.returncode == 0, made.stderr
     try:
         yield SessionContainer(f"mux-{session}", session,
-                               proxy.data / "sessions" / session / "proxy.env", made.stderr)
+                               session_dir(session, proxy.data, proxy.env) / "proxy.env", made.stderr)
     finally:
         mux("delete", "--force", session, env=proxy.env)

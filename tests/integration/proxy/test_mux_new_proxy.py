@@ -121,7 +121,8 @@ def test_private_repo_cloned_and_pushed_through_the_proxy(images, mux_home, pki,
             log = subprocess.run(["git", "--git-dir", str(root / "app.git"), "log", "-1", "--format=%s",
                                   "agent/work"], capture_output=True, text=True, check=True).stdout
             assert log == "from the agent\n"
-        clone = Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name / "repo"
+        clone = session_dir(unique_name) / "repo"
+        assert clone.is_dir()
         stored = subprocess.run(["grep", "-rl", TOKEN, str(clone), str(Path(os.environ["MUX_DATA_DIR"]) / "cache")],
                                 capture_output=True, text=True)
         assert stored.stdout == ""  # the token is in no file mux or git wrote
