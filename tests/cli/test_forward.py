@@ -9,7 +9,7 @@ import pytest
 from mux import forward as F
 from mux.errors import ConfigError
 from mux.runner import quote
-from tests.cli.muxcli import Home, ps_line, ps_one, run
+from tests.cli.muxcli import Home, probe, ps_line, ps_one, run
 
 ID = "0123abcd" * 8
 ARCH = ["docker", "version", "--format", "{{.Server.Arch}}"]
@@ -89,6 +89,7 @@ def test_port_lists_published_ports(home: Home, fp) -> None:  # type: ignore[no-
 
 def test_port_of_unknown_session_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("nope"), stdout="")
+    fp.register(probe("nope"), returncode=1)
     assert run("port", "nope").code == 3
 
 

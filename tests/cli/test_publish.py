@@ -6,17 +6,17 @@ from __future__ import annotations
 import pytest
 
 from mux.runner import quote
-from tests.cli.muxcli import BASE_CONFIG, Home, run, run_argv
+from tests.cli.muxcli import BASE_CONFIG, Home, register_run, run, run_argv, top
 
 
 def test_publish_flags_and_config_ports_reach_docker_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     home.write_config(BASE_CONFIG.replace('pull = "never"\n', 'pull = "never"\nports = ["8080:80"]\n'))
     expected = run_argv(home, middle=["-p", "127.0.0.1:8080:80", "-p", "127.0.0.1::3000",
                                       "-p", "[::1]:5353:53/udp"])
-    fp.register(expected, stdout="id\n")
+    register_run(fp, expected)
     result = run("new", "-p", "3000", "--publish", "[::1]:5353:53/udp", "s1")
     assert result.code == 0, result.err
-    assert list(fp.calls) == [expected]
+    assert list(fp.calls) == [expected, top()]
     assert "warning" not in result.err
 
 
@@ -57,7 +57,10 @@ def test_port_in_use_removes_the_container_docker_run_left_created(home: Home, f
     from tests.cli.muxcli import ps_line, ps_one
 
     argv = run_argv(home, middle=["-p", "127.0.0.1:8080:80"])
-    fp.register(argv, returncode=125, stderr=(
+    def writes_cidfile(process) -> None:  # type: ignore[no-untyped-def]
+        (home.session_dir("s1") / "container.id").write_text("0123abcd" * 8)  # as docker run --cidfile does
+
+    fp.register(argv, returncode=125, callback=writes_cidfile, stderr=(
         "docker: Error response from daemon: driver failed programming external connectivity on endpoint "
         "mux-s1 (abc): Error starting userland proxy: listen tcp4 127.0.0.1:8080: bind: address already in use.\n"))
     fp.register(ps_one("s1"), stdout=ps_line("s1", state="created") + ps_line("s1", state="created", id="f" * 64,
