@@ -45,7 +45,8 @@ def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cl
     names = [f"par-{i}" for i in range(4)]
     cleanup_containers.extend(f"mux-{n}" for n in names)
     procs = [spawn("new", n) for n in names]
-    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    results = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
+    assert [code for code, _ in results] == [0] * 4, results
     assert {n: listed()[n]["status"] for n in names} == dict.fromkeys(names, "running")
 
 
