@@ -8,7 +8,7 @@ import os
 import pytest
 
 from mux.agents import PLACEHOLDER
-from tests.conftest import BUSYBOX, docker, mux
+from tests.conftest import BUSYBOX, docker, mux, session_dir
 from tests.integration.agents.conftest import AGENT_UID, AgentWorld, wait_exit
 
 pytestmark = pytest.mark.docker
@@ -20,7 +20,7 @@ def audit(world: AgentWorld) -> list[dict]:
 
 def session_files_text(world: AgentWorld, name: str) -> str:
     out = []
-    for path in (world.data / "sessions" / name).rglob("*"):
+    for path in session_dir(name, world.data).rglob("*"):
         if path.is_file():
             out.append(path.read_bytes().decode(errors="replace"))
     return "\n".join(out)
@@ -74,7 +74,7 @@ def test_agent_state_survives_stop_and_start(world: AgentWorld, clients, unique_
                cwd=world.work).returncode == 0
     container = f"mux-{unique_name}"
     assert wait_exit(container) == 0
-    home = world.data / "sessions" / unique_name / "home"
+    home = session_dir(unique_name, world.data) / "home"
     first = sorted(p.relative_to(home) for p in (home / ".claude").rglob("*.jsonl"))
     assert first, "claude kept no transcript in its HOME"
     assert mux("start", unique_name).returncode == 0  # the same agent run again, same HOME
@@ -126,7 +126,7 @@ def test_credential_files_are_refused(world: AgentWorld, unique_name: str, files
     assert result.stderr.startswith("mux: error: ") and named in result.stderr
     assert "Traceback" not in result.stderr
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
-    assert not (world.data / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name, world.data).exists()
 
 
 def test_no_credential_rule_is_exit_2_naming_the_rule(world: AgentWorld, unique_name: str) -> None:
@@ -135,7 +135,7 @@ def test_no_credential_rule_is_exit_2_naming_the_rule(world: AgentWorld, unique_
     assert result.returncode == 2, result.stderr
     assert "no [credentials.*] rule covers fake-anthropic.test" in result.stderr
     assert "mux config init --agent claude" in result.stderr
-    assert not (world.data / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name, world.data).exists()
     assert mux("proxy", "status").returncode == 5  # refused before anything started
 
 
