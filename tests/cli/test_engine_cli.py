@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mux.sessions import PS_FORMAT
-from tests.cli.muxcli import Home, ps_line, ps_one, run
+from tests.cli.muxcli import CID, Home, probe, ps_line, ps_one, run
 
 
 def make_context(home: Home, name: str, host: str) -> None:
@@ -33,11 +33,9 @@ def test_every_docker_call_goes_to_the_chosen_context(home: Home, fp, how: str) 
     if how == "config":
         home.write_config(home.config.read_text().replace("[docker]\n", '[docker]\ncontext = "box"\n'))
     fp.register(ps_on("box", "s1"), stdout=ps_line("s1", state="exited"))
-    fp.register(["docker", "--context", "box", "start", "mux-s1"])
-    fp.register(["docker", "--context", "box", "attach", "mux-s1"])
     result = run(*flags, "attach", "--dry-run", "s1")
     assert result.code == 0, result.err
-    assert result.out.splitlines() == ["docker --context box start mux-s1", "docker --context box attach mux-s1"]
+    assert result.out.splitlines() == [f"docker --context box start {CID}", f"docker --context box attach {CID}"]
 
 
 def test_local_workdir_on_remote_engine_is_exit_2_and_runs_nothing(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -106,6 +104,7 @@ def test_cp_bad_usage_is_exit_2_and_runs_nothing(home: Home, fp, args: list[str]
 
 def test_cp_missing_session_is_exit_3(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("nope"), stdout="")
+    fp.register(probe("nope"), returncode=1)
     assert run("cp", "nope:x", ".").code == 3
 
 
@@ -123,7 +122,7 @@ def test_list_over_several_contexts_warns_about_the_one_that_fails(home: Home, f
         "mux: warning: context 'dead' (ssh://me@dead.test) did not answer, its sessions are not listed: "
         "docker ps failed: error during connect: ssh: Could not resolve hostname dead.test"]
     lines = result.out.splitlines()
-    assert lines[0].split() == ["NAME", "CONTEXT", "BACKEND", "STATUS", "CREATED", "WORKING", "DIRECTORY"]
+    assert lines[0].split() == ["NAME", "CONTEXT", "BACKEND", "STATUS", "EXIT", "CREATED", "WORKING", "DIRECTORY"]
     assert [line.split()[:2] for line in lines[1:]] == [["here", "default"], ["there", "box"]]
     fp.register(ps_on("default"), stdout=ps_line("here"))
     fp.register(ps_on("box"), stdout=ps_line("there", workdir="volume:mux-there-workspace"))

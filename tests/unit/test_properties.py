@@ -66,7 +66,7 @@ def _fake_popen(calls: list[list[str]]):  # type: ignore[no-untyped-def]
             calls.append(list(args))
             self.out = TOP if args[1] == "top" else "id\n"
 
-        def communicate(self, input=None):  # type: ignore[no-untyped-def]
+        def communicate(self, input=None, timeout=None):  # type: ignore[no-untyped-def]
             return self.out, ""
     return Fake
 
