@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mux
+from tests.conftest import mux, session_dir
 from tests.integration.remote.conftest import RemoteEngine
 
 pytestmark = pytest.mark.docker
@@ -33,10 +33,6 @@ def origin(tmp_path: Path) -> Path:
     bare = tmp_path / "origin.git"
     git("clone", "-q", "--bare", str(seed), str(bare))
     return bare
-
-
-def session_dir(name: str) -> Path:
-    return Path(os.environ["MUX_DATA_DIR"]) / "sessions" / name
 
 
 def remote_objects(remote: RemoteEngine, instance: str) -> tuple[list[str], list[str]]:
