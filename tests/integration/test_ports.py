@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import docker, mux
+from tests.conftest import docker, mux, session_dir
 
 pytestmark = pytest.mark.docker
 
@@ -218,7 +218,7 @@ def test_bad_publish_specs_are_refused_before_anything_runs(images, mux_home, un
     assert result.returncode == 2
     assert result.stderr.startswith("mux: error: --publish: ")
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
-    assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name).exists()
 
 
 def test_a_published_port_in_use_leaves_nothing_behind(images, mux_home, unique_name, site) -> None:
@@ -231,7 +231,7 @@ def test_a_published_port_in_use_leaves_nothing_behind(images, mux_home, unique_
     assert f"already in use on this host: 127.0.0.1:{taken}" in result.stderr
     # docker run created the container before its start failed: mux removed it.
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
-    assert not (Path(os.environ["MUX_DATA_DIR"]) / "sessions" / unique_name).exists()
+    assert not session_dir(unique_name).exists()
 
 
 def test_a_stalled_client_holds_back_only_its_own_connection(images, mux_home, unique_name, site,
