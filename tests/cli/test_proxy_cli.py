@@ -57,5 +57,6 @@ def test_list_shows_the_egress_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(SystemExit):
         cli.main(["list"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["NAME", "BACKEND", "STATUS", "EGRESS"]
+    assert lines[0].split()[:5] == ["NAME", "BACKEND", "STATUS", "EXIT", "EGRESS"]
+    # (EXIT is empty for running sessions, so the egress is the 4th word of a row)
     assert [ln.split()[3] for ln in lines[1:]] == ["proxy-only", "open", "-"]
