@@ -296,6 +296,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     from mux.proxy.egress import decide
 
     egress = decide(config, opts.egress, proxy is not None, spec.network)  # exit 2 before anything is made
+    if egress == "proxy-only" and spec.ports:  # docker drops -p on an --internal network, silently
+        raise ConfigError(f"-p {spec.ports[0]}: a proxy-only session's network is internal, and docker "
+                          "publishes no port from it",
+                          hint=f"drop -p (and [docker] ports); `mux forward {spec.name} PORT` reaches it once it runs")
     if proxy is not None:  # `mux list` shows it
         spec = replace(spec, labels=spec.labels + (("mux.egress", egress),))
     volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
