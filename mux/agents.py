@@ -143,7 +143,8 @@ PRESETS: dict[str, Preset] = {
                  # an OAuth token from `claude setup-token`
                  "authorization": ("CLAUDE_CODE_OAUTH_TOKEN",)},
         base_url_env="ANTHROPIC_BASE_URL",
-        headless_args=("-p",),
+        # "--": a prompt that starts with "-" is still the prompt, not an option
+        headless_args=("-p", "--"), prompt_args=("--",),
         env=(("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"), ("DISABLE_AUTOUPDATER", "1"),
              ("DISABLE_TELEMETRY", "1"), ("DISABLE_ERROR_REPORTING", "1")),
         seed=((".claude.json", CLAUDE_JSON),),
@@ -158,7 +159,7 @@ PRESETS: dict[str, Preset] = {
         key_env={"authorization": ("OPENAI_API_KEY", "CODEX_API_KEY")},
         base_url_config="openai_base_url",
         args=("-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false"),
-        headless_args=("exec", "--skip-git-repo-check"),
+        headless_args=("exec", "--skip-git-repo-check", "--"), prompt_args=("--",),
         find_binary=_codex_binary,
         install_hint="install Codex on the host (`npm install -g @openai/codex` ships a static binary "
                      "mux can mount), set [agents.codex] binary, or use an image that has it",

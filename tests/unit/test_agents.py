@@ -72,20 +72,20 @@ def test_claude_headless_whole_argv(home: Path) -> None:
         "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",
         "-e", "DISABLE_TELEMETRY=1", "-e", "DISABLE_ERROR_REPORTING=1",
         "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
-        "/bin/sh", "-c", LAUNCHER, "mux-agent", spec.command[4], "claude", "--model", "opus", "-p", "fix it",
+        "/bin/sh", "-c", LAUNCHER, "mux-agent", spec.command[4], "claude", "--model", "opus", "-p", "--", "fix it",
     ]
     assert spec.command[4].startswith("claude is not in this image")
 
 
 @pytest.mark.parametrize(("agent", "rule", "opts", "tail", "keys"), [
-    pytest.param("claude", ANTHROPIC, {"prompt": "hi"}, ["claude", "hi"], ["ANTHROPIC_API_KEY"],
-                 id="claude-first-message"),
+    pytest.param("claude", ANTHROPIC, {"prompt": "-v is broken"}, ["claude", "--", "-v is broken"],
+                 ["ANTHROPIC_API_KEY"], id="claude-first-message"),
     pytest.param("claude", ANTHROPIC.replace('header = "x-api-key"', 'auth_type = "bearer"'), {},
                  ["claude"], ["CLAUDE_CODE_OAUTH_TOKEN"], id="claude-oauth-token"),
     pytest.param("codex", '[credentials.o]\ndomains = ["api.openai.com"]\nauth_type = "bearer"\nvalue = "x"\n',
                  {"prompt": "go", "headless": True},
                  ["codex", "-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false",
-                  "exec", "--skip-git-repo-check", "go"], ["OPENAI_API_KEY", "CODEX_API_KEY"], id="codex-exec"),
+                  "exec", "--skip-git-repo-check", "--", "go"], ["OPENAI_API_KEY", "CODEX_API_KEY"], id="codex-exec"),
     pytest.param("gemini", '[credentials.g]\ndomains = ["*.googleapis.com"]\nheader = "x-goog-api-key"\n'
                  'value = "x"\n', {"prompt": "hi"}, ["gemini", "-i", "hi"], ["GEMINI_API_KEY"], id="gemini"),
 ])

@@ -34,7 +34,8 @@ def session_files_text(world: AgentWorld, name: str) -> str:
 def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
         world: AgentWorld, unique_name: str, auth: str, variable: str, header: str, sent: str) -> None:
     world.write_config(auth=auth)
-    created = mux("new", "--agent", "claude", "--headless", "--prompt", "say pong", unique_name, cwd=world.work)
+    prompt = "-v: say pong"  # starts like an option, and is still the prompt
+    created = mux("new", "--agent", "claude", "--headless", "--prompt", prompt, unique_name, cwd=world.work)
     assert created.returncode == 0, created.stderr
     container = f"mux-{unique_name}"
     assert wait_exit(container) == 0, docker("logs", container).stderr
@@ -45,6 +46,7 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
     messages = [s for s in world.api.seen if s.path.startswith("/v1/messages")]
     assert messages and all(s.headers.get(header) == sent.format(key=world.key) for s in messages)
     assert any(s.body.get("stream") for s in messages)  # the streamed (SSE) reply was what it printed
+    assert any(prompt in json.dumps(s.body["messages"]) for s in messages)
     other = {"x-api-key", "authorization"} - {header}
     assert not any(h in s.headers for s in messages for h in other)  # no placeholder got through
     assert any(e["host"] == world.api.name and e["injected"] is True and e["session"] == unique_name
