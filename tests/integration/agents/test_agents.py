@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 
 import pytest
 
@@ -63,6 +70,55 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
     listed = json.loads(mux("list", "--json").stdout)
     assert [s["agent"] for s in listed if s["name"] == unique_name] == ["claude"]
     assert "AGENT" in mux("list").stdout
+
+
+def read_until(fd: int, needle: bytes, limit: float = 60.0) -> bytes:
+    """Read the terminal until ``needle`` shows up (bounded)."""
+    seen = b""
+    deadline = time.monotonic() + limit
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_interactive_claude_in_a_terminal(world: AgentWorld, unique_name: str) -> None:
+    """`mux new --agent claude NAME`, `mux attach NAME`, type a question, read the answer."""
+    assert mux("new", "--agent", "claude", unique_name, cwd=world.work).returncode == 0
+    container = f"mux-{unique_name}"
+    deadline = time.monotonic() + 60
+    while b"folder" not in (shown := subprocess.run(["docker", "logs", container], capture_output=True).stdout):
+        assert time.monotonic() < deadline, shown[-2000:]  # the workspace trust question, Claude's own
+        time.sleep(0.5)
+    primary, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "mux", "attach", unique_name],
+                            stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    try:
+        # The question, redrawn for this terminal's size once docker attach is connected.
+        assert b"confirm" in read_until(primary, b"confirm")
+        os.write(primary, b"\r")  # "Yes, I trust this folder"
+        assert b"for shortcuts" in read_until(primary, b"for shortcuts")  # the prompt box
+        os.write(primary, b"say pong")
+        read_until(primary, b"pong", 10)
+        os.write(primary, b"\r")
+        assert world.reply.encode() in read_until(primary, world.reply.encode())
+        os.write(primary, b"\x10\x11")  # detach; the agent keeps running
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    assert any(s.headers.get("x-api-key") == world.key for s in world.api.seen if s.method == "POST")
+    assert docker("container", "inspect", "--format", "{{.State.Running}}", container).stdout.strip() == "true"
 
 
 def test_agent_state_survives_stop_and_start(world: AgentWorld, clients, unique_name: str,
