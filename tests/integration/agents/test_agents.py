@@ -68,7 +68,8 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
     assert inspect["Config"]["User"] == f"{AGENT_UID}:{AGENT_UID}"  # never root
     assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
     listed = json.loads(mux("list", "--json").stdout)
-    assert [s["agent"] for s in listed if s["name"] == unique_name] == ["claude"]
+    assert [(s["agent"], s["status"], s["exit_code"]) for s in listed if s["name"] == unique_name] == [
+        ("claude", "stopped", 0)]  # the one-shot run is over, and went well
     assert "AGENT" in mux("list").stdout
 
 
@@ -238,6 +239,8 @@ def test_script_agent_missing_from_the_image_says_how_to_fix(world: AgentWorld, 
                              'header = "x-goog-api-key"\nvalue = "${FAKE_ANTHROPIC_KEY}"\n')
     assert mux("new", "--agent", "gemini", "--image", BUSYBOX, unique_name, cwd=world.work).returncode == 0
     assert wait_exit(f"mux-{unique_name}") == 2
+    listed = json.loads(mux("list", "--json").stdout)
+    assert [(s["agent"], s["exit_code"]) for s in listed if s["name"] == unique_name] == [("gemini", 2)]
     logs = docker("logs", f"mux-{unique_name}")
     err = logs.stdout + logs.stderr  # one stream: the session has a terminal
     assert "mux: gemini is not in this image" in err and "npm install -g @google/gemini-cli" in err
@@ -253,3 +256,14 @@ def test_the_image_s_own_agent_wins_over_the_host_binary(world: AgentWorld, uniq
     assert created.stderr.count("docker run") == 1
     assert wait_exit(f"mux-{unique_name}") == 0
     assert mux("logs", unique_name).stdout.strip() == "from the image"
+
+
+def test_headless_agent_with_proxy_only_egress(world: AgentWorld, unique_name: str) -> None:
+    # Contained: the session's only way out is the proxy, and the agent still gets its answer.
+    created = mux("new", "--agent", "claude", "--egress", "proxy-only", "--headless", "--prompt", "say pong",
+                  unique_name, cwd=world.work)
+    assert created.returncode == 0, created.stderr
+    assert wait_exit(f"mux-{unique_name}") == 0
+    assert world.reply in mux("logs", unique_name).stdout
+    listed = json.loads(mux("list", "--json").stdout)
+    assert [s["egress"] for s in listed if s["name"] == unique_name] == ["proxy-only"]
