@@ -79,7 +79,31 @@ LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False,
               "error": (False, True), "quiet": (False, True)}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+ALIASES = {"ls": "list", "rm": "delete"}  # docker's short names
+
+
+class MuxGroup(click.Group):
+    """The top-level group: docker's aliases resolve to mux's commands, and the
+    help lists each alias beside its command."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            aliases = [a for a, target in ALIASES.items() if target == name]
+            shown = f"{name}, {', '.join(aliases)}" if aliases else name
+            rows.append((shown, command.get_short_help_str(formatter.width - 6 - len(shown))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=MuxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", type=click.Path(dir_okay=False),
               help="Config file to use (default: $MUX_CONFIG, then "
               "~/.config/mux/config.toml, then /etc/mux/config.toml).")
@@ -166,9 +190,25 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def global_verbose(args: list[str]) -> bool:
+    """Whether -v/--verbose comes before the subcommand (after it, `-v` is a
+    command's own option, like `mux new -v HOST:CONTAINER`)."""
+    takes_value = False
+    for arg in args:
+        if takes_value:
+            takes_value = False
+        elif arg in ("-v", "--verbose") or (arg.startswith("-") and not arg.startswith("--") and "v" in arg):
+            return True
+        elif arg == "--config":
+            takes_value = True
+        elif not arg.startswith("-") or arg == "--":
+            return False  # the subcommand
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminated)
-    verbose = bool({"-v", "--verbose"} & set(argv if argv is not None else sys.argv[1:]))
+    verbose = global_verbose(argv if argv is not None else sys.argv[1:])
     verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
     try:
         code = cli.main(args=argv, prog_name="mux", standalone_mode=False)

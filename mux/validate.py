@@ -8,6 +8,7 @@ the input (``--memory``, ``[docker.limits] memory in /path/config.toml``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from mux.errors import ConfigError
@@ -236,3 +237,16 @@ def publish(spec: str, what: str) -> str:
 def exposes_publicly(spec: str) -> bool:
     """Whether a normalised publish spec binds every interface of the host."""
     return spec.startswith(tuple(w + ":" for w in WILDCARDS))
+
+
+def named_volume_notes(specs: Iterable[str], base: Path) -> list[str]:
+    """A bare HOST name is a named volume (docker's rule) even when a directory of
+    that name is right here: say so, since `./NAME` was most likely meant."""
+    notes = []
+    for spec in specs:
+        source = spec.split(":", 1)[0]
+        if VOLUME_NAME.fullmatch(source) and (base / source).is_dir():
+            notes.append(f"volume {spec!r}: {source!r} is a named volume, not the directory "
+                         f"{str(base / source)!r}; write ./{source} to mount the directory")
+    return notes
+

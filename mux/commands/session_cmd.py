@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from mux.commands.parsing import NameFirst, each_name
 from mux.errors import ConfigError
 
 dry_run_option = click.option(
@@ -28,7 +29,7 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
         ensure_proxy_for(name, state.config, state.runner())  # the config is read only for proxied sessions
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command(cls=NameFirst)
 @click.option("--backend", type=click.Choice(["docker"]), default="docker", show_default=True,
               help="Where the session runs.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
@@ -36,8 +37,10 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
 @click.option("--image", help="Image to run (default: [docker] image, else ubuntu:22.04).")
 @click.option("--env", "-e", "env", multiple=True, metavar="K=V",
               help="Set a variable; a bare NAME passes the host's value. Repeatable.")
-@click.option("--volume", "volumes", multiple=True, metavar="SPEC",
-              help="Extra mount HOST:CONTAINER[:ro|rw], added to [docker] volumes. Repeatable.")
+@click.option("--volume", "-v", "volumes", multiple=True, metavar="SPEC",
+              help="Extra mount HOST:CONTAINER[:ro|rw], added to [docker] volumes. HOST is a "
+              "path if it starts with /, ./, ../ or ~ (relative: to the current directory), "
+              "else a named volume (docker's rule). Repeatable.")
 @click.option("-p", "--publish", "ports", multiple=True, metavar="SPEC",
               help="Publish a container port, docker's syntax ([ADDRESS:][HOST_PORT:]PORT[/udp]); "
               "binds 127.0.0.1 unless ADDRESS says otherwise. Added to [docker] ports. Repeatable.")
@@ -73,18 +76,24 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
 
     NAME is 1-63 letters, digits, '_', '.' or '-'. An optional COMMAND after
     `--` runs instead of the configured shell. Flags override the config.
+    `-e` and `-v` are docker's short forms of --env and --volume (`mux -v`,
+    before the command, is still --verbose).
 
     \b
     Examples:
       mux new my-session
+      mux new -v ~/data:/data:ro -e DEBUG=1 my-session
       mux new --image rust:1.85 --memory 8g my-rust-session
       mux new --dry-run api -- claude --dangerously-skip-permissions
       mux new --agent claude fix-123
       mux new --agent claude --headless --prompt "fix the failing test" fix-124
     """
     from mux.create import NewOptions, create
+    from mux.validate import named_volume_notes
 
     state = _state(ctx)
+    for note in named_volume_notes(flags["volumes"], Path.cwd()):
+        click.echo(f"mux: note: {note}", err=True)
     opts = NewOptions(
         name=flags["name"], workdir=flags["workdir"], image=flags["image"],
         env=flags["env"], volumes=flags["volumes"], network=flags["network"],
@@ -182,33 +191,41 @@ def attach(ctx: click.Context, dry_run: bool, name: str) -> None:
 
 @click.command()
 @dry_run_option
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @click.pass_context
-def start(ctx: click.Context, dry_run: bool, name: str) -> None:
-    """Start stopped session NAME."""
-    from mux import lifecycle
-
-    _proxy_for(ctx, name, dry_run)
-    lifecycle.simple(_state(ctx).runner(dry_run), "start", name)
-    if not dry_run:
-        _state(ctx).say(f"Started session {name}.")
+def start(ctx: click.Context, dry_run: bool, names: tuple[str, ...]) -> None:
+    """Start stopped sessions."""
+    _simple(ctx, "start", names, dry_run)
 
 
 @click.command()
 @dry_run_option
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @click.pass_context
-def stop(ctx: click.Context, dry_run: bool, name: str) -> None:
-    """Stop session NAME (its files and container stay; `mux start` resumes it).
+def stop(ctx: click.Context, dry_run: bool, names: tuple[str, ...]) -> None:
+    """Stop sessions (their files and containers stay; `mux start` resumes them).
 
     An idle session stops at once; a busy one gets [docker] stop_timeout
     seconds (default 10) to finish before it is killed.
     """
+    _simple(ctx, "stop", names, dry_run)
+
+
+def _simple(ctx: click.Context, verb: str, names: tuple[str, ...], dry_run: bool) -> None:
+    """`docker start|stop` per name, each reported; failures do not stop the rest."""
     from mux import lifecycle
 
-    lifecycle.simple(_state(ctx).runner(dry_run), "stop", name)
-    if not dry_run:
-        _state(ctx).say(f"Stopped session {name}.")
+    state = _state(ctx)
+    runner = state.runner(dry_run)
+
+    def one(name: str) -> None:
+        if verb == "start":
+            _proxy_for(ctx, name, dry_run)
+        lifecycle.simple(runner, verb, name)
+        if not dry_run:
+            state.say(f"{'Started' if verb == 'start' else 'Stopped'} session {name}.")
+
+    each_name(names, one, state.verbose)
 
 
 @click.command()
@@ -216,32 +233,45 @@ def stop(ctx: click.Context, dry_run: bool, name: str) -> None:
               help="Delete even if running (and, for repo sessions, with unsaved work).")
 @click.option("--all", "all_", is_flag=True, help="Delete every session (only the safe ones without --force).")
 @dry_run_option
-@click.argument("name", required=False)
+@click.argument("names", metavar="[NAME...]", nargs=-1)
 @click.pass_context
-def delete(ctx: click.Context, force: bool, all_: bool, dry_run: bool, name: str | None) -> None:
-    """Delete session NAME: its container and its files under the data dir."""
+def delete(ctx: click.Context, force: bool, all_: bool, dry_run: bool, names: tuple[str, ...]) -> None:
+    """Delete sessions: their containers and their files under the data dir."""
     from mux import lifecycle
 
-    if bool(name) == all_:
-        raise ConfigError("give a session NAME or --all (not both)")
+    if bool(names) == all_:
+        raise ConfigError("give a session NAME or --all (not both); several NAMEs are fine")
     state = _state(ctx)
-    lifecycle.delete(state.runner(dry_run), name, force=force, quiet=state.quiet)
+    runner = state.runner(dry_run)
+    if all_:
+        lifecycle.delete(runner, None, force=force, quiet=state.quiet)
+        return
+    each_name(names, lambda name: lifecycle.delete(runner, name, force=force, quiet=state.quiet),
+              state.verbose)
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True})
+# Like `docker exec`, options come before NAME; everything after it is the command.
+@click.command("exec", cls=NameFirst, context_settings={"allow_interspersed_args": False})
 @dry_run_option
+@click.option("-i", "--interactive", is_flag=True, help="Accepted for docker's habit: stdin is always kept open.")
+@click.option("-t", "--tty", is_flag=True,
+              help="Accepted for docker's habit: mux gives a TTY exactly when yours is one.")
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def exec_(ctx: click.Context, dry_run: bool, name: str, command: tuple[str, ...]) -> None:
+def exec_(ctx: click.Context, dry_run: bool, interactive: bool, tty: bool, name: str,
+          command: tuple[str, ...]) -> None:
     """Run COMMAND in running session NAME (default: its shell).
 
     \b
-    Example:
+    Examples:
       mux exec my-session -- git status
+      mux exec -it my-session bash
     """
     from mux import lifecycle
 
+    if command[:1] == ("--",):
+        command = command[1:]
     state = _state(ctx)
     shell = state.config().docker.shell if not command else ""
     _proxy_for(ctx, name, dry_run)
