@@ -199,6 +199,15 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     )
 
 
+def warn_git_identity(config: Config, host: HostFacts) -> None:
+    if config.git.inject_config:
+        from mux import gitident
+
+        warning = gitident.warning(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
+        if warning:
+            print(f"mux: warning: {warning}", file=sys.stderr)
+
+
 def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
     from mux.sessions import list_sessions
 
@@ -287,6 +296,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     SIGTERM, what this run made is removed before the error is reported."""
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
+    warn_git_identity(config, host)
     session_dir = paths.session_dir(spec.name, paths.sessions_root(host.data_dir, host.env))
     for port in spec.ports:
         if validate.exposes_publicly(port):

@@ -186,6 +186,26 @@ def _sccache(cfg: Any) -> Check | None:
     return Check("sccache", True, f"{binary}")
 
 
+def _git_identity(cfg: Any, runner: Runner) -> Check | None:
+    """Commits inside a session need a name and an email (from [git] or the host)."""
+    from mux import gitident
+
+    if cfg is not None and not cfg.git.inject_config:
+        return None
+    name = cfg.git.user_name if cfg is not None else None
+    email = cfg.git.user_email if cfg is not None else None
+    if not (name and email):
+        from mux.create import host_git_identity
+
+        host_name, host_email = host_git_identity(runner)
+        name, email = name or host_name, email or host_email
+    lacking = gitident.missing(name, email)
+    if lacking:
+        return Check("git", False, f"no git {' or '.join(lacking)}: `git commit` in a session fails",
+                     gitident.FIX)
+    return Check("git", True, f"commits as {name} <{email}>")
+
+
 def run_checks(state: Any) -> list[Check]:
     try:
         runner = state.runner()
@@ -204,6 +224,8 @@ def run_checks(state: Any) -> list[Check]:
     checks += [config_check, _data_dir()]
     if answers:
         checks += [c for c in [_image(runner, cfg)] if c is not None]
+    git = _git_identity(cfg, runner)
+    checks += [git] if git is not None else []
     optional: list[Callable[[Any], Check | None]] = [_proxy, _sccache]
     checks += [c for c in (f(cfg) for f in optional) if c is not None]
     return checks
@@ -212,9 +234,13 @@ def run_checks(state: Any) -> list[Check]:
 def render(checks: list[Check], as_json: bool) -> str:
     if as_json:
         return json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=2)
+    from mux import colour
+
+    on = colour.enabled()
     lines = []
     for c in checks:
-        lines.append(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<11} {c.detail}")
+        mark = colour.paint("ok  ", "good", on) if c.ok else colour.paint("FAIL", "bad", on)
+        lines.append(f"{mark}  {c.name:<11} {c.detail}")
         if not c.ok and c.fix:
             lines.append(f"      {'':<11} fix: {c.fix}")
     return "\n".join(lines)

@@ -263,6 +263,15 @@ def host_step(runner: Runner, argv: Argv, action: Callable[[], object]) -> None:
     action()
 
 
+def write_argv(path: os.PathLike[str] | str, text: str, *, append: bool = False) -> tuple[list[str], str]:
+    """The command that writes ``text`` to ``path`` (a host step's printed form),
+    and the exact content it writes: each line, newline-ended. The lines are
+    arguments, never part of the script."""
+    lines = text.splitlines()
+    script = 'printf "%s\\n" "$@" >> "$0"' if append else 'printf "%s\\n" "$@" > "$0"'
+    return ["sh", "-c", script, os.fspath(path), *lines], "".join(f"{line}\n" for line in lines)
+
+
 def spawn_detached(argv: Argv, log_path: os.PathLike[str] | str, env: Mapping[str, str] | None = None) -> int:
     """Start ``argv`` in the background, in its own session, output appended to ``log_path``.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 
@@ -14,7 +15,16 @@ def created_local(stamp: str) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def render(headers: list[str], rows: list[list[str]]) -> str:
+def render(headers: list[str], rows: list[list[str]],
+           paint: Callable[[str, str], str] | None = None) -> str:
+    """Columns padded to their widest cell. ``paint(header, padded_cell)`` may
+    colour data cells; it sees them padded, so colour codes never skew widths."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
-    return "\n".join(lines)
+
+    def line(row: list[str], painted: bool) -> str:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths)]
+        if painted and paint is not None:
+            cells = [paint(h, c) for h, c in zip(headers, cells)]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(headers, False)] + [line(r, True) for r in rows])

@@ -129,7 +129,7 @@ def volume(spec: str, what: str, base: Path) -> str:
     if len(parts) < 2 or len(parts) > 3 or not parts[1]:
         raise ConfigError(
             f"{what}: invalid volume {spec!r}: use HOST:CONTAINER[:MODE], "
-            "like \"/home/me/.ssh:/root/.ssh:ro\" (a container path is required)"
+            "like \"/home/me/datasets:/data:ro\" (a container path is required)"
         )
     source, target = parts[0], parts[1]
     if not source:

@@ -17,8 +17,7 @@ def _state(ctx: click.Context) -> Any:
     return ctx.find_root().obj
 
 
-def template() -> str:
-    return (Path(__file__).resolve().parent.parent / "config_template.toml").read_text()
+TEMPLATE = Path(__file__).resolve().parent.parent / "config_template.toml"
 
 
 def target_path(explicit: str | None) -> Path:
@@ -78,15 +77,17 @@ def show(ctx: click.Context, as_json: bool) -> None:
 
 
 @config.command()
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--force", is_flag=True, help="Replace an existing file (kept as config.toml.bak).")
 @click.option("--agent", "agents", multiple=True, metavar="AGENT",
               help="Also write the [credentials.*] rule `mux new --agent AGENT` needs "
               "(added to an existing file if it lacks one). Repeatable.")
+@click.option("--dry-run", is_flag=True, help="Print the equivalent commands and write nothing.")
 @click.pass_context
-def init(ctx: click.Context, force: bool, agents: tuple[str, ...]) -> None:
+def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool) -> None:
     """Write a commented default config file."""
     state = _state(ctx)
     path = target_path(state.config_path)
+    runner = state.runner(dry_run)
     if agents and path.exists() and not force:
         from mux.agents import missing_rules
 
@@ -94,27 +95,50 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...]) -> None:
         if not text:
             state.say(f"{path} already has a credential rule for every agent named")
             return
-        _write(path, path.read_text() + text)
-        state.say(f"Added the credential rule(s) to {path}")
+        _write(path, runner, text, append=True)
+        if not dry_run:
+            state.say(f"Added the credential rule(s) to {path}")
         return
     if path.exists() and not force:
-        raise ConfigError(f"{path} already exists", hint="use --force to overwrite it")
-    text = template()
+        raise ConfigError(f"{path} already exists", hint="use --force to replace it (the old file is kept as .bak)")
+    text = None
     if agents:
         from mux.agents import missing_rules
         from mux.config import Config
 
-        text += missing_rules(agents, Config())
-    _write(path, text)
-    state.say(f"Wrote {path}")
+        text = TEMPLATE.read_text() + missing_rules(agents, Config())
+    backup = _write(path, runner, text)
+    if not dry_run:
+        state.say(f"Wrote {path}" + (f" (the old one is {backup})" if backup else ""))
 
 
-def _write(path: Path, text: str | None = None) -> None:
+def _write(path: Path, runner: Any = None, text: str | None = None, append: bool = False) -> Path | None:
+    """Write ``text`` (default: the template) to ``path``, each step shown as the
+    command that does the same; a file replaced is kept beside it as ``.bak``.
+    Returns the backup."""
+    import shutil
+
+    from mux.runner import Runner, host_step, write_argv
+
+    runner = runner or Runner()
+    backup = path.with_name(path.name + ".bak") if path.exists() and not append else None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template() if text is None else text)
+        host_step(runner, ["mkdir", "-p", path.parent], lambda: path.parent.mkdir(parents=True, exist_ok=True))
+        if backup is not None:
+            host_step(runner, ["cp", "-p", path, backup], lambda: shutil.copy2(path, backup))
+        if text is None:
+            host_step(runner, ["cp", TEMPLATE, path], lambda: path.write_text(TEMPLATE.read_text()))
+        else:
+            argv, content = write_argv(path, text, append=append)
+            host_step(runner, argv, lambda: _put(path, content, append))
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    return backup
+
+
+def _put(path: Path, content: str, append: bool) -> None:
+    with open(path, "a" if append else "w") as fh:
+        fh.write(content)
 
 
 @config.command()
@@ -124,7 +148,7 @@ def edit(ctx: click.Context) -> None:
     state = _state(ctx)
     path = target_path(state.config_path)
     if not path.exists():
-        _write(path)
+        _write(path, state.runner())
     import shlex
 
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"

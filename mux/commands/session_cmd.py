@@ -169,7 +169,18 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     # Containers whose mux.session label is no NAME: a row each, the label shown quoted.
     rows += [[json.dumps(f.label)] + ([name] if several else []) + ["", f"foreign (container {f.container})"]
              + [""] * (len(headers) - 3 - several) for name, f in foreign]
-    click.echo(render(headers, rows))
+    click.echo(render(headers, rows, paint=_status_painter()))
+
+
+def _status_painter() -> Any:
+    """Colours for the STATUS column, on a terminal only (see mux.colour)."""
+    from mux import colour
+
+    on = colour.enabled()
+    if not on:
+        return None
+    return lambda header, cell: colour.paint(cell, colour.status_meaning(cell.strip()), on) \
+        if header == "STATUS" else cell
 
 
 @click.command()

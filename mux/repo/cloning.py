@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 from mux import paths
 from mux.errors import ConfigError
 from mux.repo import gitcmd
-from mux.repo.errors import RepoError
+from mux.repo.errors import RepoError, RepoInterrupted
 from mux.repo.gitcmd import Outcome, ProgressCallback
 from mux.repo.urls import (
     NETWORK_SCHEMES,
@@ -327,7 +327,7 @@ def _as_repo_error(exc: BaseException, source: _Source) -> RepoError:
     if isinstance(exc, RepoError):
         return exc
     if isinstance(exc, (KeyboardInterrupt, gitcmd.Terminated)):
-        return RepoError(f"clone of {shown} interrupted; nothing was kept")
+        return RepoInterrupted(f"clone of {shown} interrupted; nothing was kept")
     if isinstance(exc, _GitFailed):
         return _explain(exc, source)
     return RepoError(f"clone of {shown} failed: {_scrub(str(exc) or type(exc).__name__, source)}")

@@ -67,10 +67,41 @@ def test_init_refuses_to_overwrite(home: Home) -> None:
     result = run("config", "init")
     assert result.code == 2
     assert result.err.splitlines() == [f"mux: error: {home.config} already exists",
-                                       "mux: hint: use --force to overwrite it"]
+                                       "mux: hint: use --force to replace it (the old file is kept as .bak)"]
     assert "busybox" in home.config.read_text()
-    assert run("config", "init", "--force").code == 0
+
+
+def test_init_force_keeps_the_old_file_as_bak(home: Home) -> None:
+    edited = home.config.read_text()
+    result = run("config", "init", "--force")
+    assert result.code == 0, result.err
+    assert result.out == f"Wrote {home.config} (the old one is {home.config}.bak)\n"
     assert "[docker.limits]" in home.config.read_text()
+    assert (home.root / "config.toml.bak").read_text() == edited
+
+
+@pytest.mark.parametrize("force", [pytest.param(False, id="new"), pytest.param(True, id="force")])
+def test_init_dry_run_prints_what_writes_the_same_file(home: Home, force: bool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    target = tmp_path / "made" / "config.toml"
+    if force:
+        target.parent.mkdir()
+        target.write_text("# mine\n")
+    result = run("--config", str(target), "config", "init", "--dry-run", *(["--force"] if force else []))
+    assert result.code == 0, result.err
+    assert target.exists() is force and not (tmp_path / "made" / "config.toml.bak").exists()
+    lines = result.out.splitlines()
+    assert lines[0] == f"mkdir -p {target.parent}"
+    assert len(lines) == (3 if force else 2)
+    for line in lines:  # what was printed, run by a shell, does the job
+        subprocess.run(["sh", "-c", line], check=True)
+    assert "[docker.limits]" in target.read_text()
+    if force:
+        assert (tmp_path / "made" / "config.toml.bak").read_text() == "# mine\n"
+    real = tmp_path / "real.toml"
+    assert run("--config", str(real), "config", "init").code == 0
+    assert real.read_text() == target.read_text()
 
 
 def test_init_with_config_flag(home: Home) -> None:

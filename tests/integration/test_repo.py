@@ -342,7 +342,7 @@ def test_signal_during_clone_leaves_nothing(
     finally:
         server.release()
         proc.kill()
-    assert proc.returncode == 1, err
+    assert proc.returncode == 130, err  # an interrupt is 130 wherever it lands
     assert "interrupted" in out
     assert not (tmp_path / "sessions").exists()
     assert stray == []
