@@ -45,26 +45,30 @@ def simple(runner: Runner, verb: str, name: str) -> None:
         runner.run(A.stop_argv(session.ref))
 
 
-def attach(runner: Runner, name: str, *, quiet: bool = False) -> None:
+def attach(runner: Runner, name: str, *, quiet: bool = False) -> int:
+    """`docker attach`; the exit code mux should return (0 after a detach)."""
     session = find(runner, name)
     if not session.running:
         start_checked(runner, session)
     if not quiet and not runner.dry_run:
         print(f"mux: attached to {name}; detach with Ctrl-P Ctrl-Q", file=sys.stderr)
-    runner.exec(A.attach_argv(session.ref))
+    code = runner.interactive(A.attach_argv(session.ref))
+    if code not in (0, 130) and not runner.dry_run and find(runner, name).running:
+        return 0  # detached (docker says "read escape sequence" and exits 1); it runs on
+    return code
 
 
-def exec_in(runner: Runner, name: str, command: Sequence[str], *, shell: str, tty: bool) -> None:
+def exec_in(runner: Runner, name: str, command: Sequence[str], *, shell: str, tty: bool) -> int:
     session = find(runner, name)
     if not session.running:
         raise MuxError(f"session {name!r} is {session.status}", hint=f"`mux start {name}` first")
     cmd = list(command) or ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session", shell]
-    runner.exec(A.exec_argv(session.ref, cmd, tty=tty))
+    return runner.interactive(A.exec_argv(session.ref, cmd, tty=tty))
 
 
-def logs(runner: Runner, name: str, *, follow: bool) -> None:
+def logs(runner: Runner, name: str, *, follow: bool) -> int:
     session = find(runner, name)
-    runner.exec(A.logs_argv(session.ref, follow=follow))
+    return runner.interactive(A.logs_argv(session.ref, follow=follow))
 
 
 def blockers(session: Session, *, force: bool) -> list[str]:

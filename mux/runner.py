@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -215,6 +216,40 @@ class Runner:
             os.execvp(args[0], args)
         except FileNotFoundError:
             raise self._missing(args, None) from None
+
+    def interactive(self, argv: Argv) -> int:
+        """Run ``argv`` on this terminal and return its exit code (dry-run: print it, 0).
+
+        A child, not an exec, so mux has the last word on the exit code: a Ctrl-C
+        (SIGINT) while it runs reaches it through the terminal and makes mux exit
+        130, as a shell reports an interrupted job, whatever the child returns.
+        """
+        args = to_argv(argv)
+        if self.dry_run:
+            self.show(args)
+            return 0
+        self._echo(args)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        interrupted: list[int] = []
+        # A Python handler (not SIG_IGN) is reset to the default in the child at exec.
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+        try:
+            try:
+                proc = subprocess.Popen(args)
+            except FileNotFoundError:
+                raise self._missing(args, None) from None
+            try:
+                code = proc.wait()
+            except BaseException:  # SIGTERM (raised as KeyboardInterrupt): the child goes too
+                proc.terminate()
+                proc.wait()
+                raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            return 130
+        return 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
 
     @staticmethod
     def _missing(args: list[str], error: type[MuxError] | None) -> MuxError:

@@ -197,7 +197,7 @@ def attach(ctx: click.Context, dry_run: bool, name: str) -> None:
 
     state = _state(ctx)
     _proxy_for(ctx, name, dry_run)
-    lifecycle.attach(state.runner(dry_run), name, quiet=state.quiet)
+    ctx.exit(lifecycle.attach(state.runner(dry_run), name, quiet=state.quiet))
 
 
 @click.command()
@@ -286,8 +286,8 @@ def exec_(ctx: click.Context, dry_run: bool, interactive: bool, tty: bool, name:
     state = _state(ctx)
     shell = state.config().docker.shell if not command else ""
     _proxy_for(ctx, name, dry_run)
-    lifecycle.exec_in(state.runner(dry_run), name, command, shell=shell,
-                      tty=sys.stdin.isatty() and sys.stdout.isatty())
+    ctx.exit(lifecycle.exec_in(state.runner(dry_run), name, command, shell=shell,
+                               tty=sys.stdin.isatty() and sys.stdout.isatty()))
 
 
 @click.command()
@@ -298,7 +298,7 @@ def logs(ctx: click.Context, follow: bool, name: str) -> None:
     """Show the output of session NAME's main process."""
     from mux import lifecycle
 
-    lifecycle.logs(_state(ctx).runner(), name, follow=follow)
+    ctx.exit(lifecycle.logs(_state(ctx).runner(), name, follow=follow))
 
 
 @click.command("cp")

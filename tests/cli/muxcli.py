@@ -126,8 +126,9 @@ def home(mux_home: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
 
 
 @pytest.fixture
-def execs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Commands handed the terminal with os.execvp (recorded; the test process stays)."""
+def execs(monkeypatch: pytest.MonkeyPatch, fp) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """Commands handed the terminal, recorded: exec'd with os.execvp (the test
+    process stays), or run on it as a child (docker attach, exec and logs)."""
     calls: list[list[str]] = []
 
     def fake_execvp(file: str, args: list[str]) -> None:
@@ -136,6 +137,9 @@ def execs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         raise SystemExit(0)  # a real exec never returns
 
     monkeypatch.setattr(os, "execvp", fake_execvp)
+    for verb in ("attach", "exec", "logs"):
+        fp.register(["docker", verb, fp.any()], occurrences=100,
+                    callback=lambda process: calls.append([str(a) for a in process.args]))
     return calls
 
 

@@ -316,16 +316,29 @@ def test_delete_rm_fails_is_exit_4(home: Home, fp) -> None:  # type: ignore[no-u
     assert home.session_dir("s1").exists()  # files stay when the container could not be removed
 
 
-# --- attach / exec / logs (these hand the terminal over with os.execvp) ------
+# --- attach / exec / logs (run on the terminal as children: mux keeps the exit code)
 
 
 def test_attach_running(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
     result = run("attach", "s1")
     assert result.code == 0
-    assert list(fp.calls) == [ps_one("s1")]
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "attach", CID]]
     assert execs == [["docker", "attach", CID]]
     assert "detach with Ctrl-P Ctrl-Q" in result.err
+
+
+@pytest.mark.parametrize(("state_after", "code"), [
+    pytest.param("running", 0, id="detached"),
+    pytest.param("exited", 1, id="session-ended-with-1"),
+])
+def test_attach_exit_code_after_docker_attach_returns_1(home: Home, fp, state_after: str, code: int) -> None:  # type: ignore[no-untyped-def]
+    """docker attach exits 1 on a detach (Ctrl-P Ctrl-Q) and when the session's
+    shell exits 1: a session still running means a detach, which is success."""
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(["docker", "attach", CID], returncode=1)
+    fp.register(ps_one("s1"), stdout=ps_line("s1", state_after))
+    assert run("attach", "s1").code == code
 
 
 def test_attach_starts_a_stopped_session(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
@@ -333,7 +346,7 @@ def test_attach_starts_a_stopped_session(home: Home, fp, execs) -> None:  # type
     fp.register(["docker", "start", CID], stdout=CID + "\n")
     fp.register(top(CID), stdout=TOP_STARTED)
     assert run("attach", "s1").code == 0
-    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", CID], top(CID)]
+    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", CID], top(CID), ["docker", "attach", CID]]
     assert execs == [["docker", "attach", CID]]
 
 
@@ -409,10 +422,8 @@ def test_logs_missing(home: Home, fp, execs) -> None:  # type: ignore[no-untyped
 def test_exec_docker_missing_at_exec_time(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
 
-    def missing(file: str, args: list[str]) -> None:
-        raise FileNotFoundError(2, "No such file or directory")
-
-    monkeypatch.setattr("os.execvp", missing)
+    fp.allow_unregistered(True)  # `docker attach` really runs, on a PATH without docker
+    monkeypatch.setenv("PATH", str(home.root / "no-docker-here"))
     result = run("attach", "s1")
     assert result.code == 4
     assert "the docker command was not found on PATH" in result.err

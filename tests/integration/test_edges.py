@@ -57,8 +57,8 @@ def test_ctrl_c_in_exec_is_130(images, mux_home, unique_name) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "mux", "exec", unique_name, "--", "sleep", "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        waited = subprocess.run(["docker", "exec", f"mux-{unique_name}", "sh", "-c",
-                                 "for i in $(seq 100); do ps -o args | grep -q '^sleep 30' && exit 0; sleep 0.1; done; exit 1"])
+        started = "for i in $(seq 100); do ps -o args | grep -q '^sleep 30' && exit 0; sleep 0.1; done; exit 1"
+        waited = subprocess.run(["docker", "exec", f"mux-{unique_name}", "sh", "-c", started])
         assert waited.returncode == 0, "the exec'd sleep never started"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
@@ -86,3 +86,20 @@ def test_no_git_identity_is_a_warning_on_new_and_a_doctor_failure(images, mux_ho
     assert again.returncode == 0 and "warning" not in again.stderr
     git = {c["name"]: c for c in json.loads(mux("doctor", "--json", env=env).stdout)["checks"]}["git"]
     assert git == {"name": "git", "ok": True, "detail": "commits as Ada <ada@example.com>", "fix": ""}
+
+
+def test_attach_returns_the_shells_exit_code_when_it_ends(images, mux_home, unique_name) -> None:
+    assert mux("new", unique_name).returncode == 0
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mux", "attach", unique_name],
+                            stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    try:
+        assert b"Ctrl-Q" in read_until(primary, b"Ctrl-Q")
+        os.write(primary, b"exit 3\r")
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        os.close(primary)
+    assert proc.returncode == 3  # not a detach: the session stopped
+    assert json.loads(mux("list", "--json").stdout)[0]["status"] == "stopped"
