@@ -37,12 +37,14 @@ def env_args(env: Iterable[tuple[str, str | None]]) -> list[str]:
 def run_argv(spec: SessionSpec) -> list[str]:
     argv = [DOCKER, "run", "-d", *(["-it"] if spec.tty else []), "--init", "--name", spec.container]
     argv += option("--cidfile", spec.cidfile)  # the ID of what docker made, even if start fails
+    argv += option("--hostname", spec.hostname)
     argv += repeated("--label", (f"{k}={v}" for k, v in spec.labels))
     argv += ["-v", f"{spec.workspace_volume or spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
     argv += option("-u", spec.user)
     home = spec.home_volume or spec.home
     if home is not None:
         argv += ["-v", f"{home}:{CONTAINER_HOME}", "-e", f"HOME={CONTAINER_HOME}"]
+    argv += repeated("-v", (f"{path}:/etc/{path.name}:ro" for path, _ in spec.accounts))
     argv += repeated("-v", spec.volumes)
     argv += repeated("--env-file", spec.env_files)
     argv += env_args(spec.env)

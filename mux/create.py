@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux import __version__, hostfiles, interrupts, paths, validate
+from mux import __version__, account, hostfiles, interrupts, paths, validate
 from mux import argv as A
 from mux.config import Config, Limits
 from mux.errors import ConfigError, DockerError, MuxError
@@ -60,6 +60,9 @@ class HostFacts:
     git_name: str | None = None
     git_email: str | None = None
     data_dir: Path = field(default_factory=paths.data_dir)
+    login: str = "mux"  # the host's names for uid and gid (mux.account.host_names)
+    group: str = "mux"
+    remote: bool = False  # the engine cannot see this machine's files
 
 
 def git_env(name: str | None, email: str | None) -> list[tuple[str, str | None]]:
@@ -101,12 +104,13 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
                 "it is memory plus swap, so it must be at least as large"
             )
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
-    taken = (WORKSPACE, CONTAINER_HOME) if d.run_as_user else (WORKSPACE,)
+    volumes += repo_source_mount(opts, d.volumes + volumes) if repo_labels and not host.remote else ()
+    taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
     for spec_text in d.volumes + volumes:
         target = spec_text.split(":")[1].rstrip("/")
         if target in taken:
             raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
-                              "(the working directory and the session's HOME)")
+                              "(the working directory, the session's HOME and user)")
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
@@ -135,6 +139,10 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         volumes=d.volumes + volumes, network=network, limits=limits,
         user=f"{host.uid}:{host.gid}" if run_as_user else None,
         home=session_dir / "home" if run_as_user else None,
+        hostname=None if (network or "").startswith("container:") else name,  # docker refuses both
+        accounts=tuple((session_dir / f, text) for f, text in
+                       account.files(host.login, host.uid, host.group, host.gid, d.shell).items())
+        if run_as_user and not host.remote else (),  # host files: a remote engine cannot mount them
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
         cidfile=session_dir / hostfiles.CIDFILE,
@@ -177,6 +185,18 @@ def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
     return [("mux.repo", redact_url(url)), ("mux.branch", branch)]
 
 
+def repo_source_mount(opts: NewOptions, volumes: tuple[str, ...]) -> tuple[str, ...]:
+    """A local --repo is mounted at its own path, so `origin` (that path) works
+    inside: the agent can fetch from and push to it (unless a volume already
+    mounts something there)."""
+    from mux.repo import local_path, validate_repo_url
+
+    source = local_path(validate_repo_url(opts.repo or ""))
+    if not source or source in {v.split(":")[1].rstrip("/") for v in volumes}:
+        return ()
+    return (f"{source}:{source}",)
+
+
 def host_git_identity(runner: Runner) -> tuple[str | None, str | None]:
     """The host user's git name and email; none when git is missing or unset."""
     try:
@@ -193,9 +213,11 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     git_name = git_email = None
     if config.git.inject_config and not (config.git.user_name and config.git.user_email):
         git_name, git_email = host_git_identity(runner)
+    login, group = account.host_names(os.getuid(), os.getgid(), os.environ)
     return HostFacts(
         uid=os.getuid(), gid=os.getgid(), env=dict(os.environ), cwd=Path.cwd(),
-        now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email,
+        now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email, login=login, group=group,
+        remote=runner.engine.remote,
     )
 
 

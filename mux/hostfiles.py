@@ -10,11 +10,12 @@ import fcntl
 import os
 import shutil
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux.errors import MuxError
-from mux.runner import Runner, host_step
+from mux.runner import Runner, host_step, write_argv
 
 if TYPE_CHECKING:
     from mux.config import Config
@@ -104,6 +105,9 @@ def make_dirs(runner: Runner, config: Config, spec: SessionSpec, session_dir: Pa
         if spec.home is not None:
             home = spec.home
             host_step(runner, ["mkdir", "-p", "-m", "700", home], lambda: home.mkdir(mode=0o700))
+        for path, text in spec.accounts:  # the session's passwd and group (mux.account)
+            argv, content = write_argv(path, text)
+            host_step(runner, argv, partial(path.write_text, content))
         if config.docker.rust.sccache:  # [docker.rust]: shared cache dirs, made as the user
             from mux.sccache import make_dirs as make_cache_dirs
 

@@ -40,6 +40,10 @@ class SessionSpec:
     stop_timeout: int = 10
     pull: str | None = None
     extra_hosts: tuple[str, ...] = ()
+    hostname: str | None = None
+    # (host file, its text): written before `docker run`, mounted read-only at
+    # /etc/<file name> (the session's passwd and group, see mux.account)
+    accounts: tuple[tuple[Path, str], ...] = ()
     ports: tuple[str, ...] = ()  # docker -p specs, the host address always written out
     tty: bool = True  # -it: a terminal to attach to; off for one-shot (headless) agents
     workspace_volume: str | None = None  # named volume at /workspace instead of workdir (mux/volumes.py)

@@ -7,7 +7,7 @@ this package (as ``mux --help`` and ``--dry-run`` do) stays cheap.
 from mux.repo.cloning import ClonedRepo, cache_path, clone, clone_commands
 from mux.repo.errors import RepoError
 from mux.repo.safety import remove_clone, unsaved_work
-from mux.repo.urls import redact_url, validate_branch, validate_repo_url
+from mux.repo.urls import local_path, redact_url, validate_branch, validate_repo_url
 
 __all__ = [
     "ClonedRepo",
@@ -15,6 +15,7 @@ __all__ = [
     "cache_path",
     "clone",
     "clone_commands",
+    "local_path",
     "redact_url",
     "remove_clone",
     "unsaved_work",

@@ -148,6 +148,16 @@ def _check_local_path(url: str, *, shown: str | None = None) -> str:
     return str(resolved)
 
 
+def local_path(url: str) -> str | None:
+    """The directory a validated local ``url`` (a path, or file:///path) names; None
+    for a network remote."""
+    if url.startswith("/"):
+        return url
+    if url.lower().startswith("file://"):
+        return unquote(urlsplit(url).path)
+    return None
+
+
 def validate_branch(name: str) -> str:
     """Return ``name`` if it is a valid new or existing branch name; else ConfigError."""
     why = _branch_problem(name)

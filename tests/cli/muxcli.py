@@ -153,13 +153,14 @@ def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str]
            "-e", "GIT_CONFIG_VALUE_2=ada@example.com"]
     return [
         "docker", "run", "-d", "-it", "--init", "--name", f"mux-{name}",
-        "--cidfile", f"{home.session_dir(name)}/container.id",
+        "--cidfile", f"{home.session_dir(name)}/container.id", "--hostname", name,
         "--label", f"mux.session={name}", "--label", "mux.backend=docker",
         "--label", f"mux.workdir={workdir}", "--label", f"mux.image={image}",
         "--label", "mux.created=2026-01-02T03:04:05Z", "--label", f"mux.version={__version__}",
         "-v", f"{workdir}:/workspace", "-w", "/workspace",
         "-u", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{home.session_dir(name)}/home:/home/mux", "-e", "HOME=/home/mux",
+        "-v", f"{home.session_dir(name)}/passwd:/etc/passwd:ro", "-v", f"{home.session_dir(name)}/group:/etc/group:ro",
         *(git if env is None else env),
         *(middle or []),
         "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "never", image,

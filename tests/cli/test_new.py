@@ -7,10 +7,15 @@ import stat
 
 import pytest
 
-from mux import __version__
+from mux import __version__, account
 from mux.argv import SHELL_FALLBACK
+<<<<<<< HEAD
 from mux.runner import quote
 from tests.cli.muxcli import IMAGE, NEW_ID, Home, ps_line, ps_one, register_run, run, run_argv, top
+=======
+from mux.runner import quote, write_argv
+from tests.cli.muxcli import IMAGE, Home, ps_line, ps_one, run, run_argv
+>>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
 
 CONFLICT = (
     'docker: Error response from daemon: Conflict. The container name "/mux-s1" is already in use by container '
@@ -70,19 +75,31 @@ def test_new_without_host_git_identity(home: Home, fp) -> None:  # type: ignore[
     assert list(fp.calls) == [GIT_IDENTITY, expected, top()]
 
 
+def account_writes(home: Home, name: str) -> list[str]:
+    """The printed writes of the session's passwd and group (their text: tests/unit/test_account.py)."""
+    login, group = account.host_names(os.getuid(), os.getgid(), os.environ)
+    texts = account.files(login, os.getuid(), group, os.getgid(), "/bin/bash")
+    return [quote(write_argv(home.session_dir(name) / f, texts[f])[0]) for f in ("passwd", "group")]
+
+
 def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("GH_TOKEN", "secret")
     (home.proj / "sub").mkdir()
     other = home.root / "other"
     other.mkdir()
     expected = [
+<<<<<<< HEAD
         "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
         "--cidfile", f"{home.session_dir('s1')}/container.id",
+=======
+        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1", "--hostname", "s1",
+>>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={other}",
         "--label", "mux.image=alpine:3.19", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
         "-v", f"{other}:/workspace", "-w", "/workspace", "-u", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{home.session_dir('s1')}/home:/home/mux", "-e", "HOME=/home/mux",
+        "-v", f"{home.session_dir('s1')}/passwd:/etc/passwd:ro", "-v", f"{home.session_dir('s1')}/group:/etc/group:ro",
         "-v", f"{home.proj}/sub:/sub:ro", "-v", "cache:/cache",
         "-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory", "-e", "GIT_CONFIG_VALUE_0=/workspace",
         "-e", "GIT_CONFIG_KEY_1=user.name", "-e", "GIT_CONFIG_VALUE_1=Ada Lovelace",
@@ -121,8 +138,12 @@ cpus = 2
 inject_config = false
 """)
     expected = [
+<<<<<<< HEAD
         "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
         "--cidfile", f"{home.session_dir('s1')}/container.id",
+=======
+        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1", "--hostname", "s1",
+>>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={home.proj}",
         "--label", f"mux.image={IMAGE}", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
@@ -144,6 +165,7 @@ def test_dry_run_prints_and_runs_nothing(home: Home, fp) -> None:  # type: ignor
     expected = run_argv(home, tail=["sh", "-c", "echo 'hi there'"])
     assert result.out.splitlines() == [
         f"mkdir -p -m 700 {home.session_dir('s1')}/home",
+        *account_writes(home, "s1"),
         quote(expected),
     ]
     assert result.err == ""
@@ -156,8 +178,13 @@ def test_verbose_echoes_commands_to_stderr(home: Home, fp) -> None:  # type: ign
     register_run(fp, expected)
     result = run("-v", "new", "s1")
     assert result.code == 0
+<<<<<<< HEAD
     assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home", "+ " + quote(expected),
                                        "+ " + quote(top())]
+=======
+    assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home",
+                                       *("+ " + line for line in account_writes(home, "s1")), "+ " + quote(expected)]
+>>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
     assert "+ docker" not in result.out
 
 

@@ -48,8 +48,9 @@ def nothing_left(name: str) -> bool:
 
 
 def test_agent_commits_and_pushes_from_inside(images, mux_home, remote, unique_name) -> None:
+    # No volume for the remote in the config: mux mounts a local --repo at its own path.
     Path(os.environ["MUX_CONFIG"]).write_text(
-        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\nvolumes = ["{remote}:{remote}"]\n'
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
         '[git]\nuser_name = "Agent"\nuser_email = "agent@example.com"\n')
     made = mux("new", "--repo", str(remote), "--branch", "agent/fix", unique_name)
     assert made.returncode == 0, made.stderr
@@ -65,6 +66,14 @@ def test_agent_commits_and_pushes_from_inside(images, mux_home, remote, unique_n
     assert mux("stop", unique_name).returncode == 0
     assert mux("delete", unique_name).returncode == 0  # everything was pushed: nothing to lose
     assert nothing_left(unique_name)
+
+
+def test_a_volume_already_at_the_repo_path_is_not_mounted_twice(images, mux_home, remote, unique_name) -> None:
+    Path(os.environ["MUX_CONFIG"]).write_text(
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\nvolumes = ["{remote}:{remote}:ro"]\n')
+    printed = mux("new", "--dry-run", "--repo", str(remote), unique_name, check=True).stdout
+    assert printed.count(f"{remote}:{remote}") == 1 and f"{remote}:{remote}:ro" in printed
+    assert mux("new", "--repo", str(remote), unique_name).returncode == 0
 
 
 def test_existing_branch_and_default_branch(images, mux_home, remote) -> None:
