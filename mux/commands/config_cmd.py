@@ -87,15 +87,17 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool
     """Write a commented default config file."""
     state = _state(ctx)
     path = target_path(state.config_path)
-    runner = state.runner(dry_run)
+    from mux.runner import Runner
+
+    runner = Runner(dry_run=dry_run, verbose=state.verbose)  # host steps only: no engine needed
     if agents and path.exists() and not force:
         from mux.agents import missing_rules
 
-        text = missing_rules(agents, state.config())
-        if not text:
+        rules = missing_rules(agents, state.config())
+        if not rules:
             state.say(f"{path} already has a credential rule for every agent named")
             return
-        _write(path, runner, text, append=True)
+        _write(path, runner, rules, append=True)
         if not dry_run:
             state.say(f"Added the credential rule(s) to {path}")
         return

@@ -9,13 +9,8 @@ import pytest
 
 from mux import __version__, account
 from mux.argv import SHELL_FALLBACK
-<<<<<<< HEAD
-from mux.runner import quote
-from tests.cli.muxcli import IMAGE, NEW_ID, Home, ps_line, ps_one, register_run, run, run_argv, top
-=======
 from mux.runner import quote, write_argv
-from tests.cli.muxcli import IMAGE, Home, ps_line, ps_one, run, run_argv
->>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
+from tests.cli.muxcli import IMAGE, NEW_ID, Home, ps_line, ps_one, register_run, run, run_argv, top
 
 CONFLICT = (
     'docker: Error response from daemon: Conflict. The container name "/mux-s1" is already in use by container '
@@ -88,12 +83,8 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
     other = home.root / "other"
     other.mkdir()
     expected = [
-<<<<<<< HEAD
         "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
-        "--cidfile", f"{home.session_dir('s1')}/container.id",
-=======
-        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1", "--hostname", "s1",
->>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
+        "--cidfile", f"{home.session_dir('s1')}/container.id", "--hostname", "s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={other}",
         "--label", "mux.image=alpine:3.19", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
@@ -138,12 +129,8 @@ cpus = 2
 inject_config = false
 """)
     expected = [
-<<<<<<< HEAD
         "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
-        "--cidfile", f"{home.session_dir('s1')}/container.id",
-=======
-        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1", "--hostname", "s1",
->>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
+        "--cidfile", f"{home.session_dir('s1')}/container.id", "--hostname", "s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={home.proj}",
         "--label", f"mux.image={IMAGE}", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
@@ -178,13 +165,9 @@ def test_verbose_echoes_commands_to_stderr(home: Home, fp) -> None:  # type: ign
     register_run(fp, expected)
     result = run("-v", "new", "s1")
     assert result.code == 0
-<<<<<<< HEAD
-    assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home", "+ " + quote(expected),
-                                       "+ " + quote(top())]
-=======
     assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home",
-                                       *("+ " + line for line in account_writes(home, "s1")), "+ " + quote(expected)]
->>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
+                                       *("+ " + line for line in account_writes(home, "s1")), "+ " + quote(expected),
+                                       "+ " + quote(top())]
     assert "+ docker" not in result.out
 
 

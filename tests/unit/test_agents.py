@@ -60,13 +60,14 @@ def test_claude_headless_whole_argv(home: Path) -> None:
     proj = home.parent / "proj"
     assert A.run_argv(spec) == [
         "docker", "run", "-d", "--init", "--name", "mux-s1",  # no -it: one-shot output goes to the logs
-        "--cidfile", f"{data}/container.id",
+        "--cidfile", f"{data}/container.id", "--hostname", "s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={proj}",
         "--label", "mux.image=img", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
         "--label", "mux.agent=claude",
         "-v", f"{proj}:/workspace", "-w", "/workspace", "-u", "1000:1001",
         "-v", f"{data}/home:/home/mux", "-e", "HOME=/home/mux",
+        "-v", f"{data}/passwd:/etc/passwd:ro", "-v", f"{data}/group:/etc/group:ro",
         "-v", f"{binary}:{AGENT_DIR}/claude:ro",
         "-e", f"ANTHROPIC_API_KEY={PLACEHOLDER}",
         "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",

@@ -94,13 +94,8 @@ def test_dry_run_prints_what_would_run(sandbox: Path, name: str, values: list[tu
         with mock.patch("mux.runner.subprocess.Popen", _fake_popen(calls)):
             real = run(*args)
         assert real.code == 0, real.err
-<<<<<<< HEAD
     (docker_run,) = [c for c in calls if c[1] != "top"]  # top: the started check, a query
-    mkdir, _, docker_text = dry.out.partition("\n")
-=======
-    (docker_run,) = calls
     mkdir, passwd, group, docker_text = dry.out.split("\n", 3)
->>>>>>> 9bc7dec (A real user inside: host user name via a generated read-only passwd/group (no extra docker call), hostname = session name; a local --repo is mounted at its own path so origin works inside)
     assert shlex.split(mkdir) == ["mkdir", "-p", "-m", "700", str(data / "sessions" / name / "home")]
     for line, file in ((passwd, "passwd"), (group, "group")):  # the session's user (mux.account)
         assert shlex.split(line)[:4] == ["sh", "-c", 'printf "%s\\n" "$@" > "$0"', str(data / "sessions" / name / file)]
