@@ -18,7 +18,7 @@ NAME = "hostile"
 CASES = [
     # (id, argv after `mux`, exit code, words the message must contain)
     ("name-space", ["new", "bad name"], 2, "invalid session name"),
-    ("name-dash", ["new", "--", "-rf"], 2, "invalid session name"),
+    ("name-dash", ["new", "--", "-rf"], 2, "give the session NAME before `--`"),  # never a session "-rf"
     ("name-too-long", ["new", "a" * 64], 2, "1-63"),
     ("name-unicode", ["new", "sésame"], 2, "invalid session name"),
     ("image-upper", ["new", "--image", "Ubuntu:22.04", NAME], 2, "invalid image reference"),
