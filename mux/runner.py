@@ -224,9 +224,9 @@ class Runner:
         (SIGINT) while it runs reaches it through the terminal and makes mux exit
         130, as a shell reports an interrupted job, whatever the child returns.
         """
-        args = to_argv(argv)
+        args = self.argv(argv)
         if self.dry_run:
-            self.show(args)
+            self._print(args)
             return 0
         self._echo(args)
         sys.stdout.flush()

@@ -127,3 +127,17 @@ def test_help_names_the_aliases(home: Home) -> None:
 def test_volume_help_states_docker_rule(home: Home) -> None:
     out = " ".join(run("new", "--help").out.split())
     assert "-v, --volume SPEC" in out and "else a named volume (docker's rule)" in out
+
+
+@pytest.mark.parametrize("verb", ["attach", "exec", "logs"])
+def test_commands_run_on_the_terminal_go_to_the_chosen_engine(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.test_engine_cli import make_context, ps_on
+
+    make_context(home, "box", "ssh://me@box.test")
+    fp.register(ps_on("box", "s1"), stdout=ps_line("s1"), occurrences=2)
+    tail = {"attach": [], "exec": ["-i", "mux-s1", "ls"], "logs": []}[verb]
+    expected = ["docker", "--context", "box", verb, *(tail or ["mux-s1"])]
+    fp.register(expected)
+    result = run("--context", "box", verb, "s1", *(["ls"] if verb == "exec" else []))
+    assert result.code == 0, result.err
+    assert expected in list(fp.calls)
