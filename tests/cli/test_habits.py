@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mux.cli import global_verbose
-from tests.cli.muxcli import Home, ps_line, ps_one, run
+from tests.cli.muxcli import CID, TOP_STARTED, Home, probe, ps_line, ps_one, run, top
 from tests.cli.test_sessions_cmds import no_such
 
 
@@ -80,21 +80,27 @@ def test_exec_takes_docker_flags_before_the_name(home: Home, fp, execs, args: li
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
     result = run("exec", *args)
     assert result.code == 0, result.err
-    assert execs == [["docker", "exec", "-i", "mux-s1", *command]]  # mux decides -t: no terminal here
+    assert execs == [["docker", "exec", "-i", CID, *command]]  # mux decides -t: no terminal here
 
 
 @pytest.mark.parametrize(("verb", "said"), [("start", "Started"), ("stop", "Stopped")])
 def test_start_stop_several_names(home: Home, fp, verb: str, said: str) -> None:  # type: ignore[no-untyped-def]
-    for name in ("a", "b"):
-        fp.register(["docker", verb, f"mux-{name}"], stdout=f"mux-{name}\n")
+    for name, cid in (("a", "a" * 64), ("b", "b" * 64)):
+        fp.register(ps_one(name), stdout=ps_line(name, "exited" if verb == "start" else "running", id=cid))
+        fp.register(["docker", verb, cid], stdout=f"{cid}\n")
+        if verb == "start":
+            fp.register(top(cid), stdout=TOP_STARTED)
     result = run(verb, "a", "b")
     assert result.code == 0, result.err
     assert result.out == f"{said} session a.\n{said} session b.\n"
+    assert [c for c in fp.calls if c[1] == verb] == [["docker", verb, "a" * 64], ["docker", verb, "b" * 64]]
 
 
 def test_stop_several_goes_on_past_a_missing_one(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    fp.register(["docker", "stop", "mux-gone"], returncode=1, stderr=no_such("gone", "stop"))
-    fp.register(["docker", "stop", "mux-b"], stdout="mux-b\n")
+    fp.register(ps_one("gone"), stdout="")
+    fp.register(probe("gone"), returncode=1, stderr=no_such("gone", "inspect"))
+    fp.register(ps_one("b"), stdout=ps_line("b"))
+    fp.register(["docker", "stop", CID], stdout=f"{CID}\n")
     result = run("stop", "gone", "b")
     assert result.code == 3  # the failure's own code, like `docker stop` reports each
     assert result.err.splitlines()[0] == "mux: error: no session named 'gone'"
@@ -102,9 +108,9 @@ def test_stop_several_goes_on_past_a_missing_one(home: Home, fp) -> None:  # typ
 
 
 def test_delete_and_rm_take_several_names(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    for name in ("a", "b"):
-        fp.register(ps_one(name), stdout=ps_line(name, "exited"))
-        fp.register(["docker", "rm", f"mux-{name}"], stdout=f"mux-{name}\n")
+    for name, cid in (("a", "a" * 64), ("b", "b" * 64)):
+        fp.register(ps_one(name), stdout=ps_line(name, "exited", id=cid))
+        fp.register(["docker", "rm", cid], stdout=f"{cid}\n")
     result = run("rm", "a", "b")
     assert result.code == 0, result.err
     assert result.out == "Deleted session a.\nDeleted session b.\n"
@@ -135,8 +141,8 @@ def test_commands_run_on_the_terminal_go_to_the_chosen_engine(home: Home, fp, ve
 
     make_context(home, "box", "ssh://me@box.test")
     fp.register(ps_on("box", "s1"), stdout=ps_line("s1"), occurrences=2)
-    tail = {"attach": [], "exec": ["-i", "mux-s1", "ls"], "logs": []}[verb]
-    expected = ["docker", "--context", "box", verb, *(tail or ["mux-s1"])]
+    tail = {"attach": [], "exec": ["-i", CID, "ls"], "logs": []}[verb]
+    expected = ["docker", "--context", "box", verb, *(tail or [CID])]
     fp.register(expected)
     result = run("--context", "box", verb, "s1", *(["ls"] if verb == "exec" else []))
     assert result.code == 0, result.err
