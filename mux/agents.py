@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from mux.runner import Runner
 
 AGENT_DIR = "/opt/mux/agents"
+HOME_SEED = "home"  # under the session's data dir: the HOME, or what fills a HOME volume
 PLACEHOLDER = "mux-placeholder-the-proxy-injects-the-real-key"
 MAX_SHARED_FILES = 200
 MAX_SCAN_BYTES = 1024 * 1024
@@ -468,14 +469,15 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
     )
 
 
-def prepare_home(runner: Runner, name: str, spec: SessionSpec) -> None:
+def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path) -> None:
     """Before `docker run`: the HOME's seed files and the shared files' parent
-    directories (made by mux, not by dockerd as root), all owned by the agent's user."""
+    directories (made by mux, not by dockerd as root), all owned by the agent's user.
+    A HOME volume (--copy) is filled from the same directory (mux.volumes)."""
     from mux.runner import host_step
 
-    if spec.home is None or spec.user is None:
+    home = spec.home or (session_dir / HOME_SEED if spec.home_volume else None)
+    if home is None or spec.user is None:
         return
-    home = spec.home
     preset = PRESETS.get(name)
     targets = [v.split(":")[1] for v in spec.volumes]
     dirs = sorted({home / PurePosixPath(t).parent.relative_to(CONTAINER_HOME)
@@ -488,13 +490,13 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec) -> None:
 
     def make() -> None:
         try:
-            for d in dirs:
+            for d in [home, *dirs]:
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise fail(exc) from None
 
-    if dirs:
-        host_step(runner, ["mkdir", "-p", "-m", "700", *dirs], make)
+    if dirs or not home.exists():
+        host_step(runner, ["mkdir", "-p", "-m", "700", *(dirs or [home])], make)
     for rel, text in preset.seed if preset else ():
         target = home / rel
 

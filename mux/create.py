@@ -367,7 +367,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             if opts.agent:
                 from mux.agents import prepare_home
 
-                prepare_home(runner, opts.agent, spec)
+                prepare_home(runner, opts.agent, spec, session_dir)
             undo.spec = spec
             guard.checkpoint()
             undo.container = not runner.dry_run

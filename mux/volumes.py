@@ -106,8 +106,13 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         if spec.home_volume is not None:
             home = PurePosixPath(CONTAINER_HOME)
             empty = stage / home.name
-            host_step(runner, ["mkdir", "-m", "700", empty], partial(empty.mkdir, mode=0o700))
-            runner.run(A.cp_argv(empty, f"{spec.container}:{home.parent}"))
+            prepared = session_dir / "home"  # an agent's seeded HOME (mux.agents.prepare_home)
+            seeded = any(k == "mux.agent" for k, _ in spec.labels)
+            if seeded:
+                host_step(runner, ["ln", "-s", prepared, empty], partial(os.symlink, prepared, empty))
+            else:
+                host_step(runner, ["mkdir", "-m", "700", empty], partial(empty.mkdir, mode=0o700))
+            runner.run(A.cp_argv(empty, f"{spec.container}:{home.parent}", follow_link=seeded))
         if remove_source:
             from mux.repo import remove_clone
 

@@ -267,3 +267,21 @@ def test_headless_agent_with_proxy_only_egress(world: AgentWorld, unique_name: s
     assert world.reply in mux("logs", unique_name).stdout
     listed = json.loads(mux("list", "--json").stdout)
     assert [s["egress"] for s in listed if s["name"] == unique_name] == ["proxy-only"]
+
+
+def test_headless_agent_in_a_copied_workspace(world: AgentWorld, unique_name: str) -> None:
+    # --copy: /workspace and HOME are volumes filled by mux, not this machine's directories;
+    # a shared file is mounted into the HOME volume, whose ~/.claude must stay the agent's.
+    (world.home / ".claude").mkdir()
+    (world.home / ".claude" / "settings.json").write_text('{"model": "claude-fake"}\n')
+    world.write_config(claude='share = ["~/.claude/settings.json"]')
+    created = mux("new", "--agent", "claude", "--copy", "--headless", "--prompt", "say pong", unique_name,
+                  cwd=world.work)
+    assert created.returncode == 0, created.stderr
+    assert wait_exit(f"mux-{unique_name}") == 0, mux("logs", unique_name).stderr
+    assert world.reply in mux("logs", unique_name).stdout
+    home = next(m["Name"] for m in json.loads(docker("container", "inspect", f"mux-{unique_name}").stdout)[0]["Mounts"]
+                if m["Destination"] == "/home/mux")
+    kept = docker("run", "--rm", "-v", f"{home}:/h", BUSYBOX, "sh", "-c",
+                  "stat -c '%u' /h/.claude && find /h/.claude -name '*.jsonl' | wc -l").stdout.split()
+    assert kept[0] == str(AGENT_UID) and int(kept[1]) >= 1  # the agent's own ~/.claude, with its transcript
