@@ -70,27 +70,42 @@ def _changes(git: Callable[..., gitcmd.Outcome]) -> list[str]:
 
 
 def _unpushed(git: Callable[..., gitcmd.Outcome]) -> list[str]:
+    """Commits no remote-tracking branch has. Any git failure is a reason (fail closed)."""
+    heads = git("for-each-ref", "--format=%(refname)", "refs/heads/")
+    if not heads.ok:
+        return [f"cannot list its branches ({_last(heads)}); cannot tell what is unpushed"]
     reasons = []
-    heads = git("for-each-ref", "--format=%(refname:short)", "refs/heads/")
-    for branch in heads.stdout.split():
-        count = git("rev-list", "--count", f"refs/heads/{branch}", "--not", "--remotes")
-        n = int(count.stdout.strip() or 0) if count.ok else -1
-        if n < 0:
-            reasons.append(f"branch {branch!r}: cannot count its unpushed commits ({_last(count)})")
+    for ref in heads.stdout.split():
+        branch = ref.removeprefix("refs/heads/")
+        n = _count(git("rev-list", "--count", ref, "--not", "--remotes"))
+        if n is None:
+            reasons.append(f"branch {branch!r}: cannot count its unpushed commits")
         elif n:
             reasons.append(f"branch {branch!r}: {_plural(n, 'commit')} not on any remote branch")
-    if not git("symbolic-ref", "--quiet", "HEAD").ok:  # detached HEAD
-        count = git("rev-list", "--count", "HEAD", "--not", "--branches", "--remotes")
-        n = int(count.stdout.strip() or 0) if count.ok else 0
-        if n:
+    head = git("symbolic-ref", "--quiet", "HEAD")
+    if head.status not in (0, 1):  # 1: detached; anything else is git failing
+        reasons.append(f"cannot read HEAD ({_last(head)}); cannot tell what is unpushed")
+    elif head.status == 1:
+        n = _count(git("rev-list", "--count", "HEAD", "--not", "--branches", "--remotes"))
+        if n is None:
+            reasons.append("detached HEAD: cannot count its commits that are on no branch")
+        elif n:
             reasons.append(f"detached HEAD: {_plural(n, 'commit')} not on any branch")
     return reasons
 
 
+def _count(outcome: gitcmd.Outcome) -> int | None:
+    """The number `git rev-list --count` printed; None when git failed or printed no number."""
+    text = outcome.stdout.strip()
+    return int(text) if outcome.ok and text.isdigit() else None
+
+
 def _stashes(git: Callable[..., gitcmd.Outcome]) -> list[str]:
     stash = git("stash", "list")
-    n = len(stash.stdout.splitlines()) if stash.ok else 0
-    return [f"{_plural(n, 'stash')} ({'git stash list'})"] if n else []
+    if not stash.ok:
+        return [f"cannot list its stashes ({_last(stash)}); a stash would be lost unseen"]
+    n = len(stash.stdout.splitlines())
+    return [f"{_plural(n, 'stash')} (git stash list)"] if n else []
 
 
 def _last(outcome: gitcmd.Outcome) -> str:

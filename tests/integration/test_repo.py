@@ -545,6 +545,47 @@ def test_unsaved_work_of_a_broken_clone_refuses_to_vouch(
     assert len(reasons) == 1 and "cannot be checked as a git repository" in reasons[0]
 
 
+def _drop_object(r: Path, rev: str) -> None:
+    sha = git("rev-parse", rev, cwd=r).strip()
+    (r / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+
+
+def _stash_object_lost(r: Path) -> None:
+    _stash(r)
+    _drop_object(r, "refs/stash")
+
+
+def _unpushed_object_lost(r: Path) -> None:
+    _new_branch_with_commits(r)
+    _drop_object(r, "agent/idea")
+
+
+def _packed_refs_garbage(r: Path) -> None:
+    with open(r / ".git" / "packed-refs", "a") as f:
+        f.write("garbage line\n")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        # Each of these used to read as "nothing to lose" for the part git could not read.
+        pytest.param(_stash_object_lost, ["cannot list its stashes (fatal: bad object refs/stash); "
+                                          "a stash would be lost unseen"], id="stash-unreadable"),
+        pytest.param(_unpushed_object_lost, ["branch 'agent/idea': cannot count its unpushed commits"],
+                     id="branch-history-unreadable"),
+        pytest.param(_packed_refs_garbage, ["git status failed", "cannot list its branches",
+                                            "cannot list its stashes"], id="refs-unreadable"),
+    ],
+)
+def test_unsaved_work_fails_closed_on_a_corrupt_clone(
+    origin: Path, tmp_path: Path, break_it: object, expected: list[str]
+) -> None:
+    repo = clone(str(origin), tmp_path / "repo", None, progress=False).path
+    break_it(repo)  # type: ignore[operator]
+    reasons = unsaved_work(repo)
+    assert len(reasons) == len(expected) and all(r.startswith(e) for r, e in zip(reasons, expected)), reasons
+
+
 def test_unsaved_work_of_a_clone_owned_by_another_user(origin: Path, tmp_path: Path) -> None:
     repo = clone(str(origin), tmp_path / "repo", None, progress=False).path
     _commit(repo)
