@@ -1,5 +1,11 @@
-"""Shared fixtures. Engine tests are marked ``docker``: they skip when no engine
-answers, unless MUX_REQUIRE_DOCKER=1 (CI), where a missing engine fails them."""
+"""Shared fixtures. Engine tests are marked ``docker`` (by hand, or because they
+use an engine fixture): they skip when no engine answers, unless
+MUX_REQUIRE_DOCKER=1 (CI), where a missing engine fails them. Other tests under
+tests/integration (git, the proxy on loopback, installs) run without one.
+
+What a test makes on the engine carries its MUX_INSTANCE label, and only what
+carries that label is removed after it: a container a user made, even one named
+like a test's, is never touched."""
 
 from __future__ import annotations
 
@@ -31,9 +37,14 @@ def engine_answers() -> bool:
     return _engine
 
 
+# Fixtures that reach the engine: a test using one (directly or through another
+# fixture) needs the engine, whatever its module.
+ENGINE_FIXTURES = {"images", "cleanup_containers", "docker_engine", "remote_engine"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "integration" in item.nodeid.split("/"):
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
 
 
@@ -95,10 +106,24 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
+def remove_own(names: list[str], instance: str | None) -> list[str]:
+    """Force-remove the containers called ``names`` that carry ``instance``'s label
+    (by ID); a container of that name without it is someone else's and stays."""
+    if not names or not instance:
+        return []
+    found = docker("ps", "-a", "--no-trunc", "--filter", f"label=mux.instance={instance}",
+                   "--format", "{{.ID}} {{.Names}}", check=False).stdout.split("\n")
+    ids = [cid for cid, _, name in (ln.partition(" ") for ln in found) if name in names]
+    if ids:
+        docker("rm", "-f", *ids, check=False)
+    return ids
+
+
 @pytest.fixture
 def cleanup_containers():
-    """Names registered here are force-removed after the test, pass or fail."""
+    """Containers registered here by name are removed after the test, pass or fail,
+    if they carry this test's MUX_INSTANCE label (mux's sessions do; a test that
+    makes its own container labels it too)."""
     names: list[str] = []
     yield names
-    if names:
-        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+    remove_own(names, os.environ.get("MUX_INSTANCE"))

@@ -1,0 +1,261 @@
+"""Nothing half-made, nothing lost: the fault table, on a real engine.
+
+Every `mux new` that fails or is interrupted (Ctrl-C to the process group, as a
+terminal sends it, or SIGTERM, at many instants) ends with a complete session or
+with nothing: no container of this instance with its label, no session files,
+the name free. Labels and names read back from docker are input: foreign labels,
+impostor containers and other instances are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BUSYBOX, docker, mux, session_dir
+
+pytestmark = pytest.mark.docker
+
+
+def instance() -> str:
+    return os.environ["MUX_INSTANCE"]
+
+
+def containers_of(name: str) -> list[str]:
+    """IDs of this instance's containers labelled as session ``name``, in any state."""
+    out = docker("ps", "-aq", "--filter", f"label=mux.session={name}",
+                 "--filter", f"label=mux.instance={instance()}").stdout
+    return out.split()
+
+
+def listed() -> dict[str, dict]:
+    return {s["name"]: s for s in json.loads(mux("list", "--json", check=True).stdout)}
+
+
+def nothing_left(name: str) -> bool:
+    return not containers_of(name) and not session_dir(name).exists() and name not in listed()
+
+
+def complete(name: str) -> bool:
+    """A working session: its container runs, its HOME is there and writable."""
+    (cid,) = containers_of(name)
+    state = json.loads(docker("container", "inspect", cid).stdout)[0]["State"]
+    home = session_dir(name) / "home"
+    if not (state["Running"] and home.is_dir()):
+        return False
+    return docker("exec", cid, "sh", "-c", 'touch "$HOME/.probe" && test -d /workspace', check=False).returncode == 0
+
+
+def own_container(*args: str) -> str:
+    """A container this test makes itself, labelled with its instance (so only it is removed)."""
+    return docker("run", "-d", "--pull", "never", "--label", f"mux.instance={instance()}", *args).stdout.strip()
+
+
+# -- failures after docker made the container -----------------------------------------------------
+
+
+def test_docker_failing_after_create_removes_what_it_made(images, mux_home, unique_name) -> None:
+    result = mux("new", "--network", f"no-such-net-{unique_name}", unique_name)
+    assert result.returncode == 4, result.stderr
+    assert f"no-such-net-{unique_name}" in result.stderr.splitlines()[0]  # docker's reason, one line
+    assert nothing_left(unique_name)
+    assert mux("new", unique_name).returncode == 0  # the name is free
+
+
+def test_a_command_that_cannot_start_is_a_failed_new(images, mux_home, unique_name) -> None:
+    result = mux("new", unique_name, "--", "nosuchcmd")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (f"mux: error: the command of session {unique_name!r} cannot start: "
+                                             "exec nosuchcmd failed: No such file or directory")
+    assert "Created" not in result.stdout
+    assert nothing_left(unique_name)
+
+
+def test_a_command_that_ends_is_a_session_and_start_attach_say_so(images, mux_home, unique_name) -> None:
+    made = mux("new", unique_name, "--", "sh", "-c", "echo goodbye-from-the-session; exit 3")
+    assert made.returncode == 0, made.stderr
+    (cid,) = containers_of(unique_name)
+    assert docker("wait", cid).stdout.strip() == "3"
+    assert listed()[unique_name]["exit_code"] == 3
+    assert " 3 " in next(ln for ln in mux("list").stdout.splitlines() if ln.startswith(unique_name))
+    for verb in ("start", "attach"):
+        again = mux(verb, unique_name)
+        assert again.returncode == 1, again
+        assert f"session {unique_name!r} stopped right after starting: its command exited with code 3" in again.stderr
+        assert "goodbye-from-the-session" in again.stderr and "attached" not in again.stderr
+
+
+# -- Ctrl-C and SIGTERM at many instants ---------------------------------------------------------
+
+MODES = {
+    "plain": [],
+    "repo": ["--repo", "{origin}"],
+    "proxied": ["--proxy"],
+}
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    repo = tmp_path / "origin"
+    repo.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@e", *args], cwd=repo, check=True)
+    return repo
+
+
+@pytest.fixture
+def proxy_config(mux_home: Path) -> dict[str, str]:
+    from tests.integration.proxy.harness import free_port
+
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(config.read_text() + f"[proxy]\nport = {free_port()}\n")
+    yield {}
+    mux("proxy", "stop")
+
+
+def interrupted_new(args: list[str], name: str, delay: float, signum: int) -> tuple[int, str]:
+    """`mux new` in a process group of its own, sent ``signum`` after ``delay`` seconds:
+    SIGINT to the whole group (a terminal's Ctrl-C), SIGTERM to mux alone."""
+    proc = subprocess.Popen([sys.executable, "-m", "mux", "new", *args, name], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(delay)
+    try:
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+    except ProcessLookupError:
+        pass  # it had finished
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c-to-group", "sigterm"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_interrupt_at_any_instant_leaves_a_session_or_nothing(images, mux_home, unique_name, origin, request,
+                                                              mode: str, signum: int) -> None:
+    if mode == "proxied":
+        request.getfixturevalue("proxy_config")
+    args = [a.format(origin=origin) for a in MODES[mode]]
+    # How long a whole `mux new` takes here, to spread the signals over all of it.
+    start = time.monotonic()
+    assert mux("new", *args, f"{unique_name}-t").returncode == 0
+    whole = time.monotonic() - start
+    assert mux("delete", "--force", f"{unique_name}-t").returncode == 0
+    outcomes = []
+    for i in range(10):
+        name = f"{unique_name}-{i}"
+        code, err = interrupted_new(args, name, whole * i / 8, signum)
+        assert "Traceback" not in err, err
+        if containers_of(name) or session_dir(name).exists():
+            assert complete(name), (i, code, err)
+            outcomes.append("complete")
+            assert mux("delete", "--force", name).returncode == 0
+        else:
+            assert code != 0 and nothing_left(name), (i, code, err)
+            outcomes.append("nothing")
+    assert "nothing" in outcomes  # the early signals did interrupt something
+
+
+# -- labels are input --------------------------------------------------------------------------------
+
+HOSTILE = ["..", ".", "", "a/../..", "-rf", "/etc"]
+
+
+def test_hostile_labels_are_foreign_and_never_deleted(images, mux_home, unique_name, origin) -> None:
+    keep = f"{unique_name}-keep"
+    assert mux("new", "--repo", str(origin), keep).returncode == 0
+    clone = session_dir(keep) / "repo"
+    (clone / "unsaved.txt").write_text("an agent's work\n")
+    assert mux("stop", keep).returncode == 0
+    other = f"{unique_name}-other"
+    assert mux("new", other).returncode == 0
+    assert mux("stop", other).returncode == 0
+    hostile = [own_container("--label", f"mux.session={label}", BUSYBOX, "true") for label in HOSTILE]
+    docker("wait", *hostile)
+
+    shown = [s for s in json.loads(mux("list", "--json", check=True).stdout) if s["status"] == "foreign"]
+    assert sorted(s["name"] for s in shown) == sorted(HOSTILE)
+    doctor = json.loads(mux("doctor", "--json").stdout)
+    containers = next(c for c in doctor["checks"] if c["name"] == "containers")
+    assert not containers["ok"] and "no session name" in containers["detail"]
+
+    result = mux("delete", "--all")
+    assert result.returncode == 1 and "untracked" in result.stderr  # keep is refused
+    assert (clone / "unsaved.txt").read_text() == "an agent's work\n"
+    assert session_dir(keep).is_dir() and not session_dir(other).exists()
+    assert [docker("container", "inspect", c, check=False).returncode for c in hostile] == [0] * len(hostile)
+    assert Path(os.environ["MUX_DATA_DIR"]).is_dir()
+
+
+# -- instances, renamed and impostor containers -------------------------------------------------------
+
+
+def test_two_instances_side_by_side_never_see_each_other(images, mux_home, unique_name) -> None:
+    mine = f"{unique_name}-a"
+    assert mux("new", mine).returncode == 0
+    other = {"MUX_INSTANCE": f"{instance()}-b"}
+    theirs = f"{unique_name}-b"
+    assert mux("new", theirs, env=other).returncode == 0
+    try:
+        assert set(listed()) == {mine}
+        assert {s["name"] for s in json.loads(mux("list", "--json", env=other).stdout)} == {theirs}
+        assert mux("delete", "--all", "--force", env=other).returncode == 0
+        assert complete(mine)  # untouched: container and files
+        assert mux("stop", mine, env=other).returncode == 3
+        taken = mux("new", mine, env=other)
+        assert taken.returncode == 1 and "not a mux session of this instance" in taken.stderr
+        assert complete(mine)
+        # Without MUX_INSTANCE, only sessions without an instance label are seen.
+        plain = {**os.environ, "MUX_INSTANCE": ""}
+        names = {s["name"] for s in json.loads(mux("list", "--json", env=plain).stdout)}
+        assert mine not in names
+    finally:
+        mux("delete", "--all", "--force", env=other)
+    assert not session_dir(theirs, env=other).exists()
+
+
+def test_a_renamed_session_still_works(images, mux_home, unique_name) -> None:
+    assert mux("new", unique_name).returncode == 0
+    (cid,) = containers_of(unique_name)
+    docker("rename", cid, f"renamed-{unique_name}")
+    assert mux("exec", unique_name, "--", "true").returncode == 0
+    assert mux("stop", unique_name).returncode == 0
+    assert mux("start", unique_name).returncode == 0
+    printed = mux("attach", "--dry-run", unique_name).stdout
+    assert printed == f"docker attach {docker('inspect', '-f', '{{.Id}}', cid).stdout.strip()}\n"
+    assert mux("delete", "--force", unique_name).returncode == 0
+    assert nothing_left(unique_name)
+
+
+def test_an_impostor_holding_the_name_is_never_touched(images, mux_home, unique_name) -> None:
+    impostor = own_container("--name", f"mux-{unique_name}", BUSYBOX, "sleep", "600")
+    for argv in (["stop", unique_name], ["start", unique_name], ["delete", "--force", unique_name],
+                 ["exec", unique_name, "--", "true"], ["logs", unique_name]):
+        result = mux(*argv)
+        assert result.returncode == 3, (argv, result.stderr)
+        assert f"container mux-{unique_name} exists but is not a mux session" in result.stderr
+    state = json.loads(docker("container", "inspect", impostor).stdout)[0]["State"]
+    assert state["Running"] is True
+
+
+# -- corrupt state -----------------------------------------------------------------------------------
+
+
+def test_a_corrupt_proxy_registry_is_an_error_naming_it_and_is_kept(images, mux_home, unique_name,
+                                                                     proxy_config) -> None:
+    registry = Path(os.environ["MUX_DATA_DIR"]) / "proxy" / "sessions.json"
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    registry.write_text("{not json")
+    result = mux("new", "--proxy", unique_name)
+    assert result.returncode == 5, result.stderr
+    assert str(registry) in result.stderr
+    assert registry.read_text() == "{not json"
+    assert nothing_left(unique_name)
