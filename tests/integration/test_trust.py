@@ -153,7 +153,8 @@ def test_interrupt_at_any_instant_leaves_a_session_or_nothing(images, mux_home, 
     for i in range(10):
         name = f"{unique_name}-{i}"
         code, err = interrupted_new(args, name, whole * i / 8, signum)
-        assert "Traceback" not in err, err
+        # (A signal while the interpreter itself starts is Python's "Fatal Python error", before mux runs.)
+        assert "Traceback" not in err or "Fatal Python error" in err, err
         if containers_of(name) or session_dir(name).exists():
             assert complete(name), (i, code, err)
             outcomes.append("complete")
