@@ -12,12 +12,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mux import paths, validate
 from mux.errors import ConfigError
 from mux.expand import expand
 from mux.spec import Limits
+
+if TYPE_CHECKING:
+    from mux.proxy.settings import ProxySettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -88,7 +91,7 @@ class Config:
     docker: DockerSettings = DockerSettings()
     git: GitSettings = GitSettings()
     agents: Mapping[str, AgentSettings] = field(default_factory=dict)
-    proxy: Any = None  # mux.proxy.settings.ProxySettings, parsed lazily by its own module
+    proxy: ProxySettings | None = None  # parsed by mux.proxy.settings, imported only when there is a [proxy]
     raw_proxy: Mapping[str, Any] = field(default_factory=dict)
     raw_credentials: Mapping[str, Any] = field(default_factory=dict)
 

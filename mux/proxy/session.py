@@ -129,6 +129,11 @@ def session_wiring(
         env_file.parent.mkdir(parents=True, exist_ok=True)
         write_private(env_file, "".join(f"{var}={url}\n" for var in PROXY_VARS))
         registry.register(files, session_name, secret, port)
+        if current.running and not control.status(files).running:
+            # The last other session was deleted between start and registration, and took
+            # the proxy with it: fail now (mux new undoes everything) rather than cut off.
+            raise ProxyError("the proxy stopped while this session was being made",
+                             hint="run the same command again (it starts the proxy)")
     bundle = f"{CONTAINER_CA_DIR}/{BUNDLE_NAME}"
     env = (("NO_PROXY", NO_PROXY), ("no_proxy", NO_PROXY)) + tuple((v, bundle) for v in CA_VARS)
     return Wiring(
