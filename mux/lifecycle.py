@@ -123,6 +123,10 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         from mux.volumes import remove_volumes
 
         remove_volumes(runner, doomed)
+    if any(s.egress == "proxy-only" for s in doomed):  # the last one takes mux's egress network along
+        from mux.proxy.egress import remove_if_unused
+
+        remove_if_unused(runner)
     left: list[tuple[Session, str]] = []
     for session in doomed:
         directory = paths.session_dir(session.name)

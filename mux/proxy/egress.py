@@ -77,8 +77,12 @@ def network_name() -> str:
     return f"mux-egress-{instance}" if instance else "mux-egress"
 
 
+RELAY_PREFIX = "mux.egress-relay-"  # not "mux-": that prefix is for session containers
+
+
 def relay_name(port: int) -> str:
-    return f"{network_name()}-relay-{port}"
+    instance = paths.instance()
+    return f"{RELAY_PREFIX}{port}" + (f".{instance}" if instance else "")
 
 
 def alias(port: int) -> str:
@@ -183,7 +187,7 @@ def remove_if_unused(runner: Runner) -> None:
     if found.returncode != 0:
         return
     users = found.stdout.split()
-    relays = [n for n in users if n.startswith(f"{network}-relay-")]
+    relays = [n for n in users if n.startswith(RELAY_PREFIX)]
     if len(relays) != len(users):
         return  # sessions still use it
     if relays:

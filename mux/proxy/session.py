@@ -125,10 +125,10 @@ def session_wiring(
     env_file = session_dir(session_name) / ENV_FILE_NAME
     if not dry_run:
         secret = registry.new_secret()
-        url = f"http://{registry.USER_PREFIX}{session_name}:{secret}@{host}:{port}"
+        url = f"http://{registry.USER_PREFIX}{registry_key(session_name)}:{secret}@{host}:{port}"
         env_file.parent.mkdir(parents=True, exist_ok=True)
         write_private(env_file, "".join(f"{var}={url}\n" for var in PROXY_VARS))
-        registry.register(files, session_name, secret, port)
+        registry.register(files, registry_key(session_name), secret, port)
         if current.running and not control.status(files).running:
             # The last other session was deleted between start and registration, and took
             # the proxy with it: fail now (mux new undoes everything) rather than cut off.
@@ -164,11 +164,21 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull
     return network, egress.alias(port)
 
 
+def registry_key(session_name: str) -> str:
+    """The session's name in the proxy's registry (and its proxy user): the proxy serves
+    every instance, so another instance's session of the same name is another key.
+    ``+`` is in no session or instance name."""
+    from mux.paths import instance
+
+    inst = instance()
+    return f"{inst}+{session_name}" if inst else session_name
+
+
 def forget_session(session_name: str, files: ProxyFiles | None = None) -> None:
     """For ``mux delete``: the session's secret stops working (its env-file goes with
     its dir). The last session using the proxy stops it: nothing listens for no one."""
     files = files or ProxyFiles.default()
-    if registry.forget(files, session_name) == 0:
+    if registry.forget(files, registry_key(session_name)) == 0:
         control.stop_if_unused(files)
 
 

@@ -378,3 +378,22 @@ def test_relay_binaries_are_static() -> None:
     for arch in ("amd64", "arm64"):
         data = (egress.RELAY_BIN / f"mux-relay-{arch}").read_bytes()
         assert data[:4] == b"\x7fELF" and b"ld-linux" not in data  # static: runs in any image
+
+
+def test_two_instances_register_the_same_session_name_apart(files: ProxyFiles, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = {}
+    for inst in ("one", "two"):
+        monkeypatch.setenv("MUX_INSTANCE", inst)
+        wire_proxy(Runner(), ProxySettings(port=8125), spec("same"))
+        from mux.paths import session_dir
+
+        urls[inst] = (session_dir("same") / "proxy.env").read_text().splitlines()[0]
+    assert urls["one"].startswith("HTTP_PROXY=http://mux-one+same:")
+    assert urls["two"].startswith("HTTP_PROXY=http://mux-two+same:")
+    assert registry.names(files) == ["one+same", "two+same"]
+    monkeypatch.setenv("MUX_INSTANCE", "one")
+    from mux.proxy.session import forget_session
+
+    forget_session("same", files)
+    assert registry.names(files) == ["two+same"]  # the other instance's session still opens the proxy

@@ -56,7 +56,8 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
     assert any(prompt in json.dumps(s.body["messages"]) for s in messages)
     other = {"x-api-key", "authorization"} - {header}
     assert not any(h in s.headers for s in messages for h in other)  # no placeholder got through
-    assert any(e["host"] == world.api.name and e["injected"] is True and e["session"] == unique_name
+    proxy_user = f"{os.environ['MUX_INSTANCE']}+{unique_name}"  # the proxy serves every instance
+    assert any(e["host"] == world.api.name and e["injected"] is True and e["session"] == proxy_user
                for e in audit(world))
     # ...while the container held only the placeholder, although the key is in mux's environment.
     inspect = json.loads(docker("container", "inspect", container).stdout)[0]

@@ -79,6 +79,7 @@ class SessionContainer:
     session: str
     env_file: Path  # the session's proxy.env (holds its proxy secret)
     printed: str  # what `mux -v new` printed: the docker commands it ran
+    key: str = ""  # its name in the proxy's registry and audit log: INSTANCE+NAME
 
     def sh(self, script: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         # The script is a fixed string written in the test, never user input.
@@ -94,6 +95,7 @@ def run_session(proxy: ProxyUnderTest, network: str | None, extra: list[str]) ->
     assert made.returncode == 0, made.stderr
     try:
         yield SessionContainer(f"mux-{session}", session,
-                               session_dir(session, proxy.data, proxy.env) / "proxy.env", made.stderr)
+                               session_dir(session, proxy.data, proxy.env) / "proxy.env", made.stderr,
+                               key=f"{proxy.env['MUX_INSTANCE']}+{session}")
     finally:
         mux("delete", "--force", session, env=proxy.env)

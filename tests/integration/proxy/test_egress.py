@@ -82,11 +82,15 @@ def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gate
     assert "EGRESS" in table[0].split()
     # The proxy is the only way out even after the proxy restarts and the relay is restarted.
     assert mux("proxy", "stop").returncode == 0
-    docker("stop", f"mux-egress-{own_instance}-relay-{relay.split(':')[1]}")
+    docker("stop", egress.relay_name(int(relay.split(":")[1])))
     assert mux("exec", closed, "--", "true", env=env).returncode == 0
     with EchoUpstream(gateway, pki) as api:
         again = mux("exec", closed, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/again")
         assert again.stdout == "upstream ok\n", again.stderr
+    # Deleting the last proxy-only session removes the relay and the network with it.
+    assert mux("delete", "--force", closed).returncode == 0
+    assert docker("network", "inspect", egress.network_name(), check=False).returncode != 0
+    assert docker("container", "inspect", egress.relay_name(int(relay.split(":")[1])), check=False).returncode != 0
 
 
 def test_proxy_only_with_another_network_is_a_usage_error(proxied, unique_name: str) -> None:

@@ -64,9 +64,10 @@ def test_new_starts_the_proxy_and_the_agent_never_sees_the_token(proxied, api, u
         assert secret not in text and "--env-file" in text
     assert oct((session_dir(unique_name, proxied["data"]) / "proxy.env").stat().st_mode & 0o777) == "0o600"
 
+    registry = proxied["data"] / "proxy" / "sessions.json"
+    assert key(unique_name) in json.loads(registry.read_text())["sessions"]
     assert mux("delete", "--force", unique_name).returncode == 0
-    sessions = json.loads((proxied["data"] / "proxy" / "sessions.json").read_text())["sessions"]
-    assert unique_name not in sessions  # its secret no longer opens the proxy
+    assert key(unique_name) not in json.loads(registry.read_text())["sessions"]  # its secret opens nothing
 
 
 def test_proxy_that_cannot_start_means_no_session(proxied, unique_name) -> None:
@@ -132,6 +133,11 @@ def test_private_repo_cloned_and_pushed_through_the_proxy(images, mux_home, pki,
         mux("proxy", "stop")
 
 
+def key(name: str) -> str:
+    """A session's name in the proxy's registry: the proxy serves every instance."""
+    return f"{os.environ['MUX_INSTANCE']}+{name}"
+
+
 def _status(env: dict[str, str] | None = None) -> dict:
     return json.loads(mux("proxy", "status", "--json", env=env).stdout)
 
@@ -145,7 +151,7 @@ def test_config_change_restarts_the_proxy_and_older_sessions_keep_working(proxie
     first, second = f"{unique_name}a", f"{unique_name}b"
     assert mux("new", first, env=env).returncode == 0
     before = _status()
-    assert before["stale"] is False and before["sessions"] == [first] and before["config_digest"]
+    assert before["stale"] is False and before["sessions"] == [key(first)] and before["config_digest"]
     # The user edits the config: a new port, and a header rule changed.
     config = Path(os.environ["MUX_CONFIG"])
     new_port = free_port()
@@ -157,7 +163,7 @@ def test_config_change_restarts_the_proxy_and_older_sessions_keep_working(proxie
     assert "restarting the proxy" in made.stderr
     after = _status()
     assert after["stale"] is False and after["pid"] != before["pid"]
-    assert after["config_digest"] != before["config_digest"] and after["sessions"] == sorted([first, second])
+    assert after["config_digest"] != before["config_digest"] and after["sessions"] == sorted([key(first), key(second)])
     assert set(after["ports"]) == {proxied["port"], new_port}
     for name in (first, second):  # the older session still reaches it, on its old port
         assert _reach(name, api) == "upstream ok\n"
@@ -193,7 +199,7 @@ def test_parallel_new_start_one_proxy_and_register_every_session(proxied, unique
     results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
     assert [code for code, _ in results] == [0] * len(names), results
     status = _status()
-    assert status["running"] is True and status["sessions"] == sorted(names)
+    assert status["running"] is True and status["sessions"] == sorted(key(n) for n in names)
     assert "restarting" not in "".join(err for _, err in results)
     # Deleting every session that uses the proxy stops it: nothing listens for no one.
     assert mux("delete", "--all", "--force").returncode == 0

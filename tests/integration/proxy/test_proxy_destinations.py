@@ -154,7 +154,7 @@ def test_refused_from_inside_a_session_over_http_and_connect(box: SessionContain
     assert res.stdout == "403", (res.stdout, res.stderr)
     assert service.requests == []
     audit = [json.loads(ln) for ln in proxy.files.audit.read_text().splitlines()]
-    mine = [e for e in audit if e["session"] == box.session and e["status"] == 403]
+    mine = [e for e in audit if e["session"] == box.key and e["status"] == 403]
     assert {e["method"] for e in mine} >= {"GET", "CONNECT"}
 
 

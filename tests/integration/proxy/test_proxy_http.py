@@ -92,7 +92,7 @@ def test_injects_credential_and_replaces_client_one(box: SessionContainer, api: 
     assert headers["Authorization"] == f"Bearer {proxy.token}"
     assert "Proxy-Authorization" not in headers
     entries = [json.loads(ln) for ln in (proxy.files.audit).read_text().splitlines()]
-    mine = [e for e in entries if e["session"] == box.session and e["path"] == "/v1/models"]
+    mine = [e for e in entries if e["session"] == box.key and e["path"] == "/v1/models"]
     assert mine and mine[-1]["injected"] is True and mine[-1]["status"] == 200
     assert set(mine[-1]) == {"time", "session", "host", "method", "path", "injected", "status", "duration_ms"}
 
