@@ -357,9 +357,12 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 if not hostfiles.claim_session_dir(session_dir):
                     raise name_taken(runner, spec.name, session_dir)
                 undo.files = True
+            copies: list[tuple[Path, str]] = []
             if proxy is not None:
                 undo.proxy = not runner.dry_run
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only")
+                if runner.engine.remote:  # its tunnel, and the CA bundle copied in (mux/volumes.py)
+                    spec, copies = V.proxy_from_afar(runner, spec, proxy.port)
             if opts.repo:
                 from mux.repo import validate_repo_url
 
@@ -375,7 +378,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             guard.checkpoint()
             undo.container = not runner.dry_run
             if volumes:  # create, fill and start; it removes what it made if that fails
-                V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo))
+                V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
+                                 copies=copies)
                 undo.volumes = [v for v in (spec.workspace_volume, spec.home_volume) if v and not runner.dry_run]
                 ref = spec.container
             else:

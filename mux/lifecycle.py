@@ -120,9 +120,9 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     containers = [s.ref for s in doomed if s.container]
     if containers:
         runner.run(A.rm_argv(containers, force=force))
-        from mux.volumes import remove_volumes
+        from mux.volumes import after_delete
 
-        remove_volumes(runner, doomed)
+        after_delete(runner, doomed)
     if any(s.egress == "proxy-only" for s in doomed):  # the last one takes mux's egress network along
         from mux.proxy.egress import remove_if_unused
 

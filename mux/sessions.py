@@ -25,6 +25,7 @@ from mux.validate import SESSION_NAME
 if TYPE_CHECKING:
     from mux.runner import Runner
 
+ENGINE_MARKER = "engine"  # in a session dir: the session lives on a remote engine (mux/volumes.py)
 LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent", "egress",
           "instance")
 # One JSON object per container, labels read one by one so that no value (a
@@ -183,7 +184,8 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
     for directory in sorted(root.iterdir()):
         # A directory a running `mux new` holds is a session being born, not a leftover.
         if (is_session_dir(directory) and directory.name not in names
-                and not being_created(directory)):
+                and not being_created(directory)
+                and not (directory / ENGINE_MARKER).exists()):  # on another engine: mux/volumes.py
             stamp = datetime.fromtimestamp(directory.lstat().st_mtime, timezone.utc)
             found.append(Session(
                 name=directory.name, backend="docker", status="missing",

@@ -5,8 +5,8 @@ there is an empty directory, silently. So there the session's /workspace (a repo
 clone made here, or with --copy the working directory) and its HOME are named
 volumes labelled with the session, filled before the session starts:
 `docker volume create`, `docker create`, `docker cp`, `docker start`. (--copy
-does the same on a local engine.) Such a session keeps no files here once made:
-it is all on its engine. `docker cp` of a directory named like the
+does the same on a local engine.) Of a remote session only its proxy env-file
+(when proxied) and a marker naming the engine stay here. `docker cp` of a directory named like the
 mount point into its parent sets the mount point's owner too, so a session run
 as the user's uid can write there; the local side is a symlink (workspace) or an
 empty directory (HOME) under the session's data dir, copied with -L.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -29,6 +30,7 @@ from mux import argv as A
 from mux import paths
 from mux.errors import ConfigError
 from mux.runner import Runner, host_step
+from mux.sessions import ENGINE_MARKER
 from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from mux.sessions import Session
 
 WORKDIR_PREFIX = "volume:"  # the mux.workdir label of a session whose /workspace is a volume
-STAGE = "engine"  # under the session's data dir: what `docker cp` copies from
+STAGE = "stage"  # under the session's data dir: what `docker cp` copies from
 
 
 def volume_name(session: str, what: str) -> str:
@@ -68,10 +70,22 @@ def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: b
                 "volumes / --volume for this engine ([docker.rust] sccache mounts host paths too)",
             )
     if proxied:
-        raise ConfigError(
-            f"the credential proxy does not reach sessions on {engine.describe()} yet",
-            hint="use --no-proxy for a session there (it then has the engine's own network access)",
-        )
+        from mux.tunnel import ssh_target
+
+        ssh_target(engine)  # the proxy's tunnel needs ssh://
+
+
+def proxy_from_afar(runner: Runner, spec: SessionSpec, port: int) -> tuple[SessionSpec, list[tuple[Path, str]]]:
+    """A proxied session on a remote engine: the tunnel up (mux/tunnel.py), and the
+    public CA bundle copied in rather than mounted from this machine."""
+    from mux import tunnel
+    from mux.proxy import control
+    from mux.proxy.files import CONTAINER_CA_DIR
+
+    tunnel.ensure(runner, runner.engine, control.status().port or port)
+    ca = [v for v in spec.volumes if v.split(":")[1:2] == [CONTAINER_CA_DIR]]
+    copies = [(Path(v.split(":")[0]), CONTAINER_CA_DIR) for v in ca]
+    return replace(spec, volumes=tuple(v for v in spec.volumes if v not in ca)), copies
 
 
 def as_volume_spec(spec: SessionSpec) -> SessionSpec:
@@ -83,9 +97,12 @@ def as_volume_spec(spec: SessionSpec) -> SessionSpec:
     return replace(spec, labels=tuple(labels), workspace_volume=workspace, home_volume=home, home=None)
 
 
-def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remove_source: bool) -> None:
+def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remove_source: bool,
+                   copies: Sequence[tuple[Path, str]] = ()) -> None:
     """Volumes, container, copies, start; on any failure what this made is removed.
-    ``remove_source``: the local directory was a clone made for this session only."""
+    ``remove_source``: the local directory was a clone made for this session only.
+    ``copies``: more (local directory, container directory) contents to copy in."""
+    remote = runner.engine if runner.engine.remote else None
     made_volumes: list[str] = []
     made_container = False
     labels = [("mux.session", spec.name)] + [(k, v) for k, v in spec.labels if k == "mux.instance"]
@@ -113,14 +130,20 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
             else:
                 host_step(runner, ["mkdir", "-m", "700", empty], partial(empty.mkdir, mode=0o700))
             runner.run(A.cp_argv(empty, f"{spec.container}:{home.parent}", follow_link=seeded))
+        for local, inside in copies:
+            runner.run(A.cp_argv(f"{local}/.", f"{spec.container}:{inside}"))
         if remove_source:
             from mux.repo import remove_clone
 
             host_step(runner, ["rm", "-rf", source], partial(remove_clone, source))
         runner.run(A.start_argv(spec.container))
-        # Everything is on the engine now; host files would only show up as a
-        # "missing" session when listing another engine.
-        host_step(runner, ["rm", "-rf", session_dir], partial(shutil.rmtree, session_dir, ignore_errors=True))
+        host_step(runner, ["rm", "-rf", stage], partial(shutil.rmtree, stage, ignore_errors=True))
+        if remote is not None:
+            # What stays here (the proxy's env-file) belongs to a session on another
+            # engine: not a "missing" session when this machine's engine is listed.
+            marker = session_dir / ENGINE_MARKER
+            host_step(runner, ["sh", "-c", 'echo "$1" > "$2"', "sh", remote.host, marker],
+                      partial(marker.write_text, remote.host + "\n"))
     except BaseException:
         if not runner.dry_run:
             if made_container:
@@ -128,6 +151,15 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
             if made_volumes:
                 runner.run(A.volume_rm_argv(made_volumes), check=False)
         raise
+
+
+def after_delete(runner: Runner, sessions: list[Session]) -> None:
+    """Deleted sessions' volumes removed; the engine's proxy tunnel too, when unused."""
+    remove_volumes(runner, sessions)
+    if runner.engine.remote:
+        from mux.tunnel import stop_if_unused
+
+        stop_if_unused(runner, {s.name for s in sessions})
 
 
 def remove_volumes(runner: Runner, sessions: list[Session]) -> None:

@@ -27,6 +27,10 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
 
         state = _state(ctx)
         ensure_proxy_for(name, state.config, state.runner())  # the config is read only for proxied sessions
+        if state.engine().remote:  # and its tunnel, for a session on another machine
+            from mux.tunnel import ensure_for_session
+
+            ensure_for_session(state.runner(), name)
 
 
 @click.command(cls=NameFirst)

@@ -73,7 +73,7 @@ def test_copy_dry_run_on_local_engine_prints_volume_steps(home: Home, fp, tmp_pa
     assert first[:3] == [["docker", "volume", "create"], ["docker", "volume", "create"], ["docker", "create", "-it"]]
     assert "-v mux-s1-workspace:/workspace" in result.out
     assert "-v mux-s1-home:/home/mux" in result.out
-    assert f"docker cp -L {home.session_dir('s1')}/engine/workspace mux-s1:/" in result.out
+    assert f"docker cp -L {home.session_dir('s1')}/stage/workspace mux-s1:/" in result.out
 
 
 @pytest.mark.parametrize(("args", "expected"), [

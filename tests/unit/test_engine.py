@@ -81,3 +81,24 @@ def test_context_without_docker_endpoint(cfg: Path) -> None:
     (meta / "meta.json").write_text('{"Name": "k8s", "Endpoints": {}}')
     with pytest.raises(ConfigError, match="has no docker endpoint"):
         engine.resolve("k8s", None, env(cfg))
+
+
+@pytest.mark.parametrize(("host", "args"), [
+    ("ssh://box.test", ["--", "box.test"]),
+    ("ssh://me@box.test:2222", ["-l", "me", "-p", "2222", "--", "box.test"]),
+    ("ssh://root@127.0.0.1:32768", ["-l", "root", "-p", "32768", "--", "127.0.0.1"]),
+    ("ssh://me@[::1]", ["-l", "me", "--", "::1"]),
+])
+def test_tunnel_target_from_the_engine(host: str, args: list[str]) -> None:
+    from mux.tunnel import ssh_target
+
+    assert ssh_target(engine.Engine("box", host, "--context")).args() == args
+
+
+@pytest.mark.parametrize("host", ["tcp://box.test:2376", "ssh://-oProxyCommand=x", "ssh://me@box.test:99999",
+                                  "ssh://a b@box.test"])
+def test_tunnel_target_refuses_what_is_not_a_plain_ssh_host(host: str) -> None:
+    from mux.tunnel import ssh_target
+
+    with pytest.raises(ConfigError):
+        ssh_target(engine.Engine("box", host, "--context"))

@@ -146,8 +146,9 @@ def test_dry_run_prints_every_step_and_makes_nothing(remote_home, remote, own_in
         ["docker", "--context", "box", "cp"], ["docker", "--context", "box", "start"],
     ]
     assert any(line.startswith("git clone") for line in lines)
-    assert lines[-2] == f"docker --context box start {name}"
-    assert lines[-1] == f"rm -rf {session_dir(unique_name)}"  # nothing is kept here
+    assert lines[-3] == f"docker --context box start {name}"
+    assert lines[-2] == f"rm -rf {session_dir(unique_name) / 'stage'}"
+    assert lines[-1] == ("sh -c 'echo \"$1\" > \"$2\"' sh " f"{remote.host} {session_dir(unique_name) / 'engine'}")
     assert remote_objects(remote, own_instance) == ([], [])
     assert not session_dir(unique_name).exists()
 

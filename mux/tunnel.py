@@ -1,0 +1,221 @@
+"""The credential proxy from afar: an ssh tunnel from a remote engine's host to this machine.
+
+A session on a remote engine reaches the proxy as today, at
+``host.docker.internal:PORT``, which there is that engine's bridge gateway. mux
+runs one ssh connection per engine, in the background, over the same ssh the
+docker CLI uses (``ssh://[user@]host[:port]``; the user's ssh config applies):
+an ssh master (``-M -S SOCKET``) and on it a remote forward
+``-R GATEWAY:PORT:127.0.0.1:PORT`` to the proxy on this machine's loopback.
+Only the session's own proxy URL (its secret) goes to the remote, inside the
+session; credentials and the CA key stay here (the session gets the public CA
+bundle with `docker cp`).
+
+The remote sshd must allow a forward bound to the bridge address rather than its
+own loopback: ``GatewayPorts clientspecified`` in its sshd_config (``yes`` would
+bind every interface; mux always names the bridge address).
+
+The tunnel stays up while mux has remote sessions (new, start, attach and exec
+bring it up; the last `mux delete` of one ends it); its state and log live
+under DATA/tunnels/, its control socket in /tmp/mux-UID/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mux import paths
+from mux.engine import Engine
+from mux.errors import ConfigError, DockerError, ProxyError
+from mux.runner import Runner, spawn_detached
+
+LOOPBACK = "127.0.0.1"
+SSH_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]")
+SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+UP_WITHIN = 20.0  # seconds for ssh to connect and authenticate
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    def args(self) -> list[str]:
+        """ssh options and destination, last: ``[-l USER] [-p PORT] -- HOST``."""
+        return [*(["-l", self.user] if self.user else []), *(["-p", str(self.port)] if self.port else []),
+                "--", self.host.strip("[]")]
+
+
+def ssh_target(engine: Engine) -> SshTarget:
+    """Where the tunnel goes: the engine's ssh:// endpoint, checked (it becomes argv)."""
+    url = engine.host
+    if not url.startswith("ssh://"):
+        raise ConfigError(
+            f"the credential proxy reaches a remote engine only over ssh, and {engine.describe()} is not ssh://",
+            hint="use a docker context with host=ssh://USER@HOST, or --no-proxy")
+    rest = url[len("ssh://"):].split("/", 1)[0]
+    user, _, hostport = rest.rpartition("@")
+    host, port = hostport, None
+    m = re.fullmatch(r"(.+?):(\d{1,5})", hostport)
+    if m and not hostport.endswith("]"):
+        host, port = m[1], int(m[2])
+    if not SSH_HOST.fullmatch(host) or (user and not SSH_USER.fullmatch(user)) or (port is not None and
+                                                                                   not 0 < port < 65536):
+        raise ConfigError(f"cannot use {url!r} for the proxy's ssh tunnel: expected ssh://[USER@]HOST[:PORT]")
+    return SshTarget(host=host, user=user or None, port=port)
+
+
+def remote_gateway(runner: Runner) -> str:
+    """The remote engine's default bridge gateway (what host-gateway resolves to there)."""
+    out = runner.query(["docker", "network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"])
+    try:
+        configs = json.loads(out.stdout)
+    except ValueError:
+        configs = []
+    import ipaddress
+
+    for cfg in configs or []:
+        gateway, subnet = str(cfg.get("Gateway") or ""), str(cfg.get("Subnet") or "")
+        try:
+            if gateway:
+                return str(ipaddress.IPv4Address(gateway.split("/")[0]))
+            network = ipaddress.ip_network(subnet)
+        except ValueError:
+            continue
+        if network.version == 4:
+            return str(next(network.hosts()))  # where docker puts the gateway
+    raise DockerError("cannot find the remote engine's bridge gateway (`docker network inspect bridge`)")
+
+
+def _files(engine: Engine) -> tuple[Path, Path, Path]:
+    """Control socket, state and log of ``engine``'s tunnel (per data dir). The socket
+    lives in a short private directory: ssh's socket path (plus a 17-character
+    temporary suffix) must fit in about 100 bytes, which a data dir may not."""
+    data = paths.data_dir()
+    key = hashlib.sha256(f"{data}\0{engine.host}".encode()).hexdigest()[:16]
+    directory = data / "tunnels"
+    return _socket_dir() / f"{key}.sock", directory / f"{key}.json", directory / f"{key}.log"
+
+
+def _socket_dir() -> Path:
+    """/tmp/mux-UID, ours alone (mode 700, owned by us, not a symlink), or an error."""
+    directory = Path(tempfile.gettempdir()) / f"mux-{os.getuid()}"
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise ProxyError(f"{directory} is not a private directory of this user; mux will not put its ssh "
+                         "control socket there", hint=f"remove {directory}, or set TMPDIR elsewhere")
+    return directory
+
+
+def _master_up(runner: Runner, sock: Path, target: SshTarget) -> bool:
+    check = runner.query(["ssh", "-S", sock, "-O", "check", *target.args()], check=False, error=ProxyError)
+    return check.returncode == 0
+
+
+def ensure(runner: Runner, engine: Engine, port: int) -> str:
+    """The tunnel for ``engine`` up, forwarding its bridge gateway's ``port`` to the
+    proxy here; returns that ``GATEWAY:PORT``. ProxyError (exit 5) if it cannot be."""
+    target = ssh_target(engine)
+    gateway = remote_gateway(runner)
+    forward = f"{gateway}:{port}:{LOOPBACK}:{port}"
+    sock, state, log = _files(engine)
+    if runner.dry_run:
+        runner.show(["ssh", "-N", "-M", "-S", sock, *target.args()])
+        runner.show(["ssh", "-S", sock, "-O", "forward", "-R", forward, *target.args()])
+        return f"{gateway}:{port}"
+    state.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _master_up(runner, sock, target):
+        sock.unlink(missing_ok=True)
+        state.unlink(missing_ok=True)
+        argv = ["ssh", "-N", "-M", "-S", str(sock), "-o", "ControlPersist=no", "-o", "ExitOnForwardFailure=yes",
+                "-o", "ServerAliveInterval=15", "-o", "BatchMode=yes", *target.args()]
+        if runner.verbose:
+            runner.show(argv)
+        spawn_detached(argv, log)
+        deadline = time.monotonic() + UP_WITHIN
+        while not _master_up(runner, sock, target):
+            if time.monotonic() > deadline:
+                raise ProxyError(f"the ssh tunnel to {engine.describe()} did not come up: {_log_tail(log)}",
+                                 hint="`ssh` to that host by hand should work without a password prompt")
+            time.sleep(0.2)
+    try:
+        forwards = json.loads(state.read_text()).get("forwards", [])
+    except (OSError, ValueError):
+        forwards = []
+    if forward not in forwards:
+        done = runner.query(["ssh", "-S", sock, "-O", "forward", "-R", forward, *target.args()], check=False,
+                            error=ProxyError)
+        if done.returncode != 0:
+            raise ProxyError(
+                f"the remote end refused the proxy's forward {gateway}:{port} on {engine.describe()}: "
+                f"{done.stderr.strip() or 'no reason given'}",
+                hint="its sshd_config needs `GatewayPorts clientspecified` (and AllowTcpForwarding yes), "
+                "and the port free there")
+        state.write_text(json.dumps({"host": engine.host, "forwards": [*forwards, forward]}))
+    return f"{gateway}:{port}"
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "ssh said nothing"
+    return lines[-1] if lines else "ssh said nothing"
+
+
+def ensure_for_session(runner: Runner, name: str) -> None:
+    """start/attach/exec of a proxied session on a remote engine: its tunnel up."""
+    from mux import validate
+    from mux.errors import MuxError
+    from mux.proxy import control
+    from mux.proxy.session import ENV_FILE_NAME
+
+    try:
+        validate.session_name(name)
+    except MuxError:
+        return  # the command itself says what is wrong with the name
+    if not runner.engine.remote or not (paths.session_dir(name) / ENV_FILE_NAME).exists():
+        return
+    port = control.status().port
+    if port is not None:
+        ensure(runner, runner.engine, port)
+
+
+def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
+    """After `mux delete`: the engine's tunnel ends with its last proxied session
+    (those in ``leaving`` are going now)."""
+    from mux.proxy.session import ENV_FILE_NAME
+    from mux.sessions import ENGINE_MARKER
+
+    engine = runner.engine
+    if not engine.remote or runner.dry_run:
+        return
+    root = paths.sessions_root()
+    for directory in root.iterdir() if root.is_dir() else ():
+        if directory.name in leaving or not (directory / ENV_FILE_NAME).exists():
+            continue
+        try:
+            if (directory / ENGINE_MARKER).read_text().strip() == engine.host:
+                return
+        except OSError:
+            continue
+    sock, state, _ = _files(engine)
+    if sock.exists():
+        try:
+            target = ssh_target(engine)
+        except ConfigError:
+            return
+        runner.query(["ssh", "-S", sock, "-O", "exit", *target.args()], check=False, error=ProxyError)
+        state.unlink(missing_ok=True)

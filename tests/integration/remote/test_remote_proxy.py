@@ -1,0 +1,79 @@
+"""A proxied session on another machine's engine: it reaches this machine's proxy
+through the ssh tunnel mux manages, gets the credential injected, and no
+credential or CA key is ever on the remote."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mux, session_dir
+from tests.integration.proxy.conftest import gateway, pki  # noqa: F401 - fixtures
+from tests.integration.proxy.harness import free_port
+from tests.integration.proxy.servers import EchoUpstream, Pki
+from tests.integration.remote.conftest import RemoteEngine
+
+pytestmark = pytest.mark.docker
+TOKEN = "tok-remote-7d41e0-never-on-the-box"
+
+
+@pytest.fixture
+def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:  # noqa: F811
+    with EchoUpstream(gateway, pki) as server:
+        yield server
+
+
+@pytest.fixture
+def proxied_remote(remote_home: Path, remote: RemoteEngine, pki: Pki, gateway: str,  # noqa: F811
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    port = free_port()
+    Path(os.environ["MUX_CONFIG"]).write_text(
+        '[docker]\nimage = "mux-test/debian"\npull = "never"\n'
+        f"[proxy]\nport = {port}\ntimeout = 30\n"
+        f'[proxy.filters]\nallowed_networks = ["{gateway}/32"]\n'
+        f'[credentials.api]\ndomains = ["{gateway}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n')
+    monkeypatch.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
+    yield {"API_TOKEN": TOKEN}
+    mux("--context", "box", "delete", "--all", "--force")
+    mux("proxy", "stop")
+
+
+def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remote, remote, api, unique_name,
+                                                                   tmp_path) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    made = mux("-v", "--context", "box", "new", "--copy", "--workdir", str(proj), unique_name, env=proxied_remote)
+    assert made.returncode == 0, made.stderr
+    assert "ssh -S" in made.stderr  # the tunnel's commands are printed like every other
+    out = remote.docker("exec", f"mux-{unique_name}", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models",
+                        check=False)
+    assert out.stdout == "upstream ok\n", out.stderr
+    assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+    # The credential and the CA's key are on this machine only: not in the session,
+    # not anywhere on the remote machine's filesystem (its engine's data included).
+    data = Path(os.environ["MUX_DATA_DIR"])
+    key_line = next(ln for ln in (data / "proxy" / "mitmproxy-ca.pem").read_text().splitlines()
+                    if ln and not ln.startswith("-----"))
+    for needle in (TOKEN, key_line):
+        found = remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+                              needle, "/", check=False)
+        assert found.stdout == "" and found.returncode in (1, 2), found.stdout  # 2: netns files cannot be read
+    # The same search does find what must be there: the session's own proxy secret.
+    secret = (session_dir(unique_name) / "proxy.env").read_text().split(":")[2].split("@")[0]
+    assert remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+                         secret, "/var/lib/docker/containers", check=False).stdout != ""
+    assert TOKEN not in remote.docker("inspect", f"mux-{unique_name}").stdout
+    # Stopped and started again, the session still gets through (the tunnel is brought up).
+    assert mux("--context", "box", "stop", unique_name).returncode == 0
+    assert mux("--context", "box", "start", unique_name, env=proxied_remote).returncode == 0
+    again = remote.docker("exec", f"mux-{unique_name}", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models",
+                          check=False)
+    assert again.stdout == "upstream ok\n", again.stderr
+    assert mux("--context", "box", "delete", "--force", unique_name).returncode == 0
+    sessions = json.loads((data / "proxy" / "sessions.json").read_text())["sessions"]
+    assert unique_name not in sessions  # its secret no longer opens the proxy
+    assert not list((data / "tunnels").glob("*.json"))  # the last remote session took the tunnel with it
