@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mux.proxy.session import registry_key
 from tests.conftest import mux, session_dir
 from tests.integration.proxy.conftest import gateway, pki  # noqa: F401 - fixtures
 from tests.integration.proxy.harness import free_port
@@ -73,7 +74,8 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     again = remote.docker("exec", f"mux-{unique_name}", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models",
                           check=False)
     assert again.stdout == "upstream ok\n", again.stderr
+    registry = data / "proxy" / "sessions.json"
+    assert registry_key(unique_name) in json.loads(registry.read_text())["sessions"]
     assert mux("--context", "box", "delete", "--force", unique_name).returncode == 0
-    sessions = json.loads((data / "proxy" / "sessions.json").read_text())["sessions"]
-    assert unique_name not in sessions  # its secret no longer opens the proxy
+    assert registry_key(unique_name) not in json.loads(registry.read_text())["sessions"]  # its secret opens nothing
     assert not list((data / "tunnels").glob("*.json"))  # the last remote session took the tunnel with it
