@@ -7,6 +7,7 @@ session of the current instance (paths.session_dir checks the name).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -24,8 +25,28 @@ if TYPE_CHECKING:
     from mux.runner import Runner
 
 
+BIND_SOURCES = '{{range .Mounts}}{{if eq .Type "bind"}}{{println .Source}}{{end}}{{end}}'
+
+
+def mounts_present(runner: Runner, session: Session) -> None:
+    """Refuse to start a session whose bind-mounted directories are gone: docker would
+    re-create them, empty and owned by root (a HOME mux then cannot remove)."""
+    if runner.engine.remote:
+        return  # those paths are on the engine's machine, not this one
+    found = runner.query(A.inspect_argv(session.ref, BIND_SOURCES), check=False)
+    missing = [p for p in found.stdout.splitlines() if p and not os.path.lexists(p)]
+    if missing:
+        raise MuxError(
+            f"not starting session {session.name!r}: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} gone, and docker would re-create "
+            f"{'it' if len(missing) == 1 else 'them'} empty, owned by root",
+            hint=f"restore it, or `mux delete --force {session.name}` to remove the session",
+        )
+
+
 def start_checked(runner: Runner, session: Session) -> None:
     """`docker start` the session, then make sure its command is still running."""
+    mounts_present(runner, session)
     runner.run(A.start_argv(session.ref))
     started = wait_started(runner, session.ref)
     if not started.running:

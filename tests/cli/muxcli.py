@@ -43,6 +43,13 @@ def register_run(fp, argv: list[str], cid: str = NEW_ID) -> None:  # type: ignor
     fp.register(top(cid), stdout=TOP_STARTED)
 
 
+def mounts(cid: str = CID) -> list[str]:
+    """How a start checks that the session's bind-mounted directories still exist."""
+    from mux.lifecycle import BIND_SOURCES
+
+    return ["docker", "container", "inspect", "--format", BIND_SOURCES, cid]
+
+
 def probe(name: str) -> list[str]:
     """How a not-found session checks for a container merely holding its name."""
     return ["docker", "container", "inspect", "--format", "{{.Id}}", f"mux-{name}"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mux.cli import global_verbose
-from tests.cli.muxcli import CID, TOP_STARTED, Home, probe, ps_line, ps_one, run, top
+from tests.cli.muxcli import CID, TOP_STARTED, Home, mounts, probe, ps_line, ps_one, run, top
 from tests.cli.test_sessions_cmds import no_such
 
 
@@ -89,6 +89,7 @@ def test_start_stop_several_names(home: Home, fp, verb: str, said: str) -> None:
         fp.register(ps_one(name), stdout=ps_line(name, "exited" if verb == "start" else "running", id=cid))
         fp.register(["docker", verb, cid], stdout=f"{cid}\n")
         if verb == "start":
+            fp.register(mounts(cid), stdout="")
             fp.register(top(cid), stdout=TOP_STARTED)
     result = run(verb, "a", "b")
     assert result.code == 0, result.err

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mux.argv import SHELL_FALLBACK
-from tests.cli.muxcli import CID, IMAGE, PS_ALL, TOP_STARTED, Home, probe, ps_line, ps_one, run, top
+from tests.cli.muxcli import CID, IMAGE, PS_ALL, TOP_STARTED, Home, mounts, probe, ps_line, ps_one, run, top
 
 SOCK_DENIED = (
     "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "
@@ -130,12 +130,25 @@ def test_list_without_docker(home: Home, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_start(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(mounts(), stdout=f"{home.proj}\n")
     fp.register(["docker", "start", CID], stdout=CID + "\n")
     fp.register(top(CID), stdout=TOP_STARTED)
     result = run("start", "s1")
     assert result.code == 0, result.err
     assert result.out == "Started session s1.\n"
-    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", CID], top(CID)]
+    assert list(fp.calls) == [ps_one("s1"), mounts(), ["docker", "start", CID], top(CID)]
+
+
+def test_start_refuses_when_a_mounted_directory_is_gone(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    gone = home.session_dir("s1") / "home"
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(mounts(), stdout=f"{home.proj}\n{gone}\n")
+    result = run("start", "s1")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"mux: error: not starting session 's1': {gone} is gone, and docker would re-create it empty, owned by root",
+        "mux: hint: restore it, or `mux delete --force s1` to remove the session"]
+    assert list(fp.calls) == [ps_one("s1"), mounts()]  # no docker start
 
 
 def test_stop(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -149,6 +162,7 @@ def test_stop(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
 
 def test_start_of_a_command_that_ends_at_once_says_so(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(mounts(), stdout="")
     fp.register(["docker", "start", CID], stdout=CID + "\n")
     fp.register(top(CID), returncode=1, stderr=f"Error response from daemon: Container {CID} is not running\n")
     fp.register(["docker", "container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", CID],
@@ -185,9 +199,10 @@ def test_a_container_merely_named_like_the_session_is_left_alone(home: Home, fp,
 @pytest.mark.parametrize("verb", ["start", "stop"])
 def test_start_stop_dry_run(home: Home, fp, verb: str) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited" if verb == "start" else "running"))
+    fp.register(mounts(), stdout="")
     result = run(verb, "--dry-run", "s1")
     assert (result.code, result.out) == (0, f"docker {verb} {CID}\n")
-    assert list(fp.calls) == [ps_one("s1")]
+    assert list(fp.calls) == [ps_one("s1")] + ([mounts()] if verb == "start" else [])  # queries only
 
 
 def test_stop_engine_down_is_exit_4(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -343,15 +358,17 @@ def test_attach_exit_code_after_docker_attach_returns_1(home: Home, fp, state_af
 
 def test_attach_starts_a_stopped_session(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(mounts(), stdout="")
     fp.register(["docker", "start", CID], stdout=CID + "\n")
     fp.register(top(CID), stdout=TOP_STARTED)
     assert run("attach", "s1").code == 0
-    assert list(fp.calls) == [ps_one("s1"), ["docker", "start", CID], top(CID), ["docker", "attach", CID]]
+    assert list(fp.calls) == [ps_one("s1"), mounts(), ["docker", "start", CID], top(CID), ["docker", "attach", CID]]
     assert execs == [["docker", "attach", CID]]
 
 
 def test_attach_dry_run(home: Home, fp, execs) -> None:  # type: ignore[no-untyped-def]
     fp.register(ps_one("s1"), stdout=ps_line("s1", "exited"))
+    fp.register(mounts(), stdout="")
     result = run("attach", "--dry-run", "s1")
     assert (result.code, result.out) == (0, f"docker start {CID}\ndocker attach {CID}\n")
     assert execs == []

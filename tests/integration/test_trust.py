@@ -260,3 +260,25 @@ def test_a_corrupt_proxy_registry_is_an_error_naming_it_and_is_kept(images, mux_
     assert str(registry) in result.stderr
     assert registry.read_text() == "{not json"
     assert nothing_left(unique_name)
+
+
+def test_a_session_whose_files_are_gone_is_not_started(images, mux_home, unique_name) -> None:
+    """docker would re-create a missing bind-mount source empty and owned by root: a
+    HOME that mux (not root) could then never remove. Start refuses; delete cleans up."""
+    import shutil
+
+    assert mux("new", unique_name).returncode == 0
+    assert mux("stop", unique_name).returncode == 0
+    shutil.rmtree(session_dir(unique_name))
+    for verb in ("start", "attach"):
+        refused = mux(verb, unique_name)
+        assert refused.returncode == 1, refused.stderr
+        assert str(session_dir(unique_name) / "home") in refused.stderr and " gone, " in refused.stderr
+        assert f"mux delete --force {unique_name}" in refused.stderr
+    assert not session_dir(unique_name).exists()  # nothing re-created
+    doctor = json.loads(mux("doctor", "--json").stdout)
+    containers = next(c for c in doctor["checks"] if c["name"] == "containers")
+    assert "files under the data dir are missing" in containers["detail"]
+    assert f"mux delete --force {unique_name}" in containers["fix"]
+    assert mux("delete", "--force", unique_name).returncode == 0  # the fix doctor gives works
+    assert nothing_left(unique_name)
