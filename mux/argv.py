@@ -97,6 +97,15 @@ def helper_argv(container: str, image: str, *, labels: Iterable[tuple[str, str]]
             "--network", "none", "--volumes-from", f"{container}:ro", image]
 
 
+def cleanup_argv(image: str, directory: object, entries: Sequence[str], *,
+                 labels: Iterable[tuple[str, str]]) -> list[str]:
+    """Remove ``entries`` of ``directory`` as root, in a throw-away container of ``image``
+    that sees nothing else (`mux delete` of files a container made as root)."""
+    return [DOCKER, "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
+            *repeated("--label", (f"{k}={v}" for k, v in labels)), "-v", f"{directory}:/x",
+            "--entrypoint", "rm", image, "-rf", "--", *(f"/x/{e}" for e in entries)]
+
+
 def ps_argv(fmt: str, *, name: str | None = None, instance: str | None = None) -> list[str]:
     argv = [DOCKER, "ps", "-a", "--no-trunc", "--filter", "label=mux.session"]
     if name is not None:

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux import argv as A
@@ -92,6 +93,30 @@ def logs(runner: Runner, name: str, *, follow: bool) -> int:
     return runner.interactive(A.logs_argv(session.ref, follow=follow))
 
 
+def remove_as_root(runner: Runner, session: Session, directory: Path) -> bool:
+    """Files a container made as root (run_as_user = false) in the session's clone or
+    HOME, which this user cannot delete: removed by a throw-away container of the
+    session's own image, as root, with only ``directory`` mounted. False when that
+    cannot be tried (no image known, a remote engine) or fails."""
+    if runner.engine.remote or not session.image or runner.dry_run:
+        return False
+    from mux.validate import image
+
+    try:
+        entries = sorted(p.name for p in directory.iterdir())
+        argv = A.cleanup_argv(image(session.image, "the session's image label"), directory,
+                              entries, labels=session_labels(session.name))
+    except (OSError, MuxError):
+        return False
+    return runner.run(argv, check=False).returncode == 0
+
+
+def session_labels(name: str) -> list[tuple[str, str]]:
+    """Labels of a helper container: the test suite (and doctor) know whose it is."""
+    instance = paths.instance()
+    return [("mux.helper", "cleanup")] + ([("mux.instance", instance)] if instance else [])
+
+
 def blockers(session: Session, *, force: bool) -> list[str]:
     """Why deleting this session without --force would lose something."""
     if force:
@@ -148,20 +173,26 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         from mux.proxy.egress import remove_if_unused
 
         remove_if_unused(runner)
-    left: list[tuple[Session, str]] = []
+    left: list[tuple[Session, MuxError]] = []
     for session in doomed:
         directory = paths.session_dir(session.name)
         try:
             if directory.exists() or (runner.dry_run and session.container):
-                host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
+                try:
+                    host_step(runner, ["rm", "-rf", directory], partial(remove_session_dir, directory))
+                except MuxError:
+                    if not remove_as_root(runner, session, directory):
+                        raise
+                    remove_session_dir(directory)
         except MuxError as exc:
-            left.append((session, exc.message))
+            left.append((session, exc))
             continue
         if not quiet and not runner.dry_run:
             print(f"Deleted session {session.name}" + ("." if session.container else " (its container was gone)."))
-    if left:
-        raise MuxError("; ".join(f"session {s.name!r}: {why}" for s, why in left),
-                       hint="files made as root by docker need root to remove: "
+    if left:  # never "Deleted" with files left: say what is left, and how to remove it
+        raise MuxError("; ".join(f"session {s.name!r}: {exc.message}" for s, exc in left),
+                       hint=next((exc.hint for _, exc in left if exc.hint), None)
+                       or "files made as root need root to remove: "
                        + " ".join(f"`sudo rm -rf {paths.session_dir(s.name)}`" for s, _ in left))
     if refused:
         lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]

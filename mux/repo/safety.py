@@ -128,15 +128,18 @@ def remove_clone(path: Path) -> None:
     if resolved in (Path("/"), Path.home().resolve(), paths.data_dir().resolve()):
         raise RepoError(f"refusing to delete {resolved}: it is not a session's clone")
 
-    def retry(func: Callable[..., object], name: str, exc_info: object) -> None:
+    def retry(func: Callable[..., object], name: str, exc_info: tuple[type, BaseException, object]) -> None:
         target = Path(name)
         try:
             os.chmod(target.parent, stat.S_IRWXU)
             if not target.is_symlink():
                 os.chmod(target, stat.S_IRWXU)
         except OSError:
-            pass
-        func(name)
+            raise exc_info[1] from None  # not ours to make writable (root's, say): report it
+        if func in (os.open, os.scandir, os.listdir):  # a directory it could not read: now it can
+            shutil.rmtree(name, onerror=retry)
+        else:
+            func(name)
 
     try:
         shutil.rmtree(path, onerror=retry)

@@ -282,3 +282,32 @@ def test_a_session_whose_files_are_gone_is_not_started(images, mux_home, unique_
     assert f"mux delete --force {unique_name}" in containers["fix"]
     assert mux("delete", "--force", unique_name).returncode == 0  # the fix doctor gives works
     assert nothing_left(unique_name)
+
+
+def test_delete_removes_what_root_made_in_the_clone(images, other_user, unique_name) -> None:
+    """run_as_user = false: the agent is root and leaves root-owned files in the clone,
+    which the (non-root) user running mux cannot delete. Delete still removes them all,
+    or fails naming what is left; it never says "Deleted" with files left."""
+    from tests.integration.test_as_user import mux_as
+
+    user = other_user
+    config = Path(user["env"]["MUX_CONFIG"])
+    config.write_text(config.read_text().replace("[docker]\n", "[docker]\nrun_as_user = false\n"))
+    origin = user["base"] / "origin"
+    origin.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@e", *args], cwd=origin, check=True)
+    for p in [origin, *origin.rglob("*")]:
+        os.lchown(p, user["uid"], user["uid"])
+    made = mux_as(user, "new", "--repo", str(origin), unique_name)
+    assert made.returncode == 0, made.stderr
+    (cid,) = containers_of(unique_name)
+    docker("exec", cid, "sh", "-c", "mkdir -p /workspace/build/deep && echo x > /workspace/build/deep/out "
+           "&& chmod 700 /workspace/build")
+    clone = session_dir(unique_name, user["base"] / "data", user["env"]) / "repo"
+    assert (clone / "build").stat().st_uid == 0
+    deleted = mux_as(user, "delete", "--force", unique_name)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Deleted session" in deleted.stdout
+    assert not clone.parent.exists()
+    assert nothing_left(unique_name)

@@ -119,6 +119,10 @@ CID = "c0ffee" * 10 + "abcd"  # lifecycle commands name the container by ID
     pytest.param(lambda: A.logs_argv(CID, follow=True), ["docker", "logs", "-f", CID], id="logs-follow"),
     pytest.param(lambda: A.logs_argv(CID, tail=5), ["docker", "logs", "--tail", "5", CID], id="logs-tail"),
     pytest.param(lambda: A.top_argv(CID), ["docker", "top", CID], id="top"),
+    pytest.param(lambda: A.cleanup_argv("img:1", "/d/sessions/s1", ["repo", "-x"], labels=[("mux.helper", "c")]),
+                 ["docker", "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
+                  "--label", "mux.helper=c", "-v", "/d/sessions/s1:/x", "--entrypoint", "rm", "img:1",
+                  "-rf", "--", "/x/repo", "/x/-x"], id="cleanup-as-root"),
 ])
 def test_other_argv(call, expected) -> None:  # type: ignore[no-untyped-def]
     assert call() == expected
