@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ["startup", "create_delete", "list_sessions", "bench_repo", "compile_cache", "forward", "proxy"]
+ALL = ["startup", "create_delete", "startcheck", "list_sessions", "bench_repo", "compile_cache", "forward", "proxy"]
 
 
 def main(names: list[str]) -> int:
