@@ -9,12 +9,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mux import __version__
 from mux.errors import MuxError
+
+if TYPE_CHECKING:  # types only: `mux --help` imports none of these
+    from mux.config import Config
+    from mux.engine import Engine
+    from mux.runner import Runner
 
 
 class State:
@@ -27,17 +32,17 @@ class State:
         self.verbose = verbose
         self.quiet = quiet
         self.context = context
-        self._config: Any = None
-        self._engine: Any = None
+        self._config: Config | None = None
+        self._engine: Engine | None = None
 
-    def config(self) -> Any:
+    def config(self) -> Config:
         if self._config is None:
             from mux import config
 
             self._config = config.load(self.config_path)
         return self._config
 
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         """The engine of this command (mux/engine.py); the config is read only
         when neither --context nor the environment decides."""
         if self._engine is None:
@@ -57,7 +62,7 @@ class State:
 
         return engine_settings(self.config_path)
 
-    def engines(self) -> list[Any]:
+    def engines(self) -> list[Engine]:
         """The engines `mux list` asks: [docker] contexts, unless --context or the
         environment names one."""
         from mux import engine
@@ -65,7 +70,7 @@ class State:
         contexts = () if self.context or engine.decided_by_env(os.environ) else self.engine_settings()[1]
         return [engine.named(name) for name in contexts] or [self.engine()]
 
-    def runner(self, dry_run: bool = False) -> Any:
+    def runner(self, dry_run: bool = False) -> Runner:
         from mux.runner import Runner
 
         return Runner(dry_run=dry_run, verbose=self.verbose, engine=self.engine())

@@ -12,12 +12,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mux import paths
 from mux.errors import MuxError
 from mux.runner import PERMISSION_HINT, Runner, docker_failure
 from mux.sessions import leftovers, scan, strangers
+
+if TYPE_CHECKING:
+    from mux.cli import State
+    from mux.config import Config
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ def _location(runner: Runner) -> Check:
     return Check("location", True, f"this machine ({runner.engine.host}): bind mounts of local paths work")
 
 
-def _image(runner: Runner, cfg: Any) -> Check | None:
+def _image(runner: Runner, cfg: Config | None) -> Check | None:
     if cfg is None:
         return None
     image = cfg.docker.image
@@ -133,7 +137,7 @@ def _containers(runner: Runner) -> Check:
     return Check("containers", True, f"{len(found.sessions)} session(s), no conflicts or leftovers")
 
 
-def _config(state: Any) -> tuple[Check, Any]:
+def _config(state: State) -> tuple[Check, Config | None]:
     try:
         cfg = state.config()
     except MuxError as exc:
@@ -154,7 +158,7 @@ def _data_dir() -> Check:
     return Check("data dir", True, f"{directory} is writable")
 
 
-def _proxy(cfg: Any) -> Check | None:
+def _proxy(cfg: Config | None) -> Check | None:
     if cfg is None or not cfg.raw_proxy or cfg.raw_proxy.get("enabled") is False:
         return None
     try:
@@ -174,7 +178,7 @@ def _proxy(cfg: Any) -> Check | None:
     return Check("proxy", True, f"running (pid {data.get('pid')}), CA {ca}")
 
 
-def _sccache(cfg: Any) -> Check | None:
+def _sccache(cfg: Config | None) -> Check | None:
     if cfg is None or not cfg.docker.rust.sccache:
         return None
     try:
@@ -186,7 +190,7 @@ def _sccache(cfg: Any) -> Check | None:
     return Check("sccache", True, f"{binary}")
 
 
-def _git_identity(cfg: Any, runner: Runner) -> Check | None:
+def _git_identity(cfg: Config | None, runner: Runner) -> Check | None:
     """Commits inside a session need a name and an email (from [git] or the host)."""
     from mux import gitident
 
@@ -206,7 +210,7 @@ def _git_identity(cfg: Any, runner: Runner) -> Check | None:
     return Check("git", True, f"commits as {name} <{email}>")
 
 
-def run_checks(state: Any) -> list[Check]:
+def run_checks(state: State) -> list[Check]:
     try:
         runner = state.runner()
     except MuxError:
@@ -226,7 +230,7 @@ def run_checks(state: Any) -> list[Check]:
         checks += [c for c in [_image(runner, cfg)] if c is not None]
     git = _git_identity(cfg, runner)
     checks += [git] if git is not None else []
-    optional: list[Callable[[Any], Check | None]] = [_proxy, _sccache]
+    optional: list[Callable[[Config | None], Check | None]] = [_proxy, _sccache]
     checks += [c for c in (f(cfg) for f in optional) if c is not None]
     return checks
 

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mux.commands.parsing import NameFirst, each_name
 from mux.errors import ConfigError
 
+if TYPE_CHECKING:
+    from mux.cli import State
+
 dry_run_option = click.option(
     "--dry-run", is_flag=True,
     help="Print the exact commands, one per line, shell-quoted, and run nothing.")
 
 
-def _state(ctx: click.Context) -> Any:
+def _state(ctx: click.Context) -> State:
     return ctx.find_root().obj
 
 
