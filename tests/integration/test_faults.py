@@ -63,7 +63,9 @@ def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanu
 
 def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, unique_name) -> None:
     assert mux("new", unique_name).returncode == 0
-    docker("rm", "-f", f"mux-{unique_name}")
+    (cid,) = docker("ps", "-aq", "--filter", f"label=mux.session={unique_name}",
+                    "--filter", f"label=mux.instance={os.environ['MUX_INSTANCE']}").stdout.split()
+    docker("rm", "-f", cid)  # by ID: only the container this test made
     assert listed()[unique_name]["status"] == "missing"
     again = mux("new", unique_name)
     assert again.returncode == 1 and "but no container" in again.stderr and f"mux delete {unique_name}" in again.stderr
@@ -160,7 +162,8 @@ def test_clone_deleted_behind_muxs_back_is_reported_and_cleaned(images, mux_home
 
 def test_doctor_names_each_failure_with_its_fix(images, mux_home, tmp_path, unique_name, cleanup_containers) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
-    docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}", "mux-test/busybox", "sleep", "600")
+    docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}",
+           "--label", f"mux.instance={os.environ['MUX_INSTANCE']}", "mux-test/busybox", "sleep", "600")
     config = tmp_path / "doctor.toml"
     config.write_text('[proxy]\nport = 18491\n[docker.rust]\nsccache = true\nbinary = "/nonexistent/sccache"\n')
     not_a_dir = tmp_path / "file"

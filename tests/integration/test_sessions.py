@@ -150,7 +150,8 @@ def test_name_conflict_names_the_holder_and_leaves_it_alone(session) -> None:
 
 def test_a_container_holding_the_name_outside_mux(images, mux_home, unique_name, cleanup_containers) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
-    docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}", BUSYBOX, "sleep", "600")
+    docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}",
+           "--label", f"mux.instance={os.environ['MUX_INSTANCE']}", BUSYBOX, "sleep", "600")
     result = mux("new", unique_name)
     assert result.returncode == 1
     assert f"mux-{unique_name}" in result.stderr

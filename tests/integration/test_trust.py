@@ -311,3 +311,23 @@ def test_delete_removes_what_root_made_in_the_clone(images, other_user, unique_n
     assert "Deleted session" in deleted.stdout
     assert not clone.parent.exists()
     assert nothing_left(unique_name)
+
+
+def test_doctor_names_a_half_made_session_and_its_fix_works(images, mux_home, unique_name) -> None:
+    """A container docker created but never started (what an interrupted `mux new` of
+    an older mux left): doctor names it, and the fix it gives removes it."""
+    assert mux("new", unique_name).returncode == 0
+    (cid,) = containers_of(unique_name)
+    labels = json.loads(docker("container", "inspect", cid).stdout)[0]["Config"]["Labels"]
+    half = f"{unique_name}-half"
+    session_dir(half).mkdir(parents=True)
+    docker("create", "--pull", "never", "--name", f"mux-{half}",
+           *[a for k, v in labels.items() for a in ("--label", f"{k}={half if k == 'mux.session' else v}")],
+           BUSYBOX, "sleep", "600")
+    doctor = json.loads(mux("doctor", "--json").stdout)
+    check = next(c for c in doctor["checks"] if c["name"] == "containers")
+    assert f"sessions whose container never started: {half}" in check["detail"]
+    assert f"`mux delete {half}`" in check["fix"]
+    assert mux("delete", half).returncode == 0
+    assert nothing_left(half) and complete(unique_name)
+    assert next(c for c in json.loads(mux("doctor", "--json").stdout)["checks"] if c["name"] == "containers")["ok"]
