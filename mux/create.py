@@ -343,7 +343,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
 
         if runner.engine.remote:
             V.refuse_local_paths(runner.engine, spec, repo=bool(opts.repo), copy=opts.copy,
-                                 proxied=proxy is not None)
+                                 proxied=proxy is not None, egress=egress)
         spec = V.as_volume_spec(spec)
     with interrupts.deferred() as guard:
         if proxy is not None and not runner.dry_run:

@@ -50,7 +50,8 @@ def in_volumes(session: Session) -> bool:
     return session.workdir.startswith(WORKDIR_PREFIX)
 
 
-def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: bool, proxied: bool) -> None:
+def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: bool, proxied: bool,
+                       egress: str | None = None) -> None:
     """What cannot work on a remote engine, refused (exit 2) before anything is made."""
     if not repo and not copy:
         raise ConfigError(
@@ -73,6 +74,14 @@ def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: b
         from mux.tunnel import ssh_target
 
         ssh_target(engine)  # the proxy's tunnel needs ssh://
+    if egress == "proxy-only":
+        # Its relay would reach for this machine's bridge address from the engine's
+        # network, not for the tunnel's end there.
+        raise ConfigError(
+            f"egress proxy-only is not available on {engine.describe()} yet, on another machine",
+            hint="use --egress open there (the session still goes through the proxy, over mux's ssh "
+            "tunnel), or run the session on this machine",
+        )
 
 
 def proxy_from_afar(runner: Runner, spec: SessionSpec, port: int) -> tuple[SessionSpec, list[tuple[Path, str]]]:

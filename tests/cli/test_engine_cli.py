@@ -138,3 +138,23 @@ def test_context_flag_lists_only_that_engine(home: Home, fp) -> None:  # type: i
     fp.register(ps_on("box"), stdout=ps_line("there"))
     result = run("--context", "box", "list", "--json")
     assert [(d["name"], d["context"]) for d in json.loads(result.out)] == [("there", "box")]
+
+
+def test_proxy_only_egress_on_a_remote_engine_is_refused_before_anything_runs(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "box", "ssh://me@box.test")
+    home.write_config(home.config.read_text() + "\n[proxy]\nport = 18080\n")
+    result = run("--context", "box", "new", "--copy", "--egress", "proxy-only", "s1")
+    assert result.code == 2, result.err
+    assert result.err.splitlines()[0].startswith(
+        "mux: error: egress proxy-only is not available on context 'box' (ssh://me@box.test")
+    assert list(fp.calls) == []
+    assert not home.session_dir("s1").exists()
+
+
+def test_proxy_needs_an_ssh_engine_to_tunnel_through(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "tcpbox", "tcp://box.test:2376")
+    home.write_config(home.config.read_text() + "\n[proxy]\nport = 18080\n")
+    result = run("--context", "tcpbox", "new", "--copy", "s1")
+    assert result.code == 2, result.err
+    assert "reaches a remote engine only over ssh" in result.err.splitlines()[0]
+    assert list(fp.calls) == []
