@@ -478,6 +478,10 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
     if proxy_only:
         network, via = proxy_only_network(runner, proxy, spec.image, spec.pull)
         spec = replace(spec, network=network)
+    else:  # [proxy] host_address, or the name a VM engine documents for this machine
+        from mux.vmengine import proxy_host
+
+        via = proxy_host(runner, proxy.host_address)
     wiring = session_wiring(proxy, spec.name, spec.network, dry_run=runner.dry_run, proxy_host=via)
     return replace(
         spec,

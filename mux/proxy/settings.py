@@ -31,6 +31,7 @@ PORT_ENV = "MUX_PROXY_PORT"
 UPSTREAM_CA_ENV = "MUX_PROXY_UPSTREAM_CA"
 AUTH_TYPES = ("bearer", "basic")
 EGRESS_MODES = ("open", "proxy-only")
+_HOST_ADDRESS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _FORBIDDEN_HEADERS = {"host", "proxy-authorization", "content-length", "transfer-encoding"}
 
@@ -64,6 +65,9 @@ class ProxySettings:
     filters: Filters = field(default_factory=Filters)
     # "open" | "proxy-only" (mux.proxy.egress); None: proxy-only if allowlist_only, else open
     egress: str | None = None
+    # The name or address sessions reach the proxy at (default: host-gateway, or what a
+    # VM engine documents; see mux/vmengine.py).
+    host_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,11 @@ def parse_proxy_settings(
         return None
     table = _expand_tree(table, os.environ if env is None else env, source, "[proxy]")
     chk = _Checker(source)
-    table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress"})
+    table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress",
+                                         "host_address"})
+    host_address = table.get("host_address")
+    if host_address is not None and (not isinstance(host_address, str) or not _HOST_ADDRESS.fullmatch(host_address)):
+        chk.fail("[proxy] host_address", host_address, "a host name or IPv4 address, like host.docker.internal")
     egress = table.get("egress")
     if egress is not None and egress not in EGRESS_MODES:
         chk.fail("[proxy] egress", egress, '"open" or "proxy-only"')
@@ -133,6 +141,7 @@ def parse_proxy_settings(
         upstream_ca=Path(ca).expanduser() if ca else None,
         filters=filters,
         egress=egress,
+        host_address=host_address,
     )
 
 

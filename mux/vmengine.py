@@ -1,0 +1,95 @@
+"""Engines in a VM on this machine, and the address sessions reach the proxy at.
+
+Docker Desktop, OrbStack, colima and Rancher Desktop run dockerd in a VM: bind
+mounts of this machine's paths work (the VM shares them), but the Docker
+bridge's gateway is inside the VM, so `host-gateway` does not reach this
+machine and today's proxy wiring cannot work there. Each documents a name for
+the host that reaches its loopback, where the proxy always listens; mux gives
+sessions that name (no --add-host). Rootless Docker has no such name by
+default (slirp4netns hides the host's loopback), so it is refused with what to
+set. ``[proxy] host_address`` overrides all of this.
+
+Recognised from one `docker info` per engine, cached under DATA/engines/ (a
+plain Linux engine costs that call once, not per `mux new`). Remote engines
+need none of this: their sessions reach the proxy through mux's ssh tunnel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mux import paths
+from mux.errors import ConfigError, MuxError
+from mux.runner import Runner
+
+
+@dataclass(frozen=True)
+class VmEngine:
+    kind: str  # what it is, for messages
+    host_name: str | None  # the documented name of this machine, seen from a container
+
+
+def recognise(info: Mapping[str, Any]) -> VmEngine | None:
+    """Which VM engine ``docker info`` (its JSON) describes; None for a plain engine."""
+    os_name = str(info.get("OperatingSystem") or "")
+    name = str(info.get("Name") or "")
+    security = [str(s) for s in info.get("SecurityOptions") or []]
+    if os_name == "Docker Desktop":
+        return VmEngine("Docker Desktop", "host.docker.internal")
+    if os_name == "OrbStack":
+        return VmEngine("OrbStack", "host.docker.internal")
+    if name == "lima-rancher-desktop" or name == "rancher-desktop":
+        return VmEngine("Rancher Desktop", "host.docker.internal")
+    if name == "colima" or name.startswith("colima-"):
+        return VmEngine("colima", "host.lima.internal")
+    if any(s == "name=rootless" or s.startswith("name=rootless,") for s in security):
+        return VmEngine("rootless Docker", None)
+    return None
+
+
+def _cached_info(runner: Runner) -> Mapping[str, Any]:
+    key = hashlib.sha256(runner.engine.host.encode()).hexdigest()[:16]
+    cache = paths.data_dir() / "engines" / f"{key}.json"
+    try:
+        data = json.loads(cache.read_text())
+        if isinstance(data, dict) and data.get("host") == runner.engine.host:
+            return data
+    except (OSError, ValueError):
+        pass
+    out = runner.query(["docker", "info", "--format", "{{json .}}"])
+    try:
+        info = json.loads(out.stdout)
+    except ValueError:
+        raise MuxError("could not read `docker info` output") from None
+    keep = {k: info.get(k) for k in ("OperatingSystem", "Name", "SecurityOptions")}
+    keep["host"] = runner.engine.host
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(keep))
+    except OSError:
+        pass  # a cache only: next time asks again
+    return keep
+
+
+def proxy_host(runner: Runner, host_address: str | None) -> str | None:
+    """The name or address a session reaches the proxy at, when not docker's bridge
+    gateway (None: the usual host.docker.internal:host-gateway wiring)."""
+    if host_address:
+        return host_address
+    if runner.engine.remote:
+        return None
+    vm = recognise(_cached_info(runner))
+    if vm is None:
+        return None
+    if vm.host_name is None:
+        raise ConfigError(
+            f"the engine is {vm.kind}: its containers cannot reach the proxy on this machine's "
+            "bridge gateway, and it has no standard name for this machine",
+            hint="set [proxy] host_address to an address of this machine its containers reach "
+            "(with slirp4netns and --disable-host-loopback=false: 10.0.2.2) and [proxy] bind to match",
+        )
+    return vm.host_name

@@ -1,0 +1,60 @@
+"""VM engines recognised from `docker info`: two outputs recorded on this machine
+(the host's engine, and the test's second engine in a container), the others
+written from each product's documented values (only the fields mux reads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mux import vmengine
+from mux.engine import Engine
+from mux.errors import ConfigError
+from mux.runner import Runner
+
+INFO = Path(__file__).parent / "docker_info"
+
+
+def info(name: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((INFO / name).read_text())
+    return data
+
+
+@pytest.mark.parametrize(("recording", "kind", "host"), [
+    ("debian-docker.io-20.10-recorded.json", None, None),
+    ("docker-in-container-20.10-recorded.json", None, None),
+    ("docker-desktop-reconstructed.json", "Docker Desktop", "host.docker.internal"),
+    ("orbstack-reconstructed.json", "OrbStack", "host.docker.internal"),
+    ("colima-reconstructed.json", "colima", "host.lima.internal"),
+    ("colima-profile-reconstructed.json", "colima", "host.lima.internal"),
+    ("rancher-desktop-reconstructed.json", "Rancher Desktop", "host.docker.internal"),
+    ("rootless-reconstructed.json", "rootless Docker", None),
+])
+def test_recognise(recording: str, kind: str | None, host: str | None) -> None:
+    found = vmengine.recognise(info(recording))
+    assert (None if found is None else (found.kind, found.host_name)) == (None if kind is None else (kind, host))
+
+
+def test_override_wins_and_needs_no_docker_call() -> None:
+    assert vmengine.proxy_host(Runner(), "10.0.2.2") == "10.0.2.2"
+
+
+def test_remote_engine_needs_no_docker_info() -> None:
+    runner = Runner(engine=Engine("box", "ssh://me@box.test", "--context", pass_context=True))
+    assert vmengine.proxy_host(runner, None) is None  # the tunnel's end is host.docker.internal there
+
+
+def test_cached_per_engine_and_rootless_is_refused(fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path))
+    argv = ["docker", "info", "--format", "{{json .}}"]
+    fp.register(argv, stdout=json.dumps(info("docker-desktop-reconstructed.json")))
+    assert vmengine.proxy_host(Runner(), None) == "host.docker.internal"
+    assert vmengine.proxy_host(Runner(), None) == "host.docker.internal"  # from the cache
+    assert [list(c) for c in fp.calls] == [argv]
+    desk = Runner(engine=Engine("rl", "unix:///run/user/1000/docker.sock", "--context", pass_context=True))
+    fp.register(["docker", "--context", "rl", *argv[1:]], stdout=json.dumps(info("rootless-reconstructed.json")))
+    with pytest.raises(ConfigError, match="rootless Docker") as caught:
+        vmengine.proxy_host(desk, None)
+    assert "[proxy] host_address" in (caught.value.hint or "")
