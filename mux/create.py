@@ -244,6 +244,12 @@ def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> Mu
             hint=f"`mux attach {name}` to use it, or `mux delete {name}` first to replace it",
         )
     if session_dir is not None:
+        from mux.sessions import is_session_dir
+
+        if not is_session_dir(session_dir):
+            return MuxError(f"{session_dir} is in the way: it is not a session's directory (a link or a "
+                            "file), and mux never removes what is not its own",
+                            hint="look at it, and move it away yourself (`mux doctor` lists such entries)")
         if hostfiles.being_created(session_dir):
             return MuxError(f"session {name!r} is being created by another mux right now")
         return MuxError(

@@ -378,3 +378,20 @@ def test_undo_never_removes_a_container_it_did_not_make(home: Home, fp) -> None:
     result = run("new", "s1")
     assert result.code == 4
     assert list(fp.calls) == [expected, ps_one("s1")]  # no rm
+
+
+def test_a_link_in_the_way_of_the_session_dir_is_left_alone(home: Home, fp, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    elsewhere = tmp_path / "precious"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("x")
+    home.session_dir("s1").parent.mkdir(parents=True)
+    home.session_dir("s1").symlink_to(elsewhere)
+    fp.register(ps_one("s1"), stdout="")
+    result = run("new", "s1")
+    assert result.code == 1
+    assert "is in the way: it is not a session's directory" in result.err
+    assert (elsewhere / "keep").exists() and home.session_dir("s1").is_symlink()
+    fp.register(ps_one("s1"), stdout="")
+    fp.register(["docker", "container", "inspect", "--format", "{{.Id}}", "mux-s1"], returncode=1)
+    assert run("delete", "--force", "s1").code == 3  # not a session: delete never follows it
+    assert (elsewhere / "keep").exists()
