@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import docker, mux, session_dir
+from tests.conftest import docker, mux, remove_own, session_dir
 
 pytestmark = pytest.mark.docker
 
@@ -162,7 +162,7 @@ def test_forward_to_a_session_on_an_internal_network(images, mux_home, unique_na
         assert get(f"http://127.0.0.1:{fwd.local_port(8001)}/index.html") == b"hello from the session\n"
         assert fwd.ctrl_c()[0] == 0
     finally:
-        docker("rm", "-f", f"mux-{unique_name}", check=False)
+        remove_own([f"mux-{unique_name}"], own_instance)  # only if it carries this test's label
         docker("network", "rm", network, check=False)
 
 

@@ -331,3 +331,20 @@ def test_doctor_names_a_half_made_session_and_its_fix_works(images, mux_home, un
     assert mux("delete", half).returncode == 0
     assert nothing_left(half) and complete(unique_name)
     assert next(c for c in json.loads(mux("doctor", "--json").stdout)["checks"] if c["name"] == "containers")["ok"]
+
+
+def test_the_suite_removes_only_what_carries_its_label(images, unique_name, cleanup_containers) -> None:
+    """A container of the user's, named like a test's session, survives the suite's
+    clean-up (cleanup_containers and the per-test instance sweep remove by label)."""
+    from tests.conftest import remove_own
+
+    users = docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}", BUSYBOX, "sleep", "600")
+    cid = users.stdout.strip()
+    try:
+        cleanup_containers.append(f"mux-{unique_name}")
+        assert remove_own([f"mux-{unique_name}"], instance()) == []
+        assert docker("container", "inspect", cid, check=False).returncode == 0
+        ours = own_container("--name", f"mux-{unique_name}-ours", BUSYBOX, "sleep", "600")
+        assert remove_own([f"mux-{unique_name}-ours"], instance()) == [ours]
+    finally:
+        docker("rm", "-f", cid)  # by ID: the one this test made to stand for a user's
