@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
-`python bench/run_all.py [name ...]` (names: create_delete startup list_sessions
+`python bench/run_all.py [name ...]` (names: installed create_delete startup list_sessions
 bench_repo compile_cache forward). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ["startup", "create_delete", "startcheck", "list_sessions", "bench_repo", "compile_cache", "forward", "proxy"]
+ALL = ["installed", "startup", "create_delete", "startcheck", "list_sessions", "bench_repo", "compile_cache",
+       "forward", "proxy"]
 
 
 def main(names: list[str]) -> int:

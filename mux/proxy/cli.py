@@ -15,8 +15,10 @@ from typing import Any
 
 import click
 
+from mux.commands.session_cmd import dry_run_option
 from mux.errors import ConfigError, ProxyError
 from mux.proxy import control
+from mux.proxy.files import ProxyFiles
 from mux.proxy.settings import ProxySettings, check_bind_address, default_settings
 
 
@@ -42,8 +44,9 @@ def proxy() -> None:
 @click.option("--bind", "binds", metavar="ADDR", multiple=True,
               help="Address to listen on, repeatable (default: 127.0.0.1 and the Docker bridge gateway).")
 @click.option("-f", "--foreground", is_flag=True, help="Run in this terminal instead of in the background.")
+@dry_run_option
 @click.pass_context
-def start(ctx: click.Context, port: int | None, binds: tuple[str, ...], foreground: bool) -> None:
+def start(ctx: click.Context, port: int | None, binds: tuple[str, ...], foreground: bool, dry_run: bool) -> None:
     """Start the proxy (in the background; returns once it accepts connections)."""
     settings, config_path = load_settings(ctx)
     for addr in binds:
@@ -52,6 +55,19 @@ def start(ctx: click.Context, port: int | None, binds: tuple[str, ...], foregrou
         settings, port=port or settings.port, bind=tuple(binds) or settings.bind
     )
     before = control.status()
+    if dry_run:  # what start would do: nothing, a restart (stale settings), or a start
+        if before.running and not control.stale(settings, config_path):
+            click.echo(f"mux proxy already running: pid {before.pid}; nothing to do", err=True)
+            return
+        from mux.runner import write_argv
+
+        files = ProxyFiles.default()
+        policy = control.plan(settings, config_path, files)
+        _dry_stop(before)
+        _dry_show(["mkdir", "-p", str(files.policy.parent)])
+        _dry_show(write_argv(files.policy, json.dumps(policy, indent=1))[0])
+        _dry_show(control.server_argv(files, config_path))
+        return
     if foreground:
         st = control.start(settings, config_path=config_path, foreground=True)
     else:  # the same as `mux new` does: start it, or restart it if it runs other settings
@@ -65,9 +81,28 @@ def _bad_bind(value: object) -> None:
     raise ConfigError(f"--bind {value!r}: use one specific IP address such as 127.0.0.1, never 0.0.0.0")
 
 
+def _dry_show(argv: list[str]) -> None:
+    import shlex
+
+    click.echo(shlex.join(argv))
+
+
+def _dry_stop(st: control.ProxyStatus) -> None:
+    """What stop does, as the command: SIGTERM to the proxy (SIGKILL after a grace period)."""
+    if st.running:
+        _dry_show(["kill", "-TERM", str(st.pid)])
+
+
 @proxy.command()
-def stop() -> None:
+@dry_run_option
+def stop(dry_run: bool) -> None:
     """Stop the proxy (also cleans up after one that crashed)."""
+    if dry_run:
+        st = control.status()
+        _dry_stop(st)
+        if not st.running:
+            click.echo("mux proxy is not running; nothing to do", err=True)
+        return
     if control.stop():
         click.echo("mux proxy stopped")
     else:
@@ -105,8 +140,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 @proxy.command(name="regenerate-ca")
 @click.option("--force", is_flag=True, help="Also when the proxy runs: replace the CA and restart it.")
-def regenerate_ca(force: bool) -> None:
+@dry_run_option
+def regenerate_ca(force: bool, dry_run: bool) -> None:
     """Make a new CA (sessions must restart programs that loaded the old one)."""
+    if dry_run:
+        st = control.status()
+        if st.running and not force:
+            raise ProxyError("the proxy is running with the current CA",
+                             hint="`mux proxy regenerate-ca --force` replaces it and restarts the proxy")
+        _dry_stop(st)
+        click.echo(f"mux: would write a new CA to {st.ca} (made in Python: no command to show)"
+                   + ("; then start the proxy again with its settings" if st.running else ""), err=True)
+        return
     restarted = control.regenerate_ca(force=force)
     click.echo(f"new CA certificate: {control.status().ca}")
     if restarted:

@@ -204,12 +204,18 @@ def _start_planned(files: ProxyFiles, policy: dict[str, Any], config_path: Path 
     return _launch(files, config_path, timeout, foreground, runner)
 
 
-def _launch(
-    files: ProxyFiles, config_path: Path | None, timeout: float, foreground: bool, runner: Runner | None
-) -> ProxyStatus:
+def server_argv(files: ProxyFiles, config_path: Path | None) -> list[str]:
+    """The proxy process `start` runs (in the background, or in the terminal with -f)."""
     argv = [sys.executable, "-m", "mux.proxy.server", "--state-dir", str(files.root)]
     if config_path is not None:
         argv += ["--config", str(Path(config_path).absolute())]
+    return argv
+
+
+def _launch(
+    files: ProxyFiles, config_path: Path | None, timeout: float, foreground: bool, runner: Runner | None
+) -> ProxyStatus:
+    argv = server_argv(files, config_path)
     if foreground:
         (runner or Runner()).exec(argv)
     with open(files.log, "a") as log:

@@ -1,0 +1,127 @@
+"""Benchmark: mux as users run it. A fresh `make install` of this checkout (a
+clean copy, its own .venv, `mux` linked into a scratch bin dir), then the
+installed console script against the same interpreter's `python -c "import
+click"` and the raw docker commands, interleaved, in one run.
+
+Goals (issue 11): `mux --version` <= 1.3x the click floor; `mux new` + `mux
+delete --force` <= 1.35x the printed `docker run` + `docker rm -f`; `mux list`
+<= 1.2x the click floor plus the same `docker ps`.
+
+PYTHON picks the interpreter `make install` builds the venv from (default
+python3; a stock Debian user has /usr/bin/python3). MUX_BENCH_VENV reuses an
+installed venv instead of a fresh install.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import BUSYBOX, ROOT, Sandbox, interleave, ms, ratio, require_images, runs, summary, table  # noqa: E402
+
+GOALS = {"version": 1.30, "new": 1.35, "list": 1.20}
+
+
+def fresh_install(work: Path) -> tuple[Path, float]:
+    """`make install` of a clean copy of this checkout; its venv and how long it took."""
+    src = work / "mux"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["MUX_BIN_DIR"] = str(work / "bin")
+    start = time.perf_counter()
+    proc = subprocess.run(["make", "install", f"PYTHON={os.environ.get('PYTHON', 'python3')}"],
+                          cwd=src, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: make install failed:\n{proc.stdout}{proc.stderr}")
+    return src / ".venv", took
+
+
+def main() -> str:
+    require_images(BUSYBOX)
+    work = Path(tempfile.mkdtemp(prefix="mux-bench-install-"))
+    box = Sandbox()
+    box.env.pop("PYTHONPATH", None)  # the installed mux finds its own code
+    try:
+        if os.environ.get("MUX_BENCH_VENV"):
+            venv, took = Path(os.environ["MUX_BENCH_VENV"]), None
+        else:
+            venv, took = fresh_install(work)
+        mux = [str(venv / "bin" / "mux")]
+        python = str(venv / "bin" / "python")
+        script = Path(mux[0]).read_text()
+        assert "from mux.cli import main" in script and "pkg_resources" not in script, script
+        version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0], sys.base_prefix)"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        floor = [python, "-c", "import click"]
+        ps = shlex.split(box.run([*mux, "-v", "list"]).stderr.splitlines()[0][2:])  # the call list makes
+        counter = iter(range(10_000))
+
+        def new_delete() -> float:
+            name = f"bi{next(counter)}"
+            return box.timed([*mux, "new", name]) + box.timed([*mux, "delete", "--force", name])
+
+        def raw_new_delete() -> float:
+            name = f"br{next(counter)}"
+            # What mux prints for this very session: its host steps done untimed, then timed:
+            # the docker commands (the run; docker's own rm).
+            commands = [shlex.split(line) for line in box.run([*mux, "new", "--dry-run", name]).stdout.splitlines()]
+            for c in commands:
+                if c[0] != "docker":
+                    box.run(c)
+            run = next(c for c in commands if c[:2] == ["docker", "run"])
+            elapsed = box.timed(run) + box.timed(["docker", "rm", "-f", f"mux-{name}"])
+            shutil.rmtree(box.data / "sessions" / name, ignore_errors=True)
+            return elapsed
+
+        box.run([*mux, "new", "listed"])  # one session for list to show
+        t = interleave({
+            "floor": lambda: box.timed(floor),
+            "version": lambda: box.timed([*mux, "--version"]),
+            "help": lambda: box.timed([*mux, "--help"]),
+            "list": lambda: box.timed([*mux, "list"]),
+            "floor+ps": lambda: box.timed(floor) + box.timed(ps),
+            "new": new_delete,
+            "raw": raw_new_delete,
+        }, runs(10))
+    finally:
+        box.run([*mux, "delete", "--all", "--force"], check=False)
+        box.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def goal(kind: str, got: list[float], base: list[float]) -> str:
+        value = statistics.median(got) / statistics.median(base)  # as ratio() computes it
+        return f"≤ {GOALS[kind]:.2f}× {'met' if value <= GOALS[kind] else 'MISSED'}"
+
+    n = len(t["floor"])
+    head = (f"### The installed `mux` script after a fresh `make install` (Python {version[0]} from "
+            f"{version[1]}{'' if took is None else f', install took {ms(took)}'}; {n} runs each, interleaved)")
+    return head + "\n\n" + table(
+        ["what", "mux", "baseline", "ratio", "goal"],
+        [["`mux --version` vs `python -c \"import click\"`", summary(t["version"]), summary(t["floor"]),
+          ratio(t["version"], t["floor"]), goal("version", t["version"], t["floor"])],
+         ["`mux --help` vs the same floor", summary(t["help"]), summary(t["floor"]),
+          ratio(t["help"], t["floor"]), "–"],
+         ["`mux list` (1 session) vs the floor + the same `docker ps`", summary(t["list"]),
+          summary(t["floor+ps"]), ratio(t["list"], t["floor+ps"]), goal("list", t["list"], t["floor+ps"])],
+         ["`mux new` + `mux delete --force` vs the printed `docker run -d` + `docker rm -f`",
+          summary(t["new"]), summary(t["raw"]), ratio(t["new"], t["raw"]), goal("new", t["new"], t["raw"])]],
+    )
+
+
+if __name__ == "__main__":
+    print(main())
