@@ -54,14 +54,15 @@ def test_list_and_doctor_colour_a_terminal_only(images, mux_home, unique_name, e
 
 def test_ctrl_c_in_exec_is_130(images, mux_home, unique_name) -> None:
     assert mux("new", unique_name).returncode == 0
+    # Its own process group, like a shell's job: Ctrl-C signals the whole group (mux and docker).
     proc = subprocess.Popen([sys.executable, "-m", "mux", "exec", unique_name, "--", "sleep", "30"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         started = "for i in $(seq 100); do ps -o args | grep -q '^sleep 30' && exit 0; sleep 0.1; done; exit 1"
         waited = subprocess.run(["docker", "exec", f"mux-{unique_name}", "sh", "-c", started])
         assert waited.returncode == 0, "the exec'd sleep never started"
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=25)  # well before the sleep would end by itself
     finally:
         proc.kill()
     assert proc.returncode == 130

@@ -29,12 +29,16 @@ def test_env_values_arrive_byte_for_byte(images, mux_home, tmp_path, env_values:
     name = "prop-env"
     flags = [f"--env=V{i}={v}" for i, v in enumerate(env_values)]
     printed = mux("new", "--dry-run", "--image", DEBIAN, *flags, name, "--", "sleep", "600", check=True).stdout
-    run_line = printed.strip().split("\n", 1)[1] if printed.startswith("mkdir") else printed.strip()
+    # Host steps (mkdir, the passwd and group writes) come first; a value with a newline
+    # makes the docker run line span lines, so take everything from its start.
+    run_line = printed[printed.index("docker run "):].strip() if printed.startswith("docker run ") \
+        else printed[printed.index("\ndocker run ") + 1:].strip()
     argv = shlex.split(run_line)
     try:
         made = mux("-v", "new", "--image", DEBIAN, *flags, name, "--", "sleep", "600")
         assert made.returncode == 0, made.stderr
-        echoed = made.stderr[made.stderr.index("+ docker run ") + 2:]  # the last thing -v echoes
+        echoed = made.stderr[made.stderr.index("+ docker run ") + 2:]
+        echoed = echoed.split("\n+ docker top ", 1)[0]  # then only the started check (a query)
         # -v echoes exactly what --dry-run printed (but for the creation time)
         assert same_but_time(shlex.split(echoed)) == same_but_time(argv)
         # bytes, not text: text mode would turn a \r into \n on the way back
