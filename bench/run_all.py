@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
-`python bench/run_all.py [name ...]` (names: installed create_delete startup list_sessions
-bench_repo compile_cache forward). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
+`python bench/run_all.py [name ...]` (names: installed startup create_delete startcheck list_sessions
+bench_repo compile_cache forward proxy). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
 from __future__ import annotations
