@@ -64,10 +64,13 @@ LAUNCHER = (
 CREDENTIAL_NAMES = re.compile(
     r"^(\.credentials\.json|auth\.json|oauth_creds\.json|credentials(\.json)?|\.netrc|\.env|"
     r"\.git-credentials|.*\.(pem|key|p12|pfx))$", re.IGNORECASE)
+# Text: a known key shape, a bearer token, or a setting that holds or fetches one
+# ("apiKeyHelper": ..., API_KEY=...); prose that merely mentions passwords passes.
 CREDENTIAL_TEXT = re.compile(
-    rb"sk-ant-|sk-proj-|sk-[A-Za-z0-9]{20}|AIza[0-9A-Za-z_-]{20}|gh[pousr]_[A-Za-z0-9]{20}|"
-    rb"(api[_-]?key|apikeyhelper|auth[_-]?token|access[_-]?token|refresh[_-]?token|bearer|"
-    rb"password|secret)\b", re.IGNORECASE)
+    rb"sk-ant-|sk-proj-|sk-[A-Za-z0-9]{20}|AIza[0-9A-Za-z_-]{20}|gh[pousr]_[A-Za-z0-9]{20}|xox[abpr]-|"
+    rb"bearer\s+[A-Za-z0-9._~+/-]{16}|"
+    rb"(api[_-]?key|apikeyhelper|auth[_-]?token|access[_-]?token|refresh[_-]?token|password|secret|token)"
+    rb"[\"']?\s*[:=]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

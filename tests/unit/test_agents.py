@@ -170,6 +170,8 @@ def test_root_never_runs_the_agent(tmp_path: Path) -> None:
 def test_share_mounts_read_only_under_the_session_home(home: Path) -> None:
     (home / ".claude" / "commands").mkdir(parents=True)
     (home / ".claude" / "settings.json").write_text('{"model": "x"}')
+    # Prose about secrets is not a secret.
+    (home / ".claude" / "commands" / "review.md").write_text("Never print a password or an API key.\n")
     spec = spec_for(home, '[agents.claude]\nshare = ["~/.claude/settings.json", "~/.claude/commands"]\n' + ANTHROPIC,
                     agent="claude")
     assert f"{home}/.claude/settings.json:/home/mux/.claude/settings.json:ro" in spec.volumes
@@ -184,6 +186,10 @@ def test_share_mounts_read_only_under_the_session_home(home: Path) -> None:
                  "looks like it holds a credential", id="api-key-helper"),
     pytest.param({".claude/CLAUDE.md": "use sk-ant-api03-xyz"}, "~/.claude/CLAUDE.md",
                  "looks like it holds a credential", id="key-in-text"),
+    pytest.param({".claude/settings.json": '{"env": {"ANTHROPIC_API_KEY": "x"}}'}, "~/.claude/settings.json",
+                 "looks like it holds a credential", id="key-variable-in-settings"),
+    pytest.param({".claude/agents/a.md": "curl -H 'Authorization: Bearer abcdefghijklmnopqrstu'"},
+                 "~/.claude/agents", "looks like it holds a credential", id="bearer-token"),
     pytest.param({}, "~/.claude/missing.json", "does not exist", id="listed-but-missing"),
     pytest.param({}, "/etc/hostname", "not under your home", id="outside-home"),
 ])
