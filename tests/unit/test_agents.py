@@ -263,3 +263,9 @@ def test_codex_base_url_setting_moves_its_api_host(home: Path) -> None:
     spec = spec_for(home, rule.replace("api.openai.com", "gw.corp.test"), agent="codex",
                     command=("-c", "openai_base_url=https://gw.corp.test/v1"))
     assert "openai_base_url=https://gw.corp.test/v1" in spec.command
+
+
+def test_agent_gets_a_user_and_home_even_without_run_as_user(home: Path) -> None:
+    spec = spec_for(home, "[docker]\nrun_as_user = false\n" + ANTHROPIC, agent="claude")
+    assert spec.user == "1000:1001"  # never the image's (often root) user
+    assert spec.home == home.parent / "data" / "sessions" / "s1" / "home"

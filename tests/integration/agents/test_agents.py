@@ -74,11 +74,16 @@ def test_headless_claude_answers_through_the_proxy_and_holds_no_key(
     assert "AGENT" in mux("list").stdout
 
 
-def read_until(fd: int, needle: bytes, limit: float = 60.0) -> bytes:
-    """Read the terminal until ``needle`` shows up (bounded)."""
+# The footer of Claude Code's prompt screen (either hint, as its width and state allow).
+PROMPT_SCREEN = (b"for shortcuts", b"/effort")
+
+
+def read_until(fd: int, needle: bytes | tuple[bytes, ...], limit: float = 60.0) -> bytes:
+    """Read the terminal until ``needle`` (or one of them) shows up (bounded)."""
+    needles = needle if isinstance(needle, tuple) else (needle,)
     seen = b""
     deadline = time.monotonic() + limit
-    while needle not in seen and time.monotonic() < deadline:
+    while not any(n in seen for n in needles) and time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
             try:
@@ -108,7 +113,8 @@ def test_interactive_claude_in_a_terminal(world: AgentWorld, unique_name: str) -
         # The question, redrawn for this terminal's size once docker attach is connected.
         assert b"confirm" in read_until(primary, b"confirm")
         os.write(primary, b"\r")  # "Yes, I trust this folder"
-        assert b"for shortcuts" in read_until(primary, b"for shortcuts")  # the prompt box
+        screen = read_until(primary, PROMPT_SCREEN)
+        assert any(n in screen for n in PROMPT_SCREEN), screen[-2000:]  # the prompt box
         os.write(primary, b"say pong")
         read_until(primary, b"pong", 10)
         os.write(primary, b"\r")
@@ -121,6 +127,19 @@ def test_interactive_claude_in_a_terminal(world: AgentWorld, unique_name: str) -
         os.close(primary)
     assert any(s.headers.get("x-api-key") == world.key for s in world.api.seen if s.method == "POST")
     assert docker("container", "inspect", "--format", "{{.State.Running}}", container).stdout.strip() == "true"
+    # The answer to the trust question is agent state: kept in the session HOME across stop/start.
+    state = session_dir(unique_name, world.data) / "home" / ".claude.json"
+    assert json.loads(state.read_text())["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
+    assert mux("stop", unique_name).returncode == 0
+    assert mux("start", unique_name).returncode == 0
+    assert json.loads(state.read_text())["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
+    started = docker("container", "inspect", "--format", "{{.State.StartedAt}}", container).stdout.strip()
+    deadline = time.monotonic() + 60
+    while not any(n in (since := subprocess.run(["docker", "logs", "--since", started, container],
+                                                capture_output=True).stdout) for n in PROMPT_SCREEN):
+        assert time.monotonic() < deadline, since[-2000:]
+        time.sleep(0.5)
+    assert b"folder" not in since  # straight to its prompt: no trust question the second time
 
 
 def test_agent_state_survives_stop_and_start(world: AgentWorld, clients, unique_name: str,
