@@ -294,19 +294,27 @@ static int read_stdin(void) {
     return 0;
 }
 
-/* The socket is readable: its bytes go to mux, within the window. */
+/* The socket is readable: its bytes go to mux, within the window, as few
+ * frames as the socket allows (every frame is work for docker on both ends). */
 static void from_socket(struct conn *c) {
-    size_t room = WINDOW - c->unacked;
-    ssize_t n = read(c->fd, frame + HDR, room < CHUNK ? room : CHUNK);
-    if (n > 0) {
-        c->unacked += (size_t)n;
-        send_frame(c->id, T_DATA, (size_t)n);
-    } else if (n == 0) {
+    size_t room = WINDOW - c->unacked, cap = room < CHUNK ? room : CHUNK, got = 0;
+    ssize_t n = 0;
+    while (got < cap) {
+        n = read(c->fd, frame + HDR + got, cap - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got) {
+        c->unacked += got;
+        send_frame(c->id, T_DATA, got);
+    }
+    if (n == 0 && got < cap) {
         c->read_eof = 1;
         send_frame(c->id, T_EOF, 0);
         if (c->shut)
             drop(c);
-    } else if (errno != EAGAIN && errno != EINTR) {
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
         send_close(c->id, "");
         drop(c);
     }

@@ -273,12 +273,17 @@ class Connection:
 
     def _downstream(self) -> None:
         """From the container to the local client."""
+        delivered = 0
         try:
             while True:
                 kind, payload = self.inbox.get()
                 if kind == DATA:
                     self.sock.sendall(payload)
-                    self.tunnel.send(self.id, ACK, struct.pack(">I", len(payload)))
+                    delivered += len(payload)
+                    # Acknowledged in batches: each frame up the stream is work for docker.
+                    if delivered >= WINDOW // 4 or self.inbox.empty():
+                        self.tunnel.send(self.id, ACK, struct.pack(">I", delivered))
+                        delivered = 0
                 elif kind == EOF:
                     self.sock.shutdown(socket.SHUT_WR)
                     return
