@@ -102,7 +102,10 @@ def install_helper(runner: Runner, container: str, ports: list[int]) -> tuple[st
         if result.returncode in MISSING:
             runner.run(A.copy_in_argv(binary, container, target))
             result = runner.query(A.probe_argv(container, target, port), check=False)
-        if result.returncode in MISSING or result.returncode > 1:
+        # 1 is the helper's "nothing listens" only when it says so: docker exits 1 too
+        # (a session that stopped meanwhile).
+        helper_said = result.stderr.startswith("mux-forward: nothing listens")
+        if result.returncode in MISSING or result.returncode > 1 or (result.returncode == 1 and not helper_said):
             raise DockerError(f"the forward helper does not run in container {container[:12]}: "
                               f"{result.stderr.strip() or f'exit status {result.returncode}'}",
                               argv=result.argv, returncode=result.returncode, stderr=result.stderr)

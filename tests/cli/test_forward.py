@@ -112,3 +112,17 @@ def test_bad_arguments_are_exit_2_before_any_docker_call(home: Home, fp, args: l
     assert result.code == 2
     assert message in result.err
     assert list(fp.calls) == []
+
+
+def test_docker_failing_the_probe_is_not_taken_for_an_idle_port(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    """docker exec exits 1 as the helper does for "nothing listens": only the helper's own words count."""
+    fp.register(ps_one("s1"), stdout=ps_line("s1"))
+    fp.register(ARCH, stdout="amd64\n")
+    target = F.helper_target(F.HELPERS / "mux-forward-amd64")
+    fp.register(["docker", "exec", ID, target, "-z", "5173"], returncode=1,
+                stderr=f"Error response from daemon: Container {ID} is not running\n")
+    result = run("forward", "s1", ":5173")
+    assert result.code == 4
+    assert result.err.splitlines()[0] == (
+        f"mux: error: the forward helper does not run in container {ID[:12]}: "
+        f"Error response from daemon: Container {ID} is not running")
