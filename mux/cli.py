@@ -11,7 +11,10 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-import click
+try:
+    import click
+except KeyboardInterrupt:  # Ctrl-C while mux is still starting (the `mux` script lands here): nothing done yet
+    sys.exit(130)
 
 from mux import __version__
 from mux.errors import MuxError
