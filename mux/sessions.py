@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from mux import argv as A
 from mux import paths
 from mux.errors import MuxError, SessionNotFound
-from mux.hostfiles import being_created
 from mux.spec import CREATED_FORMAT, container_name
 from mux.validate import SESSION_NAME
 
@@ -179,6 +178,8 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
     root = paths.sessions_root()
     if not root.is_dir():
         return []
+    from mux.hostfiles import being_created  # only when there are directories to check (shutil is slow)
+
     names = {s if isinstance(s, str) else s.name for s in known}
     found = []
     for directory in sorted(root.iterdir()):
