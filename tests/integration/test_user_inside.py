@@ -3,6 +3,7 @@ a prompt that shows both; and git commits that have an author."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,12 @@ def test_root_and_busybox_get_a_name_and_host_name_too(images, mux_home, unique_
 
     assert mux("new", unique_name).returncode == 0  # busybox: no bash, no prompt escapes needed
     out = mux("exec", unique_name, "--", "sh", "-c", "whoami; hostname; cat /etc/hostname")
-    me = pwd.getpwuid(__import__("os").getuid()).pw_name
+    me = pwd.getpwuid(os.getuid()).pw_name
     assert out.stdout.splitlines() == [me, unique_name, unique_name], out.stderr
 
 
 def test_run_as_user_off_keeps_the_images_own_users(images, mux_home, unique_name) -> None:
-    config = Path(__import__("os").environ["MUX_CONFIG"])
+    config = Path(os.environ["MUX_CONFIG"])
     config.write_text('[docker]\nimage = "mux-test/debian"\npull = "never"\nrun_as_user = false\n')
     assert mux("new", unique_name).returncode == 0
     inspect = docker("container", "inspect", "--format", "{{range .Mounts}}{{.Destination}} {{end}}",
@@ -54,3 +55,32 @@ def test_run_as_user_off_keeps_the_images_own_users(images, mux_home, unique_nam
     assert "/etc/passwd" not in inspect
     users = mux("exec", unique_name, "--", "cut", "-d:", "-f1", "/etc/passwd").stdout.split()
     assert "_apt" in users  # the image's passwd, untouched
+
+
+def test_the_templates_volume_examples_work_as_a_user(images, other_user, unique_name) -> None:
+    """The commented examples of `mux config init`, uncommented, under run_as_user:
+    readable, writable where meant, and nothing secret mounted."""
+    import re
+
+    from mux.commands.config_cmd import TEMPLATE
+
+    user = other_user
+    block = re.search(r"# volumes = \[\n(.*?)# \]", TEMPLATE.read_text(), re.S)
+    assert block, "the template has a volumes example"
+    examples = [line.strip().lstrip("#").strip().rstrip(",") for line in block[1].splitlines()]
+    assert examples == ['"~/datasets:/data:ro"', '"./shared:/shared"']
+    home, base = Path(user["env"]["HOME"]), user["base"]
+    for directory in (home / "datasets", base / "shared"):
+        directory.mkdir()
+        os.chown(directory, user["uid"], user["uid"])
+    (home / "datasets" / "input.csv").write_text("a,b\n")
+    config = Path(user["env"]["MUX_CONFIG"])  # lives in base: ./shared is beside it
+    config.write_text(config.read_text().replace(
+        "[docker]\n", f"[docker]\nvolumes = [{', '.join(examples)}]\n", 1))
+    made = mux_as(user, "new", unique_name)
+    assert made.returncode == 0, made.stderr
+    out = mux_as(user, "exec", unique_name, "--", "sh", "-c",
+                 "cat /data/input.csv && echo made > /shared/out.txt && ! touch /data/x 2>/dev/null && echo ro")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["a,b", "ro"]
+    assert (base / "shared" / "out.txt").stat().st_uid == user["uid"]
