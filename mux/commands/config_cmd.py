@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mux.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SECRET_KEYS = {"value", "password", "token", "secret"}
 
@@ -17,7 +19,12 @@ def _state(ctx: click.Context) -> Any:
     return ctx.find_root().obj
 
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "config_template.toml"
+def template_path() -> Path:
+    """The commented default config (package data). A function: pathlib stays off
+    the start-up path of every command (`mux --version` imports this module)."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "config_template.toml"
 
 
 def target_path(explicit: str | None) -> Path:
@@ -40,8 +47,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value
 
 
@@ -108,7 +115,7 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool
         from mux.agents import missing_rules
         from mux.config import Config
 
-        text = TEMPLATE.read_text() + missing_rules(agents, Config())
+        text = template_path().read_text() + missing_rules(agents, Config())
     backup = _write(path, runner, text)
     if not dry_run:
         state.say(f"Wrote {path}" + (f" (the old one is {backup})" if backup else ""))
@@ -129,7 +136,8 @@ def _write(path: Path, runner: Any = None, text: str | None = None, append: bool
         if backup is not None:
             host_step(runner, ["cp", "-p", path, backup], lambda: shutil.copy2(path, backup))
         if text is None:
-            host_step(runner, ["cp", TEMPLATE, path], lambda: path.write_text(TEMPLATE.read_text()))
+            template = template_path()
+            host_step(runner, ["cp", template, path], lambda: path.write_text(template.read_text()))
         else:
             argv, content = write_argv(path, text, append=append)
             host_step(runner, argv, lambda: _put(path, content, append))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -39,7 +38,7 @@ def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
 @click.command(cls=NameFirst)
 @click.option("--backend", type=click.Choice(["docker"]), default="docker", show_default=True,
               help="Where the session runs.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory mounted at /workspace (default: the current directory).")
 @click.option("--image", help="Image to run (default: [docker] image, else ubuntu:22.04).")
 @click.option("--env", "-e", "env", multiple=True, metavar="K=V",
@@ -99,10 +98,12 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
     from mux.validate import named_volume_notes
 
     state = _state(ctx)
+    from pathlib import Path  # not at module level: every command's start-up imports this module
+
     for note in named_volume_notes(flags["volumes"], Path.cwd()):
         click.echo(f"mux: note: {note}", err=True)
     opts = NewOptions(
-        name=flags["name"], workdir=flags["workdir"], image=flags["image"],
+        name=flags["name"], workdir=Path(flags["workdir"]) if flags["workdir"] else None, image=flags["image"],
         env=flags["env"], volumes=flags["volumes"], network=flags["network"],
         memory=flags["memory"], cpus=flags["cpus"], memory_swap=flags["memory_swap"],
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
@@ -146,6 +147,8 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     # Containers whose mux.session label is no session name: shown, never acted on.
     foreign = [] if running or stopped else foreign
     # A working directory (or repo clone) deleted behind mux's back is shown, not hidden.
+    from pathlib import Path
+
     present = {s.name: not s.workdir or s.workdir.startswith("volume:") or Path(s.workdir).exists()
                for s in sessions}
     if as_json:

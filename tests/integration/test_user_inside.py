@@ -62,10 +62,10 @@ def test_the_templates_volume_examples_work_as_a_user(images, other_user, unique
     readable, writable where meant, and nothing secret mounted."""
     import re
 
-    from mux.commands.config_cmd import TEMPLATE
+    from mux.commands.config_cmd import template_path
 
     user = other_user
-    block = re.search(r"# volumes = \[\n(.*?)# \]", TEMPLATE.read_text(), re.S)
+    block = re.search(r"# volumes = \[\n(.*?)# \]", template_path().read_text(), re.S)
     assert block, "the template has a volumes example"
     examples = [line.strip().lstrip("#").strip().rstrip(",") for line in block[1].splitlines()]
     assert examples == ['"~/datasets:/data:ro"', '"./shared:/shared"']
