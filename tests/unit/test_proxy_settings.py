@@ -397,3 +397,17 @@ def test_two_instances_register_the_same_session_name_apart(files: ProxyFiles, t
 
     forget_session("same", files)
     assert registry.names(files) == ["two+same"]  # the other instance's session still opens the proxy
+
+
+def test_the_running_proxy_keeps_its_sessions_when_the_registry_turns_unreadable(files: ProxyFiles) -> None:
+    import os
+    import time as _time
+
+    registry.register(files, "a", "s1")
+    view = registry.Registry(files.sessions)
+    assert view.check("mux-a", "s1") == "a"
+    files.sessions.write_text("{broken")
+    later = _time.time() + 5
+    os.utime(files.sessions, (later, later))  # a new mtime: the proxy re-reads it on the next miss
+    assert view.check("mux-b", "s2") is None  # the miss re-reads the broken file...
+    assert view.check("mux-a", "s1") == "a"  # ...and keeps what it knew instead of dropping everyone

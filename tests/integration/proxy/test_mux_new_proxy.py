@@ -204,3 +204,15 @@ def test_parallel_new_start_one_proxy_and_register_every_session(proxied, unique
     # Deleting every session that uses the proxy stops it: nothing listens for no one.
     assert mux("delete", "--all", "--force").returncode == 0
     assert mux("proxy", "status").returncode == 5
+
+
+def test_an_unreadable_registry_is_exit_5_naming_it_and_never_reset(proxied, unique_name) -> None:
+    registry = proxied["data"] / "proxy" / "sessions.json"
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    registry.write_text('{"sessions": {"other": "feed"}, "ports": ')  # cut short
+    result = mux("new", unique_name, env=proxied["env"])
+    assert result.returncode == 5, result.stderr
+    assert str(registry) in result.stderr and "Traceback" not in result.stderr
+    assert registry.read_text() == '{"sessions": {"other": "feed"}, "ports": '
+    assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
+    assert not session_dir(unique_name, proxied["data"]).exists()
