@@ -40,7 +40,7 @@ lint: $(PY)
 # The static helpers: `mux forward`'s (helper/forward.c) and the egress relay (helper/relay.c).
 helper: $(PY)
 	PYTHON='$(PY)' bash helper/build.sh
-	PYTHON='$(PY)' bash helper/build_relay.sh
+	PYTHON='$(PY)' bash helper/build.sh '' relay
 
 bench: $(PY) engine images
 	$(PY) bench/run_all.py

@@ -11,7 +11,7 @@
  * only ever talk to the proxy, which authenticates it and applies mux's policy.
  *
  * Static (musl), no dependency on the image it runs in. Built by
- * helper/build_relay.sh into mux/proxy/relay_bin/.
+ * helper/build.sh (NAME relay) into mux/proxy/relay_bin/.
  */
 #include <arpa/inet.h>
 #include <errno.h>

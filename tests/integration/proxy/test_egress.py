@@ -104,7 +104,7 @@ def test_proxy_only_with_another_network_is_a_usage_error(proxied, unique_name: 
 
 def test_relay_binaries_rebuild_to_the_same_bytes(tmp_path: Path) -> None:
     pytest.importorskip("ziglang")
-    subprocess.run(["bash", str(ROOT / "helper" / "build_relay.sh"), str(tmp_path)], check=True,
+    subprocess.run(["bash", str(ROOT / "helper" / "build.sh"), str(tmp_path), "relay"], check=True,
                    capture_output=True, timeout=600)
     for arch in ("amd64", "arm64"):
         assert (tmp_path / f"mux-relay-{arch}").read_bytes() == (egress.RELAY_BIN / f"mux-relay-{arch}").read_bytes()
