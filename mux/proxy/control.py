@@ -223,15 +223,24 @@ def _launch(
         offset = log.tell()
     pid = spawn_detached(argv, files.log)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        # Our own child: waitpid tells reliably when it exits (its /proc cmdline is
-        # briefly still ours between fork and exec, so it cannot be used here).
-        if _reap(pid):
-            raise ProxyError("the proxy exited while starting", hint=_log_tail(files.log, offset))
-        current = status(files)
-        if current.running and all(netinfo.can_connect(a, p) for a in current.addresses for p in current.ports):
-            return current
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            # Our own child: waitpid tells reliably when it exits (its /proc cmdline is
+            # briefly still ours between fork and exec, so it cannot be used here).
+            if _reap(pid):
+                raise ProxyError("the proxy exited while starting", hint=_log_tail(files.log, offset))
+            current = status(files)
+            if current.running and all(netinfo.can_connect(a, p) for a in current.addresses for p in current.ports):
+                return current
+            time.sleep(0.05)
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: a proxy nobody will use must not stay
+        try:
+            os.kill(pid, signal.SIGTERM)  # our own child, whatever its /proc says yet
+        except ProcessLookupError:
+            pass
+        _terminate(pid, files, grace=3.0)
+        _reap(pid)
+        raise
     _terminate(pid, files, grace=3.0)
     raise ProxyError(
         f"the proxy did not accept connections within {timeout:g}s ([proxy] timeout)",

@@ -135,3 +135,23 @@ def test_parallel_registrations_are_all_kept(files: ProxyFiles, tmp_path: Path) 
     with multiprocessing.get_context("fork").Pool(8) as pool:
         pool.map(_register_one, [(str(tmp_path / "data"), i) for i in range(40)])
     assert registry.names(files) == sorted(f"s{i}" for i in range(40))
+
+
+def test_interrupted_start_leaves_no_proxy(files: ProxyFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    spawned: list[int] = []
+    real_spawn, real_reap = control.spawn_detached, control._reap
+
+    def spawn(*args: object, **kwargs: object) -> int:
+        spawned.append(real_spawn(*args, **kwargs))  # type: ignore[arg-type]
+        return spawned[-1]
+
+    def reap_once_then_interrupt(pid: int) -> bool:
+        monkeypatch.setattr(control, "_reap", real_reap)
+        raise KeyboardInterrupt  # Ctrl-C while `mux new` waits for the proxy to listen
+
+    monkeypatch.setattr(control, "spawn_detached", spawn)
+    monkeypatch.setattr(control, "_reap", reap_once_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        control.start(settings())
+    assert spawned and not Path(f"/proc/{spawned[0]}").exists()  # stopped and reaped
+    assert not control.status(files).running
