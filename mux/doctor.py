@@ -175,6 +175,16 @@ def _proxy(cfg: Config | None) -> Check | None:
         return Check("proxy", False, "the credential proxy is not running", "`mux proxy start`")
     if not ca.is_file():
         return Check("proxy", False, f"the proxy CA {ca} is missing", "`mux proxy regenerate-ca`")
+    try:
+        from mux.proxy.control import stale
+        from mux.proxy.settings import default_settings
+
+        if stale(cfg.proxy or default_settings(), cfg.source):
+            return Check("proxy", False, "the proxy runs an older config than the one in the file (stale)",
+                         "the next `mux new`, `start`, `attach` or `exec` of a proxied session restarts it, "
+                         "or `mux proxy start` now")
+    except MuxError as exc:
+        return Check("proxy", False, exc.message, exc.hint or "")
     return Check("proxy", True, f"running (pid {data.get('pid')}), CA {ca}")
 
 

@@ -158,6 +158,8 @@ def test_config_change_restarts_the_proxy_and_older_sessions_keep_working(proxie
     config.write_text(config.read_text().replace(f"port = {proxied['port']}", f"port = {new_port}")
                       .replace('auth_type = "bearer"\nvalue', 'header = "X-Api-Key"\nvalue'))
     assert _status()["stale"] is True
+    doctor = {c["name"]: c for c in json.loads(mux("doctor", "--json").stdout)["checks"]}
+    assert doctor["proxy"]["ok"] is False and "stale" in doctor["proxy"]["detail"]
     made = mux("new", second, env=env)
     assert made.returncode == 0, made.stderr
     assert "restarting the proxy" in made.stderr
