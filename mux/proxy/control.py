@@ -234,12 +234,7 @@ def _launch(
                 return current
             time.sleep(0.05)
     except BaseException:  # Ctrl-C or SIGTERM while waiting: a proxy nobody will use must not stay
-        try:
-            os.kill(pid, signal.SIGTERM)  # our own child, whatever its /proc says yet
-        except ProcessLookupError:
-            pass
-        _terminate(pid, files, grace=3.0)
-        _reap(pid)
+        _stop_child(pid)
         raise
     _terminate(pid, files, grace=3.0)
     raise ProxyError(
@@ -303,6 +298,26 @@ def _reap(pid: int) -> bool:
     except ChildProcessError:
         return False
     return done == pid
+
+
+def _stop_child(pid: int, grace: float = 5.0) -> None:
+    """End our own child and reap it, whatever its /proc says yet: a SIGTERM that lands
+    between fork and exec is lost, so repeat it until waitpid sees it gone."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        for _ in range(10):
+            if _reap(pid):
+                return
+            time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _terminate(pid: int, files: ProxyFiles, grace: float) -> bool:
