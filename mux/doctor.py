@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -188,6 +189,58 @@ def _proxy(cfg: Config | None) -> Check | None:
     return Check("proxy", True, f"running (pid {data.get('pid')}), CA {ca}")
 
 
+# Any HTTP answer from the proxy port (it refuses a request without its credentials)
+# proves the path; the port comes in as $1, so no value is ever part of the script.
+REACH_SCRIPT = ('if command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -w "HTTP %{http_code}" '
+                '--max-time 5 "$1"; else wget -T 5 -O /dev/null "$1" 2>&1; fi')
+
+
+def _reach(runner: Runner, cfg: Config | None) -> list[Check]:
+    """The tunnel (remote engines) and one short-lived container on the engine that
+    connects to the proxy the way a session does."""
+    if cfg is None or cfg.proxy is None or not cfg.proxy.enabled:
+        return []
+    from mux.proxy import control
+
+    current = control.status()
+    if not current.running or current.port is None:
+        return []  # the proxy check already says so
+    checks = []
+    if runner.engine.remote:
+        from mux import tunnel
+
+        try:
+            up = tunnel.is_up(runner, runner.engine)
+        except MuxError as exc:
+            return [Check("tunnel", False, exc.message, exc.hint or "")]
+        if not up:
+            return [Check("tunnel", True, "not up: `mux new`, `start`, `attach` or `exec` of a proxied session "
+                          "there brings it up")]
+        checks.append(Check("tunnel", True, f"up: ssh to {runner.engine.host}"))
+        host = "host.docker.internal"
+    else:
+        from mux.vmengine import proxy_host
+
+        try:
+            host = proxy_host(runner, cfg.proxy.host_address) or "host.docker.internal"
+        except MuxError as exc:
+            return [Check("reach", False, exc.message, exc.hint or "")]
+    labels = [("mux.helper", "doctor")] + ([("mux.instance", paths.instance() or "")] if paths.instance() else [])
+    argv = ["docker", "run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
+            "--add-host", "host.docker.internal:host-gateway", cfg.docker.image,
+            "sh", "-c", REACH_SCRIPT, "sh", f"http://{host}:{current.port}/"]
+    out = runner.query(argv, check=False, timeout=60)
+    said = (out.stdout + out.stderr).strip()
+    if re.search(r"HTTP(/1\.[01])? [1-5][0-9][0-9]", said):
+        checks.append(Check("reach", True, f"a container on the engine reaches the proxy at {host}:{current.port}"))
+    else:
+        checks.append(Check("reach", False, f"a container on the engine cannot reach the proxy at "
+                            f"{host}:{current.port}: {said.splitlines()[-1] if said else 'no answer'}",
+                            "[proxy] host_address names an address of this machine the engine's containers "
+                            "reach; on a remote engine its sshd needs GatewayPorts clientspecified"))
+    return checks
+
+
 def _sccache(cfg: Config | None) -> Check | None:
     if cfg is None or not cfg.docker.rust.sccache:
         return None
@@ -242,6 +295,8 @@ def run_checks(state: State) -> list[Check]:
     checks += [git] if git is not None else []
     optional: list[Callable[[Config | None], Check | None]] = [_proxy, _sccache]
     checks += [c for c in (f(cfg) for f in optional) if c is not None]
+    if answers:
+        checks += _reach(runner, cfg)
     return checks
 
 

@@ -219,3 +219,9 @@ def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
             return
         runner.query(["ssh", "-S", sock, "-O", "exit", *target.args()], check=False, error=ProxyError)
         state.unlink(missing_ok=True)
+
+
+def is_up(runner: Runner, engine: Engine) -> bool:
+    """Whether ``engine``'s tunnel (its ssh master) runs; read-only, for doctor."""
+    sock, _, _ = _files(engine)
+    return sock.exists() and _master_up(runner, sock, ssh_target(engine))

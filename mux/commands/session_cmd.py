@@ -342,9 +342,11 @@ COMMANDS = [new, list_, attach, start, stop, delete, exec_, logs, cp]
 def doctor(ctx: click.Context, as_json: bool, context: str | None) -> None:
     """Check everything a session needs, with a fix for each failure.
 
-    Docker CLI and engine, socket permissions, conflicting or leftover mux-
-    containers, the config, the data dir, and (when configured) the proxy
-    and sccache. Exits 0 only when every check passes.
+    Docker CLI and engine (local or remote), socket permissions, conflicting
+    or leftover mux- containers, the config and its image on the engine, the
+    data dir, and (when configured) the proxy, the ssh tunnel to a remote
+    engine, one short-lived container reaching the proxy from the engine, and
+    sccache. Exits 0 only when every check passes.
     """
     from mux.doctor import render, run_checks
 

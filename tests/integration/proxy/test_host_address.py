@@ -3,6 +3,7 @@ address, with no --add-host, and the credential is injected as usual."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,14 @@ def test_host_address_override(images, mux_home: Path, pki: Pki, gateway: str, a
         out = mux("exec", unique_name, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models")
         assert out.stdout == "upstream ok\n", out.stderr
         assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+        doctor = {c["name"]: c for c in json.loads(mux("doctor", "--json").stdout)["checks"]}
+        assert doctor["reach"]["ok"] and f"{gateway}:{port}" in doctor["reach"]["detail"]
+        # An address the engine's containers cannot reach (TEST-NET-1) is a failing check.
+        config = Path(os.environ["MUX_CONFIG"])
+        config.write_text(config.read_text().replace(f'host_address = "{gateway}"', 'host_address = "192.0.2.1"'))
+        broken = mux("doctor")
+        assert broken.returncode == 1
+        assert "FAIL" in next(line for line in broken.stdout.splitlines() if " reach " in line)
         hosts = docker("container", "inspect", "--format", "{{json .HostConfig.ExtraHosts}}", f"mux-{unique_name}")
         assert "host.docker.internal" not in hosts.stdout
     finally:

@@ -50,6 +50,10 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     made = mux("-v", "--context", "box", "new", "--copy", "--workdir", str(proj), unique_name, env=proxied_remote)
     assert made.returncode == 0, made.stderr
     assert "ssh -S" in made.stderr  # the tunnel's commands are printed like every other
+    doctor = json.loads(mux("doctor", "--context", "box", "--json").stdout)["checks"]
+    found = {c["name"]: c for c in doctor}
+    assert found["tunnel"]["ok"] and found["tunnel"]["detail"].startswith("up")
+    assert found["reach"]["ok"], found["reach"]  # one short-lived container there got an answer from the proxy
     out = remote.docker("exec", f"mux-{unique_name}", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models",
                         check=False)
     assert out.stdout == "upstream ok\n", out.stderr
