@@ -30,9 +30,10 @@ FAKE_NAME = "fake-anthropic.test"
 @pytest.fixture(scope="session")
 def clients() -> Path:
     """node_modules holding the real Claude Code and Codex (tests/agents.sh, cached)."""
-    out = subprocess.run(["bash", str(ROOT / "tests" / "agents.sh")], check=True,
-                         capture_output=True, text=True).stdout
-    return Path(out.strip().splitlines()[-1]) / "node_modules"
+    done = subprocess.run(["bash", str(ROOT / "tests" / "agents.sh")], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"tests/agents.sh could not install the agent clients: {done.stderr.strip()}")
+    return Path(done.stdout.strip().splitlines()[-1]) / "node_modules"
 
 
 @dataclass
