@@ -99,7 +99,26 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
-    await master.run()
+    watchdog = asyncio.ensure_future(_orphaned(files, master.shutdown))
+    try:
+        await master.run()
+    finally:
+        watchdog.cancel()
+
+
+async def _orphaned(files: ProxyFiles, shutdown: Any, every: float = 5.0) -> None:
+    """Shut down once this proxy's state directory no longer names it (deleted with its
+    data dir, or taken over by another proxy): nothing could reach or stop it any more."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            ours = int(files.pid.read_text().strip()) == os.getpid()
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            log.warning("%s no longer names this proxy: stopping", files.pid)
+            shutdown()
+            return
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,9 +67,13 @@ def start_proxy(tmp: Path, config_text: str, pki: Pki, extra_env: dict[str, str]
             control.start(settings, config_path=config)
             yield ProxyUnderTest(files, settings, config, tmp / "data", token, env)
         finally:
-            found = docker("ps", "-aq", "--filter", f"label=mux.instance={env['MUX_INSTANCE']}").stdout.split()
+            label = f"label=mux.instance={env['MUX_INSTANCE']}"
+            found = docker("ps", "-aq", "--filter", label).stdout.split()
             if found:
                 docker("rm", "-f", *found, check=False)
+            networks = docker("network", "ls", "-q", "--filter", label).stdout.split()  # proxy-only's
+            if networks:
+                docker("network", "rm", *networks, check=False)
             control.stop(files)
 
 

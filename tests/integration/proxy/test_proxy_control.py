@@ -155,3 +155,16 @@ def test_interrupted_start_leaves_no_proxy(files: ProxyFiles, monkeypatch: pytes
         control.start(settings())
     assert spawned and not Path(f"/proc/{spawned[0]}").exists()  # stopped and reaped
     assert not control.status(files).running
+
+
+def test_a_proxy_whose_state_dir_is_gone_stops_by_itself(files: ProxyFiles) -> None:
+    import shutil
+    import time
+
+    pid = control.start(settings()).pid
+    assert pid
+    shutil.rmtree(files.root)  # say, a test's data dir removed with the proxy still running
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not control._reap(pid):
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists()
