@@ -132,8 +132,9 @@ def _register_one(args: tuple[str, int]) -> None:
 def test_parallel_registrations_are_all_kept(files: ProxyFiles, tmp_path: Path) -> None:
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(8) as pool:
-        pool.map(_register_one, [(str(tmp_path / "data"), i) for i in range(40)])
+    # "spawn", not "fork": forking a multithreaded pytest can deadlock a worker.
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        pool.map_async(_register_one, [(str(tmp_path / "data"), i) for i in range(40)]).get(timeout=120)
     assert registry.names(files) == sorted(f"s{i}" for i in range(40))
 
 
