@@ -21,9 +21,6 @@ from mux.startcheck import wait_started
 if TYPE_CHECKING:
     from mux.proxy.settings import ProxySettings
 
-if TYPE_CHECKING:
-    from mux.proxy.settings import ProxySettings
-
 
 @dataclass(frozen=True)
 class NewOptions:
