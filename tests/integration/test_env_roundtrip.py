@@ -7,6 +7,7 @@ import json
 import shlex
 import subprocess
 import sys
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +27,7 @@ values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(values, min_size=1, max_size=6))
 def test_env_values_arrive_byte_for_byte(images, mux_home, tmp_path, env_values: list[str]) -> None:
-    name = "prop-env"
+    name = f"prop-{uuid.uuid4().hex[:10]}"  # container names are engine-wide: never a fixed one
     flags = [f"--env=V{i}={v}" for i, v in enumerate(env_values)]
     printed = mux("new", "--dry-run", "--image", DEBIAN, *flags, name, "--", "sleep", "600", check=True).stdout
     # Host steps (mkdir, the passwd and group writes) come first; a value with a newline

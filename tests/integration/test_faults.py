@@ -41,8 +41,9 @@ def test_two_news_with_one_name_exactly_one_wins(images, mux_home, unique_name, 
     assert (sessions_dir() / unique_name / "home").is_dir()  # the winner's files survive
 
 
-def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cleanup_containers) -> None:
-    names = [f"par-{i}" for i in range(4)]
+def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cleanup_containers,
+                                                           unique_name) -> None:
+    names = [f"{unique_name}-{i}" for i in range(4)]
     cleanup_containers.extend(f"mux-{n}" for n in names)
     procs = [spawn("new", n) for n in names]
     results = [(p.wait(timeout=60), p.communicate()[1]) for p in procs]
@@ -50,15 +51,17 @@ def test_parallel_creates_of_different_sessions_all_succeed(images, mux_home, cl
     assert {n: listed()[n]["status"] for n in names} == dict.fromkeys(names, "running")
 
 
-def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanup_containers) -> None:
-    cleanup_containers.extend(["mux-keep", "mux-racer"])
-    assert mux("new", "keep").returncode == 0
-    racer = spawn("new", "racer")
+def test_delete_all_during_a_new_leaves_no_half_session(images, mux_home, cleanup_containers,
+                                                        unique_name) -> None:
+    keep, racer_name = f"{unique_name}-keep", f"{unique_name}-racer"  # unique: names are engine-wide
+    cleanup_containers.extend([f"mux-{keep}", f"mux-{racer_name}"])
+    assert mux("new", keep).returncode == 0
+    racer = spawn("new", racer_name)
     deleter = mux("delete", "--all", "--force")
     assert racer.wait(timeout=60) == 0 and deleter.returncode == 0
-    has_container = docker("container", "inspect", "mux-racer", check=False).returncode == 0
-    assert has_container == (sessions_dir() / "racer").is_dir()  # all or nothing
-    assert "keep" not in listed()
+    has_container = docker("container", "inspect", f"mux-{racer_name}", check=False).returncode == 0
+    assert has_container == (sessions_dir() / racer_name).is_dir()  # all or nothing
+    assert keep not in listed()
 
 
 def test_container_removed_by_hand_is_reported_and_cleaned(images, mux_home, unique_name) -> None:
