@@ -10,6 +10,7 @@ like a test's, is never touched."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,9 @@ DEBIAN = "mux-test/debian"
 _engine: bool | None = None
 # Every `python -m mux` a test starts (and the proxy mux spawns) runs this
 # checkout's code, whatever is installed: a worktree tests itself.
+# A suite started in the background by a script (`make test &`) inherits SIGINT
+# ignored, and so would every mux it starts: the tests that press Ctrl-C need it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
