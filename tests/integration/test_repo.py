@@ -601,8 +601,10 @@ def test_unsaved_work_of_a_clone_owned_by_another_user(origin: Path, tmp_path: P
 # -- removal --------------------------------------------------------------------------------
 
 
-def test_remove_clone_as_the_owner_with_read_only_files_and_dirs(origin: Path, tmp_path: Path) -> None:
-    """Run as a non-root uid (root ignores permissions), in a forked child."""
+def test_remove_clone_as_the_owner_with_read_only_files_and_dirs(origin: Path, tmp_path: Path,
+                                                                 traversable_python: None) -> None:
+    """Run as a non-root uid (root ignores permissions), in a child process of that uid
+    (a new interpreter, not a fork: forking a multithreaded pytest can deadlock)."""
     base = Path("/tmp") / f"mux-rm-{os.getpid()}-{tmp_path.name}"
     base.mkdir(mode=0o755)
     try:
@@ -613,18 +615,11 @@ def test_remove_clone_as_the_owner_with_read_only_files_and_dirs(origin: Path, t
             os.lchown(p, 4242, 4242)
         for d in (repo / "locked/deeper", repo / "locked", repo / ".git/objects"):
             os.chmod(d, 0o555)
-        pid = os.fork()
-        if pid == 0:  # child: become the owner and delete
-            status = 1
-            try:
-                os.setgid(4242)
-                os.setuid(4242)
-                remove_clone(repo)
-                status = 0
-            finally:
-                os._exit(status)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        code = ("import sys; from pathlib import Path; from mux.repo import remove_clone; "
+                "remove_clone(Path(sys.argv[1]))")
+        child = subprocess.run([sys.executable, "-c", code, str(repo)], user=4242, group=4242,
+                               extra_groups=[], capture_output=True, text=True, timeout=120)
+        assert child.returncode == 0, child.stderr
         assert not repo.exists()
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
