@@ -272,16 +272,7 @@ def _custom_base(preset: Preset, env: list[tuple[str, str | None]],
 
 def _not_executable(path: Path) -> str | None:
     """Why ``path`` cannot be mounted as the agent program, or None."""
-    if not path.is_file():
-        return "does not exist" if not path.exists() else "is not a file"
-    if not os.access(path, os.X_OK):
-        return "is not executable"
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    return None if magic == b"\x7fELF" else "is a script, not a self-contained executable"
+    return validate.not_mountable_program(path, "is a script, not a self-contained executable")
 
 
 def rule_lines(agent: Agent) -> list[str]:

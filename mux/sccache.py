@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from mux import validate
 from mux.config import RustSettings
 from mux.errors import ConfigError, MuxError
 
@@ -156,20 +157,7 @@ def find_binary(
 
 def _not_runnable(path: Path) -> str | None:
     """Why ``path`` cannot be mounted as the sccache program, or None."""
-    if not path.exists():
-        return "does not exist"
-    if not path.is_file():
-        return "is not a file"
-    if not os.access(path, os.X_OK):
-        return "is not executable"
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    if magic != b"\x7fELF":
-        return "is a script (a version manager's shim?), not the sccache program"
-    return None
+    return validate.not_mountable_program(path, "is a script (a version manager's shim?), not the sccache program")
 
 
 def _host_dir(path: Path, what: str) -> Path:

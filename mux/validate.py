@@ -7,6 +7,7 @@ the input (``--memory``, ``[docker.limits] memory in /path/config.toml``).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -250,3 +251,21 @@ def named_volume_notes(specs: Iterable[str], base: Path) -> list[str]:
                          f"{str(base / source)!r}; write ./{source} to mount the directory")
     return notes
 
+
+
+def not_mountable_program(path: Path, script_problem: str) -> str | None:
+    """Why the host file ``path`` cannot be mounted read-only as a program into any
+    image (it must be a self-contained ELF executable), or None. ``script_problem``
+    is what to say of a script (it needs an interpreter the image may lack)."""
+    if not path.exists():
+        return "does not exist"
+    if not path.is_file():
+        return "is not a file"
+    if not os.access(path, os.X_OK):
+        return "is not executable"
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return None if magic == b"\x7fELF" else script_problem
