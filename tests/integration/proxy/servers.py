@@ -33,6 +33,7 @@ class Pki:
 
 
 def make_pki(directory: Path, addresses: list[str], ca_name: str = "mux test upstream CA") -> Pki:
+    """A test CA and a server certificate for ``addresses`` (IP addresses or names)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -53,7 +54,7 @@ def make_pki(directory: Path, addresses: list[str], ca_name: str = "mux test ups
         .issuer_name(ca_subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]),
+            x509.SubjectAlternativeName([_san(a) for a in addresses]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -72,6 +73,14 @@ def make_pki(directory: Path, addresses: list[str], ca_name: str = "mux test ups
     for path in (pki.ca, pki.cert, pki.key):
         path.chmod(0o644)  # the container reads the CA through a mount; nothing here is real
     return pki
+
+
+def _san(address: str) -> x509.GeneralName:
+    """An IP address entry for an address, a DNS name entry for a (``*.test``) name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(address))
+    except ValueError:
+        return x509.DNSName(address)
 
 
 class TLSHTTPServer(ThreadingHTTPServer):
