@@ -225,7 +225,7 @@ def _reach(runner: Runner, cfg: Config | None) -> list[Check]:
             host = proxy_host(runner, cfg.proxy.host_address) or "host.docker.internal"
         except MuxError as exc:
             return [Check("reach", False, exc.message, exc.hint or "")]
-    labels = [("mux.helper", "doctor")] + ([("mux.instance", paths.instance() or "")] if paths.instance() else [])
+    labels = paths.helper_labels("doctor")
     argv = ["docker", "run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
             "--add-host", "host.docker.internal:host-gateway", cfg.docker.image,
             "sh", "-c", REACH_SCRIPT, "sh", f"http://{host}:{current.port}/"]

@@ -105,16 +105,10 @@ def remove_as_root(runner: Runner, session: Session, directory: Path) -> bool:
     try:
         entries = sorted(p.name for p in directory.iterdir())
         argv = A.cleanup_argv(image(session.image, "the session's image label"), directory,
-                              entries, labels=session_labels(session.name))
+                              entries, labels=paths.helper_labels("cleanup"))
     except (OSError, MuxError):
         return False
     return runner.run(argv, check=False).returncode == 0
-
-
-def session_labels(name: str) -> list[tuple[str, str]]:
-    """Labels of a helper container: the test suite (and doctor) know whose it is."""
-    instance = paths.instance()
-    return [("mux.helper", "cleanup")] + ([("mux.instance", instance)] if instance else [])
 
 
 def blockers(session: Session, *, force: bool) -> list[str]:

@@ -50,6 +50,14 @@ def instance(env: Mapping[str, str] | None = None) -> str | None:
     return value
 
 
+def helper_labels(kind: str) -> list[tuple[str, str]]:
+    """Labels of a short-lived helper container mux runs (cleanup, git guard, doctor's
+    reach check): it says what it is, and carries the instance, so the test suite
+    (and doctor) know whose it is."""
+    inst = instance()
+    return [("mux.helper", kind)] + ([("mux.instance", inst)] if inst else [])
+
+
 def sessions_root(data: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
     """The directory holding this instance's session directories (and nothing else)."""
     inst = instance(env)

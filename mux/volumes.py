@@ -197,7 +197,7 @@ def unsaved_work(runner: Runner, session: Session) -> list[str]:
     helper: list[str] = []
     if not session.running:
         image = validate.image(session.image, "the session's image label")
-        helper = A.helper_argv(session.id or session.container, image, labels=_helper_labels())
+        helper = A.helper_argv(session.id or session.container, image, labels=paths.helper_labels("guard"))
 
     def git(*args: str) -> Outcome:
         command = ["git", "--no-optional-locks", "-c", f"safe.directory={WORKSPACE}", "-C", WORKSPACE, *args]
@@ -211,9 +211,4 @@ def unsaved_work(runner: Runner, session: Session) -> list[str]:
         return [f"its {WORKSPACE} volume cannot be checked with git on its engine ({why}); "
                 "its files would be deleted"]
     return safety.reasons(git)
-
-
-def _helper_labels() -> list[tuple[str, str]]:
-    instance = paths.instance()
-    return [("mux.helper", "guard")] + ([("mux.instance", instance)] if instance else [])
 
