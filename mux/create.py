@@ -64,6 +64,10 @@ class HostFacts:
     group: str = "mux"
     remote: bool = False  # the engine cannot see this machine's files
 
+    def session_dir(self, name: str) -> Path:
+        """Session ``name``'s files under this host's data dir, in its instance."""
+        return paths.session_dir(name, paths.sessions_root(self.data_dir, self.env))
+
 
 def git_env(name: str | None, email: str | None) -> list[tuple[str, str | None]]:
     """Git settings as GIT_CONFIG_* variables: command-line scope, so they win over
@@ -80,7 +84,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     """Check every input and assemble the spec. Pure: no processes, no files written."""
     name = validate.session_name(opts.name)
     d = config.docker
-    session_dir = paths.session_dir(name, paths.sessions_root(host.data_dir, host.env))
+    session_dir = host.session_dir(name)
     image = validate.image(opts.image, "--image") if opts.image else d.image
     repo_labels = repo_options(opts)
     if repo_labels:
@@ -165,7 +169,7 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     req = AgentRequest(opts.agent, opts.prompt, opts.headless, tuple(opts.command))
     return apply(config, req, spec, uid=host.uid, gid=host.gid, host_env=host.env,
                  host_home=Path(host.env.get("HOME") or Path.home()),
-                 session_dir=paths.session_dir(spec.name, paths.sessions_root(host.data_dir, host.env)),
+                 session_dir=host.session_dir(spec.name),
                  user_env_names={e.partition("=")[0] for e in user_env})
 
 
@@ -325,7 +329,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     warn_git_identity(config, host)
-    session_dir = paths.session_dir(spec.name, paths.sessions_root(host.data_dir, host.env))
+    session_dir = host.session_dir(spec.name)
     for port in spec.ports:
         if validate.exposes_publicly(port):
             print(f"mux: warning: -p {port} publishes on every interface of this host: "
