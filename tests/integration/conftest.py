@@ -49,9 +49,12 @@ def traversable_python() -> Iterator[None]:
     changed: list[tuple[Path, int]] = []
     for target in (Path(sys.executable).resolve(), ROOT):
         for directory in [*reversed(target.parents), target if target.is_dir() else target.parent]:
+            # The checkout itself must be listable too: Python's import system lists a
+            # sys.path entry (a clone made in a mode-700 `mktemp -d` is not).
+            bits = stat.S_IXOTH | (stat.S_IROTH if directory == ROOT else 0)
             mode = directory.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                os.chmod(directory, mode | stat.S_IXOTH)
+            if mode & bits != bits:
+                os.chmod(directory, mode | bits)
                 changed.append((directory, mode))
     yield
     for directory, mode in reversed(changed):
