@@ -350,7 +350,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
 
         if runner.engine.remote:
             V.refuse_local_paths(runner.engine, spec, repo=bool(opts.repo), copy=opts.copy,
-                                 proxied=proxy is not None, egress=egress)
+                                 proxied=proxy is not None)
         spec = V.as_volume_spec(spec)
     with interrupts.deferred() as guard:
         if proxy is not None and not runner.dry_run:
@@ -367,9 +367,11 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             copies: list[tuple[Path, str]] = []
             if proxy is not None:
                 undo.proxy = not runner.dry_run
-                spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only")
-                if runner.engine.remote:  # its tunnel, and the CA bundle copied in (mux/volumes.py)
-                    spec, copies = V.proxy_from_afar(runner, spec, proxy.port)
+                # A remote engine: its tunnel first (a proxy-only relay forwards to its end there)
+                far = V.tunnel_up(runner, proxy.port) if runner.engine.remote else None
+                spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
+                if far is not None:  # the CA bundle copied in (mux/volumes.py)
+                    spec, copies = V.ca_copied_in(spec)
             if opts.repo:
                 from mux.repo import validate_repo_url
 
@@ -475,15 +477,17 @@ def proxy_settings(config: Config, opts: NewOptions, network: str | None) -> Pro
     return default_settings()
 
 
-def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy_only: bool = False) -> SessionSpec:
+def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy_only: bool = False,
+               tunnel_end: str | None = None) -> SessionSpec:
     """Add the proxy's env, env-file (the only place the session secret is
     written), CA bundle and host alias. The proxy's variables come first so a
-    user's own -e still wins. proxy-only: the session runs on mux's egress network."""
+    user's own -e still wins. proxy-only: the session runs on mux's egress network
+    (``tunnel_end``: on a remote engine, where the proxy's tunnel listens there)."""
     from mux.proxy.session import proxy_only_network, session_wiring
 
     via = None
     if proxy_only:
-        network, via = proxy_only_network(runner, proxy, spec.image, spec.pull)
+        network, via = proxy_only_network(runner, proxy, spec.image, spec.pull, tunnel_end)
         spec = replace(spec, network=network)
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host

@@ -8,7 +8,8 @@ an ssh master (``-M -S SOCKET``) and on it a remote forward
 ``-R GATEWAY:PORT:127.0.0.1:PORT`` to the proxy on this machine's loopback.
 Only the session's own proxy URL (its secret) goes to the remote, inside the
 session; credentials and the CA key stay here (the session gets the public CA
-bundle with `docker cp`).
+bundle with `docker cp`). A proxy-only session there reaches the same forward
+through its egress relay on that engine (mux/proxy/egress.py).
 
 The remote sshd must allow a forward bound to the bridge address rather than its
 own loopback: ``GatewayPorts clientspecified`` in its sshd_config (``yes`` would

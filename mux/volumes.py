@@ -50,8 +50,7 @@ def in_volumes(session: Session) -> bool:
     return session.workdir.startswith(WORKDIR_PREFIX)
 
 
-def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: bool, proxied: bool,
-                       egress: str | None = None) -> None:
+def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: bool, proxied: bool) -> None:
     """What cannot work on a remote engine, refused (exit 2) before anything is made."""
     if not repo and not copy:
         raise ConfigError(
@@ -74,24 +73,21 @@ def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: b
         from mux.tunnel import ssh_target
 
         ssh_target(engine)  # the proxy's tunnel needs ssh://
-    if egress == "proxy-only":
-        # Its relay would reach for this machine's bridge address from the engine's
-        # network, not for the tunnel's end there.
-        raise ConfigError(
-            f"egress proxy-only is not available on {engine.describe()} yet, on another machine",
-            hint="use --egress open there (the session still goes through the proxy, over mux's ssh "
-            "tunnel), or run the session on this machine",
-        )
 
 
-def proxy_from_afar(runner: Runner, spec: SessionSpec, port: int) -> tuple[SessionSpec, list[tuple[Path, str]]]:
-    """A proxied session on a remote engine: the tunnel up (mux/tunnel.py), and the
-    public CA bundle copied in rather than mounted from this machine."""
+def tunnel_up(runner: Runner, port: int) -> str:
+    """A proxied session on a remote engine: the proxy's tunnel there up (mux/tunnel.py);
+    returns where it listens there, ``GATEWAY:PORT``."""
     from mux import tunnel
     from mux.proxy import control
+
+    return tunnel.ensure(runner, runner.engine, control.status().port or port)
+
+
+def ca_copied_in(spec: SessionSpec) -> tuple[SessionSpec, list[tuple[Path, str]]]:
+    """The public CA bundle copied into a remote session rather than mounted from this machine."""
     from mux.proxy.files import CONTAINER_CA_DIR
 
-    tunnel.ensure(runner, runner.engine, control.status().port or port)
     ca = [v for v in spec.volumes if v.split(":")[1:2] == [CONTAINER_CA_DIR]]
     copies = [(Path(v.split(":")[0]), CONTAINER_CA_DIR) for v in ca]
     return replace(spec, volumes=tuple(v for v in spec.volumes if v not in ca)), copies

@@ -14,6 +14,11 @@ connection to the proxy on the bridge gateway — and nowhere else. Sessions
 reach it by name (``mux-proxy-PORT``, a network alias), so nothing in their
 environment depends on addresses docker picks.
 
+On a remote engine (mux/engine.py) the network and the relay are made on that
+engine, with the same commands, and the relay forwards to where mux's ssh tunnel
+to the proxy listens there (its bridge gateway, mux/tunnel.py): the binary goes
+in with `docker cp` through that engine, so nothing needs a registry.
+
 Every step is a docker command, printed by ``--dry-run`` and ``-v``.
 """
 

@@ -145,20 +145,28 @@ def session_wiring(
     )
 
 
-def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull: str | None) -> tuple[str, str]:
-    """For a proxy-only session: mux's egress network and relay, made if missing.
-    Returns the network to run on and the name the session reaches the proxy at."""
+def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull: str | None,
+                       tunnel_end: str | None = None) -> tuple[str, str]:
+    """For a proxy-only session: mux's egress network and relay, made if missing, on
+    the session's engine. The relay forwards to the proxy on this engine's bridge
+    gateway, or on a remote engine to ``tunnel_end`` (``GATEWAY:PORT`` there, where
+    mux's ssh tunnel to the proxy listens: mux/tunnel.py). Returns the network to run
+    on and the name the session reaches the proxy at."""
     from mux.proxy import egress
 
     files = ProxyFiles.default()
     current = control.status(files)
-    gateway = next((a for a in current.addresses if a != control.LOOPBACK), None)
-    if gateway is None and current.running:
-        raise ProxyError(
-            f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
-            "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
-    gateway = gateway or netinfo.bridge_gateway(runner) or "172.17.0.1"
     port = current.port if current.running and current.port else settings.port
+    if tunnel_end is not None:
+        gateway, _, tunnel_port = tunnel_end.rpartition(":")
+        port = int(tunnel_port)
+    else:
+        found = next((a for a in current.addresses if a != control.LOOPBACK), None)
+        if found is None and current.running:
+            raise ProxyError(
+                f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
+                "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
+        gateway = found or netinfo.bridge_gateway(runner) or "172.17.0.1"
     network = egress.ensure(runner, image=image, gateway=gateway, port=port,
                             lock=files.root / "egress.lock", pull=pull)
     return network, egress.alias(port)

@@ -140,14 +140,33 @@ def test_context_flag_lists_only_that_engine(home: Home, fp) -> None:  # type: i
     assert [(d["name"], d["context"]) for d in json.loads(result.out)] == [("there", "box")]
 
 
-def test_proxy_only_egress_on_a_remote_engine_is_refused_before_anything_runs(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_there(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    from mux.proxy import egress
+
     make_context(home, "box", "ssh://me@box.test")
     home.write_config(home.config.read_text() + "\n[proxy]\nport = 18080\n")
-    result = run("--context", "box", "new", "--copy", "--egress", "proxy-only", "s1")
-    assert result.code == 2, result.err
-    assert result.err.splitlines()[0].startswith(
-        "mux: error: egress proxy-only is not available on context 'box' (ssh://me@box.test")
-    assert list(fp.calls) == []
+    box = ["docker", "--context", "box"]
+    fp.register([*box, "network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"],
+                stdout='[{"Subnet":"172.30.0.0/16","Gateway":"172.30.0.1"}]\n')
+    fp.register([*box, "network", "inspect", fp.any()], returncode=1)  # no egress network there yet
+    fp.register([*box, "container", "inspect", fp.any()], returncode=1)  # nor its relay
+    fp.register([*box, "version", "--format", "{{.Server.Arch}}"], stdout="amd64\n")
+    result = run("--context", "box", "new", "--dry-run", "--copy", "--egress", "proxy-only", "s1")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    relay, network = egress.relay_name(18080), egress.network_name()
+    assert lines[0].startswith("ssh -N -M -S ") and lines[0].endswith(" -l me -- box.test")
+    assert lines[1].endswith(" -O forward -R 172.30.0.1:18080:127.0.0.1:18080 -l me -- box.test")
+    assert lines[2] == (f"docker --context box network create --internal -o {egress.INHIBIT}=true "
+                        f"--label {egress.NETWORK_LABEL}=proxy-only {network}")
+    # The relay on that engine forwards to the tunnel's end there, not to this machine's bridge.
+    assert lines[3].startswith(f"docker --context box create --name {relay} ")
+    assert lines[3].endswith(f" --entrypoint {egress.RELAY_PATH} mux-test/busybox 18080 172.30.0.1 18080")
+    assert lines[4] == f"docker --context box cp {egress.RELAY_BIN / 'mux-relay-amd64'} {relay}:{egress.RELAY_PATH}"
+    assert lines[5] == f"docker --context box network connect --alias mux-proxy-18080 {network} {relay}"
+    assert lines[6] == f"docker --context box start {relay}"
+    made = next(ln for ln in lines if ln.startswith("docker --context box create -it"))
+    assert f" --network {network} " in made and "--add-host" not in made
     assert not home.session_dir("s1").exists()
 
 

@@ -20,9 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX, DEBIAN
+from tests.conftest import BUSYBOX, DEBIAN, mux
+from tests.integration.proxy.conftest import gateway, pki  # noqa: F401 - fixtures
+from tests.integration.proxy.harness import free_port
+from tests.integration.proxy.servers import EchoUpstream, Pki
 
 ENGINE_IMAGE = "mux-test/remote-engine"
+TOKEN = "tok-remote-7d41e0-never-on-the-box"
 CONTEXT = "box"
 # What running dockerd inside a container needs on this machine (--privileged
 # fails: no CAP_SYS_RESOURCE here); see DESIGN.md's field notes.
@@ -111,11 +115,11 @@ def remote(remote_engine: RemoteEngine, monkeypatch: pytest.MonkeyPatch, own_ins
         monkeypatch.setenv(key, value)
     yield remote_engine
     label = f"label=mux.instance={own_instance}"
-    for kind in ("container", "volume"):
+    for kind in ("container", "volume", "network"):  # networks last: containers use them
         ids = remote_engine.docker(kind, "ls", "-aq" if kind == "container" else "-q",
                                    "--filter", label, check=False).stdout.split()
         if ids:
-            remote_engine.docker(kind, "rm", "-f", *ids, check=False)
+            remote_engine.docker(kind, "rm", *(["-f"] if kind != "network" else []), *ids, check=False)
 
 
 @pytest.fixture
@@ -123,3 +127,39 @@ def remote_home(mux_home: Path, remote: RemoteEngine) -> Path:
     """mux_home (own data dir and config), the Debian image, and the remote engine reachable."""
     (mux_home / "config.toml").write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n')
     return mux_home
+
+
+@pytest.fixture
+def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:  # noqa: F811
+    with EchoUpstream(gateway, pki) as server:
+        yield server
+
+
+@pytest.fixture
+def proxied_remote(remote_home: Path, remote: RemoteEngine, pki: Pki, gateway: str,  # noqa: F811
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    port = free_port()
+    Path(os.environ["MUX_CONFIG"]).write_text(
+        '[docker]\nimage = "mux-test/debian"\npull = "never"\n'
+        f"[proxy]\nport = {port}\ntimeout = 30\n"
+        f'[proxy.filters]\nallowed_networks = ["{gateway}/32"]\n'
+        f'[credentials.api]\ndomains = ["{gateway}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n')
+    monkeypatch.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
+    yield {"API_TOKEN": TOKEN}
+    mux("--context", "box", "delete", "--all", "--force")
+    mux("proxy", "stop")
+
+
+def ca_key_line() -> str:
+    """A line of the proxy CA's private key (in this test's data dir)."""
+    pem = Path(os.environ["MUX_DATA_DIR"]) / "proxy" / "mitmproxy-ca.pem"
+    return next(ln for ln in pem.read_text().splitlines() if ln and not ln.startswith("-----"))
+
+
+def assert_nowhere_on(remote: RemoteEngine, *needles: str) -> None:
+    """None of ``needles`` is anywhere on the remote machine's filesystem (its engine's
+    data, containers and volumes included)."""
+    for needle in needles:
+        found = remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+                              needle, "/", check=False)
+        assert found.stdout == "" and found.returncode in (1, 2), found.stdout  # 2: netns files cannot be read

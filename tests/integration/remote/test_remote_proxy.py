@@ -6,41 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mux.proxy.session import registry_key
 from tests.conftest import mux, session_dir
-from tests.integration.proxy.conftest import gateway, pki  # noqa: F401 - fixtures
-from tests.integration.proxy.harness import free_port
-from tests.integration.proxy.servers import EchoUpstream, Pki
-from tests.integration.remote.conftest import RemoteEngine
+from tests.integration.remote.conftest import TOKEN, assert_nowhere_on, ca_key_line
 
 pytestmark = pytest.mark.docker
-TOKEN = "tok-remote-7d41e0-never-on-the-box"
-
-
-@pytest.fixture
-def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:  # noqa: F811
-    with EchoUpstream(gateway, pki) as server:
-        yield server
-
-
-@pytest.fixture
-def proxied_remote(remote_home: Path, remote: RemoteEngine, pki: Pki, gateway: str,  # noqa: F811
-                   monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    port = free_port()
-    Path(os.environ["MUX_CONFIG"]).write_text(
-        '[docker]\nimage = "mux-test/debian"\npull = "never"\n'
-        f"[proxy]\nport = {port}\ntimeout = 30\n"
-        f'[proxy.filters]\nallowed_networks = ["{gateway}/32"]\n'
-        f'[credentials.api]\ndomains = ["{gateway}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n')
-    monkeypatch.setenv("MUX_PROXY_UPSTREAM_CA", str(pki.ca))
-    yield {"API_TOKEN": TOKEN}
-    mux("--context", "box", "delete", "--all", "--force")
-    mux("proxy", "stop")
 
 
 def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remote, remote, api, unique_name,
@@ -61,12 +35,8 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     # The credential and the CA's key are on this machine only: not in the session,
     # not anywhere on the remote machine's filesystem (its engine's data included).
     data = Path(os.environ["MUX_DATA_DIR"])
-    key_line = next(ln for ln in (data / "proxy" / "mitmproxy-ca.pem").read_text().splitlines()
-                    if ln and not ln.startswith("-----"))
-    for needle in (TOKEN, key_line):
-        found = remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
-                              needle, "/", check=False)
-        assert found.stdout == "" and found.returncode in (1, 2), found.stdout  # 2: netns files cannot be read
+    key_line = ca_key_line()
+    assert_nowhere_on(remote, TOKEN, key_line)
     # The same search does find what must be there: the session's own proxy secret.
     secret = (session_dir(unique_name) / "proxy.env").read_text().split(":")[2].split("@")[0]
     assert remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
