@@ -164,7 +164,8 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
                 f"{done.stderr.strip() or 'no reason given'}",
                 hint="its sshd_config needs `GatewayPorts clientspecified` (and AllowTcpForwarding yes), "
                 "and the port free there")
-        state.write_text(json.dumps({"host": engine.host, "forwards": [*forwards, forward]}))
+        context = "" if engine.source == "DOCKER_HOST" else engine.name  # `mux proxy status` names it
+        state.write_text(json.dumps({"host": engine.host, "context": context, "forwards": [*forwards, forward]}))
     return f"{gateway}:{port}"
 
 
@@ -194,24 +195,33 @@ def ensure_for_session(runner: Runner, name: str) -> None:
         ensure(runner, runner.engine, port)
 
 
-def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
-    """After `mux delete`: the engine's tunnel ends with its last proxied session
-    (those in ``leaving`` are going now)."""
+def sessions_using(host: str) -> list[str]:
+    """This instance's proxied sessions on the engine at ``host`` (by the marker
+    mux/volumes.py leaves in a remote session's directory): the tunnel's users."""
     from mux.proxy.session import ENV_FILE_NAME
     from mux.sessions import ENGINE_MARKER
 
+    root = paths.sessions_root()
+    users = []
+    for directory in sorted(root.iterdir()) if root.is_dir() else ():
+        if not (directory / ENV_FILE_NAME).exists():
+            continue
+        try:
+            if (directory / ENGINE_MARKER).read_text().strip() == host:
+                users.append(directory.name)
+        except OSError:
+            continue
+    return users
+
+
+def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
+    """After `mux delete`: the engine's tunnel ends with its last proxied session
+    (those in ``leaving`` are going now)."""
     engine = runner.engine
     if not engine.remote or runner.dry_run:
         return
-    root = paths.sessions_root()
-    for directory in root.iterdir() if root.is_dir() else ():
-        if directory.name in leaving or not (directory / ENV_FILE_NAME).exists():
-            continue
-        try:
-            if (directory / ENGINE_MARKER).read_text().strip() == engine.host:
-                return
-        except OSError:
-            continue
+    if set(sessions_using(engine.host)) - leaving:
+        return
     sock, state, _ = _files(engine)
     if sock.exists():
         try:
@@ -226,3 +236,57 @@ def is_up(runner: Runner, engine: Engine) -> bool:
     """Whether ``engine``'s tunnel (its ssh master) runs; read-only, for doctor."""
     sock, _, _ = _files(engine)
     return sock.exists() and _master_up(runner, sock, ssh_target(engine))
+
+
+FORWARD = re.compile(r"([0-9.]+):(\d{1,5}):127\.0\.0\.1:\d{1,5}")
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """One tunnel as `mux proxy status` shows it."""
+
+    context: str  # the docker context it was made for ("" if its state does not say)
+    host: str  # the engine's ssh:// endpoint
+    listen: tuple[str, ...]  # GATEWAY:PORT on that engine's host, where sessions there reach the proxy
+    up: bool  # its ssh master answers on its control socket
+    sessions: tuple[str, ...]  # this instance's proxied sessions on that engine
+
+    def to_json(self) -> dict[str, object]:
+        return {"context": self.context, "host": self.host, "listen": list(self.listen), "up": self.up,
+                "sessions": list(self.sessions)}
+
+    def describe(self) -> str:
+        where = f"context {self.context!r} ({self.host})" if self.context else self.host
+        return (f"{where}: {'up' if self.up else 'down'}, listening there on {', '.join(self.listen) or '-'}; "
+                f"sessions: {', '.join(self.sessions) or '(none)'}")
+
+
+def tunnels(runner: Runner) -> list[Tunnel]:
+    """The tunnels of this data dir (their state under DATA/tunnels/), each checked
+    with `ssh -O check` on its control socket. A state file is input: one that does
+    not hold a valid ssh:// endpoint matching its own name is skipped."""
+    from mux.engine import CONTEXT_NAME
+
+    directory = paths.data_dir() / "tunnels"
+    found = []
+    for state in sorted(directory.glob("*.json")) if directory.is_dir() else ():
+        try:
+            data = json.loads(state.read_text())
+            host, context, forwards = data["host"], data.get("context", ""), data.get("forwards", [])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if not isinstance(host, str) or not isinstance(forwards, list):
+            continue
+        context = context if isinstance(context, str) and CONTEXT_NAME.fullmatch(context) else ""
+        engine = Engine(context or "default", host, "tunnel state")
+        try:
+            target = ssh_target(engine)
+        except ConfigError:
+            continue
+        sock, own_state, _ = _files(engine)
+        if own_state.name != state.name:
+            continue  # not the state of the tunnel to that host
+        listen = tuple(f"{m[1]}:{m[2]}" for f in forwards if isinstance(f, str) and (m := FORWARD.fullmatch(f)))
+        up = sock.exists() and _master_up(runner, sock, target)
+        found.append(Tunnel(context, host, listen, up, tuple(sessions_using(host))))
+    return sorted(found, key=lambda t: t.host)

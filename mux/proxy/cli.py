@@ -114,16 +114,22 @@ def stop(dry_run: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Whether the proxy runs (exit 0) or not (exit 5), where, its CA, the sessions
-    registered with it, and whether it runs the config as it is now (stale)."""
+    registered with it, whether it runs the config as it is now (stale), and the ssh
+    tunnels remote engines' sessions reach it through."""
+    from mux import tunnel
     from mux.proxy import registry
     from mux.proxy.files import ProxyFiles
+    from mux.runner import Runner
 
     st = control.status()
     settings, config_path = load_settings(ctx)
     stale = control.stale(settings, config_path) if st.running else None
     sessions = registry.names(ProxyFiles.default())
+    state = ctx.find_root().obj
+    tunnels = tunnel.tunnels(Runner(verbose=bool(state and state.verbose)))
     if as_json:
-        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions}, indent=2))
+        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions,
+                               "tunnels": [t.to_json() for t in tunnels]}, indent=2))
     elif st.running:
         click.echo(f"running: pid {st.pid}, listening on {_where(st)}")
         click.echo(f"config digest: {st.config_digest}" + (
@@ -134,6 +140,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"sessions: {', '.join(sessions) or '(none registered)'}")
     else:
         click.echo("not running (`mux proxy start` starts it)")
+    if not as_json:
+        for each in tunnels:
+            click.echo(f"tunnel: {each.describe()}")
     if not st.running:
         raise SystemExit(ProxyError.exit_code)
 

@@ -177,3 +177,42 @@ def test_proxy_needs_an_ssh_engine_to_tunnel_through(home: Home, fp) -> None:  #
     assert result.code == 2, result.err
     assert "reaches a remote engine only over ssh" in result.err.splitlines()[0]
     assert list(fp.calls) == []
+
+
+def test_proxy_status_lists_the_tunnels_up_or_down_with_their_sessions(home: Home, fp, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from mux import tunnel
+    from mux.engine import Engine
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the control sockets' directory
+    up, down = Engine("box", "ssh://me@box.test", "test"), Engine("default", "ssh://me@dead.test:2222", "test")
+    bad = Engine("default", "ssh://-oProxyCommand=touch${IFS}x", "test")
+    (home.data / "tunnels").mkdir(parents=True)
+    for engine, state in ((up, {"context": "box", "forwards": ["172.30.0.1:18080:127.0.0.1:18080"]}),
+                          (down, {"forwards": ["172.31.0.1:18080:127.0.0.1:18080", "1.2.3.4;rm:1:x:2"]}),
+                          (bad, {"forwards": []})):
+        tunnel._files(engine)[1].write_text(json.dumps({"host": engine.host, **state}))
+    (home.data / "tunnels" / "0123456789abcdef.json").write_text(json.dumps({"host": up.host}))  # not its name
+    sock = tunnel._files(up)[0]
+    sock.touch()  # its ssh master's control socket; dead.test has none: down without asking ssh
+    for name, host in (("s1", up.host), ("s2", up.host), ("s3", down.host)):
+        home.session_dir(name).mkdir(parents=True)
+        (home.session_dir(name) / "proxy.env").write_text("HTTP_PROXY=x\n")
+        (home.session_dir(name) / "engine").write_text(host + "\n")
+    fp.register(["ssh", "-S", str(sock), "-O", "check", "-l", "me", "--", "box.test"], stderr="Master running\n")
+    result = run("proxy", "status")
+    assert result.code == 5  # the proxy itself does not run; the tunnels are listed anyway
+    assert result.out.splitlines()[1:] == [
+        "tunnel: context 'box' (ssh://me@box.test): up, listening there on 172.30.0.1:18080; sessions: s1, s2",
+        "tunnel: ssh://me@dead.test:2222: down, listening there on 172.31.0.1:18080; sessions: s3",
+    ]  # by endpoint
+    fp.register(["ssh", "-S", str(sock), "-O", "check", "-l", "me", "--", "box.test"], returncode=255)
+    data = json.loads(run("proxy", "status", "--json").out)
+    assert data["tunnels"] == [
+        {"context": "box", "host": "ssh://me@box.test", "listen": ["172.30.0.1:18080"], "up": False,
+         "sessions": ["s1", "s2"]},
+        {"context": "", "host": "ssh://me@dead.test:2222", "listen": ["172.31.0.1:18080"], "up": False,
+         "sessions": ["s3"]},
+    ]

@@ -160,6 +160,6 @@ def assert_nowhere_on(remote: RemoteEngine, *needles: str) -> None:
     """None of ``needles`` is anywhere on the remote machine's filesystem (its engine's
     data, containers and volumes included)."""
     for needle in needles:
-        found = remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+        found = remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-e",
                               needle, "/", check=False)
         assert found.stdout == "" and found.returncode in (1, 2), found.stdout  # 2: netns files cannot be read

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from mux.proxy.session import registry_key
-from tests.conftest import mux, session_dir
+from tests.conftest import BUSYBOX, mux, session_dir
 from tests.integration.remote.conftest import TOKEN, assert_nowhere_on, ca_key_line
 
 pytestmark = pytest.mark.docker
 
 
 def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remote, remote, api, unique_name,
-                                                                   tmp_path) -> None:
+                                                                   tmp_path, own_instance: str) -> None:
     proj = tmp_path / "proj"
     proj.mkdir()
     made = mux("-v", "--context", "box", "new", "--copy", "--workdir", str(proj), unique_name, env=proxied_remote)
@@ -39,9 +40,29 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     assert_nowhere_on(remote, TOKEN, key_line)
     # The same search does find what must be there: the session's own proxy secret.
     secret = (session_dir(unique_name) / "proxy.env").read_text().split(":")[2].split("@")[0]
-    assert remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+    assert remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-e",
                          secret, "/var/lib/docker/containers", check=False).stdout != ""
     assert TOKEN not in remote.docker("inspect", f"mux-{unique_name}").stdout
+    # `mux proxy status` shows the tunnel: its engine, where it listens there, up, its session.
+    status = mux("-v", "proxy", "status", "--json")
+    tunnels = json.loads(status.stdout)["tunnels"]
+    route = remote.docker("run", "--rm", "--label", f"mux.instance={own_instance}", BUSYBOX, "ip", "route").stdout
+    gateway_there = route.split("default via ", 1)[1].split()[0]  # the engine's bridge gateway, as a container sees it
+    port = json.loads(status.stdout)["port"]
+    assert tunnels == [{"context": "box", "host": remote.host, "listen": [f"{gateway_there}:{port}"], "up": True,
+                        "sessions": [unique_name]}]
+    line = next(ln for ln in mux("proxy", "status").stdout.splitlines() if ln.startswith("tunnel: "))
+    assert line == (f"tunnel: context 'box' ({remote.host}): up, listening there on {gateway_there}:{port}; "
+                    f"sessions: {unique_name}")
+    # Its ssh master gone (ended through the control socket that -v showed): down...
+    check = next(ln for ln in status.stderr.splitlines() if ln.startswith("+ ssh -S ") and " -O check " in ln)
+    ended = subprocess.run(check[2:].replace(" -O check ", " -O exit ").split(), capture_output=True, text=True)
+    assert ended.returncode == 0, ended.stderr
+    assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is False
+    assert ": down, listening there on " in mux("proxy", "status").stdout
+    # ...and the session's next mux command brings it up again.
+    assert mux("--context", "box", "exec", unique_name, "--", "true", env=proxied_remote).returncode == 0
+    assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is True
     # Stopped and started again, the session still gets through (the tunnel is brought up).
     assert mux("--context", "box", "stop", unique_name).returncode == 0
     assert mux("--context", "box", "start", unique_name, env=proxied_remote).returncode == 0
@@ -53,3 +74,4 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     assert mux("--context", "box", "delete", "--force", unique_name).returncode == 0
     assert registry_key(unique_name) not in json.loads(registry.read_text())["sessions"]  # its secret opens nothing
     assert not list((data / "tunnels").glob("*.json"))  # the last remote session took the tunnel with it
+    assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"] == []
