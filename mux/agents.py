@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from mux.runner import Runner
 
 AGENT_DIR = "/opt/mux/agents"
+SHARED_DIR = "/opt/mux/shared"  # remote engine: the copies of the shared files, read-only
 HOME_SEED = "home"  # under the session's data dir: the HOME, or what fills a HOME volume
 PLACEHOLDER = "mux-placeholder-the-proxy-injects-the-real-key"
 MAX_SHARED_FILES = 200
@@ -427,9 +428,11 @@ def command(agent: Agent, req: AgentRequest) -> tuple[str, ...]:
 
 def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid: int,
           host_env: Mapping[str, str], host_home: Path, session_dir: Path,
-          user_env_names: set[str]) -> SessionSpec:
+          user_env_names: set[str], remote: bool = False, instance: str | None = None) -> SessionSpec:
     """The agent's command, variables, mounts and label on top of ``spec``. Pure but for
-    looking at host files (the binary, shared files)."""
+    looking at host files (the binary, shared files). ``remote``: the engine cannot see
+    this machine's files, so the binary and shared files are copied into volumes of
+    ``instance`` there (mux/volumes.py)."""
     if req.headless and req.prompt is None:
         raise ConfigError("--headless needs --prompt: the one-shot run's instructions")
     if spec.network == "none":
@@ -446,16 +449,31 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
         )
     user_share = config.agents.get(req.name)
     shared = shared_files(agent, host_home, strict=user_share is not None and user_share.share is not None)
-    volumes = list(spec.volumes)
-    if agent.binary is not None:
-        volumes.append(f"{agent.binary}:{AGENT_DIR}/{PurePosixPath(agent.command).name}:ro")
-    volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
+    volumes, fills, links = list(spec.volumes), list(spec.fills), list(spec.links)
+    program = PurePosixPath(agent.command).name
+    if agent.binary is not None and remote:  # copied into a volume there, once per binary
+        from mux.volumes import program_fill
+
+        fill = program_fill(agent.binary, program, instance)
+        fills.append(fill)
+        volumes.append(f"{fill.name}:{AGENT_DIR}:ro")
+    elif agent.binary is not None:
+        volumes.append(f"{agent.binary}:{AGENT_DIR}/{program}:ro")
+    if shared and remote:  # copies in a volume of the session's, linked from their places in HOME
+        from mux.volumes import session_fill
+
+        fill = session_fill(spec.name, "shared", instance, tuple((s.host, s.target) for s in shared))
+        fills.append(fill)
+        volumes.append(f"{fill.name}:{SHARED_DIR}:ro")
+        links += [(f"{CONTAINER_HOME}/{s.target}", f"{SHARED_DIR}/{s.target}") for s in shared]
+    else:
+        volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
     env = [*((k, PLACEHOLDER) for k in keys), *agent.env]
     return replace(
         spec,
         command=command(agent, req),
         env=tuple(env) + spec.env,
-        volumes=tuple(volumes),
+        volumes=tuple(volumes), fills=tuple(fills), links=tuple(links),
         user=agent_user(uid, gid, spec.workdir),
         home=spec.home or session_dir / "home",
         labels=spec.labels + (("mux.agent", agent.name),),
@@ -473,7 +491,7 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
     if home is None or spec.user is None:
         return
     preset = PRESETS.get(name)
-    targets = [v.split(":")[1] for v in spec.volumes]
+    targets = [v.split(":")[1] for v in spec.volumes] + [path for path, _ in spec.links]
     dirs = sorted({home / PurePosixPath(t).parent.relative_to(CONTAINER_HOME)
                    for t in targets if t.startswith(CONTAINER_HOME + "/")})
     dirs += sorted({(home / rel).parent for rel, _ in (preset.seed if preset else ())})

@@ -90,6 +90,19 @@ def volume_ls_argv(*, instance: str | None = None) -> list[str]:
     return argv + ["--format", '{{.Name}}\t{{.Label "mux.session"}}']
 
 
+def volume_names_argv(label: str) -> list[str]:
+    """Names of the volumes carrying ``label``, one per line."""
+    return [DOCKER, "volume", "ls", "-q", "--filter", f"label={label}"]
+
+
+def fill_helper_argv(name: str, volume: str, mount: str, image: str, *, pull: str | None,
+                     labels: Iterable[tuple[str, str]]) -> list[str]:
+    """A container that is created (never started) only so `docker cp` can write into
+    ``volume`` at ``mount``; its command never runs."""
+    return [DOCKER, "create", "--name", name, *repeated("--label", (f"{k}={v}" for k, v in labels)),
+            *option("--pull", pull), "--network", "none", "-v", f"{volume}:{mount}", image, "true"]
+
+
 def helper_argv(container: str, image: str, *, labels: Iterable[tuple[str, str]]) -> list[str]:
     """A short-lived container with ``container``'s volumes, read-only and offline;
     the command to run follows."""

@@ -37,6 +37,7 @@ class RustSettings:
     sccache: bool = False
     cache_dir: Path = field(default_factory=lambda: Path("~/.cache/sccache").expanduser())
     binary: Path | None = None
+    image_binary: str | None = None  # sccache inside the image: nothing mounted or copied (mux/sccache.py)
     cargo_cache: bool = False
 
 
@@ -307,9 +308,16 @@ def _rust(t: Table) -> RustSettings:
         sccache=t.boolean("sccache", False),
         cache_dir=t.path("cache_dir", RustSettings().cache_dir),
         binary=t.path("binary"),
+        image_binary=t.string("image_binary"),
         cargo_cache=t.boolean("cargo_cache", False),
     )
-    t.finish("sccache, cache_dir, binary, cargo_cache")
+    t.finish("sccache, cache_dir, binary, image_binary, cargo_cache")
+    if settings.image_binary is not None and not settings.image_binary.startswith("/"):
+        raise ConfigError(f"{t.where('image_binary')}: {settings.image_binary!r} must be an absolute path "
+                          "inside the image")
+    if settings.image_binary is not None and settings.binary is not None:
+        raise ConfigError(f"{t.where('image_binary')}: it and binary exclude each other: the image's "
+                          "sccache, or a host one mounted (copied, on a remote engine)")
     return settings
 
 

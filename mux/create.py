@@ -118,10 +118,11 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
+    rust = None
     if d.rust.sccache:  # [docker.rust] (mux/sccache.py); before the user's env, so theirs wins
         from mux.sccache import rust_wiring
 
-        rust = rust_wiring(d.rust, session_dir=session_dir)
+        rust = rust_wiring(d.rust, session_dir=session_dir, remote=host.remote, instance=paths.instance(host.env))
         volumes += rust.volumes
         env += rust.env
     host_env = dict(host.env)
@@ -150,6 +151,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
         cidfile=session_dir / hostfiles.CIDFILE,
+        fills=rust.fills if rust else (), links=rust.links if rust else (),
     )
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
@@ -170,7 +172,8 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     return apply(config, req, spec, uid=host.uid, gid=host.gid, host_env=host.env,
                  host_home=Path(host.env.get("HOME") or Path.home()),
                  session_dir=host.session_dir(spec.name),
-                 user_env_names={e.partition("=")[0] for e in user_env})
+                 user_env_names={e.partition("=")[0] for e in user_env},
+                 remote=host.remote, instance=paths.instance(host.env))
 
 
 def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
@@ -389,7 +392,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             if volumes:  # create, fill and start; it removes what it made if that fails
                 V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
                                  copies=copies)
-                undo.volumes = [v for v in (spec.workspace_volume, spec.home_volume) if v and not runner.dry_run]
+                undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
                 ref = spec.container
             else:
                 try:

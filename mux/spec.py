@@ -23,6 +23,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class VolumeFill:
+    """A named volume a session on a remote engine mounts, made before it from host
+    files (mux/volumes.py), since no host path can be mounted there."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    files: tuple[tuple[Path, str], ...] = ()  # (host file or directory, its path inside the volume)
+    shared: bool = True  # made once and kept for every session (a cache, a program); else the session's
+
+
+@dataclass(frozen=True)
 class SessionSpec:
     name: str
     image: str
@@ -49,6 +60,8 @@ class SessionSpec:
     workspace_volume: str | None = None  # named volume at /workspace instead of workdir (mux/volumes.py)
     home_volume: str | None = None  # named volume as HOME instead of the host directory ``home``
     cidfile: Path | None = None  # docker run --cidfile: where docker writes the new container's ID
+    fills: tuple[VolumeFill, ...] = ()  # named volumes made from host files first (remote engines)
+    links: tuple[tuple[str, str], ...] = ()  # (path in the container, target): symlinks made before start
 
     @property
     def container(self) -> str:

@@ -11,6 +11,16 @@ mount point into its parent sets the mount point's owner too, so a session run
 as the user's uid can write there; the local side is a symlink (workspace) or an
 empty directory (HOME) under the session's data dir, copied with -L.
 
+What a session would bind-mount from this machine besides (sccache's cache and
+binary, an agent's binary and shared files) is a named volume filled from host
+files before the session is made (``fill_volume``: `docker volume create`, a
+helper container that is created but never started, `docker cp` into it, `docker
+rm`). Caches and programs are shared by the sessions of an instance on that engine
+(labelled ``mux.volume``, never ``mux.session``, so deleting a session leaves them);
+a program's volume is named by its content's digest, so it is copied once and a
+changed binary gets a new one. Files that are the session's own (an agent's shared
+files) go into a volume labelled with the session, removed with it.
+
 The unsaved-work guard runs git on that engine (mux/repo/safety.py's checks,
 through `docker exec`, or a helper container using the session's volumes when it
 is stopped), and fails closed; delete removes the volumes with the container.
@@ -19,6 +29,7 @@ is stopped), and fails closed; delete removes the volumes with the container.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,19 +42,135 @@ from mux import paths
 from mux.errors import ConfigError
 from mux.runner import Runner, host_step
 from mux.sessions import ENGINE_MARKER
-from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec
+from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, VolumeFill
 
 if TYPE_CHECKING:
     from mux.engine import Engine
     from mux.repo.gitcmd import Outcome
     from mux.sessions import Session
 
+SHARED_LABEL = "mux.volume"  # a volume sessions share: what it holds (its value)
+FILL_MOUNT = "/muxfill"  # where a fill helper mounts the volume it fills
+PROGRAM = "program"  # SHARED_LABEL's value on a volume holding one host executable
 WORKDIR_PREFIX = "volume:"  # the mux.workdir label of a session whose /workspace is a volume
 STAGE = "stage"  # under the session's data dir: what `docker cp` copies from
 
 
 def volume_name(session: str, what: str) -> str:
     return f"mux-{session}-{what}"
+
+
+def shared_fill(what: str, kind: str, instance: str | None, files: tuple[tuple[Path, str], ...] = (),
+                labels: tuple[tuple[str, str], ...] = ()) -> VolumeFill:
+    """A volume shared by the sessions of ``instance`` on an engine: ``mux_[INSTANCE_]WHAT``
+    (``mux_`` never starts a session's ``mux-NAME-...``). ``what`` has no '_'."""
+    assert "_" not in what
+    name = f"mux_{instance}_{what}" if instance else f"mux_{what}"
+    own = ((SHARED_LABEL, kind),) + ((("mux.instance", instance),) if instance else ())
+    return VolumeFill(name, own + labels, files)
+
+
+def program_fill(program: Path, file_name: str, instance: str | None) -> VolumeFill:
+    """The host executable ``program`` as ``file_name`` in a volume named by its digest."""
+    digest = file_digest(program)
+    slug = re.sub(r"[^a-z0-9-]+", "-", file_name.lower()).strip("-") or PROGRAM
+    return shared_fill(f"{slug}-{digest}", PROGRAM, instance, ((program, file_name),),
+                       (("mux.program", file_name), ("mux.digest", f"sha256:{digest}")))
+
+
+def session_fill(session: str, what: str, instance: str | None,
+                 files: tuple[tuple[Path, str], ...] = ()) -> VolumeFill:
+    """A volume of the session's own, filled from host files; removed with it."""
+    labels = (("mux.session", session),) + ((("mux.instance", instance),) if instance else ())
+    return VolumeFill(volume_name(session, what), labels, files, shared=False)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of ``path``'s content, remembered by its size, mtime and inode under the
+    data dir (an agent's binary is a few hundred MB: half a second to hash)."""
+    import hashlib
+    import json
+
+    st = path.stat()
+    key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    cache = paths.data_dir() / "digests.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    found = known.get(key) if isinstance(known, dict) else None
+    if isinstance(found, str) and re.fullmatch(r"[0-9a-f]{64}", found):
+        return found
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(partial(fh.read, 1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    known = {k: v for k, v in (known.items() if isinstance(known, dict) else []) if not k.startswith(f"{path}\0")}
+    try:  # a cache: when it cannot be written, the next run hashes again
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps({**known, key: digest}))
+        tmp.replace(cache)
+    except OSError:
+        pass
+    return digest
+
+
+def session_volumes(spec: SessionSpec) -> list[str]:
+    """The volumes that are this session's own (removed with it, or when making it fails)."""
+    own = [spec.workspace_volume, spec.home_volume] + [f.name for f in spec.fills if not f.shared]
+    return [v for v in own if v]
+
+
+def make_fills(runner: Runner, spec: SessionSpec, stage: Path, made: list[str]) -> None:
+    """The spec's volumes made from host files: the session's own, and shared ones that
+    are not on the engine yet (one `docker volume ls` tells). The session's own ones are
+    added to ``made`` as they are made (a shared one, once filled, stays for the next
+    session even if this one fails)."""
+    shared = [f for f in spec.fills if f.shared]
+    there: set[str] = set()
+    if shared:
+        there = set(runner.query(A.volume_names_argv(SHARED_LABEL)).stdout.split())
+    for fill in spec.fills:
+        if fill.shared and fill.name in there:
+            continue
+        fill_volume(runner, fill, spec.image, "never" if spec.pull == "never" else None, stage)
+        if not fill.shared:
+            made.append(fill.name)
+
+
+def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, stage: Path) -> None:
+    """Create volume ``fill.name`` on the runner's engine and copy ``fill.files`` into it,
+    through a helper container of ``image`` that is created, never started, and
+    removed. The volume's root and the files' directories are copied from a staged
+    directory named like the mount point (so they get the user's uid, as the files do).
+    On failure the volume is removed."""
+    mount = PurePosixPath(FILL_MOUNT)
+    root = stage / mount.name
+    helper = f"mux_fill_{fill.name}"
+    runner.run(A.volume_create_argv(fill.name, fill.labels))
+    try:
+        runner.run(A.fill_helper_argv(helper, fill.name, str(mount), image, pull=pull,
+                                      labels=paths.helper_labels("fill")))
+        try:
+            dirs = list(dict.fromkeys([root, *(root / PurePosixPath(inside).parent for _, inside in fill.files)]))
+
+            def make() -> None:
+                for d in dirs:
+                    d.mkdir(parents=True, exist_ok=True)
+
+            host_step(runner, ["mkdir", "-p", *dirs], make)
+            runner.run(A.cp_argv(root, f"{helper}:{mount.parent}"))
+            for local, inside in fill.files:
+                runner.run(A.cp_argv(local, f"{helper}:{mount / inside}", follow_link=True))
+        finally:
+            runner.run(A.rm_argv([helper], force=True), check=False)
+            host_step(runner, ["rm", "-rf", root], partial(shutil.rmtree, root, ignore_errors=True))
+    except BaseException:
+        if not runner.dry_run:
+            runner.run(A.volume_rm_argv([fill.name]), check=False)
+        raise
 
 
 def in_volumes(session: Session) -> bool:
@@ -67,7 +194,7 @@ def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: b
                 f"volume {volume!r} mounts {source}, a path on this machine, but the engine is "
                 f"{engine.describe()}, on another: it would be an empty directory there",
                 hint="use a named volume there (NAME:/path), or leave the volume out of [docker] "
-                "volumes / --volume for this engine ([docker.rust] sccache mounts host paths too)",
+                "volumes / --volume for this engine",
             )
     if proxied:
         from mux.tunnel import ssh_target
@@ -111,22 +238,23 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
     made_volumes: list[str] = []
     made_container = False
     labels = [("mux.session", spec.name)] + [(k, v) for k, v in spec.labels if k == "mux.instance"]
+    stage = session_dir / STAGE
     try:
+        host_step(runner, ["mkdir", "-p", "-m", "700", stage], partial(stage.mkdir, mode=0o700, parents=True))
+        make_fills(runner, spec, stage, made_volumes)  # caches, programs, shared files (remote)
         for volume in (spec.workspace_volume, spec.home_volume):
             if volume is not None:
                 runner.run(A.volume_create_argv(volume, labels))
                 made_volumes.append(volume)
         runner.run(A.create_argv(spec))
         made_container = True
-        stage = session_dir / STAGE
         workspace = PurePosixPath(WORKSPACE)
         link = stage / workspace.name
         source = spec.workdir
-        host_step(runner, ["mkdir", "-p", "-m", "700", stage], partial(stage.mkdir, mode=0o700, parents=True))
         host_step(runner, ["ln", "-s", source, link], partial(os.symlink, source, link))
         runner.run(A.cp_argv(link, f"{spec.container}:{workspace.parent}", follow_link=True))
+        home = PurePosixPath(CONTAINER_HOME)
         if spec.home_volume is not None:
-            home = PurePosixPath(CONTAINER_HOME)
             empty = stage / home.name
             prepared = session_dir / "home"  # an agent's seeded HOME (mux.agents.prepare_home)
             seeded = any(k == "mux.agent" for k, _ in spec.labels)
@@ -134,7 +262,14 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
                 host_step(runner, ["ln", "-s", prepared, empty], partial(os.symlink, prepared, empty))
             else:
                 host_step(runner, ["mkdir", "-m", "700", empty], partial(empty.mkdir, mode=0o700))
+            make_links(runner, [(PurePosixPath(p).relative_to(home), t) for p, t in spec.links
+                                if PurePosixPath(p).is_relative_to(home)], prepared if seeded else empty)
             runner.run(A.cp_argv(empty, f"{spec.container}:{home.parent}", follow_link=seeded))
+        for i, (path, target) in enumerate((p, t) for p, t in spec.links
+                                           if not PurePosixPath(p).is_relative_to(home)):
+            place = PurePosixPath(path)
+            make_links(runner, [(PurePosixPath(place.name), target)], stage / f"link{i}")
+            runner.run(A.cp_argv(stage / f"link{i}" / place.name, f"{spec.container}:{place.parent}"))
         for local, inside in copies:
             runner.run(A.cp_argv(f"{local}/.", f"{spec.container}:{inside}"))
         if remove_source:
@@ -156,6 +291,16 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
             if made_volumes:
                 runner.run(A.volume_rm_argv(made_volumes), check=False)
         raise
+
+
+def make_links(runner: Runner, links: Sequence[tuple[PurePosixPath, str]], base: Path) -> None:
+    """Symlinks (relative path under ``base``, target) on this machine, their
+    directories included, for `docker cp` to copy as links."""
+    for rel, target in links:
+        link = base / rel
+        host_step(runner, ["mkdir", "-p", "-m", "700", link.parent],
+                  partial(link.parent.mkdir, mode=0o700, parents=True, exist_ok=True))
+        host_step(runner, ["ln", "-s", target, link], partial(os.symlink, target, link))
 
 
 def after_delete(runner: Runner, sessions: list[Session]) -> None:

@@ -69,7 +69,8 @@ def test_docker_failure_names_the_command_not_the_context(home: Home, fp) -> Non
 def test_copy_dry_run_on_local_engine_prints_volume_steps(home: Home, fp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = run("new", "--copy", "--dry-run", "s1")
     assert result.code == 0, result.err
-    first = [line.split()[:3] for line in result.out.splitlines() if not line.startswith("sh -c")]  # passwd, group
+    first = [line.split()[:3] for line in result.out.splitlines()
+             if not line.startswith(("sh -c", "mkdir"))]  # passwd, group; the stage directory
     assert first[:3] == [["docker", "volume", "create"], ["docker", "volume", "create"], ["docker", "create", "-it"]]
     assert "-v mux-s1-workspace:/workspace" in result.out
     assert "-v mux-s1-home:/home/mux" in result.out
