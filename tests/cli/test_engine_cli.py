@@ -217,3 +217,40 @@ def test_proxy_status_lists_the_tunnels_up_or_down_with_their_sessions(home: Hom
         {"context": "", "host": "ssh://me@dead.test:2222", "listen": ["172.31.0.1:18080"], "up": False,
          "sessions": ["s3"]},
     ]
+
+
+def test_sccache_dry_run_on_remote_engine_prints_every_volume_step(home: Home, fp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "box", "ssh://me@box.test")
+    binary = tmp_path / "bin" / "sccache"
+    binary.parent.mkdir()
+    binary.write_bytes(b"\x7fELF" + b"\0" * 60)
+    binary.chmod(0o755)
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    home.write_config(home.config.read_text() + f'[docker.rust]\nsccache = true\nbinary = "{binary}"\n')
+    # The cache is there already; the program (this binary) is not.
+    fp.register(["docker", "--context", "box", "volume", "ls", "-q", "--filter", "label=mux.volume"],
+                stdout="mux_sccache\nmux_sccache-0000\n")
+    result = run("--context", "box", "new", "--copy", "--dry-run", "s1")
+    assert result.code == 0, result.err
+    program, stage = f"mux_sccache-{digest}", home.session_dir("s1") / "stage"
+    helper = f"mux_fill_{program}"
+    lines = result.out.splitlines()
+    start = lines.index(f"docker --context box volume create --label mux.volume=program --label mux.program=sccache "
+                        f"--label mux.digest=sha256:{digest} {program}")
+    assert lines[start + 1:start + 7] == [
+        f"docker --context box create --name {helper} --label mux.helper=fill --pull never --network none "
+        f"-v {program}:/muxfill mux-test/busybox true",
+        f"mkdir -p {stage}/muxfill",
+        f"docker --context box cp {stage}/muxfill {helper}:/",
+        f"docker --context box cp -L {binary} {helper}:/muxfill/sccache",
+        f"docker --context box rm -f {helper}",
+        f"rm -rf {stage}/muxfill",
+    ]
+    assert "volume create --label mux.volume=sccache" not in result.out  # the cache is reused
+    made = next(ln for ln in lines if ln.startswith("docker --context box create -it"))
+    assert f"-v mux_sccache:/mux/sccache -v {program}:/opt/mux/sccache:ro" in made
+    assert f"{binary}:" not in made  # no path of this machine is mounted there
+    link = f"{stage}/link0/sccache"
+    assert lines.index(f"ln -s /opt/mux/sccache/sccache {link}") < lines.index(
+        f"docker --context box cp {link} mux-s1:/usr/local/bin") < lines.index("docker --context box start mux-s1")
+    assert not home.session_dir("s1").exists()

@@ -269,3 +269,34 @@ def test_agent_gets_a_user_and_home_even_without_run_as_user(home: Path) -> None
     spec = spec_for(home, "[docker]\nrun_as_user = false\n" + ANTHROPIC, agent="claude")
     assert spec.user == "1000:1001"  # never the image's (often root) user
     assert spec.home == home.parent / "data" / "sessions" / "s1" / "home"
+
+
+def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    from dataclasses import replace
+
+    monkeypatch.setenv("MUX_DATA_DIR", str(home.parent / "data"))
+    (home / ".claude" / "commands").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text('{"model": "x"}')
+    binary = elf(home.parent / "bin" / "claude")
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    text = ('[git]\ninject_config = false\n[agents.claude]\nshare = ["~/.claude/settings.json", "~/.claude/commands"]\n'
+            f'binary = "{binary}"\n' + ANTHROPIC)
+    remote = replace(host(home, MUX_INSTANCE="i1"), remote=True)
+    spec = build_spec(config(home, text), NewOptions(name="s1", agent="claude"), remote)
+    # Nothing of this machine's paths is mounted: named volumes, filled before the session.
+    assert [v for v in spec.volumes if v.startswith("/")] == []
+    assert f"mux_i1_claude-{digest}:{AGENT_DIR}:ro" in spec.volumes
+    assert "mux-s1-shared:/opt/mux/shared:ro" in spec.volumes
+    fills = {f.name: f for f in spec.fills}
+    assert fills[f"mux_i1_claude-{digest}"].files == ((binary, "claude"),)
+    shared = fills["mux-s1-shared"]
+    assert not shared.shared and dict(shared.labels) == {"mux.session": "s1", "mux.instance": "i1"}
+    assert shared.files == ((home / ".claude" / "settings.json", ".claude/settings.json"),
+                            (home / ".claude" / "commands", ".claude/commands"))
+    assert spec.links == (("/home/mux/.claude/settings.json", "/opt/mux/shared/.claude/settings.json"),
+                          ("/home/mux/.claude/commands", "/opt/mux/shared/.claude/commands"))
+    # The digest is remembered: a second spec does not read the binary again.
+    monkeypatch.setattr("hashlib.sha256", None)
+    assert build_spec(config(home, text), NewOptions(name="s2", agent="claude"), remote).fills[0].name == \
+        f"mux_i1_claude-{digest}"

@@ -268,3 +268,58 @@ def test_make_dirs_reports_what_it_cannot_create(tmp_path: Path) -> None:
     rust = RustSettings(sccache=True, cache_dir=tmp_path / "blocker" / "cache", binary=binary)
     with pytest.raises(MuxError, match="cannot create .*blocker/cache"):
         make_dirs(Runner(), rust, tmp_path / "s")
+
+
+def test_remote_engine_gets_volumes_not_host_paths(tmp_path: Path, empty_scripts: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path / "data"))
+    binary = elf(tmp_path / "bin" / "sccache")
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    w = rust_wiring(RustSettings(sccache=True, cache_dir=tmp_path / "cache", cargo_cache=True),
+                    session_dir=tmp_path / "sessions" / "s1", which=which_returning(binary),
+                    scripts_dir=empty_scripts, remote=True, instance="i1")
+    assert w.volumes == (
+        "mux_i1_sccache:/mux/sccache",
+        f"mux_i1_sccache-{digest}:/opt/mux/sccache:ro",
+        "mux-s1-cargo:/mux/cargo",
+        "mux_i1_cargo-registry:/mux/cargo/registry",
+        "mux_i1_cargo-git:/mux/cargo/git",
+    )
+    assert w.env == BASE_ENV + (("CARGO_HOME", "/mux/cargo"),)
+    assert w.dirs_to_create == ()  # nothing made on this machine
+    assert w.links == (("/usr/local/bin/sccache", "/opt/mux/sccache/sccache"),)
+    by_name = {f.name: f for f in w.fills}
+    program = by_name[f"mux_i1_sccache-{digest}"]
+    assert program.files == ((binary, "sccache"),) and program.shared
+    assert dict(program.labels) == {"mux.volume": "program", "mux.instance": "i1", "mux.program": "sccache",
+                                    "mux.digest": f"sha256:{digest}"}
+    assert dict(by_name["mux_i1_sccache"].labels) == {"mux.volume": "sccache", "mux.instance": "i1"}
+    own = by_name["mux-s1-cargo"]  # the session's CARGO_HOME: labelled with it, removed with it
+    assert not own.shared and dict(own.labels) == {"mux.session": "s1", "mux.instance": "i1"}
+    assert not (tmp_path / "cache").exists()
+
+
+def test_image_binary_mounts_nothing(tmp_path: Path, empty_scripts: Path) -> None:
+    rust = RustSettings(sccache=True, cache_dir=tmp_path / "cache", image_binary="/usr/local/cargo/bin/sccache")
+    local = rust_wiring(rust, which=which_returning(None), scripts_dir=empty_scripts)
+    assert local.volumes == (f"{tmp_path / 'cache'}:/mux/sccache",) and local.binary is None
+    assert ("RUSTC_WRAPPER", "/usr/local/cargo/bin/sccache") in local.env
+    remote = rust_wiring(rust, which=which_returning(None), scripts_dir=empty_scripts, remote=True)
+    assert remote.volumes == ("mux_sccache:/mux/sccache",) and remote.links == ()
+    assert [f.name for f in remote.fills] == ["mux_sccache"]
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('image_binary = "bin/sccache"', "image_binary: 'bin/sccache' must be an absolute path inside the image"),
+    ('image_binary = "/usr/bin/sccache"\nbinary = "/opt/sccache"', "image_binary: it and binary exclude each other"),
+], ids=["relative", "with-binary"])
+def test_image_binary_checks(tmp_path: Path, table: str, message: str) -> None:
+    from mux.config import load
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[docker.rust]\nsccache = true\n{table}\n")
+    with pytest.raises(ConfigError) as err:
+        load(path, env={})
+    assert message in err.value.message
