@@ -84,10 +84,10 @@ def volume_rm_argv(names: Sequence[str]) -> list[str]:
 
 
 def volume_ls_argv(*, instance: str | None = None) -> list[str]:
-    """Volumes of mux sessions, one per line: NAME<tab>SESSION."""
+    """Volumes of mux sessions, one per line: NAME<tab>SESSION<tab>INSTANCE."""
     argv = [DOCKER, "volume", "ls", "--filter", "label=mux.session"]
     argv += ["--filter", f"label=mux.instance={instance}"] if instance else []
-    return argv + ["--format", '{{.Name}}\t{{.Label "mux.session"}}']
+    return argv + ["--format", '{{.Name}}\t{{.Label "mux.session"}}\t{{.Label "mux.instance"}}']
 
 
 def volume_names_argv(label: str) -> list[str]:
@@ -119,8 +119,9 @@ def cleanup_argv(image: str, directory: object, entries: Sequence[str], *,
             "--entrypoint", "rm", image, "-rf", "--", *(f"/x/{e}" for e in entries)]
 
 
-def ps_argv(fmt: str, *, name: str | None = None, instance: str | None = None) -> list[str]:
-    argv = [DOCKER, "ps", "-a", "--no-trunc", "--filter", "label=mux.session"]
+def ps_argv(fmt: str, *, name: str | None = None, instance: str | None = None,
+            label: str = "mux.session") -> list[str]:
+    argv = [DOCKER, "ps", "-a", "--no-trunc", "--filter", f"label={label}"]
     if name is not None:
         argv += ["--filter", f"label=mux.session={name}"]
     if instance is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -129,6 +130,7 @@ def _containers(runner: Runner) -> Check:
     if orphans:
         problems.append((f"session files with no container: {', '.join(orphans)}",
                          f"`mux delete {orphans[0]}` removes a session's leftover files"))
+    problems += _volume_leftovers(runner, {s.name for s in found.sessions})
     stray = [str(p) for p in strangers()]
     if stray:
         problems.append((f"entries in the sessions directory that are no session: {', '.join(stray)}",
@@ -136,6 +138,32 @@ def _containers(runner: Runner) -> Check:
     if problems:
         return Check("containers", False, "; ".join(p for p, _ in problems), "; ".join(f for _, f in problems))
     return Check("containers", True, f"{len(found.sessions)} session(s), no conflicts or leftovers")
+
+
+def _volume_leftovers(runner: Runner, sessions: set[str]) -> list[tuple[str, str]]:
+    """Volumes of sessions that are gone, and copies into volumes that never finished.
+    The volumes sessions share on an engine (caches, programs: mux/volumes.py) are
+    kept on purpose and are no leftovers."""
+    from mux.hostfiles import being_created
+    from mux.volumes import sessions_volumes, unfinished_fills
+
+    docker = shlex.join(["docker", *runner.engine.docker_args()])
+    problems = []
+    try:
+        gone = [v for v, s in sessions_volumes(runner)
+                if s not in sessions and not being_created(paths.session_dir(s))]
+        fills = unfinished_fills(runner)
+    except MuxError as exc:
+        return [(exc.message, exc.hint or "")]
+    if gone:
+        problems.append((f"volumes of sessions that no longer exist: {', '.join(gone)}",
+                         f"`{docker} volume rm {shlex.join(gone)}` removes them (and the files in them)"))
+    if fills:
+        helper, volume = fills[0]
+        problems.append((f"copies into volumes that never finished (their mux new was killed): "
+                         f"{', '.join(v for _, v in fills)}",
+                         f"`{docker} rm -f {helper} && {docker} volume rm {volume}`; the next mux new copies again"))
+    return problems
 
 
 def _config(state: State) -> tuple[Check, Config | None]:

@@ -43,6 +43,7 @@ from mux.errors import ConfigError
 from mux.runner import Runner, host_step
 from mux.sessions import ENGINE_MARKER
 from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, VolumeFill
+from mux.validate import SESSION_NAME
 
 if TYPE_CHECKING:
     from mux.engine import Engine
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 SHARED_LABEL = "mux.volume"  # a volume sessions share: what it holds (its value)
 FILL_MOUNT = "/muxfill"  # where a fill helper mounts the volume it fills
+FILL_PREFIX = "mux_fill_"  # + the volume: a fill helper's container name
 PROGRAM = "program"  # SHARED_LABEL's value on a volume holding one host executable
 WORKDIR_PREFIX = "volume:"  # the mux.workdir label of a session whose /workspace is a volume
 STAGE = "stage"  # under the session's data dir: what `docker cp` copies from
@@ -140,6 +142,22 @@ def make_fills(runner: Runner, spec: SessionSpec, stage: Path, made: list[str]) 
             made.append(fill.name)
 
 
+def unfinished_fills(runner: Runner) -> list[tuple[str, str]]:
+    """(helper container, volume) of fills that never finished (their `mux new` was
+    killed): the volume may hold part of its files."""
+    inst = paths.instance()
+    listed = runner.query(A.ps_argv('{{.Names}}\t{{.Label "mux.instance"}}', instance=inst,
+                                    label="mux.helper=fill"))
+    found = []
+    for line in listed.stdout.splitlines():
+        name, _, instance = line.partition("\t")
+        volume = name.removeprefix(FILL_PREFIX)
+        if ((instance or None) == inst and name.startswith(FILL_PREFIX)
+                and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", volume)):
+            found.append((name, volume))
+    return found
+
+
 def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, stage: Path) -> None:
     """Create volume ``fill.name`` on the runner's engine and copy ``fill.files`` into it,
     through a helper container of ``image`` that is created, never started, and
@@ -148,7 +166,7 @@ def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, 
     On failure the volume is removed."""
     mount = PurePosixPath(FILL_MOUNT)
     root = stage / mount.name
-    helper = f"mux_fill_{fill.name}"
+    helper = FILL_PREFIX + fill.name
     runner.run(A.volume_create_argv(fill.name, fill.labels))
     try:
         runner.run(A.fill_helper_argv(helper, fill.name, str(mount), image, pull=pull,
@@ -317,14 +335,23 @@ def remove_volumes(runner: Runner, sessions: list[Session]) -> None:
     names = {s.name for s in sessions if in_volumes(s)}
     if not names:
         return
-    listed = runner.query(A.volume_ls_argv(instance=paths.instance()))
-    doomed = []
-    for line in listed.stdout.splitlines():
-        volume, _, session = line.partition("\t")
-        if session in names and volume == volume_name(session, volume.rsplit("-", 1)[-1]):
-            doomed.append(volume)
+    doomed = [volume for volume, session in sessions_volumes(runner) if session in names]
     if doomed:
         runner.run(A.volume_rm_argv(doomed))
+
+
+def sessions_volumes(runner: Runner) -> list[tuple[str, str]]:
+    """(volume, session) for this instance's session volumes on the runner's engine:
+    named ``mux-SESSION-WHAT`` and labelled with it (shared ones carry no session label)."""
+    inst = paths.instance()
+    listed = runner.query(A.volume_ls_argv(instance=inst))
+    found = []
+    for line in listed.stdout.splitlines():
+        volume, session, instance = (line.split("\t") + ["", ""])[:3]
+        if ((instance or None) == inst and SESSION_NAME.fullmatch(session)
+                and volume == volume_name(session, volume.rsplit("-", 1)[-1])):
+            found.append((volume, session))
+    return found
 
 
 def unsaved_work(runner: Runner, session: Session) -> list[str]:

@@ -5,6 +5,7 @@ once into a volume named by its digest."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -70,3 +71,20 @@ def test_sessions_there_share_a_cache_volume_that_outlives_them(rust_remote, rem
                                       ("sccache", "cargo-registry", "cargo-git"))])
     # The remote machine's own filesystem has no trace of this machine's cache dir.
     assert remote.inside("test", "-e", str(Path("~/.cache/sccache").expanduser()), check=False).returncode != 0
+    # doctor: the shared volumes are kept on purpose, no leftovers...
+    checks = {c["name"]: c for c in json.loads(mux(*BOX, "doctor", "--json").stdout)["checks"]}
+    assert checks["containers"]["ok"], checks["containers"]
+    # ...but a session volume whose session is gone is one, and so is a copy that never
+    # finished (a `mux new` killed while filling a volume leaves its helper container).
+    left = f"mux-{unique_name}-c-home"
+    remote.docker("volume", "create", "--label", f"mux.session={unique_name}-c", "--label",
+                  f"mux.instance={own_instance}", left)
+    remote.docker("create", "--name", f"mux_fill_{prefix}sccache", "--label", "mux.helper=fill",
+                  "--label", f"mux.instance={own_instance}", "mux-test/busybox", "true")
+    checks = {c["name"]: c for c in json.loads(mux(*BOX, "doctor", "--json").stdout)["checks"]}
+    found = checks["containers"]
+    assert not found["ok"] and f"volumes of sessions that no longer exist: {left}" in found["detail"]
+    assert f"copies into volumes that never finished (their mux new was killed): {prefix}sccache" in found["detail"]
+    assert f"`docker --context box volume rm {left}`" in found["fix"]
+    assert (f"`docker --context box rm -f mux_fill_{prefix}sccache && docker --context box volume rm "
+            f"{prefix}sccache`") in found["fix"]
