@@ -24,6 +24,13 @@ Choices, and why:
 - **State in the session HOME** (``~/.claude``, ``~/.codex``, ...), a host
   directory kept across stop/start. ``share`` mounts host files read-only at the
   same place under that HOME; anything that looks like a credential is refused.
+- **On a remote engine** nothing of this machine can be mounted: the binary is
+  copied once into a volume named by its digest (as sccache's is) mounted
+  read-only at /opt/mux/agents; the shared files (checked the same way) are
+  copied into a volume of the session's, mounted read-only at /opt/mux/shared,
+  and each place under HOME is a symlink into it (docker 20.10 cannot mount a
+  part of a volume). Writing through the link fails as with a read-only mount;
+  the copies go with the session.
 """
 
 from __future__ import annotations

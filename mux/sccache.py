@@ -14,7 +14,16 @@ Choices, and why:
   sccache version (the cache is written by one version), and ``sccache
   --show-stats`` typed in the session talks to the same server the wrapper
   started. An image's own copy at exactly that path is shadowed on purpose;
-  one elsewhere on PATH is left alone (RUSTC_WRAPPER does not use it).
+  one elsewhere on PATH is left alone (RUSTC_WRAPPER does not use it). Only
+  ``image_binary`` (a path inside the image, said explicitly) uses the image's
+  own, and then nothing is mounted.
+- **On a remote engine** (mux/engine.py) no host path can be mounted: the cache,
+  and cargo's shared caches, are named volumes there, shared by the instance's
+  sessions on that engine as the host directories are here, and never removed
+  by ``mux delete``; the host binary is copied once into a read-only volume named
+  by its digest (mux/volumes.py), mounted at /opt/mux/sccache, with a symlink at
+  /usr/local/bin/sccache copied into the container so ``sccache`` is on PATH as
+  locally. A session's CARGO_HOME is then a volume of its own.
 - **The binary must be a real executable, not a shim.** ``which sccache`` often
   finds a pyenv/asdf shim: a shell script that execs host paths and would fail
   inside the container. Then mux uses the sccache next to its own Python (where

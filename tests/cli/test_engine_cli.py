@@ -254,3 +254,28 @@ def test_sccache_dry_run_on_remote_engine_prints_every_volume_step(home: Home, f
     assert lines.index(f"ln -s /opt/mux/sccache/sccache {link}") < lines.index(
         f"docker --context box cp {link} mux-s1:/usr/local/bin") < lines.index("docker --context box start mux-s1")
     assert not home.session_dir("s1").exists()
+
+
+def test_failed_copy_into_a_volume_removes_it_and_keeps_the_shared_cache(home: Home, fp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "box", "ssh://me@box.test")
+    binary = tmp_path / "sccache"
+    binary.write_bytes(b"\x7fELF" + b"\0" * 60)
+    binary.chmod(0o755)
+    program = f"mux_sccache-{hashlib.sha256(binary.read_bytes()).hexdigest()}"
+    home.write_config(home.config.read_text() + f'[docker.rust]\nsccache = true\nbinary = "{binary}"\n')
+    box = ["docker", "--context", "box"]
+    fp.register([*box, "volume", "ls", "-q", "--filter", "label=mux.volume"], stdout="")
+    fp.register([*box, "cp", "-L", str(binary), fp.any()], returncode=1,
+                stderr="Error response from daemon: no space left on device\n")
+    fp.register([*box, fp.any()], occurrences=20)
+    result = run("--context", "box", "new", "--copy", "s1")
+    assert result.code == 4, result.err
+    assert "no space left on device" in result.err
+    calls = [list(c) for c in fp.calls]
+    # The half-filled program volume and its helper are removed; the cache, filled, stays.
+    failed = calls.index([*box, "cp", "-L", str(binary), f"mux_fill_{program}:/muxfill/sccache"])
+    assert calls[failed + 1:failed + 3] == [[*box, "rm", "-f", f"mux_fill_{program}"], [*box, "volume", "rm", program]]
+    assert [*box, "volume", "create", "--label", "mux.volume=sccache", "mux_sccache"] in calls
+    assert not any(c[3:5] == ["volume", "rm"] and "mux_sccache" in c for c in calls)
+    assert not any(c[3:4] == ["create"] and "-it" in c for c in calls)  # no session container was made
+    assert not home.session_dir("s1").exists()
