@@ -52,7 +52,7 @@ class NewOptions:
 class HostFacts:
     """Everything about the host a spec depends on, gathered in one place."""
 
-    uid: int
+    uid: int  # who the session runs as, in the engine's ids (rootless Docker: 0 is you)
     gid: int
     env: Mapping[str, str]
     cwd: Path
@@ -220,9 +220,14 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     git_name = git_email = None
     if config.git.inject_config and not (config.git.user_name and config.git.user_email):
         git_name, git_email = host_git_identity(runner)
-    login, group = account.host_names(os.getuid(), os.getgid(), os.environ)
+    uid, gid = os.getuid(), os.getgid()
+    login, group = account.host_names(uid, gid, os.environ)
+    from mux.vmengine import maps_you_to_root
+
+    if maps_you_to_root(runner):  # rootless Docker: its uid 0 is you here (mux/vmengine.py)
+        uid = gid = 0
     return HostFacts(
-        uid=os.getuid(), gid=os.getgid(), env=dict(os.environ), cwd=Path.cwd(),
+        uid=uid, gid=gid, env=dict(os.environ), cwd=Path.cwd(),
         now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email, login=login, group=group,
         remote=runner.engine.remote,
     )

@@ -9,15 +9,22 @@ sessions that name (no --add-host). Rootless Docker has no such name by
 default (slirp4netns hides the host's loopback), so it is refused with what to
 set. ``[proxy] host_address`` overrides all of this.
 
+Rootless Docker also maps you to root: its containers' uid 0 is you on this
+machine and every other uid a subordinate one, so a session run as your uid
+could read but not write its bind-mounted workdir and HOME. mux runs its
+sessions there as uid 0 (named like you inside), which is you on the host.
+
 Recognised from one `docker info` per engine, cached under DATA/engines/ (a
-plain Linux engine costs that call once, not per `mux new`). Remote engines
-need none of this: their sessions reach the proxy through mux's ssh tunnel.
+plain Linux engine costs that call once, not per `mux new`; for the rootless
+check, only an engine whose socket is yours, not root's, is asked). Remote
+engines need none of this: their sessions reach the proxy through mux's ssh tunnel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +38,9 @@ from mux.runner import Runner
 class VmEngine:
     kind: str  # what it is, for messages
     host_name: str | None  # the documented name of this machine, seen from a container
+
+
+ROOTLESS = VmEngine("rootless Docker", None)
 
 
 def recognise(info: Mapping[str, Any]) -> VmEngine | None:
@@ -47,7 +57,7 @@ def recognise(info: Mapping[str, Any]) -> VmEngine | None:
     if name == "colima" or name.startswith("colima-"):
         return VmEngine("colima", "host.lima.internal")
     if any(s == "name=rootless" or s.startswith("name=rootless,") for s in security):
-        return VmEngine("rootless Docker", None)
+        return ROOTLESS
     return None
 
 
@@ -93,3 +103,19 @@ def proxy_host(runner: Runner, host_address: str | None) -> str | None:
             "(with slirp4netns and --disable-host-loopback=false: 10.0.2.2) and [proxy] bind to match",
         )
     return vm.host_name
+
+
+def maps_you_to_root(runner: Runner) -> bool:
+    """Whether the engine is rootless Docker run by you: its root is you here.
+
+    Only a local engine whose socket you own (a rootful engine's is root's) costs
+    the cached `docker info`; root's own mux never asks."""
+    uid = os.getuid()
+    if runner.engine.remote or uid == 0 or not runner.engine.host.startswith("unix://"):
+        return False
+    try:
+        if os.stat(runner.engine.host.removeprefix("unix://")).st_uid != uid:
+            return False
+    except OSError:
+        return False  # docker itself will say what is wrong with the socket
+    return recognise(_cached_info(runner)) == ROOTLESS

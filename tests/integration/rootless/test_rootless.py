@@ -1,0 +1,114 @@
+"""mux on a real rootless Docker engine (tests/integration/rootless/conftest.py):
+plain sessions with the workdir bind-mounted, the proxied-session refusal read
+from the engine's real `docker info`, and a proxied session through
+`[proxy] host_address` with a credential injected."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mux.proxy import netinfo
+from tests.conftest import DEBIAN, session_dir
+from tests.integration.proxy.harness import free_port
+from tests.integration.proxy.servers import EchoUpstream, Pki, make_pki
+from tests.integration.rootless.conftest import HOST_LOOPBACK, RootlessEngine
+
+pytestmark = pytest.mark.docker
+TOKEN = "tok-rootless-3f9a-injected"
+IMAGE_CONFIG = (f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n'
+                '[git]\nuser_name = "Rootless Agent"\nuser_email = "rl@example.com"\n')
+
+
+def write_config(engine: RootlessEngine, text: str) -> None:
+    Path(engine.env["MUX_CONFIG"]).write_text(IMAGE_CONFIG + text)
+
+
+def test_engine_is_rootless_and_separate(rootless: RootlessEngine) -> None:
+    info = json.loads(rootless.docker("info", "--format", "{{json .}}").stdout)
+    assert "name=rootless" in info["SecurityOptions"]
+    assert info["DockerRootDir"].startswith(os.path.dirname(rootless.host.removeprefix("unix://")))
+
+
+def test_plain_session_new_list_delete(rootless: RootlessEngine) -> None:
+    work = rootless.base / "work"
+    (work / "seen.txt").write_text("from the host\n")
+    write_config(rootless, "")
+    made = rootless.mux("new", "rl-plain", cwd=work)
+    assert made.returncode == 0, made.stderr
+    listed = json.loads(rootless.mux("list", "--json").stdout)
+    assert [(s["name"], s["status"], s["workdir"]) for s in listed] == [("rl-plain", "running", str(work))]
+    seen = rootless.mux("exec", "rl-plain", "--", "cat", "/workspace/seen.txt")
+    assert seen.stdout == "from the host\n", seen.stderr
+    wrote = rootless.mux("exec", "rl-plain", "--", "sh", "-c",
+                         'echo from-inside > /workspace/made.txt && touch "$HOME/.state" && id -un')
+    assert wrote.returncode == 0, wrote.stderr
+    assert wrote.stdout == "mux-rootless\n"  # the host's name for whom the session runs as
+    made_inside = work / "made.txt"
+    assert made_inside.read_text() == "from-inside\n"
+    assert made_inside.stat().st_uid == rootless.uid  # the user's file, not a subordinate id's
+    assert rootless.mux("stop", "rl-plain").returncode == 0
+    assert rootless.mux("delete", "rl-plain").returncode == 0
+    assert json.loads(rootless.mux("list", "--json").stdout) == []
+    assert rootless.docker("ps", "-aq").stdout == ""
+
+
+def test_proxied_session_without_host_address_is_refused(rootless: RootlessEngine) -> None:
+    write_config(rootless, f"[proxy]\nport = {free_port()}\n")
+    refused = rootless.mux("new", "--proxy", "rl-refused", cwd=rootless.base / "work")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("mux: error: the engine is rootless Docker"), refused.stderr
+    assert "host_address" in refused.stderr and "10.0.2.2" in refused.stderr
+    # Decided from the engine's own `docker info` (cached under the data dir), not a recording.
+    data = Path(rootless.env["MUX_DATA_DIR"])
+    cached = [json.loads(p.read_text()) for p in (data / "engines").glob("*.json")]
+    assert [c["host"] for c in cached] == [rootless.host]
+    assert "name=rootless" in cached[0]["SecurityOptions"]
+    assert rootless.docker("ps", "-aq").stdout == ""
+    assert not session_dir("rl-refused", data, rootless.env).exists()
+    assert rootless.mux("proxy", "status").returncode == 5  # not running: nothing was started
+
+
+@pytest.fixture
+def upstream(rootless: RootlessEngine) -> Iterator[EchoUpstream]:
+    """An HTTPS upstream on the main engine's bridge address: on this machine, but not
+    what that address means inside the rootless engine's network, so only the proxy
+    (which runs here) reaches it."""
+    gateway = netinfo.bridge_gateway()
+    assert gateway, "no Docker bridge gateway address here"
+    pki: Pki = make_pki(rootless.base / "pki", [gateway])
+    with EchoUpstream(gateway, pki) as server:
+        yield server
+
+
+def test_proxied_session_with_host_address_injects_the_credential(
+        rootless: RootlessEngine, upstream: EchoUpstream) -> None:
+    port = free_port()
+    write_config(rootless, f'[proxy]\nport = {port}\ntimeout = 30\nbind = ["127.0.0.1"]\n'
+                           f'host_address = "{HOST_LOOPBACK}"\n'
+                           f'[proxy.filters]\nallowed_networks = ["{upstream.host}/32"]\n'
+                           f'[credentials.api]\ndomains = ["{upstream.host}"]\nauth_type = "bearer"\n'
+                           'value = "${API_TOKEN}"\n')
+    # Every mux call sees the proxy's environment: the upstream CA is part of its settings.
+    rootless = replace(rootless, env={**rootless.env, "API_TOKEN": TOKEN,
+                                      "MUX_PROXY_UPSTREAM_CA": str(upstream.pki.ca)})
+    made = rootless.mux("-v", "new", "--proxy", "rl-proxied", cwd=rootless.base / "work")
+    assert made.returncode == 0, made.stderr
+    assert "--add-host" not in made.stderr
+    printed = rootless.mux("exec", "rl-proxied", "--", "printenv", "HTTPS_PROXY")
+    assert printed.stdout.strip().endswith(f"@{HOST_LOOPBACK}:{port}"), printed.stderr + made.stderr
+    url = f"{upstream.url}/v1/models"
+    out = rootless.mux("exec", "rl-proxied", "--", "curl", "-sS", "--max-time", "30", url)
+    assert out.stdout == "upstream ok\n", out.stderr
+    assert upstream.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+    # Without the proxy the session cannot reach that upstream: it exists only on this machine.
+    direct = rootless.mux("exec", "rl-proxied", "--", "curl", "-sS", "--max-time", "10", "--noproxy", "*", url)
+    assert direct.returncode != 0
+    assert len(upstream.requests) == 1
+    assert TOKEN not in rootless.docker("inspect", "mux-rl-proxied").stdout
+    assert rootless.mux("delete", "--force", "rl-proxied").returncode == 0
