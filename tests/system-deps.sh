@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages mux and its tests need: the Docker engine and CLI, git,
 # curl, npm (the real agent clients), a static busybox and debootstrap (the test
-# images), and python3-venv
+# images), rootlesskit, slirp4netns and uidmap (the rootless Docker engine of
+# tests/integration/rootless), and python3-venv
 # when $PYTHON is Debian's own (its venv module needs ensurepip to make .venv).
 # As root, the missing ones are installed; otherwise they are named, with the
 # command that installs them, and the install goes on (a user in the docker
@@ -19,6 +20,9 @@ command -v debootstrap >/dev/null || need debootstrap
 command -v git >/dev/null || need git
 command -v curl >/dev/null || need curl
 command -v npm >/dev/null || need npm  # the real agent clients (tests/agents.sh)
+for pkg in rootlesskit slirp4netns uidmap; do  # tests/integration/rootless
+    dpkg -s "$pkg" >/dev/null 2>&1 || need "$pkg"
+done
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     case "$(readlink -f "$(command -v "$python" || echo "$python")")" in
         /usr/bin/python3*) need python3-venv ;;  # Debian splits ensurepip out of the interpreter

@@ -1,10 +1,12 @@
-"""VM engines recognised from `docker info`: two outputs recorded on this machine
-(the host's engine, and the test's second engine in a container), the others
-written from each product's documented values (only the fields mux reads)."""
+"""VM engines recognised from `docker info`: three outputs recorded on this machine
+(the host's engine, the test's second engine in a container, and the rootless
+engine of tests/integration/rootless), the others written from each product's
+documented values (only the fields mux reads)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,7 @@ def info(name: str) -> dict[str, object]:
     ("colima-profile-reconstructed.json", "colima", "host.lima.internal"),
     ("rancher-desktop-reconstructed.json", "Rancher Desktop", "host.docker.internal"),
     ("rootless-reconstructed.json", "rootless Docker", None),
+    ("rootless-20.10-recorded.json", "rootless Docker", None),
 ])
 def test_recognise(recording: str, kind: str | None, host: str | None) -> None:
     found = vmengine.recognise(info(recording))
@@ -58,3 +61,45 @@ def test_cached_per_engine_and_rootless_is_refused(fp, tmp_path: Path, monkeypat
     with pytest.raises(ConfigError, match="rootless Docker") as caught:
         vmengine.proxy_host(desk, None)
     assert "[proxy] host_address" in (caught.value.hint or "")
+
+
+INFO_ARGV = ["docker", "--context", "rl", "info", "--format", "{{json .}}"]
+
+
+def rootless_runner(socket: Path) -> Runner:
+    return Runner(engine=Engine("rl", f"unix://{socket}", "--context", pass_context=True))
+
+
+@pytest.mark.parametrize(("recording", "expected"), [
+    ("rootless-20.10-recorded.json", True),
+    ("debian-docker.io-20.10-recorded.json", False),
+])
+def test_your_own_socket_asks_docker_info_once(fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                               recording: str, expected: bool) -> None:
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path / "data"))
+    socket = tmp_path / "docker.sock"
+    socket.touch()
+    if os.geteuid() == 0:
+        os.chown(socket, 1000, -1)  # the suite runs as root here: the socket is a user's
+    owner = socket.stat().st_uid
+    monkeypatch.setattr(vmengine.os, "getuid", lambda: owner)
+    fp.register(INFO_ARGV, stdout=json.dumps(info(recording)))
+    assert vmengine.maps_you_to_root(rootless_runner(socket)) is expected
+    assert vmengine.maps_you_to_root(rootless_runner(socket)) is expected  # from the cache
+    assert [list(c) for c in fp.calls] == [INFO_ARGV]
+
+
+@pytest.mark.parametrize("case", ["root runs mux", "socket is not yours", "no socket", "remote"])
+def test_no_docker_info_unless_the_socket_is_yours(fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                                   case: str) -> None:
+    """A rootful engine's socket is root's: users of the docker group never pay the call."""
+    socket = tmp_path / "docker.sock"
+    socket.touch()
+    owner = socket.stat().st_uid
+    uid = {"root runs mux": 0, "socket is not yours": owner + 1}.get(case, owner or 1000)
+    monkeypatch.setattr(vmengine.os, "getuid", lambda: uid)
+    runner = rootless_runner(tmp_path / "absent.sock" if case == "no socket" else socket)
+    if case == "remote":
+        runner = Runner(engine=Engine("box", "ssh://me@box.test", "--context", pass_context=True))
+    assert vmengine.maps_you_to_root(runner) is False
+    assert list(fp.calls) == []
