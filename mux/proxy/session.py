@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux.errors import ProxyError
+from mux.errors import ConfigError, ProxyError
 from mux.paths import session_dir
 from mux.proxy import control, netinfo, registry
 from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
@@ -150,16 +150,31 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull
     """For a proxy-only session: mux's egress network and relay, made if missing, on
     the session's engine. The relay forwards to the proxy on this engine's bridge
     gateway, or on a remote engine to ``tunnel_end`` (``GATEWAY:PORT`` there, where
-    mux's ssh tunnel to the proxy listens: mux/tunnel.py). Returns the network to run
-    on and the name the session reaches the proxy at."""
+    mux's ssh tunnel to the proxy listens: mux/tunnel.py), or to ``[proxy]
+    host_address`` (rootless Docker: 10.0.2.2, this machine's loopback through
+    slirp4netns). Returns the network to run on and the name the session reaches
+    the proxy at."""
     from mux.proxy import egress
+    from mux.vmengine import proxy_host
 
     files = ProxyFiles.default()
     current = control.status(files)
     port = current.port if current.running and current.port else settings.port
+    via = None if tunnel_end is not None else proxy_host(runner, settings.host_address)
     if tunnel_end is not None:
         gateway, _, tunnel_port = tunnel_end.rpartition(":")
         port = int(tunnel_port)
+    elif via is not None:
+        import ipaddress
+
+        try:
+            gateway = str(ipaddress.IPv4Address(via))
+        except ValueError:
+            raise ConfigError(
+                f"--egress proxy-only: the relay reaches the proxy at an IPv4 address, and this engine's "
+                f"containers reach this machine as {via!r}",
+                hint="set [proxy] host_address to the IPv4 address that name resolves to inside the engine's "
+                     "containers") from None
     else:
         found = next((a for a in current.addresses if a != control.LOOPBACK), None)
         if found is None and current.running:

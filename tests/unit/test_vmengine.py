@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,4 +103,18 @@ def test_no_docker_info_unless_the_socket_is_yours(fp, tmp_path: Path, monkeypat
     if case == "remote":
         runner = Runner(engine=Engine("box", "ssh://me@box.test", "--context", pass_context=True))
     assert vmengine.maps_you_to_root(runner) is False
+    assert list(fp.calls) == []
+
+
+def test_proxy_only_needs_an_ipv4_host_address(fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The egress relay connects to an address: a host name there is exit 2 before
+    anything is made (no docker call at all)."""
+    from mux.proxy.session import proxy_only_network
+    from mux.proxy.settings import default_settings
+
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path))
+    settings = replace(default_settings(), host_address="host.docker.internal")
+    with pytest.raises(ConfigError, match="IPv4") as caught:
+        proxy_only_network(Runner(), settings, "mux-test/debian", "never")
+    assert caught.value.exit_code == 2
     assert list(fp.calls) == []

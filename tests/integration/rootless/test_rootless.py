@@ -58,9 +58,10 @@ def test_plain_session_new_list_delete(rootless: RootlessEngine) -> None:
     assert rootless.docker("ps", "-aq").stdout == ""
 
 
-def test_proxied_session_without_host_address_is_refused(rootless: RootlessEngine) -> None:
+@pytest.mark.parametrize("egress", ["open", "proxy-only"])
+def test_proxied_session_without_host_address_is_refused(rootless: RootlessEngine, egress: str) -> None:
     write_config(rootless, f"[proxy]\nport = {free_port()}\n")
-    refused = rootless.mux("new", "--proxy", "rl-refused", cwd=rootless.base / "work")
+    refused = rootless.mux("new", "--proxy", "--egress", egress, "rl-refused", cwd=rootless.base / "work")
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.startswith("mux: error: the engine is rootless Docker"), refused.stderr
     assert "host_address" in refused.stderr and "10.0.2.2" in refused.stderr
@@ -70,6 +71,7 @@ def test_proxied_session_without_host_address_is_refused(rootless: RootlessEngin
     assert [c["host"] for c in cached] == [rootless.host]
     assert "name=rootless" in cached[0]["SecurityOptions"]
     assert rootless.docker("ps", "-aq").stdout == ""
+    assert "mux-egress" not in rootless.docker("network", "ls").stdout
     assert not session_dir("rl-refused", data, rootless.env).exists()
     assert rootless.mux("proxy", "status").returncode == 5  # not running: nothing was started
 
@@ -86,17 +88,21 @@ def upstream(rootless: RootlessEngine) -> Iterator[EchoUpstream]:
         yield server
 
 
-def test_proxied_session_with_host_address_injects_the_credential(
-        rootless: RootlessEngine, upstream: EchoUpstream) -> None:
-    port = free_port()
+def proxied(rootless: RootlessEngine, upstream: EchoUpstream, port: int) -> RootlessEngine:
+    """The config for sessions reaching ``upstream`` through the proxy at 10.0.2.2, and
+    the proxy's environment (the upstream CA is part of its settings: every mux call sees it)."""
     write_config(rootless, f'[proxy]\nport = {port}\ntimeout = 30\nbind = ["127.0.0.1"]\n'
                            f'host_address = "{HOST_LOOPBACK}"\n'
                            f'[proxy.filters]\nallowed_networks = ["{upstream.host}/32"]\n'
                            f'[credentials.api]\ndomains = ["{upstream.host}"]\nauth_type = "bearer"\n'
                            'value = "${API_TOKEN}"\n')
-    # Every mux call sees the proxy's environment: the upstream CA is part of its settings.
-    rootless = replace(rootless, env={**rootless.env, "API_TOKEN": TOKEN,
-                                      "MUX_PROXY_UPSTREAM_CA": str(upstream.pki.ca)})
+    return replace(rootless, env={**rootless.env, "API_TOKEN": TOKEN, "MUX_PROXY_UPSTREAM_CA": str(upstream.pki.ca)})
+
+
+def test_proxied_session_with_host_address_injects_the_credential(
+        rootless: RootlessEngine, upstream: EchoUpstream) -> None:
+    port = free_port()
+    rootless = proxied(rootless, upstream, port)
     made = rootless.mux("-v", "new", "--proxy", "rl-proxied", cwd=rootless.base / "work")
     assert made.returncode == 0, made.stderr
     assert "--add-host" not in made.stderr
@@ -112,3 +118,30 @@ def test_proxied_session_with_host_address_injects_the_credential(
     assert len(upstream.requests) == 1
     assert TOKEN not in rootless.docker("inspect", "mux-rl-proxied").stdout
     assert rootless.mux("delete", "--force", "rl-proxied").returncode == 0
+
+
+def test_proxy_only_session_goes_out_through_the_proxy_alone(
+        rootless: RootlessEngine, upstream: EchoUpstream) -> None:
+    port = free_port()
+    rootless = proxied(rootless, upstream, port)
+    made = rootless.mux("-v", "new", "--egress", "proxy-only", "rl-only", cwd=rootless.base / "work")
+    assert made.returncode == 0, made.stderr
+    assert f"{HOST_LOOPBACK} {port}" in made.stderr  # the relay's target: the proxy, through slirp4netns
+    url = f"{upstream.url}/v1/models"
+    out = rootless.mux("exec", "rl-only", "--", "curl", "-sS", "--max-time", "30", url)
+    assert out.stdout == "upstream ok\n", out.stderr
+    assert upstream.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+    # This machine's loopback (the proxy's port itself) is reachable from the engine's
+    # bridge, and not from the session: its one way out is the relay.
+    probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--noproxy", "*",
+             f"http://{HOST_LOOPBACK}:{port}/"]
+    on_bridge = rootless.docker("run", "--rm", "--label", f"mux.instance={rootless.env['MUX_INSTANCE']}",
+                                DEBIAN, *probe)
+    assert on_bridge.stdout not in ("", "000"), on_bridge.stderr
+    from_session = rootless.mux("exec", "rl-only", "--", *probe)
+    assert from_session.returncode != 0 and from_session.stdout == "000"
+    direct = rootless.mux("exec", "rl-only", "--", "curl", "-sS", "--max-time", "5", "--noproxy", "*", url)
+    assert direct.returncode != 0
+    assert len(upstream.requests) == 1
+    assert rootless.mux("delete", "--force", "rl-only").returncode == 0
+    assert rootless.docker("ps", "-aq").stdout == ""  # the relay went with the last proxy-only session
