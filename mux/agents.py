@@ -41,7 +41,7 @@ import platform
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
@@ -476,8 +476,7 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
     else:
         volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
     env = [*((k, PLACEHOLDER) for k in keys), *agent.env]
-    return replace(
-        spec,
+    return spec._replace(
         command=command(agent, req),
         env=tuple(env) + spec.env,
         volumes=tuple(volumes), fills=tuple(fills), links=tuple(links),

@@ -10,9 +10,9 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mux import paths, validate
 from mux.errors import ConfigError
@@ -30,19 +30,19 @@ else:  # pragma: no cover
 DEFAULT_IMAGE = "ubuntu:22.04"
 MAX_CONFIG_BYTES = 1024 * 1024
 PULL_POLICIES = ("missing", "always", "never")
+DEFAULT_SCCACHE_DIR = "~/.cache/sccache"
+NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class RustSettings:
+class RustSettings(NamedTuple):
     sccache: bool = False
-    cache_dir: Path = field(default_factory=lambda: Path("~/.cache/sccache").expanduser())
+    cache_dir: Path = Path(DEFAULT_SCCACHE_DIR).expanduser()  # HOME does not change while mux runs
     binary: Path | None = None
     image_binary: str | None = None  # sccache inside the image: nothing mounted or copied (mux/sccache.py)
     cargo_cache: bool = False
 
 
-@dataclass(frozen=True)
-class DockerSettings:
+class DockerSettings(NamedTuple):
     image: str = DEFAULT_IMAGE
     volumes: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -58,15 +58,13 @@ class DockerSettings:
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
 
 
-@dataclass(frozen=True)
-class GitSettings:
+class GitSettings(NamedTuple):
     inject_config: bool = True
     user_name: str | None = None
     user_email: str | None = None
 
 
-@dataclass(frozen=True)
-class AgentSettings:
+class AgentSettings(NamedTuple):
     """One ``[agents.NAME]`` table: what it changes in a preset (mux/agents.py), or a
     whole new agent. None: not set here, the preset's value stands."""
 
@@ -86,15 +84,14 @@ AGENT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 AGENT_COMMAND = re.compile(r"(/[A-Za-z0-9_.+-]+)+|[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     source: Path | None = None
     docker: DockerSettings = DockerSettings()
     git: GitSettings = GitSettings()
-    agents: Mapping[str, AgentSettings] = field(default_factory=dict)
+    agents: Mapping[str, AgentSettings] = NOTHING
     proxy: ProxySettings | None = None  # parsed by mux.proxy.settings, imported only when there is a [proxy]
-    raw_proxy: Mapping[str, Any] = field(default_factory=dict)
-    raw_credentials: Mapping[str, Any] = field(default_factory=dict)
+    raw_proxy: Mapping[str, Any] = NOTHING
+    raw_credentials: Mapping[str, Any] = NOTHING
 
 
 class Table:
@@ -306,7 +303,7 @@ def _limits(t: Table) -> Limits:
 def _rust(t: Table) -> RustSettings:
     settings = RustSettings(
         sccache=t.boolean("sccache", False),
-        cache_dir=t.path("cache_dir", RustSettings().cache_dir),
+        cache_dir=t.path("cache_dir", Path(DEFAULT_SCCACHE_DIR).expanduser()),
         binary=t.path("binary"),
         image_binary=t.string("image_binary"),
         cargo_cache=t.boolean("cargo_cache", False),

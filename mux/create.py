@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mux import __version__, account, hostfiles, interrupts, paths, validate
 from mux import argv as A
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
     from mux.proxy.settings import ProxySettings
 
 
-@dataclass(frozen=True)
-class NewOptions:
+class NewOptions(NamedTuple):
     """What the user asked for on the command line; None means "use the config"."""
 
     name: str
@@ -48,8 +46,7 @@ class NewOptions:
     copy: bool = False  # /workspace is a volume holding a copy of the workdir (mux/volumes.py)
 
 
-@dataclass(frozen=True)
-class HostFacts:
+class HostFacts(NamedTuple):
     """Everything about the host a spec depends on, gathered in one place."""
 
     uid: int  # who the session runs as, in the engine's ids (rootless Docker: 0 is you)
@@ -59,14 +56,14 @@ class HostFacts:
     now: datetime
     git_name: str | None = None
     git_email: str | None = None
-    data_dir: Path = field(default_factory=paths.data_dir)
+    data_dir: Path | None = None  # None: paths.data_dir()
     login: str = "mux"  # the host's names for uid and gid (mux.account.host_names)
     group: str = "mux"
     remote: bool = False  # the engine cannot see this machine's files
 
     def session_dir(self, name: str) -> Path:
         """Session ``name``'s files under this host's data dir, in its instance."""
-        return paths.session_dir(name, paths.sessions_root(self.data_dir, self.env))
+        return paths.session_dir(name, paths.sessions_root(self.data_dir or paths.data_dir(), self.env))
 
 
 def git_env(name: str | None, email: str | None) -> list[tuple[str, str | None]]:
@@ -229,7 +226,7 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     return HostFacts(
         uid=uid, gid=gid, env=dict(os.environ), cwd=Path.cwd(),
         now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email, login=login, group=group,
-        remote=runner.engine.remote,
+        data_dir=paths.data_dir(), remote=runner.engine.remote,
     )
 
 
@@ -351,7 +348,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                           "publishes no port from it",
                           hint=f"drop -p (and [docker] ports); `mux forward {spec.name} PORT` reaches it once it runs")
     if proxy is not None:  # `mux list` shows it
-        spec = replace(spec, labels=spec.labels + (("mux.egress", egress),))
+        spec = spec._replace(labels=spec.labels + (("mux.egress", egress),))
     volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
     if volumes:
         from mux import volumes as V
@@ -496,14 +493,13 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
     via = None
     if proxy_only:
         network, via = proxy_only_network(runner, proxy, spec.image, spec.pull, tunnel_end)
-        spec = replace(spec, network=network)
+        spec = spec._replace(network=network)
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host
 
         via = proxy_host(runner, proxy.host_address)
     wiring = session_wiring(proxy, spec.name, spec.network, dry_run=runner.dry_run, proxy_host=via)
-    return replace(
-        spec,
+    return spec._replace(
         env=tuple(wiring.env) + spec.env,
         env_files=spec.env_files + ((wiring.env_file,) if wiring.env_file else ()),
         volumes=spec.volumes + tuple(wiring.volumes),

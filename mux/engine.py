@@ -21,8 +21,8 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mux.errors import ConfigError
 
@@ -33,8 +33,7 @@ LOCAL_SCHEMES = ("unix://", "npipe://")
 CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
 
 
-@dataclass(frozen=True)
-class Engine:
+class Engine(NamedTuple):
     name: str  # the docker context name ("default" covers DOCKER_HOST and the socket)
     host: str  # the endpoint: unix:///..., ssh://user@box, tcp://...
     source: str  # how it was chosen, for messages: "--context", "DOCKER_HOST", ...

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,7 +95,7 @@ def clone_repo(runner: Runner, spec: SessionSpec, url: str, branch: str | None, 
     cloned = repo.clone(url, spec.workdir, branch, progress=progress, git_config=git_config)
     labels = dict(spec.labels)
     labels["mux.branch"] = cloned.branch
-    return replace(spec, labels=tuple(labels.items()))
+    return spec._replace(labels=tuple(labels.items()))
 
 
 def make_dirs(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path) -> None:

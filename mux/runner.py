@@ -15,8 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
+from typing import TYPE_CHECKING, Callable, NamedTuple, NoReturn, TextIO
 
 from mux.errors import DockerError, MuxError
 
@@ -32,8 +31,7 @@ PERMISSION_HINT = (
 ENGINE_HINT = "is Docker running? `docker info` shows whether the engine answers"
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     argv: list[str]
     returncode: int
     stdout: str

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mux import argv as A
 from mux import paths
@@ -38,8 +37,7 @@ PS_FORMAT = (
 EXITED = re.compile(r"Exited \((-?\d+)\)")
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     name: str
     backend: str
     status: str  # running, stopped, missing, or docker's own word (paused, restarting, dead)
@@ -65,13 +63,12 @@ class Session:
         return self.id or self.container
 
     def public(self) -> dict[str, object]:
-        data = asdict(self)
+        data = self._asdict()
         del data["state"], data["id"]
         return data
 
 
-@dataclass(frozen=True)
-class Foreign:
+class Foreign(NamedTuple):
     """A container labelled mux.session that mux cannot take as a session."""
 
     container: str
@@ -85,8 +82,7 @@ class Foreign:
                 "egress": "", "exit_code": None}
 
 
-@dataclass(frozen=True)
-class Scan:
+class Scan(NamedTuple):
     sessions: list[Session]
     foreign: list[Foreign]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 WORKSPACE = "/workspace"
 CONTAINER_HOME = "/home/mux"
@@ -15,15 +15,13 @@ def container_name(session: str) -> str:
     return f"mux-{session}"
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     memory: str | None = None
     cpus: str | None = None
     memory_swap: str | None = None
 
 
-@dataclass(frozen=True)
-class VolumeFill:
+class VolumeFill(NamedTuple):
     """A named volume a session on a remote engine mounts, made before it from host
     files (mux/volumes.py), since no host path can be mounted there."""
 
@@ -33,8 +31,7 @@ class VolumeFill:
     shared: bool = True  # made once and kept for every session (a cache, a program); else the session's
 
 
-@dataclass(frozen=True)
-class SessionSpec:
+class SessionSpec(NamedTuple):
     name: str
     image: str
     workdir: Path

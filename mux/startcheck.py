@@ -11,8 +11,7 @@ container that stops meanwhile is inspected for its exit code and last output.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mux import argv as A
 
@@ -25,11 +24,10 @@ PATIENCE = 10.0  # seconds of `docker top` polling before taking a busy init as 
 TAIL = 10
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     running: bool
     exit_code: int | None = None
-    last_lines: list[str] = field(default_factory=list)
+    last_lines: tuple[str, ...] = ()
 
     @property
     def exec_error(self) -> str:
@@ -86,4 +84,4 @@ def stopped(runner: Runner, ref: str) -> Outcome:
     out = runner.query(A.logs_argv(ref, tail=TAIL), check=False)
     lines = [ln.rstrip("\r") for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
     return Outcome(running=False, exit_code=int(code) if code.lstrip("-").isdigit() else None,
-                   last_lines=lines[-TAIL:])
+                   last_lines=tuple(lines[-TAIL:]))

@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -235,7 +234,7 @@ def ca_copied_in(spec: SessionSpec) -> tuple[SessionSpec, list[tuple[Path, str]]
 
     ca = [v for v in spec.volumes if v.split(":")[1:2] == [CONTAINER_CA_DIR]]
     copies = [(Path(v.split(":")[0]), CONTAINER_CA_DIR) for v in ca]
-    return replace(spec, volumes=tuple(v for v in spec.volumes if v not in ca)), copies
+    return spec._replace(volumes=tuple(v for v in spec.volumes if v not in ca)), copies
 
 
 def as_volume_spec(spec: SessionSpec) -> SessionSpec:
@@ -244,7 +243,7 @@ def as_volume_spec(spec: SessionSpec) -> SessionSpec:
     workspace = volume_name(spec.name, "workspace")
     labels = [(k, f"{WORKDIR_PREFIX}{workspace}" if k == "mux.workdir" else v) for k, v in spec.labels]
     home = volume_name(spec.name, "home") if spec.home is not None else None
-    return replace(spec, labels=tuple(labels), workspace_volume=workspace, home_volume=home, home=None)
+    return spec._replace(labels=tuple(labels), workspace_volume=workspace, home_volume=home, home=None)
 
 
 def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remove_source: bool,

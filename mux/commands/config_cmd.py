@@ -43,6 +43,9 @@ def _hide_secrets(table: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    """Settings as JSON/TOML-ready values: a settings record (a NamedTuple) becomes a table."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        value = value._asdict()
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -63,18 +66,17 @@ def config() -> None:
 def show(ctx: click.Context, as_json: bool) -> None:
     """Print the effective configuration (file values over built-in defaults)."""
     import json
-    from dataclasses import asdict
 
     from mux.toml_text import dumps
 
     cfg = _state(ctx).config()
-    data = {"docker": _plain(asdict(cfg.docker)), "git": _plain(asdict(cfg.git))}
+    data = {"docker": _plain(cfg.docker), "git": _plain(cfg.git)}
     if cfg.raw_proxy:
         data["proxy"] = _plain(dict(cfg.raw_proxy))
     if cfg.raw_credentials:
         data["credentials"] = _hide_secrets(_plain(dict(cfg.raw_credentials)))
     if cfg.agents:
-        data["agents"] = {name: {k: v for k, v in _plain(asdict(a)).items() if v not in (None, [])}
+        data["agents"] = {name: {k: v for k, v in _plain(a).items() if v not in (None, [])}
                           for name, a in cfg.agents.items()}
     if as_json:
         click.echo(json.dumps({"source": str(cfg.source) if cfg.source else None, **data}, indent=2))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,7 +88,7 @@ domains = ["github.com"]
 value = "${GH_TOKEN}"
 """, env={"TOKEN": "t", "HOME": str(home)})
     # [proxy] is checked by mux.proxy.settings (its own tests); here only that it is kept.
-    assert replace(cfg, proxy=None) == Config(
+    assert cfg._replace(proxy=None) == Config(
         source=tmp_path / "config.toml",
         docker=DockerSettings(  # noqa: S604
             image="ghcr.io/org/agent:1.2",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,7 +93,7 @@ def test_config_used_when_no_flags(host: HostFacts) -> None:
 
 
 def test_volumes_and_env_combine(host: HostFacts) -> None:
-    config = replace(cfg(volumes=("/cfg:/cfg:ro",), env=("A=1", "TOKEN")), git=GitSettings(inject_config=False))
+    config = cfg(volumes=("/cfg:/cfg:ro",), env=("A=1", "TOKEN"))._replace(git=GitSettings(inject_config=False))
     opts = NewOptions(name="s1", volumes=("./sub:/sub", "vol:/v"), env=("B=2", "A=override"))
     spec = build_spec(config, opts, host)
     assert spec.volumes == ("/cfg:/cfg:ro", f"{host.cwd}/sub:/sub", "vol:/v")
