@@ -61,7 +61,7 @@ class State:
         """[docker] context and contexts (the rest of the config need not be valid)."""
         if self._config is not None:
             return self._config.docker.context, self._config.docker.contexts
-        from mux.config import engine_settings
+        from mux.configfile import engine_settings
 
         return engine_settings(self.config_path)
 

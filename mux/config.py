@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mux import paths, validate
+from mux import validate
+from mux.configfile import Table, find_config, read_toml  # noqa: F401  (read_toml: re-exported)
 from mux.errors import ConfigError
-from mux.expand import expand
 from mux.spec import Limits
 
 if TYPE_CHECKING:
     from mux.proxy.settings import ProxySettings
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 DEFAULT_IMAGE = "ubuntu:22.04"
-MAX_CONFIG_BYTES = 1024 * 1024
 PULL_POLICIES = ("missing", "always", "never")
 DEFAULT_SCCACHE_DIR = "~/.cache/sccache"
 NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -94,137 +87,11 @@ class Config(NamedTuple):
     raw_credentials: Mapping[str, Any] = NOTHING
 
 
-class Table:
-    """One TOML table being read: typed getters, then ``finish`` rejects leftovers."""
-
-    def __init__(self, data: object, name: str, source: str, env: Mapping[str, str]) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table, got {data!r}")
-        self.data = dict(data)
-        self.name = name
-        self.source = source
-        self.env = env
-
-    def where(self, key: str) -> str:
-        return f"{self.source}: [{self.name}] {key}" if self.name else f"{self.source}: {key}"
-
-    def _take(self, key: str, kinds: tuple[type, ...], label: str) -> Any:
-        value = self.data.pop(key)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            raise ConfigError(f"{self.where(key)}: expected {label}, got {value!r}")
-        return value
-
-    def string(self, key: str, default: Any = None) -> Any:
-        if key not in self.data:
-            return default
-        return expand(self._take(key, (str,), "a string"), self.env, self.where(key))
-
-    def scalar(self, key: str, default: Any = None) -> Any:
-        """A string or a number (sizes and CPU counts may be written either way)."""
-        if key not in self.data:
-            return default
-        value = self._take(key, (str, int, float), "a string or a number")
-        return expand(value, self.env, self.where(key)) if isinstance(value, str) else value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        if key not in self.data:
-            return default
-        return bool(self._take(key, (bool,), "true or false"))
-
-    def integer(self, key: str, default: int, minimum: int = 0) -> int:
-        if key not in self.data:
-            return default
-        value = self._take(key, (int,), "a whole number")
-        if value < minimum:
-            raise ConfigError(f"{self.where(key)}: must be at least {minimum}, got {value}")
-        return int(value)
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        if key not in self.data:
-            return ()
-        value = self._take(key, (list,), "a list of strings")
-        bad = [v for v in value if not isinstance(v, str)]
-        if bad:
-            raise ConfigError(f"{self.where(key)}: expected a list of strings, got item {bad[0]!r}")
-        return tuple(expand(v, self.env, self.where(key)) for v in value)
-
-    def path(self, key: str, default: Any = None) -> Any:
-        value = self.string(key)
-        return default if value is None else Path(value).expanduser()
-
-    def table(self, key: str) -> Table:
-        name = f"{self.name}.{key}" if self.name else key
-        return Table(self.data.pop(key, {}), name, self.source, self.env)
-
-    def raw(self, key: str) -> Any:
-        return self.data.pop(key, None)
-
-    def finish(self, allowed: str) -> None:
-        if self.data:
-            key = sorted(self.data)[0]
-            raise ConfigError(f"{self.where(key)}: unknown key {key!r} (allowed: {allowed})")
-
-
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    for candidate, origin in paths.config_candidates(explicit):
-        if origin in ("--config", "$MUX_CONFIG") or candidate.exists():
-            if not candidate.exists():
-                raise ConfigError(f"config file {str(candidate)!r} (from {origin}) does not exist")
-            return candidate
-    return None
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    where = str(path)
-    if path.is_dir():
-        raise ConfigError(f"{where}: is a directory, not a config file")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the config file: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{where}: config file is larger than 1 MiB; is it the right file?")
-    if not data.strip():
-        raise ConfigError(
-            f"{where}: config file is empty",
-            hint="delete it to use the defaults, or `mux config init --force` for a commented one",
-        )
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not UTF-8 text; a config file is TOML") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
-
-
 def load(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     path = find_config(explicit)
     if path is None:
         return Config()
     return parse(read_toml(path), path, os.environ if env is None else env)
-
-
-def engine_settings(explicit: str | os.PathLike[str] | None = None,
-                    env: Mapping[str, str] | None = None) -> tuple[str | None, tuple[str, ...]]:
-    """Only `[docker] context` and `contexts`, for commands that need nothing else
-    from the config: choosing the engine must not fail on a setting that command
-    never uses (an env entry naming a variable this shell lacks, say)."""
-    path = find_config(explicit)
-    if path is None:
-        return None, ()
-    docker = read_toml(path).get("docker")
-    if not isinstance(docker, dict):
-        return None, ()
-    wanted = {k: docker[k] for k in ("context", "contexts") if k in docker}
-    table = Table(wanted, "docker", str(path), os.environ if env is None else env)
-    context, contexts = table.string("context"), table.strings("contexts")
-    from mux.engine import context_name
-
-    for name, key in [(context, "context"), *((n, "contexts") for n in contexts)]:
-        if name is not None:
-            context_name(name, table.where(key))
-    return context, contexts
 
 
 def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +72,8 @@ def claim_session_dir(session_dir: Path) -> bool:
     try:
         lock_creation(session_dir)
     except OSError as exc:
+        import shutil  # not at the top: `mux list` imports this module, and shutil is slow
+
         shutil.rmtree(session_dir, ignore_errors=True)
         raise MuxError(f"cannot create {session_dir / CREATING}: {exc.strerror}", hint=DATA_DIR_HINT) from None
     return True

@@ -42,7 +42,7 @@ def instance(env: Mapping[str, str] | None = None) -> str | None:
     value = (os.environ if env is None else env).get("MUX_INSTANCE") or None
     if value is not None:
         from mux.errors import ConfigError
-        from mux.validate import SESSION_NAME
+        from mux.names import SESSION_NAME
 
         if not SESSION_NAME.fullmatch(value):
             raise ConfigError(f"invalid MUX_INSTANCE {value!r}: use 1-63 letters, digits, '_', '.' "
@@ -68,6 +68,6 @@ def sessions_root(data: Path | None = None, env: Mapping[str, str] | None = None
 def session_dir(name: str, root: Path | None = None) -> Path:
     """Host-side files of one session (its HOME, a repo clone); removed with it.
     ``name`` must be a valid session name: a label read back from docker is input."""
-    from mux.validate import session_name
+    from mux.names import session_name
 
     return (root if root is not None else sessions_root()) / session_name(name)

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from mux import argv as A
 from mux import paths
 from mux.errors import MuxError, SessionNotFound
+from mux.names import SESSION_NAME
 from mux.spec import CREATED_FORMAT, container_name
-from mux.validate import SESSION_NAME
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mux.runner import Runner
 
 ENGINE_MARKER = "engine"  # in a session dir: the session lives on a remote engine (mux/volumes.py)
@@ -145,7 +146,7 @@ def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
 def find(runner: Runner, name: str) -> Session:
     """The session called ``name``, found by label (so a renamed container still
     counts); a container that merely holds the name mux-NAME is not it."""
-    from mux.validate import session_name
+    from mux.names import session_name
 
     session_name(name)
     found = list_sessions(runner, name)

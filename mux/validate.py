@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from mux.errors import ConfigError
+from mux.names import SESSION_NAME, session_name  # noqa: F401  (re-exported: every checker is in validate)
 
-SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # As docker's own parser (go-units RAMInBytes) accepts: at most one space, one "b".
 # re.ASCII: \d and \w would also match non-ASCII digits and letters, which docker rejects.
 MEMORY = re.compile(r"(?P<num>\d+(?:\.\d+)?) ?(?P<unit>[kmgt]?)b?", re.IGNORECASE | re.ASCII)
@@ -34,15 +34,6 @@ IMAGE = re.compile(
 )
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MIN_MEMORY = 6 * 1024**2  # docker refuses less than 6 MiB
-
-
-def session_name(name: str) -> str:
-    if not SESSION_NAME.fullmatch(name):
-        raise ConfigError(
-            f"invalid session name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
 
 
 def memory_bytes(value: str, what: str, *, allow_unlimited: bool = False) -> int:

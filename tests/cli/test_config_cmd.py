@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mux import config as C
-from mux.config import tomllib  # tomli on Python 3.10
+from mux.configfile import loads as toml_loads
 from tests.cli.muxcli import Home, run
 
 
@@ -39,7 +39,7 @@ def test_show_json_and_toml_agree(home: Home) -> None:
     assert as_json["credentials"]["github.com"]["value"] == "(hidden)"
     text = run("config", "show").out
     assert text.startswith(f"# from {home.config}\n")
-    parsed = tomllib.loads(text)
+    parsed = toml_loads(text)
     del as_json["source"]
 
     def drop_none(v):  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from mux import __version__
 from mux import argv as A
 from mux import config as C
 from mux.agents import AGENT_DIR, LAUNCHER, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
+from mux.configfile import loads as toml_loads
 from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
 
@@ -43,7 +44,7 @@ def host(home: Path, uid: int = 1000, **env: str) -> HostFacts:
 
 def config(home: Path, text: str) -> C.Config:
     path = home.parent / "config.toml"
-    return C.parse(C.tomllib.loads(text), path, {"HOME": str(home)})
+    return C.parse(toml_loads(text), path, {"HOME": str(home)})
 
 
 def spec_for(home: Path, text: str, uid: int = 1000, host_env: dict[str, str] | None = None, **opts: object):

@@ -11,6 +11,7 @@ import pytest
 from mux import config as C
 from mux import paths
 from mux.config import Config, DockerSettings, GitSettings, Limits, RustSettings
+from mux.configfile import MAX_CONFIG_BYTES, engine_settings
 from mux.errors import ConfigError
 
 
@@ -360,14 +361,14 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 
 def test_huge_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "#" * (C.MAX_CONFIG_BYTES + 1))
+    path = write(tmp_path, "#" * (MAX_CONFIG_BYTES + 1))
     assert read_error(path) == f"{path}: config file is larger than 1 MiB; is it the right file?"
 
 
 def test_exactly_one_mib_is_fine(tmp_path: Path) -> None:
     body = '[git]\nuser_name = "x"\n'
-    path = write(tmp_path, body + "#" * (C.MAX_CONFIG_BYTES - len(body)))
-    assert path.stat().st_size == C.MAX_CONFIG_BYTES
+    path = write(tmp_path, body + "#" * (MAX_CONFIG_BYTES - len(body)))
+    assert path.stat().st_size == MAX_CONFIG_BYTES
     assert C.read_toml(path) == {"git": {"user_name": "x"}}
 
 
@@ -422,3 +423,24 @@ def test_credential_tables_are_checked_at_load(tmp_path) -> None:  # type: ignor
 
     with pytest.raises(ConfigError, match=r"\[credentials.x\] domains"):
         parse({"credentials": {"x": {"domains": "github.com"}}}, Path(tmp_path / "c.toml"), {})
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[docker]\ncontext = "box"\n', ("box", ())),
+    ('[docker]\ncontexts = ["default", "box"]\n', (None, ("default", "box"))),
+    ('docker.context = "box"\n', ("box", ())),
+    ('[docker]\n"\\u0063ontext" = "box"\n', ("box", ())),  # spelled with an escape: still read
+    ('[docker]\nimage = "x"\n', (None, ())),
+    ('[docker\nimage = ', (None, ())),  # broken, but names no engine: `mux list` need not care
+], ids=["context", "contexts", "dotted", "escaped", "none", "broken-without-context"])
+def test_engine_settings_reads_only_the_engine(tmp_path: Path, text: str, expected: tuple[object, object]) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    assert engine_settings(path) == expected
+
+
+def test_engine_settings_reports_a_broken_file_that_names_a_context(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[docker]\ncontext = "box\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        engine_settings(path)
