@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec
+from mux.names import CONTAINER_HOME, WORKSPACE
+
+if TYPE_CHECKING:
+    from mux.spec import SessionSpec
 
 DOCKER = "docker"
 # The default session runs the configured shell, or /bin/sh when the image lacks

@@ -88,14 +88,27 @@ LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False,
 
 
 ALIASES = {"ls": "list", "rm": "delete"}  # docker's short names
+# Commands whose module is imported only when they run (or `mux --help` lists them):
+# every start-up pays for mux/commands/session_cmd.py, and only for it.
+LAZY = {"port": ("mux.commands.port_cmd", "port"), "forward": ("mux.commands.port_cmd", "forward"),
+        "config": ("mux.commands.config_cmd", "config"), "proxy": ("mux.proxy.cli", "proxy")}
 
 
 class MuxGroup(click.Group):
-    """The top-level group: docker's aliases resolve to mux's commands, and the
-    help lists each alias beside its command."""
+    """The top-level group: docker's aliases resolve to mux's commands, LAZY ones are
+    imported on first use, and the help lists each alias beside its command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+        name = ALIASES.get(cmd_name, cmd_name)
+        if name in LAZY and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
@@ -152,32 +165,10 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool,
 
 
 def _register() -> None:
-    from mux.commands import config_cmd, port_cmd, session_cmd
+    from mux.commands import session_cmd
 
-    for command in session_cmd.COMMANDS + port_cmd.COMMANDS:
+    for command in session_cmd.COMMANDS:
         cli.add_command(command)
-    cli.add_command(config_cmd.config)
-    cli.add_command(_lazy_group("proxy", "mux.proxy.cli", "proxy",
-                                "Run the credential proxy sessions reach the network through."))
-
-
-def _lazy_group(name: str, module: str, attr: str, help_text: str) -> click.Command:
-    """A command group whose module is imported only when the group is used."""
-
-    class Lazy(click.Group):
-        def _target(self) -> click.Group:
-            import importlib
-
-            target: click.Group = getattr(importlib.import_module(module), attr)
-            return target
-
-        def list_commands(self, ctx: click.Context) -> list[str]:
-            return self._target().list_commands(ctx)
-
-        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-            return self._target().get_command(ctx, cmd_name)
-
-    return Lazy(name, help=help_text)
 
 
 _register()

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mux import paths
 from mux.errors import MuxError
 from mux.runner import Runner, host_step, write_argv
 
@@ -126,10 +129,50 @@ def remove_session_dir(session_dir: Path) -> None:
         from mux.proxy.session import forget_session
 
         forget_session(session_dir.name)
-    from mux.repo import remove_clone  # also empties read-only directories
-
     try:
-        remove_clone(session_dir)
+        remove_tree(session_dir)  # also empties read-only directories
     except MuxError as exc:
         raise MuxError(f"could not remove all of {session_dir}: {exc.message.split(': ', 1)[-1]}",
                        hint=exc.hint) from None
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory tree (a session's files, a clone) completely; a missing
+    ``path`` is fine.
+
+    git makes its object files read-only, and an agent may leave read-only
+    directories, which a plain rmtree cannot empty: make them writable and retry.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.exists():
+        return
+    import shutil  # here: `mux list` imports this module, and shutil is slow
+
+    resolved = path.resolve()
+    if resolved in (Path("/"), Path.home().resolve(), paths.data_dir().resolve()):
+        raise MuxError(f"refusing to delete {resolved}: it is not a session's files")
+
+    def retry(func: Callable[..., object], name: str, exc_info: tuple[type, BaseException, object]) -> None:
+        target = Path(name)
+        try:
+            os.chmod(target.parent, stat.S_IRWXU)
+            if not target.is_symlink():
+                os.chmod(target, stat.S_IRWXU)
+        except OSError:
+            raise exc_info[1] from None  # not ours to make writable (root's, say): report it
+        if func in (os.open, os.scandir, os.listdir):  # a directory it could not read: now it can
+            shutil.rmtree(name, onerror=retry)
+        else:
+            func(name)
+
+    try:
+        shutil.rmtree(path, onerror=retry)
+    except OSError as exc:
+        raise MuxError(
+            f"cannot delete {path}: {exc.strerror or exc}",
+            hint="files created as another user (for example root in the container) "
+            "need that user, or sudo, to delete",
+        ) from None

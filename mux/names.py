@@ -1,7 +1,9 @@
-"""The rule for a session NAME: it becomes a container name, a label, a path.
+"""The names mux gives things: the rule for a session NAME (it becomes a
+container name, a label, a path), its container's name, the created label's
+format, and the two paths every session has inside.
 
-Its own module, so reading sessions back from docker (every `mux list`) checks
-names without loading every other validator.
+Its own small module, so reading sessions back from docker (every `mux list`)
+needs neither the validators nor the session spec.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ import re
 from mux.errors import ConfigError
 
 SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+WORKSPACE = "/workspace"
+CONTAINER_HOME = "/home/mux"
+LABEL_PREFIX = "mux."
+CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the mux.created label: UTC, to the second
+
+
+def container_name(session: str) -> str:
+    return f"mux-{session}"
 
 
 def session_name(name: str) -> str:

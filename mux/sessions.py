@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from mux import argv as A
 from mux import paths
 from mux.errors import MuxError, SessionNotFound
-from mux.names import SESSION_NAME
-from mux.spec import CREATED_FORMAT, container_name
+from mux.names import CREATED_FORMAT, SESSION_NAME, container_name
 
 if TYPE_CHECKING:
     from pathlib import Path

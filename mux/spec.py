@@ -7,14 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from pathlib import Path
 
-WORKSPACE = "/workspace"
-CONTAINER_HOME = "/home/mux"
-LABEL_PREFIX = "mux."
-CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the mux.created label: UTC, to the second
-
-
-def container_name(session: str) -> str:
-    return f"mux-{session}"
+from mux.names import CONTAINER_HOME, CREATED_FORMAT, LABEL_PREFIX, WORKSPACE, container_name  # noqa: F401
 
 
 class Limits(NamedTuple):

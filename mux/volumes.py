@@ -290,9 +290,9 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         for local, inside in copies:
             runner.run(A.cp_argv(f"{local}/.", f"{spec.container}:{inside}"))
         if remove_source:
-            from mux.repo import remove_clone
+            from mux.hostfiles import remove_tree
 
-            host_step(runner, ["rm", "-rf", source], partial(remove_clone, source))
+            host_step(runner, ["rm", "-rf", source], partial(remove_tree, source))
         runner.run(A.start_argv(spec.container))
         host_step(runner, ["rm", "-rf", stage], partial(shutil.rmtree, stage, ignore_errors=True))
         if remote is not None:

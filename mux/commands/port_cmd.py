@@ -69,4 +69,4 @@ def forward(ctx: click.Context, address: str, dry_run: bool, name: str, ports: t
     run_forward(state.runner(dry_run), name, list(ports), address=address, say=state.say)
 
 
-COMMANDS = [port, forward]
+

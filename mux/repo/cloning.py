@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mux import paths
-from mux.errors import ConfigError
+from mux.errors import ConfigError, MuxError
 from mux.repo import gitcmd
 from mux.repo.errors import RepoError, RepoInterrupted
 from mux.repo.gitcmd import Outcome, ProgressCallback
@@ -286,16 +286,16 @@ def _make_parents(parent: Path) -> list[Path]:
 
 
 def _discard(dirs: list[Path], created: list[Path]) -> None:
-    from mux.repo.safety import remove_clone
+    from mux.hostfiles import remove_tree
 
     # git's helpers (index-pack) may outlive a killed git for a moment and
     # recreate files; retry rather than leave a partial clone behind.
     for _ in range(50):
         try:
             for d in dirs:
-                remove_clone(d)
+                remove_tree(d)
             break
-        except (OSError, RepoError):
+        except (OSError, MuxError):  # RepoError is one too
             time.sleep(0.05)
     for p in created:
         try:

@@ -8,15 +8,10 @@ every delete refuse); neither are reflog-only commits or unpushed tags.
 
 from __future__ import annotations
 
-import os
-import shutil
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from mux import paths
 from mux.repo import gitcmd
-from mux.repo.errors import RepoError
 
 
 def unsaved_work(path: Path) -> list[str]:
@@ -110,42 +105,3 @@ def _stashes(git: Callable[..., gitcmd.Outcome]) -> list[str]:
 
 def _last(outcome: gitcmd.Outcome) -> str:
     return outcome.lines[-1] if outcome.lines else f"exit status {outcome.status}"
-
-
-def remove_clone(path: Path) -> None:
-    """Delete a clone completely; a missing ``path`` is fine.
-
-    git makes its object files read-only, and an agent may leave read-only
-    directories, which a plain rmtree cannot empty: make them writable and retry.
-    """
-    path = Path(path)
-    if path.is_symlink():
-        path.unlink()
-        return
-    if not path.exists():
-        return
-    resolved = path.resolve()
-    if resolved in (Path("/"), Path.home().resolve(), paths.data_dir().resolve()):
-        raise RepoError(f"refusing to delete {resolved}: it is not a session's clone")
-
-    def retry(func: Callable[..., object], name: str, exc_info: tuple[type, BaseException, object]) -> None:
-        target = Path(name)
-        try:
-            os.chmod(target.parent, stat.S_IRWXU)
-            if not target.is_symlink():
-                os.chmod(target, stat.S_IRWXU)
-        except OSError:
-            raise exc_info[1] from None  # not ours to make writable (root's, say): report it
-        if func in (os.open, os.scandir, os.listdir):  # a directory it could not read: now it can
-            shutil.rmtree(name, onerror=retry)
-        else:
-            func(name)
-
-    try:
-        shutil.rmtree(path, onerror=retry)
-    except OSError as exc:
-        raise RepoError(
-            f"cannot delete {path}: {exc.strerror or exc}",
-            hint="files created as another user (for example root in the container) "
-            "need that user, or sudo, to delete",
-        ) from None

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from mux.errors import ConfigError
+from mux.errors import ConfigError, MuxError
+from mux.hostfiles import remove_tree
 from mux.repo import (
     ClonedRepo,
     RepoError,
     cache_path,
     clone,
-    remove_clone,
     unsaved_work,
     validate_branch,
 )
@@ -194,7 +194,7 @@ def test_progress_goes_to_stderr_only_when_asked(
 ) -> None:
     clone(f"{server.url}/project.git", tmp_path / "quiet", None, progress=False)
     quiet = capfd.readouterr()
-    remove_clone(cache_path(f"{server.url}/project.git"))  # so the next clone has work to show
+    remove_tree(cache_path(f"{server.url}/project.git"))  # so the next clone has work to show
     clone(f"{server.url}/project.git", tmp_path / "loud", None, progress=True)
     loud = capfd.readouterr()
     assert quiet.out == quiet.err == "" and loud.out == ""
@@ -405,7 +405,7 @@ def test_second_clone_uses_the_cache_and_is_independent(
     assert (second / "later.txt").is_file()
     assert git("rev-parse", "main", cwd=cache_path(url)) == new_head
     assert second_cost * 5 < first_cost, (first_cost, second_cost)
-    remove_clone(cache_path(url))
+    remove_tree(cache_path(url))
     for repo in (first, second):
         assert_independent_and_sound(repo)
         assert git("log", "--oneline", cwd=repo)
@@ -531,7 +531,7 @@ def test_unsaved_work_of_a_missing_clone_is_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "break_it",
     [
-        pytest.param(lambda r: remove_clone(r / ".git"), id="no-git-dir"),
+        pytest.param(lambda r: remove_tree(r / ".git"), id="no-git-dir"),
         pytest.param(lambda r: (r / ".git/HEAD").unlink(), id="no-HEAD"),
         pytest.param(lambda r: (r / ".git/HEAD").write_text("garbage\n"), id="bad-HEAD"),
     ],
@@ -615,8 +615,8 @@ def test_remove_clone_as_the_owner_with_read_only_files_and_dirs(origin: Path, t
             os.lchown(p, 4242, 4242)
         for d in (repo / "locked/deeper", repo / "locked", repo / ".git/objects"):
             os.chmod(d, 0o555)
-        code = ("import sys; from pathlib import Path; from mux.repo import remove_clone; "
-                "remove_clone(Path(sys.argv[1]))")
+        code = ("import sys; from pathlib import Path; from mux.hostfiles import remove_tree; "
+                "remove_tree(Path(sys.argv[1]))")
         child = subprocess.run([sys.executable, "-c", code, str(repo)], user=4242, group=4242,
                                extra_groups=[], capture_output=True, text=True, timeout=120)
         assert child.returncode == 0, child.stderr
@@ -626,19 +626,19 @@ def test_remove_clone_as_the_owner_with_read_only_files_and_dirs(origin: Path, t
 
 
 def test_remove_clone_of_missing_path_and_symlink(tmp_path: Path) -> None:
-    remove_clone(tmp_path / "missing")
+    remove_tree(tmp_path / "missing")
     target = tmp_path / "target"
     target.mkdir()
     (target / "keep").write_text("x")
     (tmp_path / "link").symlink_to(target)
-    remove_clone(tmp_path / "link")
+    remove_tree(tmp_path / "link")
     assert not (tmp_path / "link").exists() and (target / "keep").exists()
 
 
 def test_remove_clone_refuses_the_data_dir(hermetic_git: Path) -> None:
     hermetic_git.mkdir(parents=True)
-    with pytest.raises(RepoError, match="refusing"):
-        remove_clone(hermetic_git)
+    with pytest.raises(MuxError, match="refusing"):
+        remove_tree(hermetic_git)
     assert hermetic_git.exists()
 
 
