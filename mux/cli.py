@@ -88,10 +88,16 @@ LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False,
 
 
 ALIASES = {"ls": "list", "rm": "delete"}  # docker's short names
-# Commands whose module is imported only when they run (or `mux --help` lists them):
-# every start-up pays for mux/commands/session_cmd.py, and only for it.
-LAZY = {"port": ("mux.commands.port_cmd", "port"), "forward": ("mux.commands.port_cmd", "forward"),
-        "config": ("mux.commands.config_cmd", "config"), "proxy": ("mux.proxy.cli", "proxy")}
+# Commands whose module is imported only when they run: every start-up pays for
+# mux/commands/session_cmd.py, and only for it. `mux --help` lists them from the
+# short help here (tests/cli/test_help.py checks it matches each command's own).
+LAZY = {
+    "port": ("mux.commands.port_cmd", "port", "Show how to reach session NAME's ports from this machine."),
+    "forward": ("mux.commands.port_cmd", "forward",
+                "Forward local ports to ports of running session NAME, until Ctrl-C."),
+    "config": ("mux.commands.config_cmd", "config", "Show, create or edit the configuration file."),
+    "proxy": ("mux.proxy.cli", "proxy", "Run the credential proxy sessions reach the network through."),
+}
 
 
 class MuxGroup(click.Group):
@@ -106,19 +112,24 @@ class MuxGroup(click.Group):
         if name in LAZY and name not in self.commands:
             import importlib
 
-            module, attr = LAZY[name]
+            module, attr, _ = LAZY[name]
             self.add_command(getattr(importlib.import_module(module), attr), name)
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is None or command.hidden:
+            command = self.commands.get(name)
+            if command is not None and command.hidden:
                 continue
             aliases = [a for a, target in ALIASES.items() if target == name]
             shown = f"{name}, {', '.join(aliases)}" if aliases else name
-            rows.append((shown, command.get_short_help_str(formatter.width - 6 - len(shown))))
+            limit = formatter.width - 6 - len(shown)
+            if command is None:  # not loaded: LAZY's words, cut as click cuts them
+                short = click.Command(name, help=LAZY[name][2]).get_short_help_str(limit)
+            else:
+                short = command.get_short_help_str(limit)
+            rows.append((shown, short))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
