@@ -99,7 +99,28 @@ def main() -> str:
             shutil.rmtree(box.data / "sessions" / name, ignore_errors=True)
             return elapsed
 
+        def checked_new_delete() -> float:
+            """mux's floor: the docker commands mux runs for new + delete --force (the run,
+            its start check `docker top`, delete's lookup `docker ps`, the rm) and two
+            interpreter + Click start-ups, without mux's own work."""
+            name = f"bf{next(counter)}"
+            commands = [shlex.split(line) for line in box.run([*mux, "new", "--dry-run", name]).stdout.splitlines()]
+            for c in commands:
+                if c[0] != "docker":
+                    box.run(c)
+            run = next(c for c in commands if c[:2] == ["docker", "run"])
+            cid = box.data / "sessions" / name / "container.id"
+            lookup = [a.replace("=listed", f"={name}") for a in delete_ps]
+            elapsed = timed("floor-new", floor, run, ["docker", "top", f"mux-{name}"], floor, lookup,
+                            ["docker", "rm", "-f", f"mux-{name}"])
+            cid.unlink(missing_ok=True)
+            shutil.rmtree(box.data / "sessions" / name, ignore_errors=True)
+            return elapsed
+
         box.run([*mux, "new", "listed"])  # one session for list to show
+        # delete's lookup, as mux runs it (its first command with -v, on a dry run)
+        delete_ps = shlex.split(box.run([*mux, "-v", "delete", "--dry-run", "--force", "listed"]
+                                        ).stderr.splitlines()[0][2:])
         t = interleave({
             "floor": lambda: timed("floor", floor),
             "version": lambda: timed("version", [*mux, "--version"]),
@@ -108,6 +129,7 @@ def main() -> str:
             "floor+ps": lambda: timed("floor+ps", floor, ps),
             "new": new_delete,
             "raw": raw_new_delete,
+            "floor-new": checked_new_delete,
         }, runs(10))
         cpu = {k: v[-len(t[k]):] for k, v in cpu.items()}  # the timed rounds, not the warm-up
     finally:
@@ -137,7 +159,9 @@ def main() -> str:
          row("`mux list` (1 session) vs the floor + the same `docker ps`", "list", "floor+ps",
              goal("list", "floor+ps")),
          row("`mux new` + `mux delete --force` vs the printed `docker run -d` + `docker rm -f`", "new", "raw",
-             goal("new", "raw"))],
+             goal("new", "raw")),
+         row("the same, vs its floor: those two, mux's `docker top` and `docker ps`, and two "
+             "`python -c \"import click\"`", "new", "floor-new", "– (mux's own work)")],
     )
 
 
