@@ -87,8 +87,9 @@ def _socket(host: str = "unix:///var/run/docker.sock") -> Check:
 
 
 def _names(runner: Runner) -> Check:
-    """Containers holding a session's name (mux-NAME, engine-wide) without being one."""
-    fmt = '{{.Names}}\t{{.Label "mux.session"}}'
+    """Containers holding a session's name (mux-NAME, engine-wide) without being one.
+    mux's own others (the egress relay, short-lived helpers) say what they are by label."""
+    fmt = '{{.Names}}\t{{.Label "mux.session"}}{{.Label "mux.egress-relay"}}{{.Label "mux.helper"}}'
     try:
         named = runner.query(["docker", "ps", "-a", "--filter", "name=mux-", "--format", fmt])
     except MuxError as exc:

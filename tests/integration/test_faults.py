@@ -130,7 +130,8 @@ def test_disk_full_data_dir_is_one_clear_line(images, mux_home, unique_name, tmp
 
 def impostors_on_the_engine() -> list[str]:
     """Containers someone else (not this suite) named mux-*: the shared engine may hold some."""
-    out = docker("ps", "-a", "--filter", "name=mux-", "--format", '{{.Names}}\t{{.Label "mux.session"}}').stdout
+    fmt = '{{.Names}}\t{{.Label "mux.session"}}{{.Label "mux.egress-relay"}}{{.Label "mux.helper"}}'
+    out = docker("ps", "-a", "--filter", "name=mux-", "--format", fmt).stdout
     return [n for n, _, label in (ln.partition("\t") for ln in out.splitlines()) if n.startswith("mux-") and not label]
 
 
@@ -167,6 +168,10 @@ def test_doctor_names_each_failure_with_its_fix(images, mux_home, tmp_path, uniq
     cleanup_containers.append(f"mux-{unique_name}")
     docker("run", "-d", "--pull", "never", "--name", f"mux-{unique_name}",
            "--label", f"mux.instance={os.environ['MUX_INSTANCE']}", "mux-test/busybox", "sleep", "600")
+    relay = f"mux-{unique_name}-relay"  # mux's own, not a session: labelled as the egress relay is
+    cleanup_containers.append(relay)
+    docker("create", "--name", relay, "--label", "mux.egress-relay=net",
+           "--label", f"mux.instance={os.environ['MUX_INSTANCE']}", "mux-test/busybox", "true")
     config = tmp_path / "doctor.toml"
     config.write_text('[proxy]\nport = 18491\n[docker.rust]\nsccache = true\nbinary = "/nonexistent/sccache"\n')
     not_a_dir = tmp_path / "file"
@@ -177,6 +182,7 @@ def test_doctor_names_each_failure_with_its_fix(images, mux_home, tmp_path, uniq
     failed = sorted(name for name, c in checks.items() if not c["ok"])
     assert failed == ["data dir", "names", "proxy", "sccache"]
     assert f"mux-{unique_name}" in checks["names"]["detail"]
+    assert relay not in checks["names"]["detail"]
     assert "mux proxy start" in checks["proxy"]["fix"]
     assert "sccache" in checks["sccache"]["detail"] and checks["sccache"]["fix"]
     assert "MUX_DATA_DIR" in checks["data dir"]["fix"]
