@@ -45,9 +45,12 @@ class Outcome(NamedTuple):
 
 
 def command_started(top_output: str) -> bool | None:
-    """True once the command runs, False while only init is there, None if unreadable."""
+    """True once the command runs, False while only init is there (or no process at
+    all: the container ended while `docker top` looked), None if unreadable."""
     lines = [ln for ln in top_output.splitlines() if ln.strip()]
-    if len(lines) < 2:
+    if len(lines) == 1:
+        return False
+    if not lines:
         return None
     header = lines[0].split()
     if "CMD" not in header and "COMMAND" not in header:
