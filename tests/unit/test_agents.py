@@ -274,7 +274,6 @@ def test_agent_gets_a_user_and_home_even_without_run_as_user(home: Path) -> None
 
 def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
-    from dataclasses import replace
 
     monkeypatch.setenv("MUX_DATA_DIR", str(home.parent / "data"))
     (home / ".claude" / "commands").mkdir(parents=True)
@@ -283,7 +282,7 @@ def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, m
     digest = hashlib.sha256(binary.read_bytes()).hexdigest()
     text = ('[git]\ninject_config = false\n[agents.claude]\nshare = ["~/.claude/settings.json", "~/.claude/commands"]\n'
             f'binary = "{binary}"\n' + ANTHROPIC)
-    remote = replace(host(home, MUX_INSTANCE="i1"), remote=True)
+    remote = host(home, MUX_INSTANCE="i1")._replace(remote=True)
     spec = build_spec(config(home, text), NewOptions(name="s1", agent="claude"), remote)
     # Nothing of this machine's paths is mounted: named volumes, filled before the session.
     assert [v for v in spec.volumes if v.startswith("/")] == []
