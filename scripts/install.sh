@@ -41,7 +41,8 @@ say "installing mux${extras:+ with $extras} into $venv"
 # pip byte-compiles what it installs, but an editable install's own code is
 # compiled only when first imported, and never where PYTHONDONTWRITEBYTECODE is
 # set (then every start would compile mux from source: ~+30 ms). Compile it now.
-"$venv/bin/python" -m compileall -q -j 0 mux >/dev/null
+"$venv/bin/python" -m compileall -q -j 0 mux >/dev/null \
+    || say "note: could not byte-compile mux/ (it runs all the same, each start a little slower)"
 
 target=$(cd "$venv" && pwd)/bin/mux
 if [ "$(id -u)" = 0 ]; then bindir=${MUX_BIN_DIR:-/usr/local/bin}; else bindir=${MUX_BIN_DIR:-$HOME/.local/bin}; fi
