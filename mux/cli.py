@@ -90,7 +90,7 @@ LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False,
 ALIASES = {"ls": "list", "rm": "delete"}  # docker's short names
 # Commands whose module is imported only when they run: every start-up pays for
 # mux/commands/session_cmd.py, and only for it. `mux --help` lists them from the
-# short help here (tests/cli/test_help.py checks it matches each command's own).
+# short help here (tests/cli/test_startup_imports.py checks it matches each command's own).
 LAZY = {
     "port": ("mux.commands.port_cmd", "port", "Show how to reach session NAME's ports from this machine."),
     "forward": ("mux.commands.port_cmd", "forward",
