@@ -39,6 +39,12 @@ def test_agent_there_gets_its_binary_and_shared_files_in_volumes(
     (claude_dir / "commands").mkdir(parents=True)
     (claude_dir / "settings.json").write_text('{"model": "claude-fake"}\n')
     (claude_dir / "commands" / "hello.md").write_text("Say hello.\n")
+    # A credential is refused there as here: exit 2, nothing made on the engine.
+    (claude_dir / ".credentials.json").write_text('{"claudeAiOauth": {}}')
+    world.write_config(claude='share = ["~/.claude/.credentials.json"]')
+    refused = mux(*BOX, "new", "--agent", "claude", "--copy", unique_name, cwd=world.work)
+    assert refused.returncode == 2 and ".credentials.json is a credential file" in refused.stderr, refused.stderr
+    assert volumes(remote, f"mux.instance={own_instance}") == []
     world.write_config(claude='share = ["~/.claude/settings.json", "~/.claude/commands"]')
     one_shot, name = f"{unique_name}-h", unique_name
     try:
