@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from mux import argv as A
 from mux import paths
-from mux.errors import ConfigError
+from mux.errors import ConfigError, DockerError
 from mux.runner import Runner, host_step
 from mux.sessions import ENGINE_MARKER
 from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, VolumeFill
@@ -162,14 +162,23 @@ def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, 
     through a helper container of ``image`` that is created, never started, and
     removed. The volume's root and the files' directories are copied from a staged
     directory named like the mount point (so they get the user's uid, as the files do).
-    On failure the volume is removed."""
+    On failure the volume is removed, unless another mux is filling it right now."""
     mount = PurePosixPath(FILL_MOUNT)
     root = stage / mount.name
     helper = FILL_PREFIX + fill.name
     runner.run(A.volume_create_argv(fill.name, fill.labels))
+    ours = True  # a volume this run fills, removed if that fails
     try:
-        runner.run(A.fill_helper_argv(helper, fill.name, str(mount), image, pull=pull,
-                                      labels=paths.helper_labels("fill")))
+        try:
+            runner.run(A.fill_helper_argv(helper, fill.name, str(mount), image, pull=pull,
+                                          labels=paths.helper_labels("fill")))
+        except DockerError as exc:
+            if "is already in use" not in exc.stderr:
+                raise
+            ours = False  # another `mux new` is filling this shared volume right now
+            raise DockerError(f"another mux is copying files into volume {fill.name} right now",
+                              hint="run this mux new again in a moment; `mux doctor` names the copy "
+                              "if it never finishes") from None
         try:
             dirs = list(dict.fromkeys([root, *(root / PurePosixPath(inside).parent for _, inside in fill.files)]))
 
@@ -185,7 +194,7 @@ def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, 
             runner.run(A.rm_argv([helper], force=True), check=False)
             host_step(runner, ["rm", "-rf", root], partial(shutil.rmtree, root, ignore_errors=True))
     except BaseException:
-        if not runner.dry_run:
+        if ours and not runner.dry_run:
             runner.run(A.volume_rm_argv([fill.name]), check=False)
         raise
 

@@ -279,3 +279,19 @@ def test_failed_copy_into_a_volume_removes_it_and_keeps_the_shared_cache(home: H
     assert not any(c[3:5] == ["volume", "rm"] and "mux_sccache" in c for c in calls)
     assert not any(c[3:4] == ["create"] and "-it" in c for c in calls)  # no session container was made
     assert not home.session_dir("s1").exists()
+
+
+def test_a_volume_another_mux_is_filling_is_left_to_it(home: Home, fp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    make_context(home, "box", "ssh://me@box.test")
+    home.write_config(home.config.read_text() + '[docker.rust]\nsccache = true\nimage_binary = "/usr/bin/sccache"\n')
+    box = ["docker", "--context", "box"]
+    fp.register([*box, "volume", "ls", "-q", "--filter", "label=mux.volume"], stdout="")
+    fp.register([*box, "create", "--name", "mux_fill_mux_sccache", fp.any()], returncode=125,
+                stderr='docker: Error response from daemon: Conflict. The container name "/mux_fill_mux_sccache" '
+                'is already in use by container "e1f2".\n')
+    fp.register([*box, fp.any()], occurrences=20)
+    result = run("--context", "box", "new", "--copy", "s1")
+    assert result.code == 4, result.err
+    assert result.err.splitlines()[0] == "mux: error: another mux is copying files into volume mux_sccache right now"
+    assert not any("rm" in c[3:5] for c in map(list, fp.calls))  # neither its helper nor its volume
+    assert not home.session_dir("s1").exists()
