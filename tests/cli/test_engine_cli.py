@@ -295,3 +295,21 @@ def test_a_volume_another_mux_is_filling_is_left_to_it(home: Home, fp, tmp_path:
     assert result.err.splitlines()[0] == "mux: error: another mux is copying files into volume mux_sccache right now"
     assert not any("rm" in c[3:5] for c in map(list, fp.calls))  # neither its helper nor its volume
     assert not home.session_dir("s1").exists()
+
+
+def test_session_volumes_read_back_are_checked(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from mux import argv as A
+    from mux.runner import Runner
+    from mux.volumes import sessions_volumes, unfinished_fills
+
+    monkeypatch.setenv("MUX_INSTANCE", "i1")
+    fp.register(A.volume_ls_argv(instance="i1"), stdout=(
+        "mux-a-home\ta\ti1\n"
+        "mux-b-home\tb\ti2\n"  # another instance's (a filter docker was not given, say)
+        "mux-..-home\t..\ti1\n"  # no session name
+        "mux-c-home\td\ti1\n"  # not named for its label's session
+        "mux-d-cargo\td\ti1\n"))
+    assert sessions_volumes(Runner()) == [("mux-a-home", "a"), ("mux-d-cargo", "d")]
+    fp.register(A.ps_argv('{{.Names}}\t{{.Label "mux.instance"}}', instance="i1", label="mux.helper=fill"),
+                stdout="mux_fill_mux_i1_sccache\ti1\nmux_fill_x\ti2\nmux-other\ti1\nmux_fill_-rf /\ti1\n")
+    assert unfinished_fills(Runner()) == [("mux_fill_mux_i1_sccache", "mux_i1_sccache")]
