@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mux import __version__, account, hostfiles, interrupts, paths, validate
 from mux import argv as A
@@ -60,6 +60,7 @@ class HostFacts(NamedTuple):
     login: str = "mux"  # the host's names for uid and gid (mux.account.host_names)
     group: str = "mux"
     remote: bool = False  # the engine cannot see this machine's files
+    rootless: Mapping[str, Any] | None = None  # the engine's docker info when rootless Docker run by you
 
     def session_dir(self, name: str) -> Path:
         """Session ``name``'s files under this host's data dir, in its instance."""
@@ -104,6 +105,10 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
                 f"memory_swap {limits.memory_swap!r} is smaller than memory {limits.memory!r}: "
                 "it is memory plus swap, so it must be at least as large"
             )
+    if host.rootless is not None:
+        from mux.vmengine import check_limits
+
+        check_limits(host.rootless, limits)
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
     volumes += repo_source_mount(opts, d.volumes + volumes) if repo_labels and not host.remote else ()
     taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
@@ -219,14 +224,15 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
         git_name, git_email = host_git_identity(runner)
     uid, gid = os.getuid(), os.getgid()
     login, group = account.host_names(uid, gid, os.environ)
-    from mux.vmengine import maps_you_to_root
+    from mux.vmengine import rootless_info
 
-    if maps_you_to_root(runner):  # rootless Docker: its uid 0 is you here (mux/vmengine.py)
+    rootless = rootless_info(runner)
+    if rootless is not None:  # rootless Docker: its uid 0 is you here (mux/vmengine.py)
         uid = gid = 0
     return HostFacts(
         uid=uid, gid=gid, env=dict(os.environ), cwd=Path.cwd(),
         now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email, login=login, group=group,
-        data_dir=paths.data_dir(), remote=runner.engine.remote,
+        data_dir=paths.data_dir(), remote=runner.engine.remote, rootless=rootless,
     )
 
 

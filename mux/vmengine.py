@@ -27,11 +27,14 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mux import paths
 from mux.errors import ConfigError, MuxError
 from mux.runner import Runner
+
+if TYPE_CHECKING:
+    from mux.config import Limits
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,15 @@ def recognise(info: Mapping[str, Any]) -> VmEngine | None:
     return None
 
 
+KEEP = ("OperatingSystem", "Name", "SecurityOptions", "CgroupDriver")  # what mux reads; cached
+
+
 def _cached_info(runner: Runner) -> Mapping[str, Any]:
     key = hashlib.sha256(runner.engine.host.encode()).hexdigest()[:16]
     cache = paths.data_dir() / "engines" / f"{key}.json"
     try:
         data = json.loads(cache.read_text())
-        if isinstance(data, dict) and data.get("host") == runner.engine.host:
+        if isinstance(data, dict) and data.get("host") == runner.engine.host and set(KEEP) <= set(data):
             return data
     except (OSError, ValueError):
         pass
@@ -75,7 +81,7 @@ def _cached_info(runner: Runner) -> Mapping[str, Any]:
         info = json.loads(out.stdout)
     except ValueError:
         raise MuxError("could not read `docker info` output") from None
-    keep = {k: info.get(k) for k in ("OperatingSystem", "Name", "SecurityOptions")}
+    keep = {k: info.get(k) for k in KEEP}
     keep["host"] = runner.engine.host
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -105,17 +111,34 @@ def proxy_host(runner: Runner, host_address: str | None) -> str | None:
     return vm.host_name
 
 
-def maps_you_to_root(runner: Runner) -> bool:
-    """Whether the engine is rootless Docker run by you: its root is you here.
+def rootless_info(runner: Runner) -> Mapping[str, Any] | None:
+    """The engine's (cached) `docker info` when it is rootless Docker run by you (its
+    root is you here), else None.
 
     Only a local engine whose socket you own (a rootful engine's is root's) costs
-    the cached `docker info`; root's own mux never asks."""
+    the `docker info`; root's own mux never asks."""
     uid = os.getuid()
     if runner.engine.remote or uid == 0 or not runner.engine.host.startswith("unix://"):
-        return False
+        return None
     try:
         if os.stat(runner.engine.host.removeprefix("unix://")).st_uid != uid:
-            return False
+            return None
     except OSError:
-        return False  # docker itself will say what is wrong with the socket
-    return recognise(_cached_info(runner)) == ROOTLESS
+        return None  # docker itself will say what is wrong with the socket
+    info = _cached_info(runner)
+    return info if recognise(info) == ROOTLESS else None
+
+
+def check_limits(info: Mapping[str, Any], limits: Limits) -> None:
+    """Refuse limits the engine would drop: rootless Docker on a cgroup v1 host has no
+    cgroups, and docker accepts --memory and --cpus there and runs without them."""
+    if info.get("CgroupDriver") != "none":
+        return
+    given = [f"{k} {v}" for k, v in (("memory", limits.memory), ("cpus", limits.cpus),
+                                    ("memory_swap", limits.memory_swap)) if v]
+    if given:
+        raise ConfigError(
+            f"the engine is rootless Docker without cgroups: it would run the session without the limits "
+            f"asked for ({', '.join(given)})",
+            hint="drop them (--memory, --cpus, [docker.limits]), or run that engine on a cgroup v2 host "
+                 "with cgroup delegation (docs.docker.com/go/rootless)")

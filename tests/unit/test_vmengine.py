@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mux import vmengine
+from mux.config import Limits
 from mux.engine import Engine
 from mux.errors import ConfigError
 from mux.runner import Runner
@@ -85,8 +86,9 @@ def test_your_own_socket_asks_docker_info_once(fp, tmp_path: Path, monkeypatch: 
     owner = socket.stat().st_uid
     monkeypatch.setattr(vmengine.os, "getuid", lambda: owner)
     fp.register(INFO_ARGV, stdout=json.dumps(info(recording)))
-    assert vmengine.maps_you_to_root(rootless_runner(socket)) is expected
-    assert vmengine.maps_you_to_root(rootless_runner(socket)) is expected  # from the cache
+    found = vmengine.rootless_info(rootless_runner(socket))
+    assert (found is not None) is expected
+    assert vmengine.rootless_info(rootless_runner(socket)) == found  # from the cache
     assert [list(c) for c in fp.calls] == [INFO_ARGV]
 
 
@@ -102,7 +104,7 @@ def test_no_docker_info_unless_the_socket_is_yours(fp, tmp_path: Path, monkeypat
     runner = rootless_runner(tmp_path / "absent.sock" if case == "no socket" else socket)
     if case == "remote":
         runner = Runner(engine=Engine("box", "ssh://me@box.test", "--context", pass_context=True))
-    assert vmengine.maps_you_to_root(runner) is False
+    assert vmengine.rootless_info(runner) is None
     assert list(fp.calls) == []
 
 
@@ -118,3 +120,18 @@ def test_proxy_only_needs_an_ipv4_host_address(fp, tmp_path: Path, monkeypatch: 
         proxy_only_network(Runner(), settings, "mux-test/debian", "never")
     assert caught.value.exit_code == 2
     assert list(fp.calls) == []
+
+
+@pytest.mark.parametrize(("recording", "limits", "refused"), [
+    ("rootless-20.10-recorded.json", Limits(memory="256m"), True),  # cgroup v1 host: no cgroups
+    ("rootless-20.10-recorded.json", Limits(cpus="1.5"), True),
+    ("rootless-20.10-recorded.json", Limits(), False),
+    ("debian-docker.io-20.10-recorded.json", Limits(memory="256m", cpus="2"), False),
+], ids=["memory-no-cgroups", "cpus-no-cgroups", "no-limits", "rootful"])
+def test_limits_an_engine_would_drop_are_refused(recording: str, limits: Limits, refused: bool) -> None:
+    if not refused:
+        vmengine.check_limits(info(recording), limits)
+        return
+    with pytest.raises(ConfigError, match="without cgroups") as caught:
+        vmengine.check_limits(info(recording), limits)
+    assert caught.value.exit_code == 2

@@ -58,6 +58,21 @@ def test_plain_session_new_list_delete(rootless: RootlessEngine) -> None:
     assert rootless.docker("ps", "-aq").stdout == ""
 
 
+def test_limits_the_engine_would_drop_are_refused(rootless: RootlessEngine) -> None:
+    """This host's cgroup v1 gives the rootless engine no cgroups: docker itself takes
+    --memory there and runs the container without the limit."""
+    write_config(rootless, "")
+    info = json.loads(rootless.docker("info", "--format", "{{json .}}").stdout)
+    if info["CgroupDriver"] != "none":
+        pytest.skip(f"the rootless engine has cgroups here ({info['CgroupDriver']})")
+    refused = rootless.mux("new", "--memory", "256m", "rl-limited", cwd=rootless.base / "work")
+    assert refused.returncode == 2, refused.stderr
+    assert "mux: error: the engine is rootless Docker without cgroups" in refused.stderr
+    assert "memory 256m" in refused.stderr
+    assert rootless.docker("ps", "-aq").stdout == ""
+    assert not session_dir("rl-limited", Path(rootless.env["MUX_DATA_DIR"]), rootless.env).exists()
+
+
 @pytest.mark.parametrize("egress", ["open", "proxy-only"])
 def test_proxied_session_without_host_address_is_refused(rootless: RootlessEngine, egress: str) -> None:
     write_config(rootless, f"[proxy]\nport = {free_port()}\n")
