@@ -435,11 +435,14 @@ def command(agent: Agent, req: AgentRequest) -> tuple[str, ...]:
 
 def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid: int,
           host_env: Mapping[str, str], host_home: Path, session_dir: Path,
-          user_env_names: set[str], remote: bool = False, instance: str | None = None) -> SessionSpec:
+          user_env_names: set[str], remote: bool = False, instance: str | None = None,
+          root_is_you: bool = False) -> SessionSpec:
     """The agent's command, variables, mounts and label on top of ``spec``. Pure but for
     looking at host files (the binary, shared files). ``remote``: the engine cannot see
     this machine's files, so the binary and shared files are copied into volumes of
-    ``instance`` there (mux/volumes.py)."""
+    ``instance`` there (mux/volumes.py). ``root_is_you``: rootless Docker, whose uid 0
+    is the user running mux (mux/vmengine.py): the agent runs as it, never as a
+    subordinate uid that could not write the workdir."""
     if req.headless and req.prompt is None:
         raise ConfigError("--headless needs --prompt: the one-shot run's instructions")
     if spec.network == "none":
@@ -480,7 +483,7 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
         command=command(agent, req),
         env=tuple(env) + spec.env,
         volumes=tuple(volumes), fills=tuple(fills), links=tuple(links),
-        user=agent_user(uid, gid, spec.workdir),
+        user=f"{uid}:{gid}" if root_is_you else agent_user(uid, gid, spec.workdir),
         home=spec.home or session_dir / "home",
         labels=spec.labels + (("mux.agent", agent.name),),
         tty=not req.headless,

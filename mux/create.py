@@ -175,7 +175,8 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
                  host_home=Path(host.env.get("HOME") or Path.home()),
                  session_dir=host.session_dir(spec.name),
                  user_env_names={e.partition("=")[0] for e in user_env},
-                 remote=host.remote, instance=paths.instance(host.env))
+                 remote=host.remote, instance=paths.instance(host.env),
+                 root_is_you=host.rootless is not None)
 
 
 def repo_options(opts: NewOptions) -> list[tuple[str, str]]:

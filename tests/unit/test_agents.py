@@ -300,3 +300,13 @@ def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, m
     monkeypatch.setattr("hashlib.sha256", None)
     assert build_spec(config(home, text), NewOptions(name="s2", agent="claude"), remote).fills[0].name == \
         f"mux_i1_claude-{digest}"
+
+
+def test_on_rootless_docker_the_agent_runs_as_its_root(home: Path) -> None:
+    """That engine's uid 0 is the user running mux (mux/vmengine.py); any other uid
+    there is a subordinate one, which could not write the workdir."""
+    rootless = HostFacts(uid=0, gid=0, env={"HOME": str(home)}, cwd=home.parent / "proj", now=NOW,
+                         data_dir=home.parent / "data", rootless={"SecurityOptions": ["name=rootless"]})
+    spec = build_spec(config(home, '[git]\ninject_config = false\n' + ANTHROPIC), NewOptions(name="s1", agent="claude"),
+                      rootless)
+    assert spec.user == "0:0"
