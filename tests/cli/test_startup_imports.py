@@ -9,14 +9,17 @@ import pytest
 
 HEAVY = ("git", "mitmproxy", "sh", "cryptography")
 
+# What mux imports, not what the interpreter had loaded before it ran (a site .pth
+# file may import anything: one on a machine here pulls in shutil at every start).
 PROBE = """
 import sys, runpy
+before = set(sys.modules)
 sys.argv = ["mux", *sys.argv[1:]]
 try:
     runpy.run_module("mux", run_name="__main__")
 except SystemExit:
     pass
-print(sorted(m for m in {heavy} if m in sys.modules))
+print(sorted(m for m in {heavy} if m in sys.modules and m not in before))
 """
 
 
