@@ -166,7 +166,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     if any(s.egress == "proxy-only" for s in doomed):  # the last one takes mux's egress network along
         from mux.proxy.egress import remove_if_unused
 
-        remove_if_unused(runner)
+        remove_if_unused(runner, leaving={s.container for s in doomed})
     left: list[tuple[Session, MuxError]] = []
     for session in doomed:
         directory = paths.session_dir(session.name)

@@ -218,7 +218,7 @@ def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
     """After `mux delete`: the engine's tunnel ends with its last proxied session
     (those in ``leaving`` are going now)."""
     engine = runner.engine
-    if not engine.remote or runner.dry_run:
+    if not engine.remote:
         return
     if set(sessions_using(engine.host)) - leaving:
         return
@@ -228,8 +228,9 @@ def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
             target = ssh_target(engine)
         except ConfigError:
             return
-        runner.query(["ssh", "-S", sock, "-O", "exit", *target.args()], check=False, error=ProxyError)
-        state.unlink(missing_ok=True)
+        runner.run(["ssh", "-S", sock, "-O", "exit", *target.args()], check=False, error=ProxyError)
+        if not runner.dry_run:
+            state.unlink(missing_ok=True)
 
 
 def is_up(runner: Runner, engine: Engine) -> bool:

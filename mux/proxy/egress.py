@@ -25,7 +25,7 @@ Every step is a docker command, printed by ``--dry-run`` and ``-v``.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,14 +184,16 @@ def relay_binary(runner: Runner) -> Path:
 
 
 
-def remove_if_unused(runner: Runner) -> None:
-    """After the last proxy-only session of this instance is gone: its relays and network."""
+def remove_if_unused(runner: Runner, leaving: Collection[str] = ()) -> None:
+    """After the last proxy-only session of this instance is gone: its relays and network.
+    ``leaving``: the containers being deleted (still there in a dry run, which prints
+    what a real run would do)."""
     network = network_name()
     found = runner.query(["docker", "network", "inspect", "--format",
                           "{{range .Containers}}{{.Name}} {{end}}", network], check=False)
     if found.returncode != 0:
         return
-    users = found.stdout.split()
+    users = [name for name in found.stdout.split() if name not in leaving]
     relays = [n for n in users if n.startswith(RELAY_PREFIX)]
     if len(relays) != len(users):
         return  # sessions still use it

@@ -313,3 +313,38 @@ def test_session_volumes_read_back_are_checked(home: Home, fp, monkeypatch: pyte
     fp.register(A.ps_argv('{{.Names}}\t{{.Label "mux.instance"}}', instance="i1", label="mux.helper=fill"),
                 stdout="mux_fill_mux_i1_sccache\ti1\nmux_fill_x\ti2\nmux-other\ti1\nmux_fill_-rf /\ti1\n")
     assert unfinished_fills(Runner()) == [("mux_fill_mux_i1_sccache", "mux_i1_sccache")]
+
+
+def test_dry_run_delete_of_the_last_remote_proxy_only_session_prints_what_goes_there(  # type: ignore[no-untyped-def]
+        home: Home, fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from mux import argv as A
+    from mux import tunnel
+    from mux.engine import Engine
+    from mux.proxy import egress
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    make_context(home, "box", "ssh://me@box.test")
+    sock = tunnel._files(Engine("box", "ssh://me@box.test", "test"))[0]
+    sock.touch()  # the tunnel to box runs
+    home.session_dir("s1").mkdir(parents=True)
+    (home.session_dir("s1") / "proxy.env").write_text("HTTP_PROXY=x\n")
+    (home.session_dir("s1") / "engine").write_text("ssh://me@box.test\n")
+    box = ["docker", "--context", "box"]
+    fp.register(ps_on("box", "s1"), stdout=ps_line("s1", egress="proxy-only", workdir="volume:mux-s1-workspace"))
+    fp.register([*box, *A.volume_ls_argv(instance=None)[1:]], stdout="mux-s1-workspace\ts1\nmux-s1-home\ts1\n")
+    relay = egress.relay_name(18080)
+    fp.register([*box, "network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}",
+                 egress.network_name()], stdout=f"mux-s1 {relay} \n")
+    result = run("--context", "box", "delete", "--force", "--dry-run", "s1")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[1:] == [
+        "docker --context box volume rm mux-s1-workspace mux-s1-home",
+        f"ssh -S {sock} -O exit -l me -- box.test",
+        f"docker --context box rm -f {relay}",
+        f"docker --context box network rm {egress.network_name()}",
+        f"rm -rf {home.session_dir('s1')}",
+    ]
+    assert result.out.splitlines()[0] == f"docker --context box rm -f {CID}"
+    assert home.session_dir("s1").exists() and sock.exists()
