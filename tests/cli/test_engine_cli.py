@@ -141,18 +141,22 @@ def test_context_flag_lists_only_that_engine(home: Home, fp) -> None:  # type: i
     assert [(d["name"], d["context"]) for d in json.loads(result.out)] == [("there", "box")]
 
 
-def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_there(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("how", ["flag", "config", "allowlist"])
+def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_there(home: Home, fp, how: str) -> None:  # type: ignore[no-untyped-def]
     from mux.proxy import egress
 
     make_context(home, "box", "ssh://me@box.test")
-    home.write_config(home.config.read_text() + "\n[proxy]\nport = 18080\n")
+    proxy = {"flag": "", "config": 'egress = "proxy-only"\n',
+             "allowlist": '[proxy.filters]\nallowlist_only = true\nallowed_domains = ["example.test"]\n'}[how]
+    home.write_config(home.config.read_text() + "\n[proxy]\nport = 18080\n" + proxy)
     box = ["docker", "--context", "box"]
     fp.register([*box, "network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"],
                 stdout='[{"Subnet":"172.30.0.0/16","Gateway":"172.30.0.1"}]\n')
     fp.register([*box, "network", "inspect", fp.any()], returncode=1)  # no egress network there yet
     fp.register([*box, "container", "inspect", fp.any()], returncode=1)  # nor its relay
     fp.register([*box, "version", "--format", "{{.Server.Arch}}"], stdout="amd64\n")
-    result = run("--context", "box", "new", "--dry-run", "--copy", "--egress", "proxy-only", "s1")
+    flags = ["--egress", "proxy-only"] if how == "flag" else []
+    result = run("--context", "box", "new", "--dry-run", "--copy", *flags, "s1")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     relay, network = egress.relay_name(18080), egress.network_name()
