@@ -22,12 +22,10 @@ engines need none of this: their sessions reach the proxy through mux's ssh tunn
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mux import paths
 from mux.errors import ConfigError, MuxError
@@ -37,8 +35,7 @@ if TYPE_CHECKING:
     from mux.config import Limits
 
 
-@dataclass(frozen=True)
-class VmEngine:
+class VmEngine(NamedTuple):
     kind: str  # what it is, for messages
     host_name: str | None  # the documented name of this machine, seen from a container
 
@@ -68,6 +65,8 @@ KEEP = ("OperatingSystem", "Name", "SecurityOptions", "CgroupDriver")  # what mu
 
 
 def _cached_info(runner: Runner) -> Mapping[str, Any]:
+    import hashlib  # here: every `mux new` imports this module, few ask docker info
+
     key = hashlib.sha256(runner.engine.host.encode()).hexdigest()[:16]
     cache = paths.data_dir() / "engines" / f"{key}.json"
     try:
