@@ -101,7 +101,9 @@ def _ensure_subids(path: Path, user: pwd.struct_passwd) -> None:
 
 
 def _grant_tun(uid: int) -> tuple[int, bytes | None] | None:
-    """rw on /dev/net/tun for ``uid`` only; what to restore (None: nothing changed)."""
+    """rw on /dev/net/tun for ``uid`` only; what to restore (None: nothing changed here,
+    or another run of this fixture granted it and restores it: the daemon needs the
+    device only to start)."""
     mode = os.stat(TUN).st_mode
     if mode & 0o006 == 0o006:
         return None
@@ -111,6 +113,8 @@ def _grant_tun(uid: int) -> tuple[int, bytes | None] | None:
         before = None
     entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 6, uid), (0x04, (mode >> 3) & 7, 0xFFFFFFFF),
                (0x10, 6, 0xFFFFFFFF), (0x20, mode & 7, 0xFFFFFFFF)]  # user, user:uid, group, mask, other
+    if before and (0x02, 6, uid) in struct.iter_unpack("<HHI", before[4:]):
+        return None
     os.setxattr(TUN, ACL, struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
     return mode, before
 
