@@ -197,8 +197,8 @@ def rootless_engine(images: dict[str, str], traversable_python: None) -> Iterato
     tun = _grant_tun(uid)
     daemon = None
     engine = None
+    log = (base / "dockerd.log").open("wb")
     try:
-        log = (base / "dockerd.log").open("wb")
         # Debian's script (20.10) always passes --disable-host-loopback; rootlesskit takes
         # the last value of a flag, so ours wins. Newer scripts read the second variable.
         daemon = subprocess.Popen(
@@ -223,6 +223,7 @@ def rootless_engine(images: dict[str, str], traversable_python: None) -> Iterato
     finally:
         if daemon is not None:
             _stop(daemon, engine)
+        log.close()
         shutil.rmtree(base, ignore_errors=True)
         _restore_tun(tun)
 
