@@ -200,6 +200,16 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt_lost(unraisable: sys.UnraisableHookArgs) -> None:
+    """A Ctrl-C (or SIGTERM) that lands in a callback Python cannot raise from (the
+    import lock's, during a lazy import) is not lost with a traceback: it is raised
+    again as a signal, so it interrupts where it can, and the undo runs as usual."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def global_verbose(args: list[str]) -> bool:
     """Whether -v/--verbose comes before the subcommand (after it, `-v` is a
     command's own option, like `mux new -v HOST:CONTAINER`)."""
@@ -218,6 +228,7 @@ def global_verbose(args: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _terminated)
+    sys.unraisablehook = _interrupt_lost
     verbose = global_verbose(argv if argv is not None else sys.argv[1:])
     verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
     try:
