@@ -86,16 +86,18 @@ def main() -> str:
             name = f"bi{next(counter)}"
             return timed("new", [*mux, "new", name], [*mux, "delete", "--force", name])
 
-        def raw_new_delete() -> float:
-            name = f"br{next(counter)}"
-            # What mux prints for this very session: its host steps done untimed, then timed:
-            # the docker commands (the run; docker's own rm).
+        def printed_run(name: str) -> list[str]:
+            """The `docker run` mux prints for session ``name``, its host steps done (untimed)."""
             commands = [shlex.split(line) for line in box.run([*mux, "new", "--dry-run", name]).stdout.splitlines()]
             for c in commands:
                 if c[0] != "docker":
                     box.run(c)
-            run = next(c for c in commands if c[:2] == ["docker", "run"])
-            elapsed = timed("raw", run, ["docker", "rm", "-f", f"mux-{name}"])
+            return next(c for c in commands if c[:2] == ["docker", "run"])
+
+        def raw_new_delete() -> float:
+            """What mux prints for this very session, timed: the run, and docker's own rm."""
+            name = f"br{next(counter)}"
+            elapsed = timed("raw", printed_run(name), ["docker", "rm", "-f", f"mux-{name}"])
             shutil.rmtree(box.data / "sessions" / name, ignore_errors=True)
             return elapsed
 
@@ -104,16 +106,9 @@ def main() -> str:
             its start check `docker top`, delete's lookup `docker ps`, the rm) and two
             interpreter + Click start-ups, without mux's own work."""
             name = f"bf{next(counter)}"
-            commands = [shlex.split(line) for line in box.run([*mux, "new", "--dry-run", name]).stdout.splitlines()]
-            for c in commands:
-                if c[0] != "docker":
-                    box.run(c)
-            run = next(c for c in commands if c[:2] == ["docker", "run"])
-            cid = box.data / "sessions" / name / "container.id"
             lookup = [a.replace("=listed", f"={name}") for a in delete_ps]
-            elapsed = timed("floor-new", floor, run, ["docker", "top", f"mux-{name}"], floor, lookup,
+            elapsed = timed("floor-new", floor, printed_run(name), ["docker", "top", f"mux-{name}"], floor, lookup,
                             ["docker", "rm", "-f", f"mux-{name}"])
-            cid.unlink(missing_ok=True)
             shutil.rmtree(box.data / "sessions" / name, ignore_errors=True)
             return elapsed
 

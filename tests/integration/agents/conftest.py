@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +89,13 @@ def world(images, clients: Path, mux_home: Path, monkeypatch: pytest.MonkeyPatch
             mux("proxy", "stop")
 
 
-def wait_exit(container: str, timeout: float = 240) -> int:
-    """The container's exit code once its main process has ended."""
+def wait_exit(container: str, timeout: float = 240,
+              engine: Callable[..., subprocess.CompletedProcess[str]] = docker) -> int:
+    """The container's exit code once its main process has ended (``engine``: the
+    docker of the engine it runs on, the second engine's or rootless Docker's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = docker("container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}",
+        state = engine("container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}",
                        container).stdout.split()
         if state[0] == "false":
             return int(state[1])

@@ -5,28 +5,17 @@ of the session's, read-only at their places in HOME; the key stays here."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from mux.agents import PLACEHOLDER
 from tests.conftest import mux
-from tests.integration.agents.conftest import AGENT_UID, AgentWorld, clients, world  # noqa: F401 - fixtures
+from tests.integration.agents.conftest import AGENT_UID, AgentWorld, clients, wait_exit, world  # noqa: F401 - fixtures
 from tests.integration.remote.conftest import RemoteEngine
 
 pytestmark = pytest.mark.docker
 BOX = ("--context", "box")
 
-
-def wait_exit(remote: RemoteEngine, container: str, timeout: float = 240) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = remote.docker("container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}",
-                              container).stdout.split()
-        if state[0] == "false":
-            return int(state[1])
-        time.sleep(0.5)
-    raise AssertionError(f"{container} still running after {timeout} s")
 
 
 def volumes(remote: RemoteEngine, label: str) -> list[str]:
@@ -53,7 +42,7 @@ def test_agent_there_gets_its_binary_and_shared_files_in_volumes(
                    one_shot, cwd=world.work)
         assert made.returncode == 0, made.stderr
         assert f" cp -L {world.claude} " in made.stderr
-        assert wait_exit(remote, f"mux-{one_shot}") == 0, mux(*BOX, "logs", one_shot).stderr
+        assert wait_exit(f"mux-{one_shot}", engine=remote.docker) == 0, mux(*BOX, "logs", one_shot).stderr
         assert world.reply in mux(*BOX, "logs", one_shot).stdout
         # An interactive one stays up to look inside; its binary's volume is already there.
         made = mux("-v", *BOX, "new", "--agent", "claude", "--copy", name, cwd=world.work)

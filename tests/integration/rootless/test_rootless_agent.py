@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -15,23 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEBIAN, ROOT
-from tests.integration.agents.conftest import FAKE_NAME, RESOLVE_DIR, clients  # noqa: F401 - fixture
+from tests.integration.agents.conftest import FAKE_NAME, RESOLVE_DIR, clients, wait_exit  # noqa: F401 - fixture
 from tests.integration.agents.fake_api import FakeMessagesAPI
 from tests.integration.proxy.harness import free_port
 from tests.integration.rootless.conftest import HOST_LOOPBACK, RootlessEngine
 
 pytestmark = pytest.mark.docker
 
-
-def wait_exit(engine: RootlessEngine, container: str, timeout: float = 180) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = engine.docker("container", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}",
-                              container).stdout.split()
-        if state[0] == "false":
-            return int(state[1])
-        time.sleep(0.5)
-    raise AssertionError(f"{container} still running after {timeout} s")
 
 
 def test_headless_claude_runs_as_the_engine_s_root(rootless: RootlessEngine, clients: Path) -> None:  # noqa: F811
@@ -53,7 +42,7 @@ def test_headless_claude_runs_as_the_engine_s_root(rootless: RootlessEngine, cli
         made = engine.mux("new", "--agent", "claude", "--headless", "--prompt", "say pong", "rl-agent",
                           cwd=engine.base / "work")
         assert made.returncode == 0, made.stderr
-        assert wait_exit(engine, "mux-rl-agent") == 0, engine.docker("logs", "mux-rl-agent").stderr
+        assert wait_exit("mux-rl-agent", 180, engine.docker) == 0, engine.docker("logs", "mux-rl-agent").stderr
         logs = engine.mux("logs", "rl-agent")
         assert reply in logs.stdout, logs.stdout + logs.stderr
         messages = [s for s in api.seen if s.path.startswith("/v1/messages")]
