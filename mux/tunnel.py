@@ -196,31 +196,47 @@ def ensure_for_session(runner: Runner, name: str) -> None:
 
 
 def sessions_using(host: str) -> list[str]:
-    """This instance's proxied sessions on the engine at ``host`` (by the marker
-    mux/volumes.py leaves in a remote session's directory): the tunnel's users."""
+    """This instance's proxied sessions on the engine at ``host``: the tunnel's users
+    `mux proxy status` shows."""
+    inst = paths.instance()
+    return sorted(name for instance, name in users(host) if instance == inst)
+
+
+def users(host: str) -> set[tuple[str | None, str]]:
+    """(instance, session) of every proxied session on the engine at ``host`` whose
+    files are in this data dir, every instance's: they share its tunnels. Found by
+    the marker mux/volumes.py leaves in a remote session's directory."""
+    from mux.names import SESSION_NAME
     from mux.proxy.session import ENV_FILE_NAME
     from mux.sessions import ENGINE_MARKER
 
-    root = paths.sessions_root()
-    users = []
-    for directory in sorted(root.iterdir()) if root.is_dir() else ():
-        if not (directory / ENV_FILE_NAME).exists():
-            continue
-        try:
-            if (directory / ENGINE_MARKER).read_text().strip() == host:
-                users.append(directory.name)
-        except OSError:
-            continue
-    return users
+    data = paths.data_dir()
+    roots: list[tuple[str | None, Path]] = [(None, data / "sessions")]
+    instances = data / "instances"
+    if instances.is_dir():
+        roots += [(d.name, d / "sessions") for d in sorted(instances.iterdir())
+                  if SESSION_NAME.fullmatch(d.name) and not d.is_symlink()]
+    found = set()
+    for instance, root in roots:
+        for directory in sorted(root.iterdir()) if root.is_dir() and not root.is_symlink() else ():
+            if not SESSION_NAME.fullmatch(directory.name) or not (directory / ENV_FILE_NAME).exists():
+                continue
+            try:
+                if (directory / ENGINE_MARKER).read_text().strip() == host:
+                    found.add((instance, directory.name))
+            except OSError:
+                continue
+    return found
 
 
 def stop_if_unused(runner: Runner, leaving: set[str]) -> None:
-    """After `mux delete`: the engine's tunnel ends with its last proxied session
-    (those in ``leaving`` are going now)."""
+    """After `mux delete`: the engine's tunnel ends with its last proxied session, of
+    any instance (those in ``leaving``, this instance's, are going now)."""
     engine = runner.engine
     if not engine.remote:
         return
-    if set(sessions_using(engine.host)) - leaving:
+    inst = paths.instance()
+    if users(engine.host) - {(inst, name) for name in leaving}:
         return
     sock, state, _ = _files(engine)
     if sock.exists():

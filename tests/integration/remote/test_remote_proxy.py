@@ -75,3 +75,25 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     assert registry_key(unique_name) not in json.loads(registry.read_text())["sessions"]  # its secret opens nothing
     assert not list((data / "tunnels").glob("*.json"))  # the last remote session took the tunnel with it
     assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"] == []
+
+
+def test_the_tunnel_stays_while_another_instance_uses_it(proxied_remote, remote, api, unique_name, tmp_path,
+                                                         own_instance: str) -> None:
+    """Instances of one data dir share its tunnels: one instance deleting its last
+    session must not cut another's running session off the proxy."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    other, theirs = {**proxied_remote, "MUX_INSTANCE": f"{own_instance}-o"}, f"{unique_name}o"
+    data = Path(os.environ["MUX_DATA_DIR"])
+    try:
+        for name, env in ((unique_name, proxied_remote), (theirs, other)):
+            made = mux("--context", "box", "new", "--copy", "--workdir", str(proj), name, env=env)
+            assert made.returncode == 0, made.stderr
+        assert mux("--context", "box", "delete", "--force", unique_name, env=proxied_remote).returncode == 0
+        assert list((data / "tunnels").glob("*.json"))  # the other instance's session still needs it
+        out = remote.docker("exec", f"mux-{theirs}", "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models",
+                            check=False)
+        assert out.stdout == "upstream ok\n", out.stderr
+    finally:
+        mux("--context", "box", "delete", "--force", theirs, env=other)
+    assert not list((data / "tunnels").glob("*.json"))  # its last session, of any instance, took it along
