@@ -5,11 +5,13 @@ Network: only loopback, the Docker bridge gateway and containers the tests start
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from mux.proxy import netinfo
 from tests.conftest import require_engine
-from tests.integration.proxy.servers import Pki, make_pki
+from tests.integration.proxy.servers import EchoUpstream, Pki, make_pki
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +26,11 @@ def gateway() -> str:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory, gateway: str) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"), [gateway, "127.0.0.1"])
+
+
+@pytest.fixture
+def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:
+    """The credential host: an HTTPS API on the bridge gateway (test_proxy_http.py keeps
+    one per module)."""
+    with EchoUpstream(gateway, pki) as server:
+        yield server

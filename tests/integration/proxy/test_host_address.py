@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ from tests.integration.proxy.servers import EchoUpstream, Pki
 
 pytestmark = pytest.mark.docker
 TOKEN = "tok-hostaddr-52b7"
-
-
-@pytest.fixture
-def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:
-    with EchoUpstream(gateway, pki) as server:
-        yield server
 
 
 def test_host_address_override(images, mux_home: Path, pki: Pki, gateway: str, api: EchoUpstream,

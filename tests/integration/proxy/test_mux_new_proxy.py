@@ -18,12 +18,6 @@ TOKEN = "tok-3f9a1c-never-in-a-container"
 
 
 @pytest.fixture
-def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:
-    with EchoUpstream(gateway, pki) as server:
-        yield server
-
-
-@pytest.fixture
 def proxied(images, mux_home: Path, pki: Pki, gateway: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """A mux config with a [proxy] table and a bearer rule for the gateway; the
     proxy is not running yet. Stopped (and its sessions removed) afterwards."""

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BUSYBOX, DEBIAN, mux
-from tests.integration.proxy.conftest import gateway, pki  # noqa: F401 - fixtures
+from tests.integration.proxy.conftest import api, gateway, pki  # noqa: F401 - fixtures
 from tests.integration.proxy.harness import free_port
-from tests.integration.proxy.servers import EchoUpstream, Pki
+from tests.integration.proxy.servers import Pki
 
 ENGINE_IMAGE = "mux-test/remote-engine"
 TOKEN = "tok-remote-7d41e0-never-on-the-box"
@@ -127,12 +127,6 @@ def remote_home(mux_home: Path, remote: RemoteEngine) -> Path:
     """mux_home (own data dir and config), the Debian image, and the remote engine reachable."""
     (mux_home / "config.toml").write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n')
     return mux_home
-
-
-@pytest.fixture
-def api(pki: Pki, gateway: str) -> Iterator[EchoUpstream]:  # noqa: F811
-    with EchoUpstream(gateway, pki) as server:
-        yield server
 
 
 @pytest.fixture
