@@ -23,6 +23,17 @@ DEBIAN = "mux-test/debian"
 MUX = [sys.executable, "-m", "mux"]
 
 
+def checkout_copy(dest: Path) -> Path:
+    """This checkout as `git clone` would give it (uncommitted edits included)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def runs(default: int) -> int:
     """How many runs per case (MUX_BENCH_RUNS overrides, e.g. 3 for a quick look)."""
     return int(os.environ.get("MUX_BENCH_RUNS", default))

@@ -27,20 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BUSYBOX, ROOT, Sandbox, interleave, ms, ratio, require_images, runs, summary, table  # noqa: E402
+from _common import BUSYBOX, Sandbox, checkout_copy, interleave, ms, ratio, require_images, runs, summary, table  # noqa: E402
 
 GOALS = {"version": 1.30, "new": 1.35, "list": 1.20}
 
 
 def fresh_install(work: Path) -> tuple[Path, float]:
     """`make install` of a clean copy of this checkout; its venv and how long it took."""
-    src = work / "mux"
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    for name in listed:
-        if (ROOT / name).is_file():
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+    src = checkout_copy(work / "mux")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["MUX_BIN_DIR"] = str(work / "bin")
     start = time.perf_counter()

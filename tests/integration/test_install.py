@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._common import checkout_copy
 from tests.conftest import ROOT
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -19,17 +20,6 @@ pytestmark = pytest.mark.skipif(
     subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip, venv"], capture_output=True).returncode != 0
     if os.path.exists(SYSTEM_PYTHON) else True,
     reason="needs Debian's /usr/bin/python3 with venv (python3-venv)")
-
-
-def checkout_copy(dest: Path) -> Path:
-    """This checkout as `git clone` would give it (uncommitted edits included)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    for name in listed:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
 
 
 def clean_env(**extra: str) -> dict[str, str]:
