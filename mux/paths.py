@@ -65,6 +65,21 @@ def sessions_root(data: Path | None = None, env: Mapping[str, str] | None = None
     return base / "sessions" if inst is None else base / "instances" / inst / "sessions"
 
 
+def all_sessions_roots(data: Path | None = None) -> list[tuple[str | None, Path]]:
+    """(instance, its sessions directory) for every instance with files under the data
+    dir, the one without an instance first. Directory names are input: only those
+    that are valid instance names (and no symlinks) count."""
+    from mux.names import SESSION_NAME
+
+    base = data if data is not None else data_dir()
+    roots: list[tuple[str | None, Path]] = [(None, sessions_root(base, {}))]
+    instances = base / "instances"
+    if instances.is_dir() and not instances.is_symlink():
+        roots += [(d.name, sessions_root(base, {"MUX_INSTANCE": d.name})) for d in sorted(instances.iterdir())
+                  if SESSION_NAME.fullmatch(d.name) and not d.is_symlink()]
+    return roots
+
+
 def session_dir(name: str, root: Path | None = None) -> Path:
     """Host-side files of one session (its HOME, a repo clone); removed with it.
     ``name`` must be a valid session name: a label read back from docker is input."""

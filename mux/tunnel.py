@@ -206,20 +206,13 @@ def users(host: str) -> set[tuple[str | None, str]]:
     """(instance, session) of every proxied session on the engine at ``host`` whose
     files are in this data dir, every instance's: they share its tunnels. Found by
     the marker mux/volumes.py leaves in a remote session's directory."""
-    from mux.names import SESSION_NAME
     from mux.proxy.session import ENV_FILE_NAME
-    from mux.sessions import ENGINE_MARKER
+    from mux.sessions import ENGINE_MARKER, is_session_dir
 
-    data = paths.data_dir()
-    roots: list[tuple[str | None, Path]] = [(None, data / "sessions")]
-    instances = data / "instances"
-    if instances.is_dir():
-        roots += [(d.name, d / "sessions") for d in sorted(instances.iterdir())
-                  if SESSION_NAME.fullmatch(d.name) and not d.is_symlink()]
     found = set()
-    for instance, root in roots:
+    for instance, root in paths.all_sessions_roots():
         for directory in sorted(root.iterdir()) if root.is_dir() and not root.is_symlink() else ():
-            if not SESSION_NAME.fullmatch(directory.name) or not (directory / ENV_FILE_NAME).exists():
+            if not is_session_dir(directory) or not (directory / ENV_FILE_NAME).exists():
                 continue
             try:
                 if (directory / ENGINE_MARKER).read_text().strip() == host:

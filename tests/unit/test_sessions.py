@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
+from mux import paths
 from mux import sessions as S
 from mux import table as T
 from mux.errors import MuxError
@@ -159,3 +161,12 @@ def test_created_local(monkeypatch: pytest.MonkeyPatch) -> None:
         time.tzset()
     assert T.created_local("") == ""
     assert T.created_local("yesterday") == "yesterday"
+
+
+def test_all_sessions_roots_takes_only_valid_instance_directories(tmp_path: Path) -> None:
+    instances = tmp_path / "instances"
+    for name in ("a1", "-rf", ".hidden"):
+        (instances / name / "sessions").mkdir(parents=True)
+    (instances / "linked").symlink_to(instances / "a1")
+    assert paths.all_sessions_roots(tmp_path) == [(None, tmp_path / "sessions"),
+                                                  ("a1", instances / "a1" / "sessions")]
