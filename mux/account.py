@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from mux.spec import CONTAINER_HOME
+from mux.names import CONTAINER_HOME
 
 # A user or group name that is safe in a passwd line (POSIX portable names).
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")

@@ -49,7 +49,8 @@ from urllib.parse import urlsplit
 from mux import validate
 from mux.config import AgentSettings
 from mux.errors import ConfigError, MuxError
-from mux.spec import CONTAINER_HOME, SessionSpec
+from mux.names import CONTAINER_HOME
+from mux.spec import SessionSpec
 
 if TYPE_CHECKING:
     from mux.config import Config

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mux import validate
-from mux.configfile import Table, find_config, read_toml  # noqa: F401  (read_toml: re-exported)
+from mux.configfile import Table, find_config, read_toml
 from mux.errors import ConfigError
 from mux.spec import Limits
 

@@ -13,9 +13,9 @@ from pathlib import PurePosixPath
 
 from mux import argv as A
 from mux.errors import ConfigError
+from mux.names import WORKSPACE
 from mux.runner import Runner
 from mux.sessions import find
-from mux.spec import WORKSPACE
 
 SESSION_PATH = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62}):(?P<path>.*)", re.DOTALL)
 

@@ -13,8 +13,9 @@ from mux import __version__, account, hostfiles, interrupts, paths, validate
 from mux import argv as A
 from mux.config import Config, Limits
 from mux.errors import ConfigError, DockerError, MuxError
+from mux.names import CONTAINER_HOME, CREATED_FORMAT, WORKSPACE, container_name, session_name
 from mux.runner import Runner
-from mux.spec import CONTAINER_HOME, CREATED_FORMAT, WORKSPACE, SessionSpec, container_name
+from mux.spec import SessionSpec
 from mux.startcheck import wait_started
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def git_env(name: str | None, email: str | None) -> list[tuple[str, str | None]]
 
 def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec:
     """Check every input and assemble the spec. Pure: no processes, no files written."""
-    name = validate.session_name(opts.name)
+    name = session_name(opts.name)
     d = config.docker
     session_dir = host.session_dir(name)
     image = validate.image(opts.image, "--image") if opts.image else d.image

@@ -15,7 +15,6 @@ from mux.errors import ConfigError
 SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 WORKSPACE = "/workspace"
 CONTAINER_HOME = "/home/mux"
-LABEL_PREFIX = "mux."
 CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the mux.created label: UTC, to the second
 
 

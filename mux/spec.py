@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from pathlib import Path
 
-from mux.names import CONTAINER_HOME, CREATED_FORMAT, LABEL_PREFIX, WORKSPACE, container_name  # noqa: F401
+from mux.names import container_name
 
 
 class Limits(NamedTuple):

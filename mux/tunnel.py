@@ -179,13 +179,13 @@ def _log_tail(log: Path) -> str:
 
 def ensure_for_session(runner: Runner, name: str) -> None:
     """start/attach/exec of a proxied session on a remote engine: its tunnel up."""
-    from mux import validate
     from mux.errors import MuxError
+    from mux.names import session_name
     from mux.proxy import control
     from mux.proxy.session import ENV_FILE_NAME
 
     try:
-        validate.session_name(name)
+        session_name(name)
     except MuxError:
         return  # the command itself says what is wrong with the name
     if not runner.engine.remote or not (paths.session_dir(name) / ENV_FILE_NAME).exists():

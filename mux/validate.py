@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from mux.errors import ConfigError
-from mux.names import SESSION_NAME, session_name  # noqa: F401  (re-exported: every checker is in validate)
 
 # As docker's own parser (go-units RAMInBytes) accepts: at most one space, one "b".
 # re.ASCII: \d and \w would also match non-ASCII digits and letters, which docker rejects.

@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING
 from mux import argv as A
 from mux import paths
 from mux.errors import ConfigError, DockerError
-from mux.names import SESSION_NAME
+from mux.names import CONTAINER_HOME, SESSION_NAME, WORKSPACE
 from mux.runner import Runner, host_step
 from mux.sessions import ENGINE_MARKER
-from mux.spec import CONTAINER_HOME, WORKSPACE, SessionSpec, VolumeFill
+from mux.spec import SessionSpec, VolumeFill
 
 if TYPE_CHECKING:
     from mux.engine import Engine

@@ -172,7 +172,7 @@ def edit(ctx: click.Context) -> None:
 @click.pass_context
 def path(ctx: click.Context) -> None:
     """Print the config file mux reads (or would create)."""
-    from mux.config import find_config
+    from mux.configfile import find_config
 
     state = _state(ctx)
     target = target_path(state.config_path)

@@ -81,7 +81,7 @@ def plan(settings: ProxySettings, config_path: Path | None, files: ProxyFiles,
     }
     rules: list[Any] = []
     if config_path is not None:
-        from mux.config import read_toml
+        from mux.configfile import read_toml
 
         path = Path(config_path)
         rules = [repr(r) + repr((r.value, r.username, r.password))

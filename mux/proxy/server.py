@@ -37,7 +37,7 @@ log = logging.getLogger("mux.proxy")
 def load_rules(config: str | None) -> tuple[CredentialRule, ...]:
     if not config:
         return ()
-    from mux.config import read_toml
+    from mux.configfile import read_toml
 
     raw = read_toml(Path(config))
     return expand_credentials(parse_credentials(raw, config), os.environ, config)

@@ -59,12 +59,12 @@ def _say(message: str) -> None:
 def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runner: Runner) -> None:
     """For start/attach/exec: a session wired to the proxy gets it running, on the
     config the user has now. Sessions without the proxy cost one stat()."""
-    from mux import validate
+    from mux import names
     from mux.errors import MuxError
     from mux.proxy.settings import default_settings
 
     try:
-        validate.session_name(session_name)
+        names.session_name(session_name)
     except MuxError:
         return  # not a session name: the command itself says so
     env_file = session_dir(session_name) / ENV_FILE_NAME

@@ -11,7 +11,7 @@ import pytest
 from mux import config as C
 from mux import paths
 from mux.config import Config, DockerSettings, GitSettings, Limits, RustSettings
-from mux.configfile import MAX_CONFIG_BYTES, engine_settings
+from mux.configfile import MAX_CONFIG_BYTES, engine_settings, find_config, read_toml
 from mux.errors import ConfigError
 
 
@@ -34,7 +34,7 @@ def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config
 
 
 def test_no_file_means_defaults() -> None:
-    assert C.find_config() is None
+    assert find_config() is None
     cfg = C.load()
     assert cfg == Config()
     assert cfg.docker.image == "ubuntu:22.04"
@@ -301,7 +301,7 @@ def test_bare_env_present_on_host(tmp_path: Path) -> None:
 
 def read_error(path: Path) -> str:
     with pytest.raises(ConfigError) as info:
-        C.read_toml(path)
+        read_toml(path)
     return info.value.message
 
 
@@ -319,7 +319,7 @@ def test_yaml_is_not_toml(tmp_path: Path) -> None:
 def test_empty_file(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        C.read_toml(path)
+        read_toml(path)
     assert info.value.message == f"{path}: config file is empty"
     assert "mux config init --force" in (info.value.hint or "")
 
@@ -369,7 +369,7 @@ def test_exactly_one_mib_is_fine(tmp_path: Path) -> None:
     body = '[git]\nuser_name = "x"\n'
     path = write(tmp_path, body + "#" * (MAX_CONFIG_BYTES - len(body)))
     assert path.stat().st_size == MAX_CONFIG_BYTES
-    assert C.read_toml(path) == {"git": {"user_name": "x"}}
+    assert read_toml(path) == {"git": {"user_name": "x"}}
 
 
 # --- where the file is found ----------------------------------------------
@@ -378,16 +378,16 @@ def test_exactly_one_mib_is_fine(tmp_path: Path) -> None:
 def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = write(tmp_path, "", "system.toml")
     monkeypatch.setattr(paths, "SYSTEM_CONFIG", system)
-    assert C.find_config() == system
+    assert find_config() == system
     user = tmp_path / "xdg" / "mux" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text("")
-    assert C.find_config() == user
+    assert find_config() == user
     env_file = write(tmp_path, "", "env.toml")
     monkeypatch.setenv("MUX_CONFIG", str(env_file))
-    assert C.find_config() == env_file
+    assert find_config() == env_file
     flag = write(tmp_path, "", "flag.toml")
-    assert C.find_config(str(flag)) == flag
+    assert find_config(str(flag)) == flag
 
 
 def test_default_user_config_is_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -405,14 +405,14 @@ def test_named_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     else:
         explicit = str(missing)
     with pytest.raises(ConfigError) as info:
-        C.find_config(explicit)
+        find_config(explicit)
     assert info.value.message == f"config file {str(missing)!r} (from {origin}) does not exist"
 
 
 def test_explicit_path_expands_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     path = write(tmp_path, "[docker]\n")
-    assert C.find_config("~/config.toml") == path
+    assert find_config("~/config.toml") == path
 
 
 def test_credential_tables_are_checked_at_load(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from mux import argv as A
 from mux import paths
 from mux.config import Limits
+from mux.names import SESSION_NAME
 from mux.runner import quote
 from mux.spec import SessionSpec
-from mux.validate import ENV_NAME, SESSION_NAME
+from mux.validate import ENV_NAME
 from tests.cli.muxcli import run
 
 names = st.from_regex(SESSION_NAME, fullmatch=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mux import names
 from mux import validate as V
 from mux.errors import ConfigError
 
@@ -20,7 +21,7 @@ DIGEST = "sha256:" + "a" * 64
     pytest.param("x" * 63, id="63-chars"),
 ])
 def test_session_name_ok(name: str) -> None:
-    assert V.session_name(name) == name
+    assert names.session_name(name) == name
 
 
 @pytest.mark.parametrize("name", [
@@ -37,7 +38,7 @@ def test_session_name_ok(name: str) -> None:
 ])
 def test_session_name_bad(name: str) -> None:
     with pytest.raises(ConfigError, match="invalid session name.*1-63"):
-        V.session_name(name)
+        names.session_name(name)
 
 
 @pytest.mark.parametrize("ref", [
