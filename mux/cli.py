@@ -88,10 +88,23 @@ LOG_LEVELS = {"debug": (True, False), "info": (False, False), "warning": (False,
 
 
 ALIASES = {"ls": "list", "rm": "delete"}  # docker's short names
-# Commands whose module is imported only when they run: every start-up pays for
-# mux/commands/session_cmd.py, and only for it. `mux --help` lists them from the
-# short help here (tests/cli/test_startup_imports.py checks it matches each command's own).
+# Every command's module is imported only when it runs: `mux list` pays for
+# list's module, not for the twenty options of `new`. `mux --help` lists them from
+# the short help here (tests/cli/test_startup_imports.py checks it matches each
+# command's own).
+SESSION = "mux.commands.session_cmd"
 LAZY = {
+    "new": ("mux.commands.new_cmd", "new", "Create session NAME and start it in the background."),
+    "list": ("mux.commands.list_cmd", "list_",
+             "List sessions (one `docker ps` call; state comes from container labels)."),
+    "attach": (SESSION, "attach", "Attach your terminal to session NAME, starting it if it is stopped."),
+    "start": (SESSION, "start", "Start stopped sessions."),
+    "stop": (SESSION, "stop", "Stop sessions (their files and containers stay; `mux start` resumes them)."),
+    "delete": (SESSION, "delete", "Delete sessions: their containers and their files under the data dir."),
+    "exec": (SESSION, "exec_", "Run COMMAND in running session NAME (default: its shell)."),
+    "logs": (SESSION, "logs", "Show the output of session NAME's main process."),
+    "cp": (SESSION, "cp", "Copy files between a session and this machine (docker cp's syntax)."),
+    "doctor": (SESSION, "doctor", "Check everything a session needs, with a fix for each failure."),
     "port": ("mux.commands.port_cmd", "port", "Show how to reach session NAME's ports from this machine."),
     "forward": ("mux.commands.port_cmd", "forward",
                 "Forward local ports to ports of running session NAME, until Ctrl-C."),
@@ -173,16 +186,6 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool,
     env_verbose, env_quiet = LOG_LEVELS.get(level, (False, False))
     ctx.obj = State(config_path=config_path, verbose=verbose or env_verbose,
                     quiet=quiet or (env_quiet and not verbose), context=context)
-
-
-def _register() -> None:
-    from mux.commands import session_cmd
-
-    for command in session_cmd.COMMANDS:
-        cli.add_command(command)
-
-
-_register()
 
 
 def report(error: MuxError, verbose: bool) -> None:

@@ -91,7 +91,7 @@ def load(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] 
     path = find_config(explicit)
     if path is None:
         return Config()
-    return parse(read_toml(path), path, os.environ if env is None else env)
+    return parse(read_toml(path), Path(path), os.environ if env is None else env)
 
 
 def parse(data: dict[str, Any], path: Path, env: Mapping[str, str]) -> Config:

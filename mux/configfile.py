@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mux import paths
 from mux.errors import ConfigError
-from mux.expand import expand
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -49,6 +47,11 @@ class Table:
     def where(self, key: str) -> str:
         return f"{self.source}: [{self.name}] {key}" if self.name else f"{self.source}: {key}"
 
+    def _expand(self, value: str, key: str) -> str:
+        from mux.expand import expand  # here: `mux list` reads no table, most of the time
+
+        return expand(value, self.env, self.where(key))
+
     def _take(self, key: str, kinds: tuple[type, ...], label: str) -> Any:
         value = self.data.pop(key)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
@@ -58,14 +61,14 @@ class Table:
     def string(self, key: str, default: Any = None) -> Any:
         if key not in self.data:
             return default
-        return expand(self._take(key, (str,), "a string"), self.env, self.where(key))
+        return self._expand(self._take(key, (str,), "a string"), key)
 
     def scalar(self, key: str, default: Any = None) -> Any:
         """A string or a number (sizes and CPU counts may be written either way)."""
         if key not in self.data:
             return default
         value = self._take(key, (str, int, float), "a string or a number")
-        return expand(value, self.env, self.where(key)) if isinstance(value, str) else value
+        return self._expand(value, key) if isinstance(value, str) else value
 
     def boolean(self, key: str, default: bool) -> bool:
         if key not in self.data:
@@ -87,11 +90,15 @@ class Table:
         bad = [v for v in value if not isinstance(v, str)]
         if bad:
             raise ConfigError(f"{self.where(key)}: expected a list of strings, got item {bad[0]!r}")
-        return tuple(expand(v, self.env, self.where(key)) for v in value)
+        return tuple(self._expand(v, key) for v in value)
 
     def path(self, key: str, default: Any = None) -> Any:
         value = self.string(key)
-        return default if value is None else Path(value).expanduser()
+        if value is None:
+            return default
+        from pathlib import Path  # only mux.config reads paths: `mux list` does without pathlib
+
+        return Path(value).expanduser()
 
     def table(self, key: str) -> Table:
         name = f"{self.name}.{key}" if self.name else key
@@ -106,16 +113,16 @@ class Table:
             raise ConfigError(f"{self.where(key)}: unknown key {key!r} (allowed: {allowed})")
 
 
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+def find_config(explicit: str | os.PathLike[str] | None = None) -> str | None:
     for candidate, origin in paths.config_candidates(explicit):
-        if origin in ("--config", "$MUX_CONFIG") or candidate.exists():
-            if not candidate.exists():
+        if origin in ("--config", "$MUX_CONFIG") or os.path.exists(candidate):
+            if not os.path.exists(candidate):
                 raise ConfigError(f"config file {str(candidate)!r} (from {origin}) does not exist")
             return candidate
     return None
 
 
-def read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
+def read_toml(path: str | os.PathLike[str], text: str | None = None) -> dict[str, Any]:
     """The config file's data (``text``: its text, when already read)."""
     text = read_text(path) if text is None else text
     tomllib = _tomllib()
@@ -125,10 +132,10 @@ def read_toml(path: Path, text: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def read_text(path: Path) -> str:
+def read_text(path: str | os.PathLike[str]) -> str:
     """The config file's text: readable, at most 1 MiB, not empty, UTF-8."""
-    where = str(path)
-    if path.is_dir():
+    where = os.fspath(path)
+    if os.path.isdir(path):
         raise ConfigError(f"{where}: is a directory, not a config file")
     try:
         with open(path, "rb") as fh:
@@ -165,7 +172,7 @@ def engine_settings(explicit: str | os.PathLike[str] | None = None,
     if not isinstance(docker, dict):
         return None, ()
     wanted = {k: docker[k] for k in ("context", "contexts") if k in docker}
-    table = Table(wanted, "docker", str(path), os.environ if env is None else env)
+    table = Table(wanted, "docker", path, os.environ if env is None else env)
     context, contexts = table.string("context"), table.strings("contexts")
     from mux.engine import context_name
 

@@ -65,7 +65,7 @@ class HostFacts(NamedTuple):
 
     def session_dir(self, name: str) -> Path:
         """Session ``name``'s files under this host's data dir, in its instance."""
-        return paths.session_dir(name, paths.sessions_root(self.data_dir or paths.data_dir(), self.env))
+        return Path(paths.session_dir(name, paths.sessions_root(self.data_dir or paths.data_dir(), self.env)))
 
 
 def git_env(name: str | None, email: str | None) -> list[tuple[str, str | None]]:
@@ -234,7 +234,7 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
     return HostFacts(
         uid=uid, gid=gid, env=dict(os.environ), cwd=Path.cwd(),
         now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email, login=login, group=group,
-        data_dir=paths.data_dir(), remote=runner.engine.remote, rootless=rootless,
+        data_dir=Path(paths.data_dir()), remote=runner.engine.remote, rootless=rootless,
     )
 
 

@@ -122,7 +122,7 @@ def _containers(runner: Runner) -> Check:
     # (A session whose files are all in volumes on its engine keeps none here: mux/volumes.py.)
     local = not runner.engine.remote  # session files here belong to sessions on a local engine
     homeless = [s.name for s in found.sessions
-                if local and not s.workdir.startswith("volume:") and not paths.session_dir(s.name).is_dir()]
+                if local and not s.workdir.startswith("volume:") and not os.path.isdir(paths.session_dir(s.name))]
     if homeless:
         problems.append((f"sessions whose files under the data dir are missing: {', '.join(homeless)}",
                          f"`mux delete --force {homeless[0]}` removes one (starting it would let "
@@ -177,7 +177,7 @@ def _config(state: State) -> tuple[Check, Config | None]:
 
 
 def _data_dir() -> Check:
-    directory = paths.data_dir()
+    directory = Path(paths.data_dir())
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):

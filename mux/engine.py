@@ -21,8 +21,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mux.errors import ConfigError
 
@@ -30,7 +29,7 @@ DEFAULT = "default"
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 LOCAL_SCHEMES = ("unix://", "npipe://")
 # docker's own rule for context names (cli/context/store: restrictedNamePattern).
-CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
+CONTEXT_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*"  # compiled on first use (re caches it)
 
 
 class Engine(NamedTuple):
@@ -61,22 +60,27 @@ LOCAL = Engine(DEFAULT, DEFAULT_HOST, "default")
 
 
 def context_name(value: str, what: str) -> str:
-    if not CONTEXT_NAME.fullmatch(value):
+    if not re.fullmatch(CONTEXT_NAME, value):
         raise ConfigError(f"{what}: invalid docker context name {value!r}",
                           hint="`docker context ls` lists the contexts that exist")
     return value
 
 
-def docker_config_dir(env: Mapping[str, str]) -> Path:
+def docker_config_dir(env: Mapping[str, str]) -> str:
     if env.get("DOCKER_CONFIG"):
-        return Path(env["DOCKER_CONFIG"]).expanduser()
-    return Path(env.get("HOME") or Path.home()).expanduser() / ".docker"
+        return os.path.expanduser(env["DOCKER_CONFIG"])
+    return os.path.join(os.path.expanduser(env.get("HOME") or "~"), ".docker")
+
+
+def _read_json(path: str) -> Any:
+    with open(path, "rb") as fh:
+        return json.loads(fh.read())
 
 
 def current_context(env: Mapping[str, str]) -> str | None:
     """The docker CLI's `docker context use` choice, from its config.json."""
     try:
-        data = json.loads((docker_config_dir(env) / "config.json").read_text())
+        data = _read_json(os.path.join(docker_config_dir(env), "config.json"))
     except (OSError, ValueError):
         return None  # no file, or one docker itself would complain about
     name = data.get("currentContext") if isinstance(data, dict) else None
@@ -90,9 +94,9 @@ def context_host(name: str, env: Mapping[str, str], what: str) -> str:
     import hashlib  # only for a named context: ~3 ms off every other start
 
     digest = hashlib.sha256(name.encode()).hexdigest()
-    meta = docker_config_dir(env) / "contexts" / "meta" / digest / "meta.json"
+    meta = os.path.join(docker_config_dir(env), "contexts", "meta", digest, "meta.json")
     try:
-        data = json.loads(meta.read_text())
+        data = _read_json(meta)
     except FileNotFoundError:
         raise ConfigError(f"{what}: there is no docker context named {name!r}",
                           hint="`docker context ls` lists them; `docker context create` makes one") from None

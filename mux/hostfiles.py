@@ -47,10 +47,10 @@ def release_creation(session_dir: Path) -> None:
         os.close(fd)
 
 
-def being_created(session_dir: Path) -> bool:
+def being_created(session_dir: str | os.PathLike[str]) -> bool:
     """True while some `mux new` still holds the directory's creation lock."""
     try:
-        fd = os.open(session_dir / CREATING, os.O_RDONLY)
+        fd = os.open(os.path.join(session_dir, CREATING), os.O_RDONLY)
     except OSError:
         return False
     try:
@@ -149,10 +149,10 @@ def remove_tree(path: Path) -> None:
         return
     if not path.exists():
         return
-    import shutil  # here: `mux list` imports this module, and shutil is slow
+    import shutil  # here: shutil is slow, and most commands never remove a tree
 
     resolved = path.resolve()
-    if resolved in (Path("/"), Path.home().resolve(), paths.data_dir().resolve()):
+    if resolved in (Path("/"), Path.home().resolve(), Path(paths.data_dir()).resolve()):
         raise MuxError(f"refusing to delete {resolved}: it is not a session's files")
 
     def retry(func: Callable[..., object], name: str, exc_info: tuple[type, BaseException, object]) -> None:

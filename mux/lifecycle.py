@@ -124,7 +124,7 @@ def blockers(session: Session, *, force: bool) -> list[str]:
 
 def unsaved_work(session: Session) -> list[str]:
     """Work in a repo session's clone that exists nowhere else (see mux.repo)."""
-    clone = paths.session_dir(session.name) / "repo"
+    clone = Path(paths.session_dir(session.name), "repo")
     if not clone.is_dir():
         return []
     from mux import repo
@@ -169,7 +169,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         remove_if_unused(runner, leaving={s.container for s in doomed})
     left: list[tuple[Session, MuxError]] = []
     for session in doomed:
-        directory = paths.session_dir(session.name)
+        directory = Path(paths.session_dir(session.name))
         try:
             if directory.exists() or (runner.dry_run and session.container):
                 try:

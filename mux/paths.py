@@ -3,36 +3,54 @@
 Session files live per instance: ``<data>/sessions/NAME`` for sessions without
 an instance, ``<data>/instances/INSTANCE/sessions/NAME`` under $MUX_INSTANCE, so
 one instance can never see (or delete) another's files.
+
+Paths here are plain strings (os.path), not pathlib: `mux list` reads them, and
+importing pathlib costs ~3.5 ms of every start-up. Callers that work with the
+files wrap them in ``Path``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-SYSTEM_CONFIG = Path("/etc/mux/config.toml")
-
-
-def user_config() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "mux" / "config.toml"
+SYSTEM_CONFIG = "/etc/mux/config.toml"
 
 
-def config_candidates(explicit: str | os.PathLike[str] | None = None) -> list[tuple[Path, str]]:
+def _clean(path: str) -> str:
+    """``path`` with ~ expanded and spelled as pathlib spells it: no ``.`` parts or
+    doubled slashes, ``..`` kept (through a symlink, folding it would change where
+    it points)."""
+    path = os.path.expanduser(path)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts) or "."
+
+
+def _absolute(path: str) -> str:
+    """``path`` cleaned and made absolute, as pathlib's ``expanduser().absolute()``."""
+    path = _clean(path)
+    return path if path.startswith("/") else _clean(os.path.join(os.getcwd(), path))
+
+
+def user_config() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(_clean(base), "mux", "config.toml")
+
+
+def config_candidates(explicit: str | os.PathLike[str] | None = None) -> list[tuple[str, str]]:
     """The config files mux looks at, first match wins, with where each came from."""
     if explicit:
-        return [(Path(explicit).expanduser(), "--config")]
+        return [(_clean(os.fspath(explicit)), "--config")]
     if os.environ.get("MUX_CONFIG"):
-        return [(Path(os.environ["MUX_CONFIG"]).expanduser(), "$MUX_CONFIG")]
+        return [(_clean(os.environ["MUX_CONFIG"]), "$MUX_CONFIG")]
     return [(user_config(), "user config"), (SYSTEM_CONFIG, "system config")]
 
 
-def data_dir() -> Path:
+def data_dir() -> str:
     if os.environ.get("MUX_DATA_DIR"):
-        return Path(os.environ["MUX_DATA_DIR"]).expanduser().absolute()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser().absolute() / "mux"
+        return _absolute(os.environ["MUX_DATA_DIR"])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(_absolute(base), "mux")
 
 
 def instance(env: Mapping[str, str] | None = None) -> str | None:
@@ -58,31 +76,31 @@ def helper_labels(kind: str) -> list[tuple[str, str]]:
     return [("mux.helper", kind)] + ([("mux.instance", inst)] if inst else [])
 
 
-def sessions_root(data: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+def sessions_root(data: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> str:
     """The directory holding this instance's session directories (and nothing else)."""
     inst = instance(env)
-    base = data if data is not None else data_dir()
-    return base / "sessions" if inst is None else base / "instances" / inst / "sessions"
+    base = os.fspath(data) if data is not None else data_dir()
+    return os.path.join(base, "sessions") if inst is None else os.path.join(base, "instances", inst, "sessions")
 
 
-def all_sessions_roots(data: Path | None = None) -> list[tuple[str | None, Path]]:
+def all_sessions_roots(data: str | os.PathLike[str] | None = None) -> list[tuple[str | None, str]]:
     """(instance, its sessions directory) for every instance with files under the data
     dir, the one without an instance first. Directory names are input: only those
     that are valid instance names (and no symlinks) count."""
     from mux.names import SESSION_NAME
 
-    base = data if data is not None else data_dir()
-    roots: list[tuple[str | None, Path]] = [(None, sessions_root(base, {}))]
-    instances = base / "instances"
-    if instances.is_dir() and not instances.is_symlink():
-        roots += [(d.name, sessions_root(base, {"MUX_INSTANCE": d.name})) for d in sorted(instances.iterdir())
-                  if SESSION_NAME.fullmatch(d.name) and not d.is_symlink()]
+    base = os.fspath(data) if data is not None else data_dir()
+    roots: list[tuple[str | None, str]] = [(None, sessions_root(base, {}))]
+    instances = os.path.join(base, "instances")
+    if os.path.isdir(instances) and not os.path.islink(instances):
+        roots += [(name, sessions_root(base, {"MUX_INSTANCE": name})) for name in sorted(os.listdir(instances))
+                  if SESSION_NAME.fullmatch(name) and not os.path.islink(os.path.join(instances, name))]
     return roots
 
 
-def session_dir(name: str, root: Path | None = None) -> Path:
+def session_dir(name: str, root: str | os.PathLike[str] | None = None) -> str:
     """Host-side files of one session (its HOME, a repo clone); removed with it.
     ``name`` must be a valid session name: a label read back from docker is input."""
     from mux.names import session_name
 
-    return (root if root is not None else sessions_root()) / session_name(name)
+    return os.path.join(os.fspath(root) if root is not None else sessions_root(), session_name(name))

@@ -58,7 +58,7 @@ def published(runner: Runner, container: str) -> list[Port]:
 
 
 def forwards_dir(session: str) -> Path:
-    return paths.data_dir() / "forwards" / session
+    return Path(paths.data_dir(), "forwards", session)
 
 
 def record_forwards(session: str, container: str, ports: list[Port]) -> Path:

@@ -10,7 +10,6 @@ caller's own error class) carrying the command, exit status and stderr.
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -43,6 +42,8 @@ def to_argv(argv: Argv) -> list[str]:
 
 
 def quote(argv: Argv) -> str:
+    import shlex  # only to print: most runs print nothing
+
     return shlex.join(to_argv(argv))
 
 
@@ -127,11 +128,11 @@ class Runner:
         self._print(self.argv(argv))
 
     def _print(self, args: list[str]) -> None:
-        print(shlex.join(args), file=self.out, flush=True)
+        print(quote(args), file=self.out, flush=True)
 
     def _echo(self, argv: list[str]) -> None:
         if self.verbose:
-            print("+ " + shlex.join(argv), file=self.err, flush=True)
+            print("+ " + quote(argv), file=self.err, flush=True)
 
     def run(
         self,

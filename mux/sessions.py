@@ -9,6 +9,7 @@ never on the name ``mux-NAME``, which any container may hold.
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, NamedTuple
@@ -19,8 +20,6 @@ from mux.errors import MuxError, SessionNotFound
 from mux.names import CREATED_FORMAT, SESSION_NAME, container_name
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mux.runner import Runner
 
 ENGINE_MARKER = "engine"  # in a session dir: the session lives on a remote engine (mux/volumes.py)
@@ -34,7 +33,7 @@ PS_FORMAT = (
     + ",".join(f'"{k}":{{{{json (.Label "mux.{k}")}}}}' for k in LABELS)
     + "}"
 )
-EXITED = re.compile(r"Exited \((-?\d+)\)")
+EXITED = r"Exited \((-?\d+)\)"  # compiled on first use (re caches it): most lists show none
 
 
 class Session(NamedTuple):
@@ -96,7 +95,7 @@ def status_of(state: str) -> str:
 
 
 def exit_code_of(state: str, status_text: str) -> int | None:
-    found = EXITED.match(status_text) if state == "exited" else None
+    found = re.match(EXITED, status_text) if state == "exited" else None
     return int(found.group(1)) if found else None
 
 
@@ -172,34 +171,37 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
     ``known``: the sessions (or their names) docker has containers for. Only
     directories named like a session count; anything else is not mux's."""
     root = paths.sessions_root()
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return []
-    from mux.hostfiles import being_created  # only when there are directories to check (shutil is slow)
-
     names = {s if isinstance(s, str) else s.name for s in known}
     found = []
-    for directory in sorted(root.iterdir()):
+    for name in sorted(os.listdir(root)):
+        directory = os.path.join(root, name)
+        if name in names or not is_session_dir(directory):
+            continue
+        from mux.hostfiles import being_created  # only for a directory docker does not know
+
         # A directory a running `mux new` holds is a session being born, not a leftover.
-        if (is_session_dir(directory) and directory.name not in names
-                and not being_created(directory)
-                and not (directory / ENGINE_MARKER).exists()):  # on another engine: mux/volumes.py
-            stamp = datetime.fromtimestamp(directory.lstat().st_mtime, timezone.utc)
-            found.append(Session(
-                name=directory.name, backend="docker", status="missing",
-                created=stamp.strftime(CREATED_FORMAT), workdir="",
-                image="", container="",
-            ))
+        if being_created(directory) or os.path.exists(os.path.join(directory, ENGINE_MARKER)):
+            continue  # ENGINE_MARKER: on another engine (mux/volumes.py)
+        stamp = datetime.fromtimestamp(os.lstat(directory).st_mtime, timezone.utc)
+        found.append(Session(
+            name=name, backend="docker", status="missing",
+            created=stamp.strftime(CREATED_FORMAT), workdir="",
+            image="", container="",
+        ))
     return found
 
 
-def is_session_dir(path: Path) -> bool:
+def is_session_dir(path: str | os.PathLike[str]) -> bool:
     """A real directory (not a symlink) named like a session."""
-    return bool(SESSION_NAME.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
+    return (bool(SESSION_NAME.fullmatch(os.path.basename(path))) and os.path.isdir(path)
+            and not os.path.islink(path))
 
 
-def strangers(root: Path | None = None) -> list[Path]:
+def strangers(root: str | None = None) -> list[str]:
     """Entries of the sessions directory that no session can own (for doctor)."""
     root = root if root is not None else paths.sessions_root()
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return []
-    return [p for p in sorted(root.iterdir()) if not is_session_dir(p)]
+    return [p for p in (os.path.join(root, n) for n in sorted(os.listdir(root))) if not is_session_dir(p)]

@@ -100,7 +100,7 @@ def _files(engine: Engine) -> tuple[Path, Path, Path]:
     """Control socket, state and log of ``engine``'s tunnel (per data dir). The socket
     lives in a short private directory: ssh's socket path (plus a 17-character
     temporary suffix) must fit in about 100 bytes, which a data dir may not."""
-    data = paths.data_dir()
+    data = Path(paths.data_dir())
     key = hashlib.sha256(f"{data}\0{engine.host}".encode()).hexdigest()[:16]
     directory = data / "tunnels"
     return _socket_dir() / f"{key}.sock", directory / f"{key}.json", directory / f"{key}.log"
@@ -188,7 +188,7 @@ def ensure_for_session(runner: Runner, name: str) -> None:
         session_name(name)
     except MuxError:
         return  # the command itself says what is wrong with the name
-    if not runner.engine.remote or not (paths.session_dir(name) / ENV_FILE_NAME).exists():
+    if not runner.engine.remote or not os.path.exists(os.path.join(paths.session_dir(name), ENV_FILE_NAME)):
         return
     port = control.status().port
     if port is not None:
@@ -210,7 +210,8 @@ def users(host: str) -> set[tuple[str | None, str]]:
     from mux.sessions import ENGINE_MARKER, is_session_dir
 
     found = set()
-    for instance, root in paths.all_sessions_roots():
+    for instance, where in paths.all_sessions_roots():
+        root = Path(where)
         for directory in sorted(root.iterdir()) if root.is_dir() and not root.is_symlink() else ():
             if not is_session_dir(directory) or not (directory / ENV_FILE_NAME).exists():
                 continue
@@ -277,7 +278,7 @@ def tunnels(runner: Runner) -> list[Tunnel]:
     not hold a valid ssh:// endpoint matching its own name is skipped."""
     from mux.engine import CONTEXT_NAME
 
-    directory = paths.data_dir() / "tunnels"
+    directory = Path(paths.data_dir(), "tunnels")
     found = []
     for state in sorted(directory.glob("*.json")) if directory.is_dir() else ():
         try:
@@ -287,7 +288,7 @@ def tunnels(runner: Runner) -> list[Tunnel]:
             continue
         if not isinstance(host, str) or not isinstance(forwards, list):
             continue
-        context = context if isinstance(context, str) and CONTEXT_NAME.fullmatch(context) else ""
+        context = context if isinstance(context, str) and re.fullmatch(CONTEXT_NAME, context) else ""
         engine = Engine(context or "default", host, "tunnel state")
         try:
             target = ssh_target(engine)

@@ -68,9 +68,10 @@ def _cached_info(runner: Runner) -> Mapping[str, Any]:
     import hashlib  # here: every `mux new` imports this module, few ask docker info
 
     key = hashlib.sha256(runner.engine.host.encode()).hexdigest()[:16]
-    cache = paths.data_dir() / "engines" / f"{key}.json"
+    cache = os.path.join(paths.data_dir(), "engines", f"{key}.json")
     try:
-        data = json.loads(cache.read_text())
+        with open(cache) as fh:
+            data = json.load(fh)
         if isinstance(data, dict) and data.get("host") == runner.engine.host and set(KEEP) <= set(data):
             return data
     except (OSError, ValueError):
@@ -83,8 +84,9 @@ def _cached_info(runner: Runner) -> Mapping[str, Any]:
     keep = {k: info.get(k) for k in KEEP}
     keep["host"] = runner.engine.host
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(keep))
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with open(cache, "w") as fh:
+            json.dump(keep, fh)
     except OSError:
         pass  # a cache only: next time asks again
     return keep

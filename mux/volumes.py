@@ -94,7 +94,7 @@ def file_digest(path: Path) -> str:
 
     st = path.stat()
     key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
-    cache = paths.data_dir() / "digests.json"
+    cache = Path(paths.data_dir(), "digests.json")
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):

@@ -95,7 +95,7 @@ def session_dir(name: str, data: Path | None = None, env: dict[str, str] | None 
     that looks for leftovers looks where mux would have put them."""
     from mux import paths
 
-    return paths.sessions_root(data, env) / name
+    return Path(paths.sessions_root(data, env), name)
 
 
 def mux(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

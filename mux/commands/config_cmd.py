@@ -7,16 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mux.commands.parsing import state_of
 from mux.errors import ConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 SECRET_KEYS = {"value", "password", "token", "secret"}
-
-
-def _state(ctx: click.Context) -> Any:
-    return ctx.find_root().obj
 
 
 def template_path() -> Path:
@@ -29,9 +26,11 @@ def template_path() -> Path:
 
 def target_path(explicit: str | None) -> Path:
     """The file `init` and `edit` write: --config, $MUX_CONFIG, else the user config."""
+    from pathlib import Path
+
     from mux import paths
 
-    return paths.config_candidates(explicit)[0][0]
+    return Path(paths.config_candidates(explicit)[0][0])
 
 
 def _hide_secrets(table: Any) -> Any:
@@ -69,7 +68,7 @@ def show(ctx: click.Context, as_json: bool) -> None:
 
     from mux.toml_text import dumps
 
-    cfg = _state(ctx).config()
+    cfg = state_of(ctx).config()
     data = {"docker": _plain(cfg.docker), "git": _plain(cfg.git)}
     if cfg.raw_proxy:
         data["proxy"] = _plain(dict(cfg.raw_proxy))
@@ -94,7 +93,7 @@ def show(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool) -> None:
     """Write a commented default config file."""
-    state = _state(ctx)
+    state = state_of(ctx)
     path = target_path(state.config_path)
     from mux.runner import Runner
 
@@ -157,7 +156,7 @@ def _put(path: Path, content: str, append: bool) -> None:
 @click.pass_context
 def edit(ctx: click.Context) -> None:
     """Open the config file in $VISUAL or $EDITOR (creating it if missing)."""
-    state = _state(ctx)
+    state = state_of(ctx)
     path = target_path(state.config_path)
     if not path.exists():
         _write(path, state.runner())
@@ -174,10 +173,10 @@ def path(ctx: click.Context) -> None:
     """Print the config file mux reads (or would create)."""
     from mux.configfile import find_config
 
-    state = _state(ctx)
+    state = state_of(ctx)
     target = target_path(state.config_path)
     explicit = bool(state.config_path or os.environ.get("MUX_CONFIG"))
-    found = target if explicit else find_config(None)
-    click.echo(str(found or target))
-    if not (found or target).exists() and not state.quiet:
+    found = str(target) if explicit else find_config(None)
+    click.echo(found or str(target))
+    if not os.path.exists(found or target) and not state.quiet:
         click.echo("(does not exist; mux uses built-in defaults until `mux config init` writes it)", err=True)

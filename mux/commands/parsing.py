@@ -1,12 +1,26 @@
-"""Command-line shapes shared by session commands: docker's habits, mux's rules."""
+"""Command-line shapes shared by mux's commands: docker's habits, mux's rules."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import click
 
 from mux.errors import MuxError
+
+if TYPE_CHECKING:
+    from mux.cli import State
+
+dry_run_option = click.option(
+    "--dry-run", is_flag=True,
+    help="Print the exact commands, one per line, shell-quoted, and run nothing.")
+
+
+def state_of(ctx: click.Context) -> State:
+    """The global options (mux.cli.State) from the top-level command."""
+    root: State = ctx.find_root().obj
+    return root
 
 
 def _has_positional(command: click.Command, args: list[str]) -> bool:

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from mux.commands.session_cmd import dry_run_option
-
-
-def _state(ctx: click.Context) -> Any:
-    return ctx.find_root().obj
+from mux.commands.parsing import dry_run_option, state_of
 
 
 @click.command()
@@ -29,7 +23,7 @@ def port(ctx: click.Context, as_json: bool, name: str) -> None:
     from mux.sessions import find
     from mux.table import render
 
-    runner = _state(ctx).runner()
+    runner = state_of(ctx).runner()
     session = find(runner, name)
     found = P.published(runner, session.id) + P.active_forwards(name, session.id)
     if as_json:
@@ -65,7 +59,7 @@ def forward(ctx: click.Context, address: str, dry_run: bool, name: str, ports: t
     """
     from mux.forward import forward as run_forward
 
-    state = _state(ctx)
+    state = state_of(ctx)
     run_forward(state.runner(dry_run), name, list(ports), address=address, say=state.say)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from mux.commands.session_cmd import dry_run_option
+from mux.commands.parsing import dry_run_option
 from mux.errors import ConfigError, ProxyError
 from mux.proxy import control
 from mux.proxy.files import ProxyFiles

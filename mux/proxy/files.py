@@ -22,7 +22,7 @@ class ProxyFiles:
 
     @classmethod
     def default(cls) -> ProxyFiles:
-        return cls(data_dir() / "proxy")
+        return cls(Path(data_dir(), "proxy"))
 
     @property
     def ca_key(self) -> Path:

@@ -67,7 +67,7 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
         names.session_name(session_name)
     except MuxError:
         return  # not a session name: the command itself says so
-    env_file = session_dir(session_name) / ENV_FILE_NAME
+    env_file = Path(session_dir(session_name), ENV_FILE_NAME)
     if not env_file.exists():
         return
     config = load_config()
@@ -122,7 +122,7 @@ def session_wiring(
                 hint="restart it without --bind (it then also listens on the bridge gateway), "
                 "or use network = \"host\"",
             )
-    env_file = session_dir(session_name) / ENV_FILE_NAME
+    env_file = Path(session_dir(session_name), ENV_FILE_NAME)
     if not dry_run:
         secret = registry.new_secret()
         url = f"http://{registry.USER_PREFIX}{registry_key(session_name)}:{secret}@{host}:{port}"
@@ -217,7 +217,7 @@ def host_git_env(session_name: str, files: ProxyFiles | None = None) -> dict[str
         raise ProxyError("the proxy is not running", hint="`mux proxy start`")
     try:
         line = next(
-            ln for ln in (session_dir(session_name) / ENV_FILE_NAME).read_text().splitlines()
+            ln for ln in Path(session_dir(session_name), ENV_FILE_NAME).read_text().splitlines()
             if ln.startswith("HTTPS_PROXY=")
         )
     except (OSError, StopIteration):

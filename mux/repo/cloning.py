@@ -81,7 +81,7 @@ def _source(url: str, extra: Sequence[tuple[str, str]] = ()) -> _Source:
 def cache_path(url: str) -> Path:
     """The bare mirror that caches ``url``'s objects (same remote, any credentials)."""
     key = hashlib.sha256(redact_url(url).rstrip("/").encode()).hexdigest()[:24]
-    return paths.data_dir() / "cache" / "git" / f"{key}.git"
+    return Path(paths.data_dir(), "cache", "git", f"{key}.git")
 
 
 # -- the commands, shared by clone() and its dry-run ---------------------------------

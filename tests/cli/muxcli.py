@@ -122,7 +122,7 @@ def home(mux_home: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     monkeypatch.setenv("DOCKER_CONFIG", str(mux_home / "docker-config"))
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
-    monkeypatch.setattr(paths, "SYSTEM_CONFIG", mux_home / "etc" / "mux" / "config.toml")
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", str(mux_home / "etc" / "mux" / "config.toml"))
     monkeypatch.setattr("mux.create.datetime", _Frozen)
     proj = (mux_home / "proj").resolve()
     proj.mkdir()

@@ -20,7 +20,7 @@ def no_ambient_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never read the real user or system config."""
     monkeypatch.delenv("MUX_CONFIG", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(paths, "SYSTEM_CONFIG", tmp_path / "etc" / "mux" / "config.toml")
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", str(tmp_path / "etc" / "mux" / "config.toml"))
 
 
 def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
@@ -377,23 +377,23 @@ def test_exactly_one_mib_is_fine(tmp_path: Path) -> None:
 
 def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = write(tmp_path, "", "system.toml")
-    monkeypatch.setattr(paths, "SYSTEM_CONFIG", system)
-    assert find_config() == system
+    monkeypatch.setattr(paths, "SYSTEM_CONFIG", str(system))
+    assert find_config() == str(system)
     user = tmp_path / "xdg" / "mux" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text("")
-    assert find_config() == user
+    assert find_config() == str(user)
     env_file = write(tmp_path, "", "env.toml")
     monkeypatch.setenv("MUX_CONFIG", str(env_file))
-    assert find_config() == env_file
+    assert find_config() == str(env_file)
     flag = write(tmp_path, "", "flag.toml")
-    assert find_config(str(flag)) == flag
+    assert find_config(str(flag)) == str(flag)
 
 
 def test_default_user_config_is_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_CONFIG_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert paths.user_config() == tmp_path / ".config" / "mux" / "config.toml"
+    assert paths.user_config() == str(tmp_path / ".config" / "mux" / "config.toml")
 
 
 @pytest.mark.parametrize("origin", ["--config", "$MUX_CONFIG"])
@@ -412,7 +412,7 @@ def test_named_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 def test_explicit_path_expands_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     path = write(tmp_path, "[docker]\n")
-    assert find_config("~/config.toml") == path
+    assert find_config("~/config.toml") == str(path)
 
 
 def test_credential_tables_are_checked_at_load(tmp_path) -> None:  # type: ignore[no-untyped-def]

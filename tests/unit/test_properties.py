@@ -50,7 +50,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     config = root / "config.toml"
     config.write_text('[docker]\nimage = "busybox"\n[git]\nuser_name = "A"\nuser_email = "a@x"\n')
     env = {"MUX_CONFIG": str(config), "XDG_CONFIG_HOME": str(root / "xdg")}
-    with mock.patch.dict(os.environ, env), mock.patch.object(paths, "SYSTEM_CONFIG", root / "none"):
+    with mock.patch.dict(os.environ, env), mock.patch.object(paths, "SYSTEM_CONFIG", str(root / "none")):
         os.environ.pop("MUX_LOG_LEVEL", None)
         yield root
 

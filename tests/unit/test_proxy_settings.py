@@ -388,7 +388,7 @@ def test_two_instances_register_the_same_session_name_apart(files: ProxyFiles, t
         wire_proxy(Runner(), ProxySettings(port=8125), spec("same"))
         from mux.paths import session_dir
 
-        urls[inst] = (session_dir("same") / "proxy.env").read_text().splitlines()[0]
+        urls[inst] = Path(session_dir("same"), "proxy.env").read_text().splitlines()[0]
     assert urls["one"].startswith("HTTP_PROXY=http://mux-one+same:")
     assert urls["two"].startswith("HTTP_PROXY=http://mux-two+same:")
     assert registry.names(files) == ["one+same", "two+same"]

@@ -168,5 +168,5 @@ def test_all_sessions_roots_takes_only_valid_instance_directories(tmp_path: Path
     for name in ("a1", "-rf", ".hidden"):
         (instances / name / "sessions").mkdir(parents=True)
     (instances / "linked").symlink_to(instances / "a1")
-    assert paths.all_sessions_roots(tmp_path) == [(None, tmp_path / "sessions"),
-                                                  ("a1", instances / "a1" / "sessions")]
+    assert paths.all_sessions_roots(tmp_path) == [(None, str(tmp_path / "sessions")),
+                                                  ("a1", str(instances / "a1" / "sessions"))]
