@@ -69,6 +69,10 @@ class Sandbox:
     def mux(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         return self.run([*MUX, *args], **kwargs)  # type: ignore[arg-type]
 
+    def session_dir(self, name: str) -> Path:
+        """Where this sandbox's mux keeps session NAME's files (its own instance's)."""
+        return self.data / "instances" / self.instance / "sessions" / name
+
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 

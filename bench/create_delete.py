@@ -32,7 +32,7 @@ def main() -> str:
             if c[:2] == ["mkdir", "-p"]:
                 Path(c[-1]).mkdir(parents=True, exist_ok=True)
         elapsed = box.timed(run) + box.timed(["docker", "rm", "-f", f"mux-{name}"])
-        shutil.rmtree(box.data / "instances" / box.instance / "sessions" / name, ignore_errors=True)
+        shutil.rmtree(box.session_dir(name), ignore_errors=True)
         return elapsed
 
     box_mux = [sys.executable, "-m", "mux"]
