@@ -10,6 +10,7 @@ not touched. Only the engine container this run made is removed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -157,3 +158,42 @@ def assert_nowhere_on(remote: RemoteEngine, *needles: str) -> None:
         found = remote.inside("grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-e",
                               needle, "/", check=False)
         assert found.stdout == "" and found.returncode in (1, 2), found.stdout  # 2: netns files cannot be read
+
+
+# Whether a TCP connection opens, in either test image: busybox's nc (its -e runs a
+# program once connected, here `true`) or bash's /dev/tcp in Debian (which has no nc).
+# `timeout` makes a dropped connection a failure (status 124/143), never a hang.
+PROBE = ('if command -v nc >/dev/null 2>&1; then exec timeout 5 nc "$0" "$1" -e true; '
+         'else exec timeout 5 bash -c \'exec 3<>"/dev/tcp/$0/$1"\' "$0" "$1"; fi')
+
+
+def connects(remote: RemoteEngine, prefix: list[str], host: str, port: int) -> bool:
+    """Whether a TCP connection to ``host:port`` opens from a container on the remote
+    engine (``prefix``: the docker exec/run arguments that get into it)."""
+    return remote.docker(*prefix, "sh", "-c", PROBE, host, str(port), check=False).returncode == 0
+
+
+def direct_targets(remote: RemoteEngine, own_instance: str, bridge_here: str,
+                   api_url: str) -> dict[str, tuple[str, int]]:
+    """What a proxy-only session on the remote engine must not reach directly, each
+    checked to answer a plain container on that engine's bridge (so a refusal is the
+    egress network's doing, not a dead target): a container there, the tunnel's end
+    on the engine's bridge gateway, the remote machine's sshd, a service of this machine
+    (the API on ``bridge_here``, its bridge gateway)."""
+    listener = remote.docker("run", "-d", "--label", f"mux.instance={own_instance}", BUSYBOX,
+                             "httpd", "-f", "-p", "8000", "-h", "/").stdout.strip()
+    listener_ip = remote.docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", listener).stdout.strip()
+    state = next((Path(os.environ["MUX_DATA_DIR"]) / "tunnels").glob("*.json"))
+    bridge_gw, tunnel_port = json.loads(state.read_text())["forwards"][0].split(":")[:2]  # where it listens there
+    remote_host = remote.inside("hostname", "-i").stdout.split()[0]  # the remote machine's own address
+    api_port = int(api_url.rsplit(":", 1)[1].split("/")[0])
+    targets = {
+        "a container there": (listener_ip, 8000),
+        "the tunnel's end on the engine's bridge gateway": (bridge_gw, int(tunnel_port)),
+        "the remote machine's sshd": (remote_host, 22),
+        "this machine's service": (bridge_here, api_port),
+    }
+    plain = ["run", "--rm", "--label", f"mux.instance={own_instance}", DEBIAN]
+    for what, (host, port) in targets.items():
+        assert connects(remote, plain, host, port), f"{what} ({host}:{port}) should answer a container on the bridge"
+    return targets

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from mux.proxy import egress
-from tests.conftest import BUSYBOX, DEBIAN, mux
-from tests.integration.remote.conftest import TOKEN, RemoteEngine, assert_nowhere_on, ca_key_line
+from tests.conftest import mux
+from tests.integration.remote.conftest import (
+    TOKEN,
+    RemoteEngine,
+    assert_nowhere_on,
+    ca_key_line,
+    connects,
+    direct_targets,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def connects(remote: RemoteEngine, prefix: list[str], host: str, port: int) -> bool:
-    """Whether a TCP connection opens from a container on the remote engine
-    (``prefix``: the docker exec/run arguments that get into it)."""
-    probe = ["timeout", "5", "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1"', host, str(port)]
-    return remote.docker(*prefix, *probe, check=False).returncode == 0
 
 
 def test_proxy_only_remote_session_reaches_the_proxy_and_nothing_else(proxied_remote, remote: RemoteEngine, api,
@@ -43,26 +43,11 @@ def test_proxy_only_remote_session_reaches_the_proxy_and_nothing_else(proxied_re
     via = remote.docker("exec", container, "curl", "-sS", "--max-time", "30", f"{api.url}/v1/models", check=False)
     assert via.stdout == "upstream ok\n", via.stderr
     assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
-    # Directly: nothing. Each target answers a plain container on that engine's bridge
-    # (so each refusal below is the egress network's doing, not a dead target).
-    listener = remote.docker("run", "-d", "--label", f"mux.instance={own_instance}", BUSYBOX,
-                             "httpd", "-f", "-p", "8000", "-h", "/").stdout.strip()
-    listener_ip = remote.docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", listener).stdout.strip()
-    state = next((Path(os.environ["MUX_DATA_DIR"]) / "tunnels").glob("*.json"))
-    bridge_gw, tunnel_port = json.loads(state.read_text())["forwards"][0].split(":")[:2]  # where it listens there
-    remote_host = remote.inside("hostname", "-i").stdout.split()[0]  # the remote machine's own address
-    proxy_port = int(tunnel_port)
-    api_port = int(api.url.rsplit(":", 1)[1].split("/")[0])
-    targets = {
-        "a container there": (listener_ip, 8000),
-        "the tunnel's end on the engine's bridge gateway": (bridge_gw, proxy_port),
-        "the remote machine's sshd": (remote_host, 22),
-        "this machine's service": (gateway, api_port),
-    }
-    plain = ["run", "--rm", "--label", f"mux.instance={own_instance}", DEBIAN]
+    # Directly: nothing (each target answers a plain container on that engine's bridge).
+    targets = direct_targets(remote, own_instance, gateway, api.url)
+    proxy_port = targets["the tunnel's end on the engine's bridge gateway"][1]
     session = ["exec", container]
     for what, (host, port) in targets.items():
-        assert connects(remote, plain, host, port), f"{what} ({host}:{port}) should answer a container on the bridge"
         assert not connects(remote, session, host, port), f"the proxy-only session reached {what} ({host}:{port})"
     # The relay's alias, on any other port, is nothing either.
     assert not connects(remote, session, egress.alias(proxy_port), 22)

@@ -1,5 +1,6 @@
 """Previews on another machine's engine (reached over ssh): `mux forward` needs
-no port on that machine, and `-p` publishes on that machine's loopback."""
+no port on that machine (nor a route to the session: it reaches a proxy-only
+one too), and `-p` publishes on that machine's loopback."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from mux.proxy import egress
 from tests.conftest import BUSYBOX, mux
-from tests.integration.remote.conftest import RemoteEngine
+from tests.integration.proxy.harness import free_port
+from tests.integration.remote.conftest import RemoteEngine, connects, direct_targets
 from tests.integration.test_ports import Forward, get, port_is_free
 
 pytestmark = pytest.mark.docker
@@ -53,3 +56,38 @@ def test_publish_binds_the_remote_machines_loopback(remote_session: str, remote:
     bindings = remote.docker("container", "inspect", "--format", "{{json .HostConfig.PortBindings}}",
                              f"mux-{remote_session}").stdout
     assert json.loads(bindings) == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+
+
+def test_forward_into_a_proxy_only_session(proxied_remote, remote: RemoteEngine, api, gateway: str,
+                                           unique_name: str, own_instance: str, tmp_path: Path) -> None:
+    """The forward is docker exec's stream, not a route: a session on the internal
+    egress network serves this machine through it and still reaches only the proxy."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "index.html").write_text("served behind the egress wall\n")
+    made = mux("--context", "box", "new", "--image", BUSYBOX, "--copy", "--workdir", str(proj),
+               "--egress", "proxy-only", unique_name, env=proxied_remote)
+    assert made.returncode == 0, made.stderr
+    container = f"mux-{unique_name}"
+    served = mux("--context", "box", "exec", unique_name, "--", "httpd", "-p", "127.0.0.1:8000", "-h", "/workspace")
+    assert served.returncode == 0, served.stderr
+    local = free_port()
+    fwd = Forward(unique_name, f"{local}:8000", options=("--context", "box"))
+    try:
+        assert fwd.local_port(8000) == local
+        assert get(f"http://127.0.0.1:{local}/index.html") == b"served behind the egress wall\n"
+        # While it forwards: the session is on the egress network only, reaches the proxy
+        # (through the relay's alias) and nothing else.
+        networks = remote.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", container).stdout
+        assert list(json.loads(networks)) == [egress.network_name()]
+        targets = direct_targets(remote, own_instance, gateway, api.url)
+        proxy_port = targets["the tunnel's end on the engine's bridge gateway"][1]
+        session = ["exec", container]
+        assert connects(remote, session, egress.alias(proxy_port), proxy_port)
+        for what, (host, port) in targets.items():
+            assert not connects(remote, session, host, port), f"the proxy-only session reached {what} ({host}:{port})"
+        assert get(f"http://127.0.0.1:{local}/index.html") == b"served behind the egress wall\n"
+        code, _, err = fwd.ctrl_c()
+        assert code == 0, err
+    finally:
+        fwd.kill()
