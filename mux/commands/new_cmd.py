@@ -75,7 +75,6 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
     from mux.validate import named_volume_notes
 
     state = state_of(ctx)
-
     for note in named_volume_notes(flags["volumes"], Path.cwd()):
         click.echo(f"mux: note: {note}", err=True)
     opts = NewOptions(
