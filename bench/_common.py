@@ -7,6 +7,7 @@ commands in the same run, alternating them, so a busy machine slows both.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -68,6 +69,15 @@ class Sandbox:
 
     def mux(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         return self.run([*MUX, *args], **kwargs)  # type: ignore[arg-type]
+
+    def printed_run(self, name: str, mux: Sequence[str] = MUX) -> list[str]:
+        """The `docker run` that `mux new --dry-run NAME` prints, its host steps (the
+        session's directories and passwd files) done here first, untimed."""
+        commands = [shlex.split(line) for line in self.run([*mux, "new", "--dry-run", name]).stdout.splitlines()]
+        for c in commands:
+            if c[0] != "docker":
+                self.run(c)
+        return next(c for c in commands if c[:2] == ["docker", "run"])
 
     def session_dir(self, name: str) -> Path:
         """Where this sandbox's mux keeps session NAME's files (its own instance's)."""

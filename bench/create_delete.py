@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -24,13 +23,7 @@ def main() -> str:
 
     def raw() -> float:
         name = f"br{next(counter)}"
-        # What mux prints for this very session (not timed): mkdir of its HOME, docker run.
-        printed = box.mux("new", "--dry-run", name).stdout.splitlines()
-        commands = [shlex.split(line) for line in printed]
-        run = next(c for c in commands if c[:2] == ["docker", "run"])
-        for c in commands:
-            if c[:2] == ["mkdir", "-p"]:
-                Path(c[-1]).mkdir(parents=True, exist_ok=True)
+        run = box.printed_run(name)  # what mux prints for this very session, host steps done
         elapsed = box.timed(run) + box.timed(["docker", "rm", "-f", f"mux-{name}"])
         shutil.rmtree(box.session_dir(name), ignore_errors=True)
         return elapsed

@@ -86,18 +86,10 @@ def main() -> str:
             name = f"bi{next(counter)}"
             return timed("new", [*mux, "new", name], [*mux, "delete", "--force", name])
 
-        def printed_run(name: str) -> list[str]:
-            """The `docker run` mux prints for session ``name``, its host steps done (untimed)."""
-            commands = [shlex.split(line) for line in box.run([*mux, "new", "--dry-run", name]).stdout.splitlines()]
-            for c in commands:
-                if c[0] != "docker":
-                    box.run(c)
-            return next(c for c in commands if c[:2] == ["docker", "run"])
-
         def raw_new_delete() -> float:
             """What mux prints for this very session, timed: the run, and docker's own rm."""
             name = f"br{next(counter)}"
-            elapsed = timed("raw", printed_run(name), ["docker", "rm", "-f", f"mux-{name}"])
+            elapsed = timed("raw", box.printed_run(name, mux), ["docker", "rm", "-f", f"mux-{name}"])
             shutil.rmtree(box.session_dir(name), ignore_errors=True)
             return elapsed
 
@@ -107,8 +99,8 @@ def main() -> str:
             interpreter + Click start-ups, without mux's own work."""
             name = f"bf{next(counter)}"
             lookup = [a.replace("=listed", f"={name}") for a in delete_ps]
-            elapsed = timed("floor-new", floor, printed_run(name), ["docker", "top", f"mux-{name}"], floor, lookup,
-                            ["docker", "rm", "-f", f"mux-{name}"])
+            elapsed = timed("floor-new", floor, box.printed_run(name, mux), ["docker", "top", f"mux-{name}"],
+                            floor, lookup, ["docker", "rm", "-f", f"mux-{name}"])
             shutil.rmtree(box.session_dir(name), ignore_errors=True)
             return elapsed
 
