@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from mux import paths
 from mux.errors import MuxError
 from mux.runner import PERMISSION_HINT, Runner, docker_failure
-from mux.sessions import leftovers, scan, strangers
+from mux.sessions import Scan, leftovers, scan, strangers
 
 if TYPE_CHECKING:
     from mux.cli import State
@@ -103,12 +103,18 @@ def _names(runner: Runner) -> Check:
     return Check("names", True, "no container holds a session name without being a session")
 
 
-def _containers(runner: Runner) -> Check:
-    """Every leftover kind of this instance, each with the command that removes it."""
+def _scan(runner: Runner) -> Scan | MuxError:
+    """This instance's sessions on the engine, once for every check that needs them."""
     try:
-        found = scan(runner)
+        return scan(runner)
     except MuxError as exc:
-        return Check("containers", False, exc.message, exc.hint or "")
+        return exc
+
+
+def _containers(runner: Runner, found: Scan | MuxError) -> Check:
+    """Every leftover kind of this instance, each with the command that removes it."""
+    if isinstance(found, MuxError):
+        return Check("containers", False, found.message, found.hint or "")
     problems: list[tuple[str, str]] = []
     if found.foreign:
         labels = ", ".join(f"{f.container} (mux.session={f.label!r})" for f in found.foreign)
@@ -270,6 +276,59 @@ def _reach(runner: Runner, cfg: Config | None) -> list[Check]:
     return checks
 
 
+def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
+    """The egress relay of each running proxy-only session of this instance on the
+    engine (mux/proxy/egress.py): there, running, and on a remote engine forwarding to
+    where mux's tunnel to the proxy listens there, up. A session's next `mux exec`
+    (start, attach) starts its relay and brings the tunnel up: that is the fix."""
+    if isinstance(found, MuxError):
+        return None  # the containers check says so
+    sessions = [s.name for s in found.sessions if s.egress == "proxy-only" and s.running]
+    if not sessions:
+        return None
+    from mux.proxy import egress
+    from mux.proxy.session import relay_port
+
+    users: dict[int, list[str]] = {}
+    elsewhere = []  # their proxy settings are in another data dir (another machine's mux)
+    for name in sessions:
+        port = relay_port(name)
+        if port is None:
+            elsewhere.append(name)
+        else:
+            users.setdefault(port, []).append(name)
+    mux = f"mux {runner.engine.flag_hint()}"
+    problems, fine = [], []
+    try:
+        if runner.engine.remote:
+            from mux import tunnel
+
+            ends: tuple[str, ...] | None = tunnel.live_ends(runner, runner.engine)
+        else:
+            ends = None  # the relay forwards to the proxy itself: the proxy check covers it
+        for port, names in sorted(users.items()):
+            relay = egress.inspect_relay(runner, port)
+            name, of = egress.relay_name(port), f"(of {', '.join(names)})"
+            fix = f"`{mux}exec {names[0]} -- true`"
+            if relay is None:
+                problems.append((f"{name} {of} is gone: the session cannot reach the proxy",
+                                 "`mux new --egress proxy-only` of any session there makes it again"))
+            elif not relay.running:
+                problems.append((f"{name} {of} is stopped: the session cannot reach the proxy",
+                                 f"{fix} starts it"))
+            elif ends is not None and relay.target not in ends:
+                problems.append((f"{name} {of} forwards to {relay.target or '(unreadable)'}, where no tunnel to "
+                                 "the proxy is up", f"{fix} brings the tunnel up"))
+            else:
+                fine.append(f"{name} runs{f', to the tunnel at {relay.target}' if ends is not None else ''} {of}")
+    except MuxError as exc:
+        return Check("relay", False, exc.message, exc.hint or "")
+    if problems:
+        return Check("relay", False, "; ".join(p for p, _ in problems), "; ".join(f for _, f in problems))
+    note = f"; not checked (proxy settings not in this data dir): {', '.join(elsewhere)}" if elsewhere else ""
+    return Check("relay", True, "; ".join(fine) + note if fine else note[2:])
+
+
 def _sccache(cfg: Config | None) -> Check | None:
     if cfg is None or not cfg.docker.rust.sccache:
         return None
@@ -313,12 +372,14 @@ def run_checks(state: State) -> list[Check]:
         runner = Runner(verbose=state.verbose)  # the config check below says what is wrong
     checks = [_docker_cli(runner)]
     config_check, cfg = _config(state)
+    found: Scan | MuxError = MuxError("the engine does not answer")
     answers = False
     if checks[0].ok:
         checks += [_socket(runner.engine.host), _engine(runner), _location(runner)]
         answers = checks[-2].ok
         if answers:
-            checks += [_containers(runner), _names(runner)]
+            found = _scan(runner)
+            checks += [_containers(runner, found), _names(runner)]
     checks += [config_check, _data_dir()]
     if answers:
         checks += [c for c in [_image(runner, cfg)] if c is not None]
@@ -328,6 +389,7 @@ def run_checks(state: State) -> list[Check]:
     checks += [c for c in (f(cfg) for f in optional) if c is not None]
     if answers:
         checks += _reach(runner, cfg)
+        checks += [c for c in [_relays(runner, found)] if c is not None]
     return checks
 
 

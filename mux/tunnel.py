@@ -252,6 +252,25 @@ def is_up(runner: Runner, engine: Engine) -> bool:
 FORWARD = re.compile(r"([0-9.]+):(\d{1,5}):127\.0\.0\.1:\d{1,5}")
 
 
+def _listen(forwards: object) -> tuple[str, ...]:
+    """GATEWAY:PORT of each remote forward in a state file (input: only well-formed ones)."""
+    if not isinstance(forwards, list):
+        return ()
+    return tuple(f"{m[1]}:{m[2]}" for f in forwards if isinstance(f, str) and (m := FORWARD.fullmatch(f)))
+
+
+def live_ends(runner: Runner, engine: Engine) -> tuple[str, ...]:
+    """Where ``engine``'s tunnel listens there (GATEWAY:PORT), if it is up; () if it is
+    down or was never made. Read-only, for doctor."""
+    if not is_up(runner, engine):
+        return ()
+    _, state, _ = _files(engine)
+    try:
+        return _listen(json.loads(state.read_text()).get("forwards"))
+    except (OSError, ValueError, AttributeError):
+        return ()
+
+
 @dataclass(frozen=True)
 class Tunnel:
     """One tunnel as `mux proxy status` shows it."""
@@ -297,7 +316,7 @@ def tunnels(runner: Runner) -> list[Tunnel]:
         sock, own_state, _ = _files(engine)
         if own_state.name != state.name:
             continue  # not the state of the tunnel to that host
-        listen = tuple(f"{m[1]}:{m[2]}" for f in forwards if isinstance(f, str) and (m := FORWARD.fullmatch(f)))
+        listen = _listen(forwards)
         up = sock.exists() and _master_up(runner, sock, target)
         found.append(Tunnel(context, host, listen, up, tuple(sessions_using(host))))
     return sorted(found, key=lambda t: t.host)

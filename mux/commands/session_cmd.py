@@ -173,8 +173,9 @@ def doctor(ctx: click.Context, as_json: bool, context: str | None) -> None:
     Docker CLI and engine (local or remote), socket permissions, conflicting
     or leftover mux- containers, the config and its image on the engine, the
     data dir, and (when configured) the proxy, the ssh tunnel to a remote
-    engine, one short-lived container reaching the proxy from the engine, and
-    sccache. Exits 0 only when every check passes.
+    engine, one short-lived container reaching the proxy from the engine, the
+    egress relay of running proxy-only sessions, and sccache. Exits 0 only
+    when every check passes.
     """
     from mux.doctor import render, run_checks
 

@@ -25,10 +25,12 @@ Every step is a docker command, printed by ``--dry-run`` and ``-v``.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
+import json
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mux import paths
 from mux.errors import ConfigError, DockerError, ProxyError
@@ -134,14 +136,9 @@ def _ensure_network(runner: Runner, network: str) -> None:
 
 def _ensure_relay(runner: Runner, network: str, *, image: str, gateway: str, port: int, pull: str | None) -> None:
     name = relay_name(port)
-    found = runner.query(["docker", "container", "inspect", "--format",
-                          f'{{{{.State.Running}}}} {{{{index .Config.Labels "{RELAY_LABEL}"}}}}', name], check=False)
-    if found.returncode == 0:
-        running, _, label = found.stdout.strip().partition(" ")
-        if label != network:
-            raise DockerError(f"a container named {name} exists but is not mux's egress relay",
-                              hint=f"remove or rename it (`docker rm {name}`)")
-        if running != "true":
+    found = inspect_relay(runner, port)
+    if found is not None:
+        if not found.running:
             runner.run(["docker", "start", name])
         return
     binary = relay_binary(runner)
@@ -162,16 +159,44 @@ def _ensure_relay(runner: Runner, network: str, *, image: str, gateway: str, por
         raise
 
 
+class Relay(NamedTuple):
+    """This instance's relay for a port, as its engine has it."""
+
+    name: str
+    running: bool
+    target: str  # HOST:PORT it forwards every connection to (its arguments), "" if unreadable
+
+
+def inspect_relay(runner: Runner, port: int) -> Relay | None:
+    """The relay for ``port`` (None: no container has its name); DockerError when a
+    container holds the name without being mux's relay on this instance's network."""
+    name = relay_name(port)
+    found = runner.query(["docker", "container", "inspect", "--format",
+                          f'{{{{.State.Running}}}} {{{{index .Config.Labels "{RELAY_LABEL}"}}}} {{{{json .Args}}}}',
+                          name], check=False)
+    if found.returncode != 0:
+        return None
+    running, label, args = (found.stdout.strip().split(" ", 2) + ["", ""])[:3]
+    if label != network_name():
+        raise DockerError(f"a container named {name} exists but is not mux's egress relay",
+                          hint=f"remove or rename it (`docker rm {name}`)")
+    try:
+        listen, host, to = json.loads(args)
+        target = f"{ipaddress.ip_address(host)}:{int(to)}" if str(listen) == str(port) else ""
+    except (ValueError, TypeError):
+        target = ""  # read back from docker: used only if it is an address and a port
+    return Relay(name, running == "true", target)
+
+
 def start_relay(runner: Runner, port: int) -> None:
     """Start this instance's relay for ``port`` if it is stopped (it is never re-made here:
     that needs the session's image; `mux new` makes it)."""
-    name = relay_name(port)
-    found = runner.query(["docker", "container", "inspect", "--format", "{{.State.Running}}", name], check=False)
-    if found.returncode != 0:
-        raise ProxyError(f"the egress relay {name} of this proxy-only session is gone",
+    found = inspect_relay(runner, port)
+    if found is None:
+        raise ProxyError(f"the egress relay {relay_name(port)} of this proxy-only session is gone",
                          hint="`mux new --egress proxy-only` of any session makes it again")
-    if found.stdout.strip() != "true":
-        runner.run(["docker", "start", name])
+    if not found.running:
+        runner.run(["docker", "start", found.name])
 
 
 def relay_binary(runner: Runner) -> Path:

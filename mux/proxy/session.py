@@ -72,14 +72,24 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
         return
     config = load_config()
     ensure_running(config.proxy or default_settings(), config.source)
+    port = relay_port(session_name)
+    if port is not None:  # proxy-only: its relay too (after a `docker stop` of it the session would be cut off)
+        from mux.proxy import egress
+
+        egress.start_relay(runner, port)
+
+
+def relay_port(session_name: str) -> int | None:
+    """The port of a proxy-only session's egress relay, from its env-file here (its
+    proxy URL names the relay's alias); None for other sessions, or none here."""
     from mux.proxy import egress
 
-    try:  # proxy-only: its relay too (after a `docker stop` of it the session would be cut off)
-        host, _, port = env_file.read_text().split("@", 1)[1].split("\n", 1)[0].rpartition(":")
+    try:
+        host, _, port = Path(session_dir(session_name), ENV_FILE_NAME).read_text().split("@", 1)[1] \
+            .split("\n", 1)[0].rpartition(":")
     except (OSError, IndexError):
-        return
-    if port.isdigit() and host == egress.alias(int(port)):
-        egress.start_relay(runner, int(port))
+        return None
+    return int(port) if port.isdigit() and host == egress.alias(int(port)) else None
 
 
 def session_wiring(

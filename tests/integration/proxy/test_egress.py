@@ -47,6 +47,11 @@ def proxied(images, mux_home: Path, pki: Pki, gateway: str, own_instance: str,
     remove_egress(own_instance)
 
 
+def relay_check() -> dict[str, object]:
+    """`mux doctor`'s check of the proxy-only sessions' egress relay (--json)."""
+    return next(c for c in json.loads(mux("doctor", "--json").stdout)["checks"] if c["name"] == "relay")
+
+
 def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gateway: str,
                                                          unique_name: str, own_instance: str) -> None:
     closed, open_ = f"{unique_name}c", f"{unique_name}o"
@@ -82,8 +87,12 @@ def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gate
     assert "EGRESS" in table[0].split()
     # The proxy is the only way out even after the proxy restarts and the relay is restarted.
     assert mux("proxy", "stop").returncode == 0
-    docker("stop", egress.relay_name(int(relay.split(":")[1])))
+    relay_name = egress.relay_name(int(relay.split(":")[1]))
+    docker("stop", relay_name)
+    assert relay_check() == {"name": "relay", "ok": False, "fix": f"`mux exec {closed} -- true` starts it",
+                             "detail": f"{relay_name} (of {closed}) is stopped: the session cannot reach the proxy"}
     assert mux("exec", closed, "--", "true", env=env).returncode == 0
+    assert relay_check() == {"name": "relay", "ok": True, "fix": "", "detail": f"{relay_name} runs (of {closed})"}
     with EchoUpstream(gateway, pki) as api:
         again = mux("exec", closed, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/again")
         assert again.stdout == "upstream ok\n", again.stderr

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,43 @@ from tests.integration.remote.conftest import (
 )
 
 pytestmark = pytest.mark.docker
+TUNNEL_END = "the tunnel's end on the engine's bridge gateway"
+
+
+def relay_check(env: dict[str, str]) -> dict[str, object]:
+    """doctor's relay check, as --json has it (doctor exits 0 exactly when it passes:
+    every other check does here)."""
+    out = mux("doctor", "--context", "box", "--json", env=env)
+    check = next(c for c in json.loads(out.stdout)["checks"] if c["name"] == "relay")
+    assert out.returncode == (0 if check["ok"] else 1), out.stdout
+    return check
+
+
+def follow_the_fix(env: dict[str, str], problem: str) -> list[str]:
+    """doctor fails on ``problem`` (exit 1, the line and its fix in the text; the same
+    in --json); run the command its fix names, exactly; then the check passes.
+    Returns that command."""
+    out = mux("doctor", "--context", "box", env=env)
+    assert out.returncode == 1, out.stdout
+    lines = out.stdout.splitlines()
+    failed = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["FAIL", "relay"])
+    assert lines[failed].split(None, 2)[2] == problem, out.stdout
+    fix = lines[failed + 1].strip()
+    check = relay_check(env)
+    assert (check["ok"], check["detail"], f"fix: {check['fix']}") == (False, problem, fix)
+    command = shlex.split(fix.split("`")[1])
+    assert command[0] == "mux"
+    done = mux(*command[1:], env=env)
+    assert done.returncode == 0, done.stderr
+    assert relay_check(env)["ok"] is True
+    return command
+
+
+def tunnel_socket() -> str:
+    """The control socket of this data dir's one tunnel (as `mux -v proxy status` runs `ssh -S`)."""
+    status = mux("-v", "proxy", "status").stderr
+    line = next(ln for ln in status.splitlines() if ln.startswith("+ ssh -S ") and " -O check " in ln)
+    return line.split()[3]
 
 
 def test_proxy_only_remote_session_reaches_the_proxy_and_nothing_else(proxied_remote, remote: RemoteEngine, api,
@@ -45,7 +84,7 @@ def test_proxy_only_remote_session_reaches_the_proxy_and_nothing_else(proxied_re
     assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
     # Directly: nothing (each target answers a plain container on that engine's bridge).
     targets = direct_targets(remote, own_instance, gateway, api.url)
-    proxy_port = targets["the tunnel's end on the engine's bridge gateway"][1]
+    proxy_port = targets[TUNNEL_END][1]
     session = ["exec", container]
     for what, (host, port) in targets.items():
         assert not connects(remote, session, host, port), f"the proxy-only session reached {what} ({host}:{port})"
@@ -54,11 +93,25 @@ def test_proxy_only_remote_session_reaches_the_proxy_and_nothing_else(proxied_re
     # No credential and no CA key on the remote, with the relay and egress network there too.
     assert_nowhere_on(remote, TOKEN, ca_key_line())
     assert TOKEN not in remote.docker("inspect", egress.relay_name(proxy_port)).stdout
-    # The relay stopped by hand: the next mux command of the session starts it again.
-    remote.docker("stop", egress.relay_name(proxy_port))
-    assert mux("--context", "box", "exec", unique_name, "--", "true", env=proxied_remote).returncode == 0
+    # doctor checks the relay: it runs, to the tunnel's end there.
+    relay = egress.relay_name(proxy_port)
+    assert relay_check(proxied_remote) == {
+        "name": "relay", "ok": True, "fix": "",
+        "detail": f"{relay} runs, to the tunnel at {targets[TUNNEL_END][0]}:{proxy_port} (of {unique_name})"}
+    # The relay stopped by hand: doctor fails naming it, and its fix (the next mux
+    # command of the session) starts it again.
+    remote.docker("stop", relay)
+    fixed = follow_the_fix(proxied_remote, f"{relay} (of {unique_name}) is stopped: the session cannot reach the proxy")
+    assert fixed == ["mux", "--context", "box", "exec", unique_name, "--", "true"]
     again = remote.docker("exec", container, "curl", "-sS", "--max-time", "30", f"{api.url}/again", check=False)
     assert again.stdout == "upstream ok\n", again.stderr
+    # The tunnel down (its ssh master ended): the relay runs, but to nothing; the same fix.
+    ended = subprocess.run(["ssh", "-S", tunnel_socket(), "-O", "exit", "--", "127.0.0.1"], capture_output=True,
+                           text=True)
+    assert ended.returncode == 0, ended.stderr
+    fixed = follow_the_fix(proxied_remote, f"{relay} (of {unique_name}) forwards to "
+                           f"{targets[TUNNEL_END][0]}:{proxy_port}, where no tunnel to the proxy is up")
+    assert fixed == ["mux", "--context", "box", "exec", unique_name, "--", "true"]
     # Deleting the last proxy-only session there removes what mux made there, and the tunnel.
     assert mux("--context", "box", "delete", "--force", unique_name).returncode == 0
     assert remote.docker("network", "inspect", network, check=False).returncode != 0
