@@ -280,7 +280,8 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     """The egress relay of each running proxy-only session of this instance on the
     engine (mux/proxy/egress.py): there, running, and on a remote engine forwarding to
     where mux's tunnel to the proxy listens there, up. A session's next `mux exec`
-    (start, attach) starts its relay and brings the tunnel up: that is the fix."""
+    (start, attach) starts its relay, or makes it again, and brings the tunnel up:
+    that is the fix."""
     if isinstance(found, MuxError):
         return None  # the containers check says so
     sessions = [s.name for s in found.sessions if s.egress == "proxy-only" and s.running]
@@ -312,7 +313,7 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
             fix = f"`{mux}exec {names[0]} -- true`"
             if relay is None:
                 problems.append((f"{name} {of} is gone: the session cannot reach the proxy",
-                                 "`mux new --egress proxy-only` of any session there makes it again"))
+                                 f"{fix} makes it again"))
             elif not relay.running:
                 problems.append((f"{name} {of} is stopped: the session cannot reach the proxy",
                                  f"{fix} starts it"))

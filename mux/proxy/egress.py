@@ -188,17 +188,6 @@ def inspect_relay(runner: Runner, port: int) -> Relay | None:
     return Relay(name, running == "true", target)
 
 
-def start_relay(runner: Runner, port: int) -> None:
-    """Start this instance's relay for ``port`` if it is stopped (it is never re-made here:
-    that needs the session's image; `mux new` makes it)."""
-    found = inspect_relay(runner, port)
-    if found is None:
-        raise ProxyError(f"the egress relay {relay_name(port)} of this proxy-only session is gone",
-                         hint="`mux new --egress proxy-only` of any session makes it again")
-    if not found.running:
-        runner.run(["docker", "start", found.name])
-
-
 def relay_binary(runner: Runner) -> Path:
     arch = runner.query(["docker", "version", "--format", "{{.Server.Arch}}"]).stdout.strip()
     name = ARCHES.get(arch)

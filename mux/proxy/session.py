@@ -73,10 +73,33 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
     config = load_config()
     ensure_running(config.proxy or default_settings(), config.source)
     port = relay_port(session_name)
-    if port is not None:  # proxy-only: its relay too (after a `docker stop` of it the session would be cut off)
-        from mux.proxy import egress
+    if port is not None:  # proxy-only: its relay too (stopped or removed, the session is cut off)
+        relay_running(runner, session_name, port, config)
 
-        egress.start_relay(runner, port)
+
+def relay_running(runner: Runner, session_name: str, port: int, config: Config) -> None:
+    """A proxy-only session's egress relay for ``port`` running: started if stopped,
+    made again if gone (as `mux new` makes it, in the session's own image; on a remote
+    engine with the tunnel up first, since the relay forwards to its end there)."""
+    from mux.proxy import egress
+    from mux.proxy.settings import default_settings
+
+    relay = egress.inspect_relay(runner, port)
+    if relay is not None:
+        if not relay.running:
+            runner.run(["docker", "start", relay.name])
+        return
+    from mux.sessions import find
+    from mux.validate import image
+
+    session = find(runner, session_name)
+    tunnel_end = None
+    if runner.engine.remote:
+        from mux import tunnel
+
+        tunnel_end = tunnel.ensure(runner, runner.engine, port)
+    proxy_only_network(runner, config.proxy or default_settings(), image(session.image, "the session's image label"),
+                       config.docker.pull, tunnel_end, port=port)
 
 
 def relay_port(session_name: str) -> int | None:
@@ -156,20 +179,21 @@ def session_wiring(
 
 
 def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull: str | None,
-                       tunnel_end: str | None = None) -> tuple[str, str]:
+                       tunnel_end: str | None = None, *, port: int | None = None) -> tuple[str, str]:
     """For a proxy-only session: mux's egress network and relay, made if missing, on
     the session's engine. The relay forwards to the proxy on this engine's bridge
     gateway, or on a remote engine to ``tunnel_end`` (``GATEWAY:PORT`` there, where
     mux's ssh tunnel to the proxy listens: mux/tunnel.py), or to ``[proxy]
     host_address`` (rootless Docker: 10.0.2.2, this machine's loopback through
-    slirp4netns). Returns the network to run on and the name the session reaches
-    the proxy at."""
+    slirp4netns). ``port``: the proxy's port an existing session was given (default:
+    the running proxy's, else the configured one). Returns the network to run on and
+    the name the session reaches the proxy at."""
     from mux.proxy import egress
     from mux.vmengine import proxy_host
 
     files = ProxyFiles.default()
     current = control.status(files)
-    port = current.port if current.running and current.port else settings.port
+    port = port or (current.port if current.running and current.port else settings.port)
     via = None if tunnel_end is not None else proxy_host(runner, settings.host_address)
     if tunnel_end is not None:
         gateway, _, tunnel_port = tunnel_end.rpartition(":")

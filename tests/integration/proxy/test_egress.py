@@ -85,7 +85,7 @@ def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gate
     assert listed == {closed: "proxy-only", open_: "open"}
     table = mux("list").stdout.splitlines()
     assert "EGRESS" in table[0].split()
-    # The proxy is the only way out even after the proxy restarts and the relay is restarted.
+    # The proxy is the only way out even after the proxy restarts and the relay is restarted (or re-made).
     assert mux("proxy", "stop").returncode == 0
     relay_name = egress.relay_name(int(relay.split(":")[1]))
     docker("stop", relay_name)
@@ -93,6 +93,11 @@ def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gate
                              "detail": f"{relay_name} (of {closed}) is stopped: the session cannot reach the proxy"}
     assert mux("exec", closed, "--", "true", env=env).returncode == 0
     assert relay_check() == {"name": "relay", "ok": True, "fix": "", "detail": f"{relay_name} runs (of {closed})"}
+    # Removed by hand, the relay is made again by the session's next mux command.
+    docker("rm", "-f", relay_name)
+    assert relay_check()["fix"] == f"`mux exec {closed} -- true` makes it again"
+    assert mux("exec", closed, "--", "true", env=env).returncode == 0
+    assert relay_check()["ok"] is True
     with EchoUpstream(gateway, pki) as api:
         again = mux("exec", closed, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/again")
         assert again.stdout == "upstream ok\n", again.stderr

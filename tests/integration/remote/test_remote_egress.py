@@ -112,6 +112,15 @@ def test_proxy_only_remote_session_reaches_the_proxy_and_nothing_else(proxied_re
     fixed = follow_the_fix(proxied_remote, f"{relay} (of {unique_name}) forwards to "
                            f"{targets[TUNNEL_END][0]}:{proxy_port}, where no tunnel to the proxy is up")
     assert fixed == ["mux", "--context", "box", "exec", unique_name, "--", "true"]
+    # The relay removed by hand: gone; the same fix makes it again, and the session gets through.
+    remote.docker("rm", "-f", relay)
+    fixed = follow_the_fix(proxied_remote, f"{relay} (of {unique_name}) is gone: the session cannot reach the proxy")
+    assert fixed == ["mux", "--context", "box", "exec", unique_name, "--", "true"]
+    remade = remote.docker("exec", container, "curl", "-sS", "--max-time", "30", f"{api.url}/remade", check=False)
+    assert remade.stdout == "upstream ok\n", remade.stderr
+    assert api.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+    for what, (host, port) in targets.items():  # and still nothing else
+        assert not connects(remote, session, host, port), f"the proxy-only session reached {what} ({host}:{port})"
     # Deleting the last proxy-only session there removes what mux made there, and the tunnel.
     assert mux("--context", "box", "delete", "--force", unique_name).returncode == 0
     assert remote.docker("network", "inspect", network, check=False).returncode != 0
