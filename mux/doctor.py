@@ -230,9 +230,10 @@ REACH_SCRIPT = ('if command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -
                 '--max-time 5 "$1"; else wget -T 5 -O /dev/null "$1" 2>&1; fi')
 
 
-def _reach(runner: Runner, cfg: Config | None) -> list[Check]:
+def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[Check]:
     """The tunnel (remote engines) and one short-lived container on the engine that
-    connects to the proxy the way a session does."""
+    connects to the proxy the way a session does. A tunnel that is down is fine until
+    a proxied session runs there: then that session has lost its way to the proxy."""
     if cfg is None or cfg.proxy is None or not cfg.proxy.enabled:
         return []
     from mux.proxy import control
@@ -249,6 +250,13 @@ def _reach(runner: Runner, cfg: Config | None) -> list[Check]:
         except MuxError as exc:
             return [Check("tunnel", False, exc.message, exc.hint or "")]
         if not up:
+            cut_off = [] if isinstance(found, MuxError) else [s.name for s in found.sessions
+                                                              if s.egress and s.running]
+            if cut_off:
+                return [Check("tunnel", False, f"not up, while proxied session{'s' * (len(cut_off) > 1)} "
+                              f"{', '.join(cut_off)} run{'s' * (len(cut_off) == 1)} there: "
+                              "no way to the proxy (and its credentials)",
+                              f"`mux {runner.engine.flag_hint()}exec {cut_off[0]} -- true` brings it up")]
             return [Check("tunnel", True, "not up: `mux new`, `start`, `attach` or `exec` of a proxied session "
                           "there brings it up")]
         checks.append(Check("tunnel", True, f"up: ssh to {runner.engine.host}"))
@@ -389,7 +397,7 @@ def run_checks(state: State) -> list[Check]:
     optional: list[Callable[[Config | None], Check | None]] = [_proxy, _sccache]
     checks += [c for c in (f(cfg) for f in optional) if c is not None]
     if answers:
-        checks += _reach(runner, cfg)
+        checks += _reach(runner, cfg, found)
         checks += [c for c in [_relays(runner, found)] if c is not None]
     return checks
 

@@ -60,9 +60,18 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
     assert ended.returncode == 0, ended.stderr
     assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is False
     assert ": down, listening there on " in mux("proxy", "status").stdout
-    # ...and the session's next mux command brings it up again.
+    # doctor fails on it while the session runs (it has lost its way to the proxy), and
+    # its fix, the session's next mux command, brings it up again.
+    down = mux("doctor", "--context", "box", "--json")
+    tunnel = next(c for c in json.loads(down.stdout)["checks"] if c["name"] == "tunnel")
+    assert down.returncode == 1 and tunnel == {
+        "name": "tunnel", "ok": False,
+        "detail": f"not up, while proxied session {unique_name} runs there: no way to the proxy (and its credentials)",
+        "fix": f"`mux --context box exec {unique_name} -- true` brings it up"}, down.stdout
     assert mux("--context", "box", "exec", unique_name, "--", "true", env=proxied_remote).returncode == 0
     assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is True
+    up = json.loads(mux("doctor", "--context", "box", "--json").stdout)["checks"]
+    assert next(c for c in up if c["name"] == "tunnel")["ok"] is True
     # Stopped and started again, the session still gets through (the tunnel is brought up).
     assert mux("--context", "box", "stop", unique_name).returncode == 0
     assert mux("--context", "box", "start", unique_name, env=proxied_remote).returncode == 0
