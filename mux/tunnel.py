@@ -132,32 +132,32 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
     gateway = remote_gateway(runner)
     forward = f"{gateway}:{port}:{LOOPBACK}:{port}"
     sock, state, log = _files(engine)
-    if runner.dry_run:
-        runner.show(["ssh", "-N", "-M", "-S", sock, *target.args()])
-        runner.show(["ssh", "-S", sock, "-O", "forward", "-R", forward, *target.args()])
+    master = ["ssh", "-N", "-M", "-S", str(sock), "-o", "ControlPersist=no", "-o", "ExitOnForwardFailure=yes",
+              "-o", "ServerAliveInterval=15", "-o", "BatchMode=yes", *target.args()]
+    add = ["ssh", "-S", str(sock), "-O", "forward", "-R", forward, *target.args()]
+    if runner.dry_run:  # what the run below would do: the master if it is down, the forward if missing
+        up = _master_up(runner, sock, target)
+        if not up:
+            runner.show(master)
+        if not up or forward not in _forwards(state):
+            runner.show(add)
         return f"{gateway}:{port}"
     state.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not _master_up(runner, sock, target):
         sock.unlink(missing_ok=True)
         state.unlink(missing_ok=True)
-        argv = ["ssh", "-N", "-M", "-S", str(sock), "-o", "ControlPersist=no", "-o", "ExitOnForwardFailure=yes",
-                "-o", "ServerAliveInterval=15", "-o", "BatchMode=yes", *target.args()]
         if runner.verbose:
-            runner.show(argv)
-        spawn_detached(argv, log)
+            runner.show(master)
+        spawn_detached(master, log)
         deadline = time.monotonic() + UP_WITHIN
         while not _master_up(runner, sock, target):
             if time.monotonic() > deadline:
                 raise ProxyError(f"the ssh tunnel to {engine.describe()} did not come up: {_log_tail(log)}",
                                  hint="`ssh` to that host by hand should work without a password prompt")
             time.sleep(0.2)
-    try:
-        forwards = json.loads(state.read_text()).get("forwards", [])
-    except (OSError, ValueError):
-        forwards = []
+    forwards = _forwards(state)
     if forward not in forwards:
-        done = runner.query(["ssh", "-S", sock, "-O", "forward", "-R", forward, *target.args()], check=False,
-                            error=ProxyError)
+        done = runner.query(add, check=False, error=ProxyError)
         if done.returncode != 0:
             raise ProxyError(
                 f"the remote end refused the proxy's forward {gateway}:{port} on {engine.describe()}: "
@@ -167,6 +167,15 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
         context = "" if engine.source == "DOCKER_HOST" else engine.name  # `mux proxy status` names it
         state.write_text(json.dumps({"host": engine.host, "context": context, "forwards": [*forwards, forward]}))
     return f"{gateway}:{port}"
+
+
+def _forwards(state: Path) -> list[str]:
+    """The remote forwards the tunnel's state file records (what `-O forward` added)."""
+    try:
+        found = json.loads(state.read_text()).get("forwards", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in found if isinstance(f, str)] if isinstance(found, list) else []
 
 
 def _log_tail(log: Path) -> str:

@@ -12,16 +12,17 @@ from mux.errors import ConfigError
 
 
 def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
-    """A session wired to the proxy gets it running, on the current config (exit 5 if it cannot)."""
-    if not dry_run:
-        from mux.proxy.session import ensure_proxy_for
+    """A session wired to the proxy gets it running, on the current config (exit 5 if it
+    cannot); its relay and tunnel too. With --dry-run, what that would run is printed."""
+    from mux.proxy.session import ensure_proxy_for
 
-        state = state_of(ctx)
-        ensure_proxy_for(name, state.config, state.runner())  # the config is read only for proxied sessions
-        if state.engine().remote:  # and its tunnel, for a session on another machine
-            from mux.tunnel import ensure_for_session
+    state = state_of(ctx)
+    runner = state.runner(dry_run)
+    ensure_proxy_for(name, state.config, runner)  # the config is read only for proxied sessions
+    if state.engine().remote:  # and its tunnel, for a session on another machine
+        from mux.tunnel import ensure_for_session
 
-            ensure_for_session(state.runner(), name)
+        ensure_for_session(runner, name)
 
 
 @click.command()

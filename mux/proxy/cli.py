@@ -56,17 +56,11 @@ def start(ctx: click.Context, port: int | None, binds: tuple[str, ...], foregrou
     )
     before = control.status()
     if dry_run:  # what start would do: nothing, a restart (stale settings), or a start
-        if before.running and not control.stale(settings, config_path):
+        commands = control.ensure_commands(settings, config_path)
+        for argv in commands:
+            _dry_show(argv)
+        if not commands:
             click.echo(f"mux proxy already running: pid {before.pid}; nothing to do", err=True)
-            return
-        from mux.runner import write_argv
-
-        files = ProxyFiles.default()
-        policy = control.plan(settings, config_path, files)
-        _dry_stop(before)
-        _dry_show(["mkdir", "-p", str(files.policy.parent)])
-        _dry_show(write_argv(files.policy, json.dumps(policy, indent=1))[0])
-        _dry_show(control.server_argv(files, config_path))
         return
     if foreground:
         st = control.start(settings, config_path=config_path, foreground=True)
@@ -118,7 +112,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
     tunnels remote engines' sessions reach it through."""
     from mux import tunnel
     from mux.proxy import registry
-    from mux.proxy.files import ProxyFiles
     from mux.runner import Runner
 
     st = control.status()

@@ -118,6 +118,22 @@ def ensure(
         return _start_planned(files, policy, config_path, settings.timeout, False, runner)
 
 
+def ensure_commands(settings: ProxySettings, config_path: Path | None = None,
+                    files: ProxyFiles | None = None) -> list[list[str]]:
+    """What ``ensure`` would do, as commands (for --dry-run): nothing when the proxy
+    runs these settings; else stop a stale one, write the policy, start the server."""
+    from mux.runner import write_argv
+
+    files = files or ProxyFiles.default()
+    current = status(files)
+    policy = plan(settings, config_path, files)
+    if current.running and current.config_digest == policy["digest"]:
+        return []
+    stop_first = [["kill", "-TERM", str(current.pid)]] if current.running else []
+    return [*stop_first, ["mkdir", "-p", str(files.policy.parent)],
+            write_argv(files.policy, json.dumps(policy, indent=1))[0], server_argv(files, config_path)]
+
+
 def stop_if_unused(files: ProxyFiles) -> bool:
     """Stop the proxy when no session is registered (after the last one is deleted)."""
     with open(files.root / "start.lock", "a") as lock:

@@ -58,7 +58,8 @@ def _say(message: str) -> None:
 
 def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runner: Runner) -> None:
     """For start/attach/exec: a session wired to the proxy gets it running, on the
-    config the user has now. Sessions without the proxy cost one stat()."""
+    config the user has now (with a dry-run runner: the commands that would do it,
+    printed). Sessions without the proxy cost one stat()."""
     from mux import names
     from mux.errors import MuxError
     from mux.proxy.settings import default_settings
@@ -71,7 +72,11 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
     if not env_file.exists():
         return
     config = load_config()
-    ensure_running(config.proxy or default_settings(), config.source)
+    if runner.dry_run:  # what ensure_running would do, printed
+        for argv in control.ensure_commands(config.proxy or default_settings(), config.source):
+            runner.show(argv)
+    else:
+        ensure_running(config.proxy or default_settings(), config.source)
     port = relay_port(session_name)
     if port is not None:  # proxy-only: its relay too (stopped or removed, the session is cut off)
         relay_running(runner, session_name, port, config)

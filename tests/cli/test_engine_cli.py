@@ -155,6 +155,7 @@ def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_t
     fp.register([*box, "network", "inspect", fp.any()], returncode=1)  # no egress network there yet
     fp.register([*box, "container", "inspect", fp.any()], returncode=1)  # nor its relay
     fp.register([*box, "version", "--format", "{{.Server.Arch}}"], stdout="amd64\n")
+    fp.register(["ssh", "-S", fp.any(min=1, max=1), "-O", "check", fp.any()], returncode=255)  # no tunnel yet
     flags = ["--egress", "proxy-only"] if how == "flag" else []
     result = run("--context", "box", "new", "--dry-run", "--copy", *flags, "s1")
     assert result.code == 0, result.err
@@ -173,6 +174,28 @@ def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_t
     made = next(ln for ln in lines if ln.startswith("docker --context box create -it"))
     assert f" --network {network} " in made and "--add-host" not in made
     assert not home.session_dir("s1").exists()
+
+
+@pytest.mark.parametrize("forwarded", [False, True], ids=["master-up", "master-and-forward-up"])
+def test_dry_run_prints_only_the_tunnel_steps_a_run_would_take(home: Home, fp, forwarded: bool) -> None:  # type: ignore[no-untyped-def]
+    """A tunnel whose ssh master is up is not started again; a forward its state
+    file records is not added again: --dry-run prints what would run, nothing more."""
+    import hashlib
+
+    make_context(home, "box", "ssh://me@box.test")
+    home.write_config(home.config.read_text() + "\n[proxy]\nport = 18080\n")
+    fp.register(["docker", "--context", "box", "network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"],
+                stdout='[{"Subnet":"172.30.0.0/16","Gateway":"172.30.0.1"}]\n')
+    fp.register(["ssh", "-S", fp.any(min=1, max=1), "-O", "check", fp.any()], returncode=0)  # the master is up
+    if forwarded:
+        key = hashlib.sha256(f"{home.data}\0ssh://me@box.test".encode()).hexdigest()[:16]  # mux/tunnel.py
+        (home.data / "tunnels").mkdir(parents=True)
+        (home.data / "tunnels" / f"{key}.json").write_text(
+            '{"host": "ssh://me@box.test", "context": "box", "forwards": ["172.30.0.1:18080:127.0.0.1:18080"]}')
+    result = run("--context", "box", "new", "--dry-run", "--copy", "s1")
+    assert result.code == 0, result.err
+    ssh = [ln.split(" -S ", 1)[1].split(" ", 1)[1] for ln in result.out.splitlines() if ln.startswith("ssh ")]
+    assert ssh == ([] if forwarded else ["-O forward -R 172.30.0.1:18080:127.0.0.1:18080 -l me -- box.test"])
 
 
 def test_proxy_needs_an_ssh_engine_to_tunnel_through(home: Home, fp) -> None:  # type: ignore[no-untyped-def]

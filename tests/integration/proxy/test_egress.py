@@ -91,11 +91,23 @@ def test_proxy_only_session_has_no_way_out_but_the_proxy(proxied, pki: Pki, gate
     docker("stop", relay_name)
     assert relay_check() == {"name": "relay", "ok": False, "fix": f"`mux exec {closed} -- true` starts it",
                              "detail": f"{relay_name} (of {closed}) is stopped: the session cannot reach the proxy"}
+    # --dry-run prints what that exec would run (the proxy's start, the relay's, the
+    # exec itself) and runs none of it.
+    dry = mux("exec", "--dry-run", closed, "--", "true", env=env)
+    printed = dry.stdout.splitlines()
+    assert dry.returncode == 0 and any(" -m mux.proxy.server " in ln for ln in printed), dry.stdout + dry.stderr
+    assert printed[-2] == f"docker start {relay_name}", printed
+    assert printed[-1].startswith("docker exec ") and printed[-1].endswith(" true"), printed
+    assert relay_check()["ok"] is False and mux("proxy", "status").returncode == 5
     assert mux("exec", closed, "--", "true", env=env).returncode == 0
     assert relay_check() == {"name": "relay", "ok": True, "fix": "", "detail": f"{relay_name} runs (of {closed})"}
     # Removed by hand, the relay is made again by the session's next mux command.
     docker("rm", "-f", relay_name)
     assert relay_check()["fix"] == f"`mux exec {closed} -- true` makes it again"
+    printed = mux("exec", "--dry-run", closed, "--", "true", env=env).stdout.splitlines()
+    assert any(ln.startswith(f"docker create --name {relay_name} ") for ln in printed), printed
+    assert not any("mux.proxy.server" in ln for ln in printed)  # the proxy runs: nothing to start
+    assert relay_check()["fix"] == f"`mux exec {closed} -- true` makes it again"  # nothing ran
     assert mux("exec", closed, "--", "true", env=env).returncode == 0
     assert relay_check()["ok"] is True
     with EchoUpstream(gateway, pki) as api:

@@ -68,6 +68,12 @@ def test_remote_session_uses_the_proxy_here_and_no_secret_is_there(proxied_remot
         "name": "tunnel", "ok": False,
         "detail": f"not up, while proxied session {unique_name} runs there: no way to the proxy (and its credentials)",
         "fix": f"`mux --context box exec {unique_name} -- true` brings it up"}, down.stdout
+    # --dry-run prints the tunnel's two ssh steps that exec would take, and takes neither.
+    dry = mux("--context", "box", "exec", "--dry-run", unique_name, "--", "true", env=proxied_remote)
+    steps = [ln for ln in dry.stdout.splitlines() if ln.startswith("ssh ")]
+    assert dry.returncode == 0 and len(steps) == 2, dry.stdout
+    assert steps[0].startswith("ssh -N -M -S ") and " -O forward -R " in steps[1], dry.stdout
+    assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is False
     assert mux("--context", "box", "exec", unique_name, "--", "true", env=proxied_remote).returncode == 0
     assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is True
     up = json.loads(mux("doctor", "--context", "box", "--json").stdout)["checks"]
