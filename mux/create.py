@@ -155,6 +155,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
         cidfile=session_dir / hostfiles.CIDFILE,
         fills=rust.fills if rust else (), links=rust.links if rust else (),
+        cache_dirs=rust.dirs_to_create if rust else (),
     )
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
@@ -391,7 +392,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 with guard.allowed():
                     spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), opts.branch,
                                                 progress, proxied=proxy is not None)
-            hostfiles.make_dirs(runner, config, spec, session_dir)
+            hostfiles.make_dirs(runner, spec, session_dir)
             if opts.agent:
                 from mux.agents import prepare_home
 

@@ -19,7 +19,6 @@ from mux.errors import MuxError
 from mux.runner import Runner, host_step, write_argv
 
 if TYPE_CHECKING:
-    from mux.config import Config
     from mux.spec import SessionSpec
 
 DATA_DIR_HINT = "check the data dir (MUX_DATA_DIR): free space and permissions"
@@ -102,7 +101,7 @@ def clone_repo(runner: Runner, spec: SessionSpec, url: str, branch: str | None, 
     return spec._replace(labels=tuple(labels.items()))
 
 
-def make_dirs(runner: Runner, config: Config, spec: SessionSpec, session_dir: Path) -> None:
+def make_dirs(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
     """Directories the container mounts, made as the user (docker would make them as root)."""
     try:
         if spec.home is not None:
@@ -111,10 +110,10 @@ def make_dirs(runner: Runner, config: Config, spec: SessionSpec, session_dir: Pa
         for path, text in spec.accounts:  # the session's passwd and group (mux.account)
             argv, content = write_argv(path, text)
             host_step(runner, argv, partial(path.write_text, content))
-        if config.docker.rust.sccache:  # [docker.rust]: shared cache dirs, made as the user
+        if spec.cache_dirs:  # [docker.rust]: shared cache dirs, made as the user
             from mux.sccache import make_dirs as make_cache_dirs
 
-            make_cache_dirs(runner, config.docker.rust, session_dir)
+            make_cache_dirs(runner, spec.cache_dirs)
     except OSError as exc:
         raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
                        hint=DATA_DIR_HINT) from None

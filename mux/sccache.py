@@ -225,14 +225,10 @@ def _no_colon(path: Path, what: str) -> Path:
     return path
 
 
-def make_dirs(runner: Runner, rust: RustSettings, session_dir: Path) -> None:
-    """Create the wiring's host directories as the user (dry-run: print ``mkdir -p``);
-    none for a remote engine (its caches are volumes there)."""
+def make_dirs(runner: Runner, dirs: tuple[Path, ...]) -> None:
+    """Create the wiring's host directories (``dirs_to_create``) as the user (dry-run:
+    print ``mkdir -p``); a remote engine's wiring has none (its caches are volumes there)."""
     from mux.runner import host_step
-
-    if runner.engine.remote:
-        return
-    dirs = rust_wiring(rust, session_dir=session_dir).dirs_to_create
 
     def action() -> None:
         for d in dirs:

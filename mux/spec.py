@@ -54,6 +54,7 @@ class SessionSpec(NamedTuple):
     cidfile: Path | None = None  # docker run --cidfile: where docker writes the new container's ID
     fills: tuple[VolumeFill, ...] = ()  # named volumes made from host files first (remote engines)
     links: tuple[tuple[str, str], ...] = ()  # (path in the container, target): symlinks made before start
+    cache_dirs: tuple[Path, ...] = ()  # [docker.rust]: host cache directories, made as the user (mux/sccache.py)
 
     @property
     def container(self) -> str:

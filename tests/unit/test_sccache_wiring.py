@@ -249,7 +249,7 @@ def test_build_spec_cargo_cache_uses_the_session_dir(tmp_path: Path) -> None:
 def test_make_dirs_dry_run_prints_mkdir(tmp_path: Path) -> None:
     out = io.StringIO()
     rust = rust_config(tmp_path).docker.rust
-    make_dirs(Runner(dry_run=True, out=out), rust, tmp_path / "s")
+    make_dirs(Runner(dry_run=True, out=out), rust_wiring(rust, session_dir=tmp_path / "s").dirs_to_create)
     assert out.getvalue() == f"mkdir -p {tmp_path}/cache\n"
     assert not (tmp_path / "cache").exists()
 
@@ -257,7 +257,7 @@ def test_make_dirs_dry_run_prints_mkdir(tmp_path: Path) -> None:
 def test_make_dirs_creates_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     rust = rust_config(tmp_path, cargo_cache=True).docker.rust
-    make_dirs(Runner(), rust, tmp_path / "s")
+    make_dirs(Runner(), rust_wiring(rust, session_dir=tmp_path / "s").dirs_to_create)
     for d in (tmp_path / "cache", tmp_path / "xdg/mux/cargo/git", tmp_path / "s/cargo/registry"):
         assert d.is_dir()
 
@@ -267,7 +267,7 @@ def test_make_dirs_reports_what_it_cannot_create(tmp_path: Path) -> None:
     binary = elf(tmp_path / "bin" / "sccache")
     rust = RustSettings(sccache=True, cache_dir=tmp_path / "blocker" / "cache", binary=binary)
     with pytest.raises(MuxError, match="cannot create .*blocker/cache"):
-        make_dirs(Runner(), rust, tmp_path / "s")
+        make_dirs(Runner(), rust_wiring(rust, session_dir=tmp_path / "s").dirs_to_create)
 
 
 def test_remote_engine_gets_volumes_not_host_paths(tmp_path: Path, empty_scripts: Path,
