@@ -13,11 +13,11 @@ from pathlib import PurePosixPath
 
 from mux import argv as A
 from mux.errors import ConfigError
-from mux.names import WORKSPACE
+from mux.names import SESSION_NAME, WORKSPACE
 from mux.runner import Runner
 from mux.sessions import find
 
-SESSION_PATH = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62}):(?P<path>.*)", re.DOTALL)
+SESSION_PATH = re.compile(rf"(?P<name>{SESSION_NAME.pattern}):(?P<path>.*)", re.DOTALL)
 
 
 def split(arg: str) -> tuple[str | None, str]:

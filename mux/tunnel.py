@@ -274,10 +274,7 @@ def live_ends(runner: Runner, engine: Engine) -> tuple[str, ...]:
     if not is_up(runner, engine):
         return ()
     _, state, _ = _files(engine)
-    try:
-        return _listen(json.loads(state.read_text()).get("forwards"))
-    except (OSError, ValueError, AttributeError):
-        return ()
+    return _listen(_forwards(state))
 
 
 @dataclass(frozen=True)
