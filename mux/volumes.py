@@ -108,11 +108,11 @@ def file_digest(path: Path) -> str:
             h.update(block)
     digest = h.hexdigest()
     known = {k: v for k, v in (known.items() if isinstance(known, dict) else []) if not k.startswith(f"{path}\0")}
+    from mux.proxy.files import write_private
+
     try:  # a cache: when it cannot be written, the next run hashes again
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}")
-        tmp.write_text(json.dumps({**known, key: digest}))
-        tmp.replace(cache)
+        write_private(cache, json.dumps({**known, key: digest}))
     except OSError:
         pass
     return digest
@@ -144,6 +144,8 @@ def make_fills(runner: Runner, spec: SessionSpec, stage: Path, made: list[str]) 
 def unfinished_fills(runner: Runner) -> list[tuple[str, str]]:
     """(helper container, volume) of fills that never finished (their `mux new` was
     killed): the volume may hold part of its files."""
+    from mux.validate import VOLUME_NAME
+
     inst = paths.instance()
     listed = runner.query(A.ps_argv('{{.Names}}\t{{.Label "mux.instance"}}', instance=inst,
                                     label="mux.helper=fill"))
@@ -151,8 +153,7 @@ def unfinished_fills(runner: Runner) -> list[tuple[str, str]]:
     for line in listed.stdout.splitlines():
         name, _, instance = line.partition("\t")
         volume = name.removeprefix(FILL_PREFIX)
-        if ((instance or None) == inst and name.startswith(FILL_PREFIX)
-                and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", volume)):
+        if (instance or None) == inst and name.startswith(FILL_PREFIX) and VOLUME_NAME.fullmatch(volume):
             found.append((name, volume))
     return found
 
