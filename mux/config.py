@@ -170,7 +170,7 @@ def _limits(t: Table) -> Limits:
 def _rust(t: Table) -> RustSettings:
     settings = RustSettings(
         sccache=t.boolean("sccache", False),
-        cache_dir=t.path("cache_dir", Path(DEFAULT_SCCACHE_DIR).expanduser()),
+        cache_dir=t.path("cache_dir", RustSettings().cache_dir),
         binary=t.path("binary"),
         image_binary=t.string("image_binary"),
         cargo_cache=t.boolean("cargo_cache", False),

@@ -117,7 +117,7 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> str | None:
     for candidate, origin in paths.config_candidates(explicit):
         if origin in ("--config", "$MUX_CONFIG") or os.path.exists(candidate):
             if not os.path.exists(candidate):
-                raise ConfigError(f"config file {str(candidate)!r} (from {origin}) does not exist")
+                raise ConfigError(f"config file {candidate!r} (from {origin}) does not exist")
             return candidate
     return None
 

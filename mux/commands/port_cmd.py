@@ -61,6 +61,3 @@ def forward(ctx: click.Context, address: str, dry_run: bool, name: str, ports: t
 
     state = state_of(ctx)
     run_forward(state.runner(dry_run), name, list(ports), address=address, say=state.say)
-
-
-
