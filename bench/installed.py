@@ -69,7 +69,11 @@ def main() -> str:
         # The same floor ending as mux's command line does (mux.cli.main: gc.freeze()
         # before exit, no final garbage collections): mux's own work, like for like.
         frozen = [python, "-c", "import click, gc; gc.freeze()"]
-        ps = shlex.split(box.run([*mux, "-v", "list"]).stderr.splitlines()[0][2:])  # the call list makes
+        def first_call(*args: str) -> list[str]:
+            """The first command mux runs for ``args``, as `-v` prints it (`+ docker ...`)."""
+            return shlex.split(box.run([*mux, "-v", *args]).stderr.splitlines()[0][2:])
+
+        ps = first_call("list")  # the call list makes
         counter = iter(range(10_000))
         cpu: dict[str, list[float]] = {}
 
@@ -106,8 +110,7 @@ def main() -> str:
 
         box.run([*mux, "new", "listed"])  # one session for list to show
         # delete's lookup, as mux runs it (its first command with -v, on a dry run)
-        delete_ps = shlex.split(box.run([*mux, "-v", "delete", "--dry-run", "--force", "listed"]
-                                        ).stderr.splitlines()[0][2:])
+        delete_ps = first_call("delete", "--dry-run", "--force", "listed")
         t = interleave({
             "floor": lambda: timed("floor", floor),
             "version": lambda: timed("version", [*mux, "--version"]),
