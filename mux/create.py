@@ -20,6 +20,7 @@ from mux.startcheck import wait_started
 
 if TYPE_CHECKING:
     from mux.proxy.settings import ProxySettings
+    from mux.reach import Probe
 
 
 class NewOptions(NamedTuple):
@@ -291,12 +292,13 @@ class Undo:
         self.files = self.proxy = self.container = False
         self.volumes: list[str] = []  # named volumes (mux/volumes.py) this run filled
         self.run_finished = False  # docker run ended by itself: no --cidfile means it made nothing
+        self.far = False  # a remote engine's tunnel (and relay, network) may be this session's alone
 
     def __call__(self) -> list[str]:
         """Undo everything; what could not be undone, as messages."""
         problems = []
         steps = [(self.container, self._container), (bool(self.volumes), self._volumes),
-                 (self.proxy, self._proxy), (self.files, self._files)]
+                 (self.far, self._far), (self.proxy, self._proxy), (self.files, self._files)]
         for wanted, step in steps:
             if wanted:
                 try:
@@ -327,6 +329,15 @@ class Undo:
 
     def _volumes(self) -> None:
         self.runner.run(A.volume_rm_argv(self.volumes))
+
+    def _far(self) -> None:
+        """On a remote engine: the egress relay and network, and the tunnel, when no
+        other session uses them."""
+        from mux.proxy.egress import remove_if_unused
+        from mux.tunnel import stop_if_unused
+
+        remove_if_unused(self.runner)
+        stop_if_unused(self.runner, {self.spec.name})
 
     def _proxy(self) -> None:
         from mux.proxy.session import forget_session
@@ -373,6 +384,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             with guard.allowed():
                 ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
         undo = Undo(runner, spec, session_dir)
+        probe: Probe | None = None
         try:
             if not runner.dry_run:
                 if not hostfiles.claim_session_dir(session_dir):
@@ -383,9 +395,11 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 undo.proxy = not runner.dry_run
                 # A remote engine: its tunnel first (a proxy-only relay forwards to its end there)
                 far = V.tunnel_up(runner, proxy.port) if runner.engine.remote else None
+                undo.far = far is not None and not runner.dry_run
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
                 if far is not None:  # the CA bundle copied in (mux/volumes.py)
                     spec, copies = V.ca_copied_in(spec)
+                    probe = V.reach_probe(runner, spec, far)  # while the session is made: no wait
             if opts.repo:
                 from mux.repo import validate_repo_url
 
@@ -404,6 +418,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
                                  copies=copies)
                 undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
+                if probe is not None:
+                    probe.verdict()  # exit 5 unless its network reaches the proxy (mux/reach.py)
                 ref = spec.container
             else:
                 try:
@@ -421,6 +437,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                                hint="check the command after `--`: is it in the image, on its PATH, executable?")
             guard.checkpoint()
         except BaseException as exc:
+            if probe is not None:
+                probe.cancel()
             problems = undo() if not runner.dry_run else []
             if problems:
                 note = "; and it could not undo everything: " + "; ".join(problems)

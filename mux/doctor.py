@@ -259,7 +259,19 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
                               f"`mux {runner.engine.flag_hint()}exec {cut_off[0]} -- true` brings it up")]
             return [Check("tunnel", True, "not up: `mux new`, `start`, `attach` or `exec` of a proxied session "
                           "there brings it up")]
-        checks.append(Check("tunnel", True, f"up: ssh to {runner.engine.host}"))
+        try:
+            misbound = tunnel.misbound(runner, runner.engine)
+        except MuxError as exc:
+            return [Check("tunnel", False, exc.message, exc.hint or "")]
+        if misbound:
+            from mux import reach
+
+            gateway, _, port = misbound[0].rpartition(":")
+            return [Check("tunnel", False, reach.loopback_only(runner.engine, gateway, int(port)).message,
+                          f"{reach.GATEWAY_PORTS}; then `mux proxy stop` and the session's next `mux "
+                          f"{runner.engine.flag_hint()}exec` makes the tunnel again")]
+        checks.append(Check("tunnel", True, f"up: ssh to {runner.engine.host}, listening on the bridge gateway "
+                            "(sessions there reach it)"))
         host = "host.docker.internal"
     else:
         from mux.vmengine import proxy_host
