@@ -85,19 +85,20 @@ def refused(engine: Engine, gateway: str, port: int, in_use: bool) -> ProxyError
                       + FORWARDING + ", and `GatewayPorts clientspecified`")
 
 
-# One HTTP request to the proxy, with whatever the image has (bash, curl, wget, nc);
+# One HTTP request to the proxy, with whatever the image has (curl, bash, nc, wget);
 # $0 and $1 are the host and port (arguments, never part of the script). Any HTTP
 # status back is the proxy's (it refuses a request without credentials: 407); a
-# connection refused or dropped prints nothing. No tool at all: "mux-probe: none".
+# connection refused or dropped prints nothing (nc's stdin stays open a second: it
+# quits at its end, before the answer). No tool at all: "mux-probe: none".
 PROBE_SCRIPT = (
     'req="GET http://mux-probe.invalid/ HTTP/1.0\\r\\nHost: mux-probe.invalid\\r\\n\\r\\n"; '
     'if command -v curl >/dev/null 2>&1; then '
     'exec curl -s -o /dev/null -w "HTTP/1.1 %{http_code}" --max-time 5 -x "http://$0:$1" http://mux-probe.invalid/; '
     'elif command -v bash >/dev/null 2>&1; then '
     'exec timeout 5 bash -c \'exec 3<>"/dev/tcp/$0/$1" && printf "$2" >&3 && head -c 12 <&3\' "$0" "$1" "$req"; '
-    'elif command -v nc >/dev/null 2>&1; then printf "$req" | timeout 5 nc "$0" "$1" | head -c 12; '
+    'elif command -v nc >/dev/null 2>&1; then (printf "$req"; sleep 1) | timeout 5 nc "$0" "$1" | head -c 12; '
     'elif command -v wget >/dev/null 2>&1; then '
-    'exec wget -T 5 -O /dev/null -e use_proxy=yes -e http_proxy="http://$0:$1" http://mux-probe.invalid/ 2>&1; '
+    'http_proxy="http://$0:$1" exec wget -T 5 -O /dev/null http://mux-probe.invalid/ 2>&1; '
     'else echo "mux-probe: none"; fi')
 ANSWERED = re.compile(r"HTTP/1\.[01] [1-5][0-9][0-9]|response\.\.\. [1-5][0-9][0-9]")  # GNU wget says the latter
 
