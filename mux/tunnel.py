@@ -13,11 +13,15 @@ through its egress relay on that engine (mux/proxy/egress.py).
 
 The remote sshd must allow a forward bound to the bridge address rather than its
 own loopback: ``GatewayPorts clientspecified`` in its sshd_config (``yes`` would
-bind every interface; mux always names the bridge address).
+bind every interface; mux always names the bridge address). sshd's default
+binds the forward to its loopback without a word, so every forward added is
+checked (mux/reach.py) and undone, exit 5, when no container could reach it.
 
 The tunnel stays up while mux has remote sessions (new, start, attach and exec
-bring it up; the last `mux delete` of one ends it); its state and log live
-under DATA/tunnels/, its control socket in /tmp/mux-UID/.
+bring it up; the last `mux delete` of one ends it) and the proxy runs (`mux
+proxy stop` ends every tunnel: each forwards to the proxy's loopback port, where
+anything could listen once it is gone); its state and log live under
+DATA/tunnels/, its control socket in /tmp/mux-UID/.
 """
 
 from __future__ import annotations
@@ -244,7 +248,42 @@ def ensure_for_session(runner: Runner, name: str) -> None:
         return
     port = control.status().port
     if port is not None:
+        revived = not runner.dry_run and not _forwarding(runner, runner.engine, port)
         ensure(runner, runner.engine, port)
+        if revived:  # a tunnel made again: the session's network checked as `mux new` does
+            _probe_session(runner, name)
+
+
+def _forwarding(runner: Runner, engine: Engine, port: int) -> bool:
+    """Whether ``engine``'s tunnel is up with a forward to ``port`` (nothing to revive)."""
+    sock, state, _ = _files(engine)
+    if not sock.exists() or not _master_up(runner, sock, ssh_target(engine)):
+        return False
+    return any((m := FORWARD.fullmatch(f)) and int(m[2]) == port for f in _forwards(state))
+
+
+def _probe_session(runner: Runner, name: str) -> None:
+    """mux/reach.py's container check for an existing session: in its own network
+    namespace while it runs, else on the network its egress puts it on."""
+    from mux import reach, validate
+    from mux.proxy import egress
+    from mux.proxy.session import HOST_ALIAS, proxy_address
+    from mux.sessions import find
+
+    address = proxy_address(name)
+    if address is None:
+        return
+    session = find(runner, name)
+    hosts: tuple[str, ...]
+    if session.running:
+        network, hosts = f"container:{session.ref}", ()
+    elif session.egress == "proxy-only":
+        network, hosts = egress.network_name(), ()
+    else:
+        network, hosts = None, (f"{HOST_ALIAS}:host-gateway",)
+    argv = reach.probe_argv(validate.image(session.image, "the session's image label"), network, hosts, address,
+                            paths.helper_labels("reach"))
+    reach.Probe(runner, argv, runner.engine, address).verdict()
 
 
 def sessions_using(host: str) -> list[str]:

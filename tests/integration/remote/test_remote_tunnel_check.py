@@ -239,3 +239,34 @@ def test_the_tunnel_ends_with_the_proxy(proxied_remote, remote, api, unique_name
     assert again.returncode == 0, again.stderr
     assert remote.docker(*through, check=False).stdout == "upstream ok\n"
     assert json.loads(mux("proxy", "status", "--json").stdout)["tunnels"][0]["up"] is True
+
+
+def test_exec_that_revives_the_tunnel_checks_the_sessions_network(proxied_remote, remote, unique_name,
+                                                                   tmp_path) -> None:
+    """The tunnel gone (its ssh master ended) and that machine's firewall now in the
+    way: the `mux exec` that makes the tunnel again checks from the session's own
+    network namespace, exits 5 with the one line and runs nothing; once the firewall
+    is gone, the next one works."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    assert mux("--context", "box", "new", "--copy", "--workdir", str(proj), unique_name,
+               env=proxied_remote).returncode == 0
+    port = proxy_port()
+    sock, state, _ = _files(Engine("box", remote.host, "test"))
+    ssh_port = remote.host.rsplit(":", 1)[1]
+    subprocess.run(["ssh", "-S", str(sock), "-O", "exit", "-l", "root", "-p", ssh_port, "--", "127.0.0.1"],
+                   env={**os.environ, **remote.env}, check=True, capture_output=True)
+    rule = ["INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT", "--reject-with", "tcp-reset"]
+    remote.inside("iptables", "-I", *rule)
+    try:
+        cut = mux("--context", "box", "exec", unique_name, "--", "touch", "/tmp/ran", env=proxied_remote)
+    finally:
+        remote.inside("iptables", "-D", *rule)
+    lines = cut.stderr.splitlines()
+    assert cut.returncode == 5 and len(lines) == 1, cut.stderr
+    assert "a container on the session's network" in lines[0] and "cannot reach the proxy" in lines[0]
+    assert remote.docker("exec", f"mux-{unique_name}", "test", "-e", "/tmp/ran", check=False).returncode == 1
+    subprocess.run(["ssh", "-S", str(sock), "-O", "exit", "-l", "root", "-p", ssh_port, "--", "127.0.0.1"],
+                   env={**os.environ, **remote.env}, capture_output=True)
+    again = mux("--context", "box", "exec", unique_name, "--", "true", env=proxied_remote)
+    assert again.returncode == 0, again.stderr
