@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 
 from mux.engine import Engine
-from mux.errors import ProxyError
+from mux.errors import MuxError, ProxyError
 from mux.runner import Background, Runner
 
 GATEWAY_PORTS = ("set `GatewayPorts clientspecified` in its sshd_config and reload sshd "
@@ -43,7 +43,10 @@ def listening(runner: Runner, ssh: Sequence[str], port: int) -> set[str] | None:
     """The IPv4 addresses where something listens on TCP ``port`` on the remote host,
     read from its /proc/net/tcp with ``ssh`` (the tunnel's master socket and target);
     None when it cannot be read there (then the container check decides)."""
-    out = runner.query([*ssh, "cat", "/proc/net/tcp"], check=False, error=ProxyError, timeout=10)
+    try:
+        out = runner.query([*ssh, "cat", "/proc/net/tcp"], check=False, error=ProxyError, timeout=10)
+    except MuxError:  # ssh hung or is gone: no answer here
+        return None
     if out.returncode != 0:
         return None
     return parse_listening(out.stdout, port)
