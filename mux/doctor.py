@@ -240,6 +240,17 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
 
     current = control.status()
     if not current.running or current.port is None:
+        if runner.engine.remote:  # a tunnel must not outlive the proxy (it crashed, say)
+            from mux import tunnel
+
+            try:
+                ends = tunnel.live_ends(runner, runner.engine)
+            except MuxError:
+                ends = ()
+            if ends:
+                return [Check("tunnel", False, f"up while the proxy is not running: it forwards {', '.join(ends)} "
+                              "there to this machine's loopback port, where anything could listen",
+                              "`mux proxy stop` ends it; the session's next `mux exec` starts both again")]
         return []  # the proxy check already says so
     checks = []
     if runner.engine.remote:

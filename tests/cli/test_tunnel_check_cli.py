@@ -122,3 +122,23 @@ def test_proxy_stop_ends_every_tunnel_of_the_data_dir(home: Home, fp, sockets: P
     assert done.code == 0 and done.out == "mux proxy was not running\n"
     assert [c for c in fp.calls if c[0] == "ssh"] == [["ssh", "-S", str(sock), "-O", "exit", *TARGET]]
     assert not any(tunnel._files(e)[1].exists() for e in (BOX, other))
+
+
+def test_doctor_fails_on_a_tunnel_that_outlived_the_proxy(home: Home, fp, sockets: Path,  # type: ignore[no-untyped-def]
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from mux import doctor
+
+    stopped = control.ProxyStatus(False, None, (), None, "ca.pem", "audit.log")
+    monkeypatch.setattr(control, "status", lambda files=None: stopped)
+    sock, state, _ = tunnel._files(BOX)
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"host": BOX.host, "context": "box", "forwards": [FORWARD]}))
+    sock.touch()
+    fp.register(["ssh", "-S", str(sock), "-O", "check", *TARGET], returncode=0)
+    cfg = SimpleNamespace(proxy=SimpleNamespace(enabled=True))
+    [check] = doctor._reach(Runner(engine=BOX), cfg, doctor.MuxError("unused"))  # type: ignore[arg-type]
+    assert (check.name, check.ok) == ("tunnel", False)
+    assert check.detail.startswith(f"up while the proxy is not running: it forwards {GATEWAY}:18080 there")
+    assert check.fix.startswith("`mux proxy stop` ends it")
