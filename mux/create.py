@@ -385,6 +385,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
         undo = Undo(runner, spec, session_dir)
         probe: Probe | None = None
+        far: str | None = None  # where a remote engine's tunnel to the proxy listens there
         try:
             if not runner.dry_run:
                 if not hostfiles.claim_session_dir(session_dir):
@@ -399,7 +400,6 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
                 if far is not None:  # the CA bundle copied in (mux/volumes.py)
                     spec, copies = V.ca_copied_in(spec)
-                    probe = V.reach_probe(runner, spec, far)  # while the session is made: no wait
             if opts.repo:
                 from mux.repo import validate_repo_url
 
@@ -418,9 +418,9 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
                                  copies=copies)
                 undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
-                if probe is not None:
-                    probe.verdict()  # exit 5 unless its network reaches the proxy (mux/reach.py)
                 ref = spec.container
+                if far is not None:  # from inside the session, while its start is checked: no wait of its own
+                    probe = V.reach_probe(runner, spec, far)
             else:
                 try:
                     with guard.allowed():
@@ -435,6 +435,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 why = started.exec_error.split("] ", 1)[-1]
                 raise MuxError(f"the command of session {spec.name!r} cannot start: {why}",
                                hint="check the command after `--`: is it in the image, on its PATH, executable?")
+            if probe is not None:
+                probe.verdict()  # exit 5 unless its network reaches the proxy (mux/reach.py)
             guard.checkpoint()
         except BaseException as exc:
             if probe is not None:

@@ -116,11 +116,21 @@ def probe_argv(image: str, network: str | None, extra_hosts: Sequence[str], addr
             "-c", PROBE_SCRIPT, host, port]
 
 
+def exec_argv(container: str, address: str) -> list[str]:
+    """The same request from inside a running session (its own network namespace,
+    /etc/hosts and DNS): no container to make."""
+    host, _, port = address.rpartition(":")
+    return ["docker", "exec", container, "sh", "-c", PROBE_SCRIPT, host, port]
+
+
+CANNOT_ASK = (126, 127)  # no sh in the image: the listen check alone decides
+
+
 class Probe:
     """The container check, running in the background until :meth:`verdict`."""
 
     def __init__(self, runner: Runner, argv: list[str], engine: Engine, address: str) -> None:
-        self.engine, self.address = engine, address
+        self.engine, self.address, self.inside = engine, address, argv[1] == "exec"
         self.job: Background | None = None if runner.dry_run else runner.background(argv)
         if runner.dry_run:
             runner.show(argv)
@@ -131,8 +141,10 @@ class Probe:
             return
         out = self.job.wait(timeout)
         said = (out.stdout + out.stderr)[-4096:]
-        if ANSWERED.search(said) or said.strip() == "mux-probe: none":
+        if ANSWERED.search(said) or said.strip() == "mux-probe: none" or out.returncode in CANNOT_ASK:
             return
+        if self.inside and "is not running" in out.stderr:
+            return  # its command has ended already: nothing in it to reach the proxy now
         raise ProxyError(f"a container on the session's network on {self.engine.describe()} cannot reach the "
                          f"proxy at {self.address} through the tunnel; check that host's sshd_config "
                          "(`GatewayPorts clientspecified`, `AllowTcpForwarding yes`) and its firewall")

@@ -263,8 +263,8 @@ def _forwarding(runner: Runner, engine: Engine, port: int) -> bool:
 
 
 def _probe_session(runner: Runner, name: str) -> None:
-    """mux/reach.py's container check for an existing session: in its own network
-    namespace while it runs, else on the network its egress puts it on."""
+    """mux/reach.py's check for an existing session: from inside it while it runs,
+    else from a short-lived container on the network its egress puts it on."""
     from mux import reach, validate
     from mux.proxy import egress
     from mux.proxy.session import HOST_ALIAS, proxy_address
@@ -274,15 +274,14 @@ def _probe_session(runner: Runner, name: str) -> None:
     if address is None:
         return
     session = find(runner, name)
-    hosts: tuple[str, ...]
     if session.running:
-        network, hosts = f"container:{session.ref}", ()
-    elif session.egress == "proxy-only":
-        network, hosts = egress.network_name(), ()
+        argv = reach.exec_argv(session.ref, address)
     else:
-        network, hosts = None, (f"{HOST_ALIAS}:host-gateway",)
-    argv = reach.probe_argv(validate.image(session.image, "the session's image label"), network, hosts, address,
-                            paths.helper_labels("reach"))
+        proxy_only = session.egress == "proxy-only"
+        argv = reach.probe_argv(validate.image(session.image, "the session's image label"),
+                                egress.network_name() if proxy_only else None,
+                                () if proxy_only else (f"{HOST_ALIAS}:host-gateway",), address,
+                                paths.helper_labels("reach"))
     reach.Probe(runner, argv, runner.engine, address).verdict()
 
 

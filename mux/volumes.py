@@ -241,16 +241,15 @@ def tunnel_up(runner: Runner, port: int) -> str:
 
 def reach_probe(runner: Runner, spec: SessionSpec, tunnel_end: str) -> Probe:
     """mux/reach.py's check that this remote session's network reaches the proxy
-    through the tunnel, started now in the background (``Probe.verdict`` waits)."""
+    through the tunnel: from inside the session just started (`docker exec`), in
+    the background (``Probe.verdict`` waits)."""
     from mux import reach
     from mux.proxy.egress import alias
     from mux.proxy.session import HOST_ALIAS, proxy_address
 
     port = int(tunnel_end.rpartition(":")[2])
     address = proxy_address(spec.name) or (f"{alias(port)}:{port}" if spec.network else f"{HOST_ALIAS}:{port}")
-    argv = reach.probe_argv(spec.image, spec.network, spec.extra_hosts, address, paths.helper_labels("reach"),
-                            spec.pull)
-    return reach.Probe(runner, argv, runner.engine, address)
+    return reach.Probe(runner, reach.exec_argv(spec.container, address), runner.engine, address)
 
 
 def ca_copied_in(spec: SessionSpec) -> tuple[SessionSpec, list[tuple[Path, str]]]:

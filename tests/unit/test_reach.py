@@ -71,3 +71,8 @@ def test_the_probe_is_a_labelled_short_lived_container_with_values_as_arguments(
 ])
 def test_only_an_http_answer_counts(said: str, answered: bool) -> None:
     assert bool(reach.ANSWERED.search(said)) is answered
+
+
+def test_the_probe_from_inside_a_session_is_a_docker_exec() -> None:
+    assert reach.exec_argv("mux-s1", "host.docker.internal:47123") == [
+        "docker", "exec", "mux-s1", "sh", "-c", reach.PROBE_SCRIPT, "host.docker.internal", "47123"]
