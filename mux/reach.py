@@ -11,12 +11,14 @@ made on it would have no proxy (and no credentials). So mux checks twice:
   session on a connection that is already up: ~30 ms, no new login). Bound to
   127.0.0.1 only: exit 5 naming ``GatewayPorts``; a refused forward: exit 5
   naming ``AllowTcpForwarding`` (or the port, when something holds it there).
-- ``mux new`` also sends one HTTP request from a short-lived container on the
-  session's own network (its image, its extra hosts) to the proxy address the
-  session is given, and wants the proxy's answer back. It runs in the background
-  while the session's volumes are filled and its container made, so it adds no
-  wait of its own (bench/reach.py measures it); a session whose network does not
-  reach the proxy is removed with everything made for it (exit 5).
+- ``mux new`` also sends one HTTP request from inside the session it has just
+  started (``docker exec``: its own network, hosts file and DNS) to the proxy
+  address the session is given, and wants the proxy's answer back. It runs in
+  the background while mux checks that the session's command started
+  (bench/reach.py measures what it adds); a session whose network does not
+  reach the proxy is removed with everything made for it (exit 5). A revived
+  tunnel is checked the same way (a stopped session: from a short-lived
+  container on its network).
 
 Everything read back (``/proc/net/tcp``, the probe's output) is bounded and parsed,
 never printed raw.
