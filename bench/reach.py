@@ -7,8 +7,9 @@ functions replaced by no-ops in the child process), interleaved: warm (the tunne
 is up for another session, so only the probe from the session's network runs) and
 cold (the first session: proxy, tunnel, forward and the listen check are made
 too). Then each check alone: the listen check (`cat /proc/net/tcp` through the
-tunnel's ssh master) and the probe container, beside a plain `docker run --rm
-IMAGE true` on that engine.
+tunnel's ssh master), the probe from inside a session (`docker exec`, what `mux
+new` runs) and in a container of its own (a stopped session's revival), beside a
+plain `docker run --rm IMAGE true` on that engine.
 """
 
 from __future__ import annotations
@@ -101,9 +102,10 @@ def main() -> str:
                   "cat", "/proc/net/tcp"]
         probe = ["docker", "--context", "box", *reach.probe_argv(DEBIAN, None, ["host.docker.internal:host-gateway"],
                                                                   f"host.docker.internal:{port}", [])[1:]]
+        inside = ["docker", "--context", "box", *reach.exec_argv("mux-anchor", f"host.docker.internal:{port}")[1:]]
         plain = ["docker", "--context", "box", "run", "--rm", DEBIAN, "true"]
-        pieces = interleave({"listen": lambda: box.timed(listen), "probe": lambda: box.timed(probe),
-                             "plain": lambda: box.timed(plain)}, n)
+        pieces = interleave({"listen": lambda: box.timed(listen), "inside": lambda: box.timed(inside),
+                             "probe": lambda: box.timed(probe), "plain": lambda: box.timed(plain)}, n)
         assert reach.reachable(reach.parse_listening(box.run(listen).stdout, port) or set(), gateway)
     finally:
         box.mux("--context", "box", "delete", "--all", "--force", check=False)
@@ -117,7 +119,9 @@ def main() -> str:
          ratio(cold["checked"], cold["unchecked"])],
     ]
     alone = [["listen check (`cat /proc/net/tcp` through the ssh master)", summary(pieces["listen"])],
-             ["probe container (`docker run --rm`, one HTTP request)", summary(pieces["probe"])],
+             ["probe inside the session (`docker exec`, one HTTP request: what `mux new` runs)",
+              summary(pieces["inside"])],
+             ["probe container (`docker run --rm`: a revived tunnel of a stopped session)", summary(pieces["probe"])],
              ["plain `docker --context box run --rm IMAGE true`", summary(pieces["plain"])]]
     return ("### reach: the remote tunnel's checks in `mux new` (second engine over ssh)\n\n"
             f"{n} runs each, interleaved.\n\n"
