@@ -510,7 +510,7 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
 
     via = None
     if proxy_only:
-        network, via = proxy_only_network(runner, proxy, spec.image, spec.pull, tunnel_end)
+        network, via = proxy_only_network(runner, proxy, tunnel_end)
         spec = spec._replace(network=network)
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host
