@@ -45,6 +45,7 @@ class NewOptions(NamedTuple):
     prompt: str | None = None
     headless: bool = False
     copy: bool = False  # /workspace is a volume holding a copy of the workdir (mux/volumes.py)
+    unprotected: bool = False  # a workdir session without mux/protect.py's protection
 
 
 class HostFacts(NamedTuple):
@@ -112,6 +113,12 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         check_limits(host.rootless, limits)
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
     volumes += repo_source_mount(opts, d.volumes + volumes) if repo_labels and not host.remote else ()
+    protection = None
+    if not (repo_labels or opts.copy or host.remote):  # the user's own tree, mounted read-write
+        from mux import protect
+
+        protection = protect.plan(workdir, session_dir, protect.wanted(d.protect, opts.unprotected))
+        volumes += protection.volumes
     taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
     for spec_text in d.volumes + volumes:
         target = spec_text.split(":")[1].rstrip("/")
@@ -156,6 +163,8 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         cidfile=session_dir / hostfiles.CIDFILE,
         fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
+        git_source=protection.git_source if protection else None,
+        placeholders=protection.placeholders if protection else (),
     )
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
@@ -246,6 +255,13 @@ def warn_git_identity(config: Config, host: HostFacts) -> None:
         warning = gitident.warning(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
         if warning:
             print(f"mux: warning: {warning}", file=sys.stderr)
+
+
+def warn_unprotected(config: Config, opts: NewOptions) -> None:
+    if not (opts.repo or opts.copy) and (opts.unprotected or config.docker.protect == ()):
+        why = "--unprotected" if opts.unprotected else "[docker] protect = []"
+        print(f"mux: warning: {why}: the agent can write this workdir's .git (its hooks and config), "
+              ".envrc, .vscode/ and the other files your own tools run", file=sys.stderr)
 
 
 def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
@@ -344,6 +360,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     warn_git_identity(config, host)
+    warn_unprotected(config, opts)
     session_dir = host.session_dir(spec.name)
     for port in spec.ports:
         if validate.exposes_publicly(port):
@@ -398,6 +415,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                                                 progress, proxied=proxy is not None)
                 interrupts.boundary("cloned")
             hostfiles.make_dirs(runner, spec, session_dir)
+            if spec.git_source is not None or spec.placeholders:
+                from mux import protect
+
+                protect.prepare(runner, spec, session_dir)
             interrupts.boundary("dirs")
             if opts.agent:
                 from mux.agents import prepare_home

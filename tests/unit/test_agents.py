@@ -15,6 +15,7 @@ from mux.agents import AGENT_DIR, LAUNCHER, PLACEHOLDER, _claude_binary, _codex_
 from mux.configfile import loads as toml_loads
 from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
+from tests.cli.muxcli import protected_mounts
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 ANTHROPIC = '[credentials.anthropic]\ndomains = ["api.anthropic.com"]\nheader = "x-api-key"\nvalue = "${K}"\n'
@@ -69,6 +70,7 @@ def test_claude_headless_whole_argv(home: Path) -> None:
         "-v", f"{proj}:/workspace", "-w", "/workspace", "-u", "1000:1001",
         "-v", f"{data}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{data}/passwd:/etc/passwd:ro", "-v", f"{data}/group:/etc/group:ro",
+        *protected_mounts(proj),
         "-v", f"{binary}:{AGENT_DIR}/claude:ro",
         "-e", f"ANTHROPIC_API_KEY={PLACEHOLDER}",
         "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",
