@@ -118,6 +118,11 @@ def mux_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MUX_DATA_DIR", str(data))
     monkeypatch.setenv("MUX_CONFIG", str(config))
     monkeypatch.delenv("MUX_LOG_LEVEL", raising=False)
+    # A session's default workdir is the current directory: a project of the test's
+    # own, not this checkout (a workdir session makes placeholders there, mux/protect.py).
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
     return tmp_path
 
 
