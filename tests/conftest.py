@@ -120,9 +120,9 @@ def mux_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MUX_LOG_LEVEL", raising=False)
     # A session's default workdir is the current directory: a project of the test's
     # own, not this checkout (a workdir session makes placeholders there, mux/protect.py).
-    work = tmp_path / "work"
-    work.mkdir(exist_ok=True)
-    monkeypatch.chdir(work)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir(exist_ok=True)
+    monkeypatch.chdir(cwd)
     return tmp_path
 
 
