@@ -44,7 +44,6 @@ import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
@@ -511,7 +510,7 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
     A HOME volume (--copy) is filled from the same directory (mux.volumes)."""
     from mux.runner import host_step
 
-    write_scripts(runner, spec)
+    agentshell.write_files(runner, spec)
     home = spec.home or (session_dir / HOME_SEED if spec.home_volume else None)
     if home is None or spec.user is None:
         return
@@ -557,34 +556,3 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
 
         host_step(runner, ["chown", "-R", spec.user, home], chown)
 
-
-def write_scripts(runner: Runner, spec: SessionSpec) -> None:
-    """The agent's wrapper and login snippet, as their printed commands say: owned by
-    mux's user (never the agent's when mux is root), readable by the agent's."""
-    from mux.runner import host_step, write_argv
-
-    def fail(path: Path, exc: OSError) -> MuxError:
-        return MuxError(f"cannot write the agent's wrapper {path}: {exc.strerror}")
-
-    def make(d: Path) -> None:
-        try:
-            d.mkdir(exist_ok=True)
-            d.chmod(0o755)  # the agent's uid may be another one (mux as root)
-        except OSError as exc:
-            raise fail(d, exc) from None
-
-    def write(path: Path, content: str, mode: int | None = None) -> None:
-        try:
-            if mode is None:
-                path.write_text(content)
-            else:
-                path.chmod(mode)
-        except OSError as exc:
-            raise fail(path, exc) from None
-
-    for d in dict.fromkeys(path.parent for path, _, _ in spec.scripts):
-        host_step(runner, ["mkdir", "-p", "-m", "755", d], partial(make, d))
-    for path, text, mode in spec.scripts:
-        argv, content = write_argv(path, text)
-        host_step(runner, argv, partial(write, path, content))
-        host_step(runner, ["chmod", f"{mode:o}", path], partial(write, path, "", mode))

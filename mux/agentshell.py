@@ -28,10 +28,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from mux.errors import ConfigError, DockerError
+from mux.errors import ConfigError, DockerError, MuxError
+from mux.runner import host_step, write_argv
 
 if TYPE_CHECKING:
     from mux.runner import Runner
@@ -150,3 +152,33 @@ def files(session_dir: Path, program: str, text: str) -> tuple[tuple[Path, str, 
     """(host file, text, mode) to write before the session is made."""
     bin_dir = session_dir / BIN_DIR
     return ((bin_dir / program, text, WRAPPER_MODE), (bin_dir / PROFILE_FILE, PROFILE_TEXT, PROFILE_MODE))
+
+
+def write_files(runner: Runner, spec: SessionSpec) -> None:
+    """The agent's wrapper and login snippet, as their printed commands say: owned by
+    mux's user (never the agent's when mux is root), readable by the agent's."""
+    def fail(path: Path, exc: OSError) -> MuxError:
+        return MuxError(f"cannot write the agent's wrapper {path}: {exc.strerror}")
+
+    def make(d: Path) -> None:
+        try:
+            d.mkdir(exist_ok=True)
+            d.chmod(0o755)  # the agent's uid may be another one (mux as root)
+        except OSError as exc:
+            raise fail(d, exc) from None
+
+    def write(path: Path, content: str, mode: int | None = None) -> None:
+        try:
+            if mode is None:
+                path.write_text(content)
+            else:
+                path.chmod(mode)
+        except OSError as exc:
+            raise fail(path, exc) from None
+
+    for d in dict.fromkeys(path.parent for path, _, _ in spec.scripts):
+        host_step(runner, ["mkdir", "-p", "-m", "755", d], partial(make, d))
+    for path, text, mode in spec.scripts:
+        argv, content = write_argv(path, text)
+        host_step(runner, argv, partial(write, path, content))
+        host_step(runner, ["chmod", f"{mode:o}", path], partial(write, path, "", mode))
