@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
@@ -34,6 +35,27 @@ def in_session(name: str, *command: str) -> subprocess.CompletedProcess[str]:
     return mux("exec", name, "--", *command)
 
 
+def typed_in_a_terminal(name: str, line: bytes, until: bytes) -> bytes:
+    """What `mux exec -it NAME bash` shows on a terminal after ``line`` is typed."""
+    from tests.integration.agents.test_agents import read_until
+
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mux", "exec", "-it", name, "bash"],
+                            stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True)
+    os.close(secondary)
+    try:
+        read_until(primary, b"$ ", 30)  # its prompt
+        os.write(primary, line)
+        shown = read_until(primary, until, 60)
+        os.write(primary, b"exit\r")
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    return shown
+
+
 def codex_binary(clients: object) -> str:
     return f"{clients}/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"
 
@@ -60,6 +82,9 @@ def test_claude_in_exec_login_and_interactive_shells(world: AgentWorld, unique_n
         base, key, quiet, home, proxy = env.splitlines()[-1].split("|")
         assert (base, key, quiet, home) == (world.api.base_url, PLACEHOLDER, "1", "/home/mux"), shell
         assert proxy.startswith("http://"), shell
+    # `mux exec -it NAME bash` on a real terminal, then typing the agent's name.
+    typed = typed_in_a_terminal(unique_name, b"claude --version; echo done-$((6*7))\r", b"done-42")
+    assert version.encode() in typed, typed[-2000:]
     login_path = in_session(unique_name, "bash", "-lc", 'echo "$PATH"').stdout.strip().splitlines()[-1]
     assert login_path.split(":")[0] == "/opt/mux/bin" and "/usr/bin" in login_path.split(":")
     # And it answers: claude run by `mux exec` goes through the proxy, which injects the key.
