@@ -128,3 +128,17 @@ def test_login_snippet_puts_the_wrapper_dir_first_once(tmp_path: Path) -> None:
     out = subprocess.run(["/bin/sh", "-c", '. "$1"; . "$1"; echo "$PATH"', "sh", str(snippet)],
                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}).stdout
     assert out == "/opt/mux/bin:/usr/bin:/bin\n"
+
+
+def test_files_are_written_as_printed_and_not_writable(tmp_path: Path) -> None:
+    text = S.wrapper("codex", HOSTILE, "/opt/mux/agents", "hint")
+    from mux.runner import write_argv
+
+    assert write_argv(tmp_path / "x", text)[1] == text  # the printed write holds exactly this text
+    scripts = S.files(tmp_path / "s1", "codex", text)
+    (tmp_path / "s1").mkdir(mode=0o700)
+    S.write_files(Runner(), spec(scripts=scripts))
+    wrapper, profile = (tmp_path / "s1" / "bin" / "codex"), (tmp_path / "s1" / "bin" / ".profile")
+    assert (wrapper.read_text(), profile.read_text()) == (text, S.PROFILE_TEXT)
+    modes = [p.stat().st_mode & 0o777 for p in (wrapper, profile, wrapper.parent)]
+    assert modes == [0o555, 0o444, 0o755]  # readable by the agent's uid; only mux's user may change them

@@ -116,6 +116,9 @@ def test_wrapper_and_login_snippet_are_read_only(world: AgentWorld, unique_name:
     st = wrapper.stat()
     assert st.st_uid == os.getuid() and st.st_mode & 0o222 == 0, oct(st.st_mode)
     assert (wrapper.parent.stat().st_mode & 0o022) == 0
+    deleted = mux("delete", "--force", unique_name)  # read-only files and all
+    assert deleted.returncode == 0, deleted.stderr
+    assert not session_dir(unique_name, world.data).exists()
 
 
 @pytest.mark.parametrize("image", [pytest.param(BUSYBOX, id="busybox"), pytest.param(DEBIAN, id="debian")])
