@@ -376,6 +376,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                           hint=f"drop -p (and [docker] ports); `mux forward {spec.name} PORT` reaches it once it runs")
     if proxy is not None:  # `mux list` shows it
         spec = spec._replace(labels=spec.labels + (("mux.egress", egress),))
+    if opts.agent:  # every shell there finds the agent: PATH from the image, its wrapper first
+        from mux.agentshell import with_path
+
+        spec = with_path(runner, spec)
     volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
     if volumes:
         from mux import volumes as V

@@ -59,6 +59,7 @@ class SessionSpec(NamedTuple):
     # directory is copied from, and the placeholders made in the workdir before the run.
     git_source: Path | None = None
     placeholders: tuple[tuple[Path, bool], ...] = ()
+    scripts: tuple[tuple[Path, str, int], ...] = ()  # (host file, text, mode) written first: an agent's wrapper
 
     @property
     def container(self) -> str:
