@@ -202,6 +202,17 @@ class Runner:
         except FileNotFoundError:
             raise self._missing(args, None) from None
 
+    def stream(self, argv: Argv) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with stdout and stderr merged into one pipe, no stdin, and return
+        at once (`mux tui` follows `docker logs -f` through it; the caller kills it)."""
+        args = self.argv(argv)
+        self._echo(args)
+        try:
+            return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+        except FileNotFoundError:
+            raise self._missing(args, None) from None
+
     def exec(self, argv: Argv) -> NoReturn:
         """Hand the terminal over to ``argv`` (dry-run: print it and exit 0)."""
         args = self.argv(argv)

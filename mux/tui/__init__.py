@@ -1,0 +1,23 @@
+"""`mux tui`: one screen for every session, on Textual.
+
+Textual is imported only here, when `mux tui` runs (mux/commands/tui_cmd.py): every
+other command starts without it. What the screen shows and does comes from the same
+core calls as the commands (mux/tui/data.py, mux/tui/actions.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mux.cli import State
+
+
+def run(state: State) -> int:
+    """Run the TUI on this terminal until q; the exit code."""
+    from mux.tui.app import MuxTui
+
+    engines = state.engines()
+    app = MuxTui(state, engines, state.engine() if len(engines) == 1 else engines[0])
+    app.run()
+    return app.return_code or 0
