@@ -302,8 +302,8 @@ class MuxTui(App[int]):
             if what == "diff":
                 self.show_diff(row)
             elif what == "force":
-                self.push_screen(Confirm(f"Force-delete session {row.name}? What is listed above is lost for "
-                                         "good."), forced)
+                self.push_screen(Confirm(f"Force-delete session {row.name}? This is lost for good: "
+                                         f"{error.message.split(': ', 1)[-1]}"), forced)
             else:
                 self.say(f"kept session {row.name}")
 
