@@ -15,7 +15,15 @@ if TYPE_CHECKING:
 
 def run(state: State) -> int:
     """Run the TUI on this terminal until q; the exit code."""
+    import os
+
     from mux.tui.app import MuxTui
+
+    # Textual sizes the screen with shutil.get_terminal_size, which believes $COLUMNS and
+    # $LINES over the terminal itself: exported by a shell (bash does, after a resize),
+    # they would pin the screen to a stale size, and every later resize would be missed.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
     engines = state.engines()
     app = MuxTui(state, engines, state.engine() if len(engines) == 1 else engines[0])

@@ -47,6 +47,10 @@ ModalScreen { align: center middle; }
 """
 
 
+MAIN_ACTIONS = {"attach", "logs", "audit", "diff", "stop_start", "delete", "new", "filter", "down", "up",
+                "clear_filter"}
+
+
 class MuxTui(App[int]):
     CSS = CSS
     TITLE = "mux"
@@ -82,6 +86,12 @@ class MuxTui(App[int]):
         yield Input(placeholder="filter by name (Enter keeps it, Escape clears it)", id="filter")
         yield Static(Text(""), id="message")
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The table's keys act only on the table's screen (not behind a log or a form)."""
+        if action == "quit_tui" or self.screen is self.screen_stack[0]:
+            return True
+        return action not in MAIN_ACTIONS
 
     @property
     def table(self) -> SessionTable:
