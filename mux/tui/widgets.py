@@ -36,9 +36,15 @@ class SessionTable(DataTable[Text]):
             self.add_column(column, key=column)
 
     def show(self, rows: list[Row]) -> None:
-        """Replace the rows (only when something changed), the cursor staying on the same
-        session if it is still there."""
-        if [(r.key, r.cells) for r in rows] == [(r.key, r.cells) for r in self.shown]:
+        """Show ``rows``: the same sessions in the same order get only their changed cells
+        updated (a refresh usually changes one state, or nothing); otherwise the table
+        is rebuilt, the cursor staying on the same session if it is still there."""
+        if [r.key for r in rows] == [r.key for r in self.shown]:
+            for old, new in zip(self.shown, rows):
+                for column, before, after in zip(COLUMNS, old.cells, new.cells):
+                    if before != after:
+                        self.update_cell(new.key, column, cell(after, column), update_width=True)
+            self.shown = list(rows)
             return
         current = self.current()
         self.clear()
