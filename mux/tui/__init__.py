@@ -25,7 +25,13 @@ def run(state: State) -> int:
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
 
+    from mux.errors import MuxError
+
     engines = state.engines()
-    app = MuxTui(state, engines, state.engine() if len(engines) == 1 else engines[0])
+    try:
+        fallback = state.engine()  # where `mux delete` looks for files without a container
+    except MuxError:
+        fallback = engines[0]
+    app = MuxTui(state, engines, fallback)
     app.run()
     return app.return_code or 0

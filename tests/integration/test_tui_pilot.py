@@ -104,6 +104,29 @@ def test_table_states_keys_stop_start_delete_and_live_refresh(images, mux_home, 
     assert [s["name"] for s in json.loads(mux("list", "--json").stdout)] == [a]
 
 
+def test_every_configured_engine_and_a_dead_one_as_a_warning(images, mux_home, unique_name, tmp_path,
+                                                             monkeypatch) -> None:
+    from tests.unit.test_engine import make_context
+
+    assert mux("new", unique_name).returncode == 0
+    make_context(tmp_path / "docker", "here", "unix:///var/run/docker.sock")
+    make_context(tmp_path / "docker", "dead", "tcp://127.0.0.1:9")  # nothing listens: refused at once
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    config = Path(mux_home, "config.toml")
+    config.write_text(config.read_text() + 'contexts = ["here", "dead"]\n')
+
+    async def script(app: MuxTui, pilot: Pilot[int]) -> None:
+        await until(pilot, lambda: states(app).get(unique_name) == "running")
+        assert app.table.shown[0].cells[6] == "here"
+        warning = str(app.query_one("#warnings", Static).content)
+        assert "warning: context 'dead' (tcp://127.0.0.1:9) did not answer" in warning
+        await pilot.press("s")  # on the engine the row came from
+        await until(pilot, lambda: states(app).get(unique_name, "").startswith("stopped"))
+        await pilot.press("q")
+
+    drive(script)
+
+
 def test_labels_from_a_container_show_literally(images, mux_home, own_instance, unique_name) -> None:
     """A container's labels are input: markup is not interpreted, control characters are escaped."""
     evil = "[bold]red[/bold]\x1b]0;owned\x07\u202e"
