@@ -20,9 +20,11 @@ def tui(ctx: click.Context) -> None:
     a proxy audit, D diff, s stops or starts, d deletes (asks y/n),
     n new session, q quits.
     """
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise ConfigError("mux tui needs a terminal: its stdin and stdout must be a tty "
-                          "(`mux list` and the other commands work without one)")
+    # stderr too: Textual draws the screen on it (sys.__stderr__), so `mux tui 2>file`
+    # would draw into the file and leave the terminal blank.
+    if not (sys.stdin.isatty() and sys.stdout.isatty() and sys.stderr.isatty()):
+        raise ConfigError("mux tui needs a terminal: its stdin, stdout and stderr must be one "
+                          "(`mux list` and the other commands work without)")
     try:
         import textual  # noqa: F401 - only to say clearly when it is missing
     except ImportError as exc:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from mux.errors import MuxError
 from mux.runner import Runner
+from mux.tui.text import line
 
 if TYPE_CHECKING:
     import subprocess
@@ -101,18 +102,32 @@ def follow_logs(state: State, row: Row) -> subprocess.Popen[bytes]:
     return runner.stream(A.logs_argv(find(runner, name).ref, follow=True))
 
 
-def diff_text(state: State, row: Row) -> str:
-    """What `mux diff NAME` prints: the session's changes against where its clone began.
+def diff_text(state: State, row: Row) -> list[str]:
+    """What `mux diff NAME` prints: the session's changes since it was made, escaped.
 
-    The one place the TUI asks for a diff: `mux diff` (mux/workspace/, the git box)
-    is not in this mux yet, so this says so; point it at that core call once it is.
+    The one place the TUI asks for a diff. `mux diff` (mux/workspace/diff.py, run in
+    the git box) prints its text; it is caught here from stdout, so this works as soon
+    as that module is in this mux, and says it is not available until then.
     """
     name = acted_on(row)
     if row.session is None or not row.session.repo:
         raise MuxError(f"session {name} has no repository (it was not made with --repo): there is no diff to show")
-    raise MuxError("`mux diff` is not available in this version of mux",
-                   hint=f"until it is, `mux exec {name} -- git -C /workspace diff` shows the changes "
-                   "(run by the session's own git)")
+    import importlib
+
+    try:
+        module = importlib.import_module("mux.workspace.diff")
+    except ImportError:
+        raise MuxError("`mux diff` is not available in this version of mux",
+                       hint=f"until it is, `mux exec {name} -- git -C /workspace diff` shows the changes "
+                       "(run by the session's own git)") from None
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # the TUI writes to the terminal, never to sys.stdout
+        module.diff(runner_for(state, row), name, stat=False, paths=(), pager=False)
+    text = printed.getvalue()
+    return [line(t) for t in text.splitlines()] if text else [f"no changes in session {name} since it was made"]
 
 
 def create(state: State, fields: NewFields) -> SessionSpec:

@@ -276,7 +276,7 @@ class MuxTui(App[int]):
 
     def show_diff(self, row: Row) -> None:
         self.push_screen(TextScreen(f"mux diff {row.cells[0]} (Escape goes back)",
-                                    lambda: actions.diff_text(self.state, row).splitlines()))
+                                    lambda: actions.diff_text(self.state, row)))
 
     def action_stop_start(self) -> None:
         row = self.current()

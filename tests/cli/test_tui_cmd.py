@@ -11,24 +11,26 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.parametrize("which", ["stdin", "stdout"])
+@pytest.mark.parametrize("which", ["stdin", "stdout", "stderr"])
 def test_no_terminal_is_a_usage_error(tmp_path: Path, which: str) -> None:
     env = {"MUX_CONFIG": str(tmp_path / "none.toml"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "MUX_DATA_DIR": str(tmp_path / "data")}
     probe = ("import sys, runpy; sys.argv = ['mux', 'tui']\n"
              "try:\n    runpy.run_module('mux', run_name='__main__')\n"
              "finally:\n    print('textual' in sys.modules, file=sys.stderr)\n")
-    # Neither end is a terminal here (pytest's own are pipes); the one under test is
-    # the only one that can be: a pty for the other, when this machine has one.
+    # The two others are a terminal (a pty); the one under test is not.
     primary, secondary = pty.openpty()
+    err = Path(tmp_path, "stderr")
     try:
-        done = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": os.environ["PYTHONPATH"]},
-                              stdin=subprocess.DEVNULL if which == "stdin" else secondary,
-                              stdout=secondary if which == "stdin" else subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=60)
+        with err.open("w") as err_file:
+            ends = {"stdin": secondary, "stdout": secondary, "stderr": secondary}
+            ends[which] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": err_file}[which]
+            done = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": os.environ["PYTHONPATH"]},
+                                  timeout=60, **ends)  # type: ignore[call-overload]
     finally:
-        os.close(primary)
         os.close(secondary)
+        shown = os.read(primary, 65536).decode() if which != "stderr" else ""
+        os.close(primary)
     assert done.returncode == 2
-    lines = done.stderr.splitlines()
+    lines = (err.read_text() if which == "stderr" else shown).splitlines()
     assert lines[0].startswith("mux: error: mux tui needs a terminal") and lines[1:] == ["False"]
