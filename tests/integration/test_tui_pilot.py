@@ -227,3 +227,39 @@ def test_a_small_terminal_is_told_so(mux_home) -> None:
         await pilot.press("q")
 
     drive(script, size=(50, 8))
+
+
+def test_diff_of_a_repository_session(images, mux_home, unique_name, tmp_path) -> None:
+    """D shows `mux diff`'s text (mux/workspace/diff.py, the git box); in a mux without
+    it, a clear "not available" instead."""
+    import importlib.util
+
+    from tests.conftest import DEBIAN, session_dir
+    from tests.integration.test_repo_sessions import git
+
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    git("init", "-q", "-b", "main", cwd=seed)
+    (seed / "README").write_text("hello\n")
+    git("add", "README", cwd=seed)
+    git("commit", "-qm", "first", cwd=seed)
+    git("clone", "-q", "--bare", str(seed), str(tmp_path / "remote.git"))
+    assert mux("new", "--image", DEBIAN, "--repo", str(tmp_path / "remote.git"), unique_name).returncode == 0
+    (session_dir(unique_name) / "repo" / "scratch.txt").write_text("new work \x1b[2J\n")
+    try:
+        available = importlib.util.find_spec("mux.workspace.diff") is not None
+    except ModuleNotFoundError:  # no mux/workspace at all
+        available = False
+
+    async def script(app: MuxTui, pilot: Pilot[int]) -> None:
+        await until(pilot, lambda: unique_name in states(app))
+        await pilot.press("D")
+        log = app.screen.query_one(Log)
+        await until(pilot, lambda: log.lines, 60)
+        if available:
+            assert "+++ b/scratch.txt" in log.lines and "+new work \\x1b[2J" in log.lines
+        else:
+            assert log.lines[0] == "error: `mux diff` is not available in this version of mux"
+        await pilot.press("escape", "q")
+
+    drive(script)

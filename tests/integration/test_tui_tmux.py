@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, mux, session_dir
+from tests.conftest import DEBIAN, ROOT, mux, session_dir
 from tests.integration.test_repo_sessions import git
 
 pytestmark = pytest.mark.docker
@@ -137,7 +137,8 @@ def test_unsaved_work_refused_then_attach_and_detach(images, terminal: Terminal,
     git("commit", "-qm", "first", cwd=seed)
     bare = tmp_path / "remote.git"
     git("clone", "-q", "--bare", str(seed), str(bare))
-    assert mux("new", "--repo", str(bare), unique_name).returncode == 0
+    # debian: git in the image, where mux delete may read the clone (the git box)
+    assert mux("new", "--image", DEBIAN, "--repo", str(bare), unique_name).returncode == 0
     assert mux("stop", unique_name).returncode == 0
     (session_dir(unique_name) / "repo" / "scratch.txt").write_text("work\n")
     terminal.wait_row(unique_name, "stopped")
