@@ -303,6 +303,7 @@ class Undo:
                     step()
                 except MuxError as exc:
                     problems.append(exc.message)
+                interrupts.boundary(f"undo{step.__name__}")  # a second signal, mid-undo: deferred too
         return problems
 
     def _container(self) -> None:
@@ -372,11 +373,13 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
 
             with guard.allowed():
                 ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
+            interrupts.boundary("proxy-started")
         undo = Undo(runner, spec, session_dir)
         try:
             if not runner.dry_run:
                 if not hostfiles.claim_session_dir(session_dir):
                     raise name_taken(runner, spec.name, session_dir)
+                interrupts.boundary("claimed")  # made, not yet in the undo: the deferral covers it
                 undo.files = True
             copies: list[tuple[Path, str]] = []
             if proxy is not None:
@@ -386,17 +389,21 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
                 if far is not None:  # the CA bundle copied in (mux/volumes.py)
                     spec, copies = V.ca_copied_in(spec)
+                interrupts.boundary("proxy-wired")
             if opts.repo:
                 from mux.repo import validate_repo_url
 
                 with guard.allowed():
                     spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), opts.branch,
                                                 progress, proxied=proxy is not None)
+                interrupts.boundary("cloned")
             hostfiles.make_dirs(runner, spec, session_dir)
+            interrupts.boundary("dirs")
             if opts.agent:
                 from mux.agents import prepare_home
 
                 prepare_home(runner, opts.agent, spec, session_dir)
+                interrupts.boundary("agent-home")
             undo.spec = spec
             guard.checkpoint()
             undo.container = not runner.dry_run
@@ -412,9 +419,11 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 except DockerError:
                     undo.run_finished = True
                     raise
+                interrupts.boundary("run")  # the container exists; the undo finds it by --cidfile
                 undo.run_finished = True
                 ref = made.stdout.strip() or spec.container
             started = wait_started(runner, ref)
+            interrupts.boundary("started")
             if started.cannot_start:
                 why = started.exec_error.split("] ", 1)[-1]
                 raise MuxError(f"the command of session {spec.name!r} cannot start: {why}",
@@ -501,7 +510,7 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
 
     via = None
     if proxy_only:
-        network, via = proxy_only_network(runner, proxy, spec.image, spec.pull, tunnel_end)
+        network, via = proxy_only_network(runner, proxy, tunnel_end)
         spec = spec._replace(network=network)
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host

@@ -395,3 +395,18 @@ def test_a_link_in_the_way_of_the_session_dir_is_left_alone(home: Home, fp, tmp_
     fp.register(["docker", "container", "inspect", "--format", "{{.Id}}", "mux-s1"], returncode=1)
     assert run("delete", "--force", "s1").code == 3  # not a session: delete never follows it
     assert (elsewhere / "keep").exists()
+
+
+@pytest.mark.parametrize("step", ["claimed", "dirs"])
+def test_a_signal_between_a_step_and_its_undo_leaves_nothing(home: Home, fp, monkeypatch, step: str) -> None:  # type: ignore[no-untyped-def]
+    """The session directory exists before the undo knows of it ("claimed"): only the
+    signal deferral keeps a SIGTERM landing there from leaving it behind."""
+    from mux import interrupts
+
+    monkeypatch.setattr(interrupts, "_INJECT", f"{step}:TERM")
+    monkeypatch.setattr(interrupts, "_fired", set())
+    result = run("new", "s1")
+    assert result.code == 130, result.err
+    assert f"mux: test: boundary {step}" in result.err
+    assert not home.session_dir("s1").exists()
+    assert not [c for c in fp.calls if list(c)[:2] == ["docker", "run"]]  # it never got that far
