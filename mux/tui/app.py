@@ -8,6 +8,7 @@ is the one exception by nature: the TUI suspends itself and hands the terminal t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mux.tui.data import Row, Snapshot
 
 REFRESH_EVERY = 2.0  # seconds
+SLOW = 6.0  # seconds a refresh may take before the title says the table may be stale
 MIN_WIDTH, MIN_HEIGHT = 60, 10  # below this the table would be garbage: the screen says so instead
 
 CSS = """
@@ -75,6 +77,7 @@ class MuxTui(App[int]):
         self.state, self.engines, self.fallback = state, engines, fallback
         self.rows: list[Row] = []
         self.loading = False  # a refresh is running: the next tick does not start a second
+        self.loading_since = 0.0
         self.paused = False  # attached: no refresh behind the user's terminal
         self.last: Snapshot | None = None
 
@@ -116,9 +119,15 @@ class MuxTui(App[int]):
     # -- the table ---------------------------------------------------------------------
 
     def refresh_sessions(self) -> None:
-        if self.loading or self.paused:
+        if self.paused:
             return
-        self.loading = True
+        if self.loading:  # an engine is slow (one engine has no time limit, as in `mux list`): say so
+            waited = time.monotonic() - self.loading_since
+            if waited >= SLOW:
+                self.query_one("#title", Static).update(Text(
+                    f"mux · waiting for docker ({waited:.0f} s): the table below may be out of date"))
+            return
+        self.loading, self.loading_since = True, time.monotonic()
         self.run_worker(self._load, thread=True, group="refresh", exit_on_error=False)
 
     def _load(self) -> None:
@@ -235,6 +244,9 @@ class MuxTui(App[int]):
     def action_attach(self) -> None:
         row = self.current()
         if row is None:
+            return
+        if not row.name:
+            self.say(error_text(MuxError("that container is not a session: mux leaves it alone")))
             return
         from textual.app import SuspendNotSupported
 
