@@ -73,9 +73,11 @@ def test_table_states_keys_stop_start_delete_and_live_refresh(images, mux_home, 
         await pilot.press("escape")
         await until(pilot, lambda: list(states(app)) == [a, b])
 
-        # made and deleted from another terminal: shown, then gone, with no key pressed
+        # made, stopped and deleted from another terminal: shown, with no key pressed
         assert mux("new", c).returncode == 0
         await until(pilot, lambda: states(app).get(c) == "running")
+        assert mux("stop", c).returncode == 0
+        await until(pilot, lambda: states(app).get(c, "").startswith("stopped"))
         assert mux("delete", "--force", c).returncode == 0
         await until(pilot, lambda: c not in states(app))
 
