@@ -45,7 +45,10 @@ ModalScreen { align: center middle; }
 .dialog { width: 80%; height: auto; max-height: 90%; border: thick $warning; padding: 1 2;
           background: $surface; }
 .form { border: thick $primary; }
-#progress { height: 10; }
+.form Input { border: none; height: 1; margin: 1 0 0 0; padding: 0 1; background: $boost; }
+.form Input:focus { background: $primary 30%; }
+#status { margin: 1 0 0 0; }
+#progress { height: 8; }
 """
 
 
