@@ -161,5 +161,16 @@ def test_unsaved_work_refused_then_attach_and_detach(images, terminal: Terminal,
     terminal.send("C-p", "C-q")
     terminal.wait(f"detached from {unique_name}")
     terminal.wait_row(unique_name, "running")
+
+    terminal.send("d")  # running and with unsaved work: refused; forced, after a second yes
+    terminal.wait("[y/n]")
+    terminal.send("y")
+    terminal.wait("it is running")
+    terminal.send("F")
+    terminal.wait("Force-delete")
+    terminal.send("y")
+    terminal.wait(f"Deleted session {unique_name}.")
+    terminal.wait_row(unique_name, "")
+    assert not session_dir(unique_name).exists()
     terminal.send("q")
     terminal.wait("EXIT=0")
