@@ -114,7 +114,7 @@ class MuxTui(App[int]):
 
     def fit(self, width: int, height: int) -> None:
         small = width < MIN_WIDTH or height < MIN_HEIGHT
-        self.screen.set_class(small, "too-small")
+        self.screen_stack[0].set_class(small, "too-small")  # the table's screen, whichever is on top
         self.query_one("#small", Static).update(Text(
             f"The terminal is too small for the session table ({width}x{height}; "
             f"it needs at least {MIN_WIDTH}x{MIN_HEIGHT}). Make it larger, or press q to quit."))
