@@ -94,10 +94,12 @@ class MuxTui(App[int]):
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The table's keys act only on the table's screen (not behind a log or a form)."""
-        if action == "quit_tui" or self.screen is self.screen_stack[0]:
+        """The table's keys act only on the table's screen (not behind a log or a form),
+        and not while the table is hidden for a too-small terminal."""
+        if action == "quit_tui" or action not in MAIN_ACTIONS:
             return True
-        return action not in MAIN_ACTIONS
+        main = self.screen_stack[0]
+        return self.screen is main and not main.has_class("too-small")
 
     @property
     def table(self) -> SessionTable:

@@ -223,6 +223,8 @@ def test_a_small_terminal_is_told_so(mux_home) -> None:
         assert app.screen.has_class("too-small")
         assert "too small" in str(app.query_one("#small", Static).content)
         assert not app.table.display or not app.table.region.area
+        await pilot.press("n")  # the table's keys wait for a table to act on
+        assert not isinstance(app.screen, NewSession)
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.2)
         assert not app.screen.has_class("too-small")
