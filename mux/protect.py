@@ -24,6 +24,7 @@ this off (with a warning).
 
 from __future__ import annotations
 
+import json
 import os
 from functools import partial
 from pathlib import Path
@@ -42,7 +43,7 @@ PROTECTED = (
     ".claude/settings.json", ".claude/settings.local.json", ".claude/commands/", ".claude/agents/",
     ".bashrc", ".bash_profile", ".zshrc", ".zprofile", ".profile",
 )
-PLACEHOLDERS = "placeholders"  # in the session dir: what mux made in the workdir, one path a line
+PLACEHOLDERS = "placeholders.json"  # in the session dir: the paths mux made in the workdir, in order
 GIT_DIR = "git"  # the session's own git directory, in the session dir, mounted at /workspace/.git
 
 
@@ -100,11 +101,13 @@ def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
 
     if spec.git_source is not None:
         copy_git(runner, spec.git_source, session_dir / GIT_DIR)
-    record = session_dir / PLACEHOLDERS
+    made: list[str] = []
     for path, is_dir in spec.placeholders:
         if not runner.dry_run:
-            with open(record, "a") as fh:
-                fh.write(f"{path}\n")
+            made.append(str(path))
+            from mux.proxy.files import write_private
+
+            write_private(session_dir / PLACEHOLDERS, json.dumps(made))
         if is_dir:
             host_step(runner, ["mkdir", path], path.mkdir)
         else:
@@ -130,8 +133,8 @@ def remove_placeholders(session_dir: Path) -> list[str]:
     """At delete (and undo): the placeholders this session's `mux new` made in the
     workdir, newest first, each only while still empty; what is left, as messages."""
     try:
-        made = (session_dir / PLACEHOLDERS).read_text().splitlines()
-    except OSError:
+        made = json.loads((session_dir / PLACEHOLDERS).read_text())
+    except (OSError, ValueError):
         return []
     kept = []
     for line in reversed(made):
