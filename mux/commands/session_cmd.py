@@ -161,7 +161,8 @@ def cp(ctx: click.Context, dry_run: bool, source: str, dest: str) -> None:
     """
     from mux.cp import copy
 
-    copy(state_of(ctx).runner(dry_run), source, dest)
+    state = state_of(ctx)
+    copy(state.runner(dry_run), source, dest, limit=state.config().docker.cp_limit)
 
 
 @click.command()
