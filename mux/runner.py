@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Callable, NamedTuple, NoReturn, TextIO
@@ -212,6 +211,8 @@ class Runner:
         (DockerError with its stderr otherwise); ``Pipe.stop()`` ends it early
         without that check. A MuxError from the block kills the command and stands;
         another error (a broken stream) is docker's error when docker failed."""
+        import tempfile  # here: it imports shutil, which `mux list` does not need
+
         args = self.argv(argv)
         self._echo(args)
         with tempfile.TemporaryFile() as err:  # a file, not a pipe: nobody has to drain it
