@@ -18,8 +18,9 @@ import pytest
 from tests.conftest import docker, mux
 
 pytestmark = pytest.mark.docker
-RACE_COPIES = 40  # the unfixed copy lost within ~15 copies locally (issue 22)
+RACE_COPIES = 40
 RACE_SECONDS = 30
+RACE_PAIRS = 8  # directory/link pairs swapping at once
 
 
 def session(tmp_path: Path, name: str, config_extra: str = "") -> Path:
@@ -95,19 +96,43 @@ def test_out_of_a_hostile_session_comes_data_only(images, mux_home, unique_name,
     untouched(host)
 
 
+SWAP_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {  /* swap two names as fast as the kernel can, for argv[3] s */
+    time_t end = time(NULL) + atoi(argv[3]);
+    while (time(NULL) < end)
+        for (int i = 0; i < 10000; i++)
+            if (syscall(SYS_renameat2, AT_FDCWD, argv[1], AT_FDCWD, argv[2], 2 /* RENAME_EXCHANGE */))
+                return 1;
+    return 0;
+}
+"""
+
+
 def test_a_directory_swapped_for_a_link_while_copying_writes_nothing_outside(
         images, mux_home, unique_name, tmp_path: Path) -> None:
-    session(tmp_path, unique_name)
+    # The agent compiles a swapper in its session (the Debian image has a compiler) and
+    # swaps directories with links to a host directory while `mux cp` copies their parent.
+    # With docker's own extraction this wrote into the canary within ~25 copies of one pair.
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(config.read_text().replace('"mux-test/busybox"', '"mux-test/debian"'))
+    work = session(tmp_path, unique_name)
+    (work / "swap.c").write_text(SWAP_C)
     host = canary(tmp_path)
     inside(unique_name, f"""set -e
-        mkdir -p /workspace/out/sub /workspace/out/spare
-        for i in $(seq 1 50); do echo x > /workspace/out/sub/pwn$i; echo x > /workspace/out/spare/pwn$i; done
-        ln -s {host} /workspace/out/other
-        mkdir -p {host} && for i in $(seq 1 50); do echo x > {host}/pwn$i; done  # the link's target here too""")
-    swapper = ["exec", "-d", "-u", "0", f"mux-{unique_name}", "sh", "-c",
-               f"cd /workspace/out && timeout {RACE_SECONDS} sh -c "
-               "'while :; do mv sub x; mv other sub; mv x other; mv sub x; mv spare sub; mv x spare; done'"]
-    docker(*swapper)
+        gcc -O2 -o /tmp/swap /workspace/swap.c
+        for p in $(seq 1 {RACE_PAIRS}); do
+            mkdir -p /workspace/out/sub$p
+            for i in $(seq 1 20); do echo x > /workspace/out/sub$p/pwn$p-$i; done
+            ln -s {host} /workspace/out/other$p
+        done""")
+    docker("exec", "-d", "-u", "0", "-w", "/workspace/out", f"mux-{unique_name}", "sh", "-c",
+           f"for p in $(seq 1 {RACE_PAIRS}); do /tmp/swap sub$p other$p {RACE_SECONDS} & done; wait")
     deadline = time.monotonic() + RACE_SECONDS
     copies = 0
     while copies < RACE_COPIES and time.monotonic() < deadline:
