@@ -180,7 +180,7 @@ def copy_in(runner: Runner, ref: str, inside: str, local: str, *, limit: int,
         runner.show(argv)
         return
     with runner.pipe(argv, write=True) as p:
-        safetar.write(p.stream, entries)
+        safetar.write(p.stream, entries, refusals)
 
 
 def _kind_in(runner: Runner, ref: str, inside: str) -> str | None:

@@ -26,7 +26,7 @@ DEFAULT_LIMIT = 1 << 30  # [docker] cp_limit
 HEADER = 512  # every entry costs at least a header: an empty-file flood counts too
 CHUNK = 1 << 20
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-KEEP_MODE = 0o777  # setuid, setgid and sticky never cross
+KEEP_MODE = 0o777  # setuid, setgid and sticky never cross (nor, below, write for everyone)
 SHOW = 3  # names per reason in the refusal line
 
 
@@ -199,7 +199,7 @@ def _member(tar: tarfile.TarFile, m: tarfile.TarInfo, parts: tuple[str, ...], ro
         if st is not None:
             if stat.S_ISDIR(st.st_mode):
                 if m.isdir():
-                    dirs.append((parts, (m.mode & KEEP_MODE & ~0o7000) | 0o700, m.mtime))
+                    dirs.append((parts, (m.mode & KEEP_MODE & ~0o002) | 0o700, m.mtime))
                 else:
                     refusals.add("left out {} entr(ies) in the place of a directory", path)
                 return
@@ -207,7 +207,7 @@ def _member(tar: tarfile.TarFile, m: tarfile.TarInfo, parts: tuple[str, ...], ro
             files.discard(parts)
         if m.isdir():
             os.mkdir(name, 0o700, dir_fd=parent)
-            dirs.append((parts, (m.mode & KEEP_MODE & ~0o7000) | 0o700, m.mtime))
+            dirs.append((parts, (m.mode & KEEP_MODE & ~0o002) | 0o700, m.mtime))
         elif m.issym():
             os.symlink(m.linkname, name, dir_fd=parent)
             links.append(parts)
@@ -235,7 +235,7 @@ def _write(tar: tarfile.TarFile, m: tarfile.TarInfo, name: str, parent: int) -> 
     try:
         while chunk := data.read(CHUNK):
             _write_all(fd, chunk)
-        os.fchmod(fd, (m.mode & KEEP_MODE) | 0o600)
+        os.fchmod(fd, (m.mode & KEEP_MODE & ~0o002) | 0o600)
         os.utime(fd, (m.mtime, m.mtime))
     finally:
         os.close(fd)
@@ -262,10 +262,14 @@ def _check_links(root: Path, links: list[tuple[str, ...]], refusals: Refusals, t
             refusals.add("left out {} symlink(s) pointing out of the copy", "/".join(parts))
 
 
-# Going in: a host tree as a tar stream, by the same rules.
+# Going in: a host tree as a tar stream, by the same rules. The tree may be one a
+# session can write (a workdir bind-mounted into one): it is walked and read with
+# O_NOFOLLOW from the source's parent down, so a directory swapped for a link to
+# ~/.ssh meanwhile sends nothing from there.
 
 class Entry(NamedTuple):
-    path: Path  # on this machine
+    root: str  # the directory the walk started from (the source's parent, or the source for "/.")
+    parts: tuple[str, ...]  # the entry's path under ``root``
     name: str  # in the archive
     st: os.stat_result
     link: str | None
@@ -277,22 +281,22 @@ def walk(source: Path, name: str, refusals: Refusals, *, limit: int, what: str,
     children at the top with ``contents``), checked and sized before anything is sent."""
     entries: list[Entry] = []
     total = 0
-    base = os.path.realpath(source) if contents or source.is_dir() else None
+    root = os.path.abspath(source) if contents else os.path.dirname(os.path.abspath(source))
+    top = () if contents else (os.path.basename(os.path.abspath(source)),)
+    real_root = os.path.realpath(os.path.join(root, *top))
 
-    def visit(path: Path, arc: str, depth: int) -> None:
+    def visit(dir_fd: int, parts: tuple[str, ...], arc: str) -> None:
         nonlocal total
-        st = os.lstat(path)
+        st = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False) if parts else os.fstat(dir_fd)
         total += HEADER + (st.st_size if stat.S_ISREG(st.st_mode) else 0)
         if limit and total > limit:
             raise TooLarge(what, limit)
         link = None
         if stat.S_ISLNK(st.st_mode):
-            link = os.readlink(path)
-            real = os.path.realpath(path)
-            arc_parts = tuple(arc.split("/"))
-            ok = inside(arc_parts, link, 0 if contents else 1) and base is not None and (
-                real == base or real.startswith(base + os.sep))
-            if not ok:
+            link = os.readlink(parts[-1], dir_fd=dir_fd)
+            real = os.path.realpath(os.path.join(root, *parts))
+            if not (inside(tuple(arc.split("/")), link, 0 if contents else 1)
+                    and (real == real_root or real.startswith(real_root + os.sep))):
                 refusals.add("left out {} symlink(s) pointing out of the copy", arc)
                 return
         elif not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
@@ -301,37 +305,65 @@ def walk(source: Path, name: str, refusals: Refusals, *, limit: int, what: str,
         elif st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISDIR(st.st_mode):
             refusals.add("cleared setuid/setgid bits on {} file(s)", arc)
         if arc:
-            entries.append(Entry(path, arc, st, link))
+            entries.append(Entry(root, parts, arc, st, link))
         if stat.S_ISDIR(st.st_mode):
-            for child in sorted(os.listdir(path)):
-                visit(path / child, f"{arc}/{child}" if arc else child, depth + 1)
+            fd = os.open(parts[-1], DIR_FLAGS, dir_fd=dir_fd) if parts else os.dup(dir_fd)
+            try:
+                for child in sorted(os.listdir(fd)):
+                    visit(fd, (*parts, child), f"{arc}/{child}" if arc else child)
+            finally:
+                os.close(fd)
 
-    visit(source, "" if contents else name, 0)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the user's own argument: followed
+    try:
+        visit(root_fd, top, "" if contents else name)
+    finally:
+        os.close(root_fd)
     return entries
 
 
-def write(out: IO[bytes], entries: list[Entry]) -> None:
+def write(out: IO[bytes], entries: list[Entry], refusals: Refusals) -> None:
     """The tar stream of ``entries`` (from :func:`walk`) to ``out``."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for e in entries:
-            info = tarfile.TarInfo(e.name)
-            info.mode = stat.S_IMODE(e.st.st_mode) & KEEP_MODE
-            info.uid, info.gid = e.st.st_uid, e.st.st_gid  # as docker cp's own archive has them
-            info.mtime = int(e.st.st_mtime)
-            if e.link is not None:
-                info.type, info.linkname = tarfile.SYMTYPE, e.link
-                tar.addfile(info)
-            elif stat.S_ISDIR(e.st.st_mode):
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            else:
-                with open(e.path, "rb", opener=_nofollow) as fh:
-                    info.size = e.st.st_size
-                    tar.addfile(info, _Exactly(fh, e.st.st_size))
+        root_fd = os.open(entries[0].root, os.O_RDONLY | os.O_DIRECTORY) if entries else -1
+        try:
+            for e in entries:
+                info = tarfile.TarInfo(e.name)
+                info.mode = stat.S_IMODE(e.st.st_mode) & KEEP_MODE & ~0o002
+                info.uid, info.gid = e.st.st_uid, e.st.st_gid  # as docker cp's own archive has them
+                info.mtime = int(e.st.st_mtime)
+                if e.link is not None:
+                    info.type, info.linkname = tarfile.SYMTYPE, e.link
+                    tar.addfile(info)
+                elif stat.S_ISDIR(e.st.st_mode):
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    _add_file(tar, info, root_fd, e, refusals)
+        finally:
+            if root_fd >= 0:
+                os.close(root_fd)
 
 
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
+def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, root_fd: int, e: Entry, refusals: Refusals) -> None:
+    try:
+        parent = _open_dirs(root_fd, e.parts[:-1], create=False)
+    except OSError:
+        refusals.add("left out {} entr(ies) that changed while copying", e.name)
+        return
+    try:
+        fd = os.open(e.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+    except OSError:
+        refusals.add("left out {} entr(ies) that changed while copying", e.name)
+        return
+    finally:
+        os.close(parent)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            refusals.add("left out {} entr(ies) that changed while copying", e.name)
+            return
+        info.size = e.st.st_size
+        tar.addfile(info, _Exactly(fh, e.st.st_size))
 
 
 class _Exactly:

@@ -334,7 +334,7 @@ def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -
     entries = safetar.walk(source, name, refusals, limit=limit, what=f"the working directory {source}",
                            contents=False)
     with runner.pipe(argv, write=True) as p:
-        safetar.write(p.stream, entries)
+        safetar.write(p.stream, entries, refusals)
     line = refusals.line(f"copied {source} into the session, but")
     if line:
         print(line, file=runner.err)

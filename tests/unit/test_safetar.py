@@ -121,10 +121,39 @@ def test_walk_and_write_round_trip(tmp_path: Path) -> None:
     entries = safetar.walk(src, "dst", refusals, limit=0, what="src", contents=False)
     assert [e.name for e in entries] == ["dst", "dst/a", "dst/a/b", "dst/a/b/f", "dst/a/l"]
     out = io.BytesIO()
-    safetar.write(out, entries)
+    safetar.write(out, entries, refusals)
     out.seek(0)
     back = tmp_path / "back"
     back.mkdir()
     assert run(back, out).line("x") is None
     assert os.readlink(back / "dst" / "a" / "l") == "b/f" and (back / "dst" / "a" / "l").read_text() == "x"
     assert "abs" in (refusals.line("copied") or "")
+
+
+def test_a_directory_swapped_for_a_link_after_the_walk_sends_nothing_from_there(tmp_path: Path) -> None:
+    src, secret = tmp_path / "src", tmp_path / "ssh"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "id").write_text("harmless")
+    secret.mkdir()
+    (secret / "id").write_text("PRIVATE")
+    refusals = safetar.Refusals()
+    entries = safetar.walk(src, "src", refusals, limit=0, what="src", contents=False)
+    (src / "d" / "id").unlink()
+    (src / "d").rmdir()
+    os.symlink(secret, src / "d")  # what an agent that writes the tree could do meanwhile
+    out = io.BytesIO()
+    safetar.write(out, entries, refusals)
+    assert b"PRIVATE" not in out.getvalue()
+    assert "changed while copying" in (refusals.line("copied") or "")
+
+
+def test_world_write_is_cleared(place: tuple[Path, Path]) -> None:
+    root, _ = place
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w") as tar:
+        info = tarfile.TarInfo("f")
+        info.mode, info.size = 0o666, 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    stream.seek(0)
+    safetar.extract(stream, root, limit=0, refusals=safetar.Refusals(), what="s:f", contents=False)
+    assert stat.S_IMODE((root / "f").stat().st_mode) == 0o664
