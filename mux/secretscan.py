@@ -37,8 +37,13 @@ SECRET_KEY = re.compile(
     rb"password|passwd|secret|token|credentials?|private[_-]?key|access[_-]?key|secret[_-]?key))"
     rb"[\"']?\s*[:=]", re.IGNORECASE)
 # Any key = value, for the high-entropy check under keys named like secrets (auth, key, pwd...).
-ASSIGNMENT = re.compile(rb"(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,63})[\"']?\s*[:=]\s*[\"']?(?P<value>[^\s\"',;]{16,})")
-SECRETISH = re.compile(rb"key|secret|token|pass|pwd|auth|cred|signature|salt|cookie|session", re.IGNORECASE)
+# The value: token characters only, long, letters and digits mixed (a keybinding or
+# a sentence under a "key" is not one).
+ASSIGNMENT = re.compile(
+    rb"(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,63})[\"']?\s*[:=]\s*[\"']?(?P<value>[A-Za-z0-9+/=_.-]{20,})(?![^\s\"',;}])")
+SECRETISH = {b"key", b"apikey", b"secret", b"token", b"pass", b"password", b"passwd", b"pwd", b"auth", b"cred",
+             b"creds", b"credential", b"credentials", b"signature", b"salt", b"cookie", b"session", b"sessionid"}
+WORDS = re.compile(rb"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # snake_case, kebab-case, camelCase, SHOUTING
 ENTROPY = 3.5  # bits per character; English words and paths stay below, random keys above ~4.5
 
 
@@ -71,7 +76,8 @@ def find(data: bytes) -> Finding | None:
         return Finding(f"a setting named {_key(m)!r}", _line(data, m.start()))
     for m in ASSIGNMENT.finditer(data):
         value = m.group("value")
-        if (SECRETISH.search(m.group("key")) and entropy(value) >= ENTROPY
-                and not value.startswith((b"/", b"~", b"./")) and b"://" not in value):
+        words = {w.lower() for w in WORDS.findall(m.group("key"))}
+        if (words & SECRETISH and entropy(value) >= ENTROPY and not value.startswith((b"/", b"."))
+                and re.search(rb"[0-9]", value) and re.search(rb"[A-Za-z]", value)):
             return Finding(f"a random-looking value under key {_key(m)!r}", _line(data, m.start()))
     return None

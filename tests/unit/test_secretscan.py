@@ -36,6 +36,9 @@ PAT = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
     pytest.param("GITHUB_TOKEN=abc\n", "a setting named 'GITHUB_TOKEN'", id="token-variable"),
     pytest.param('{"auth": "Zx8vQ2mN7pL4kR9tW3yB6cD1"}', "a random-looking value under key 'auth'",
                  id="entropy-auth"),
+    pytest.param("DB_PASS=Zx8vQ2mN7pL4kR9tW3yB6cD1\n", "a random-looking value under key 'DB_PASS'", id="entropy-pass"),
+    pytest.param('{"sessionKey": "a1b2c3d4e5f6g7h8i9j0k1l2m3"}', "a random-looking value under key 'sessionKey'",
+                 id="entropy-camel-case"),
     pytest.param("signing_salt: 9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c\n", "a random-looking value under key 'signing_salt'",
                  id="entropy-salt"),
 ])
@@ -52,6 +55,9 @@ def test_credentials_are_found_by_kind(text: str, what: str) -> None:
     pytest.param('{"auth_file": "/home/me/.config/some/long/path/file.json"}', id="path-under-auth-key"),
     pytest.param("The task-management-system-overview is in docs.\n", id="sk-inside-a-word"),
     pytest.param('{"commit": "3f786850e387550fdab836ed7e6dc881de23001b"}', id="hash-under-plain-key"),
+    pytest.param("monkey_business: The-quick-brown-fox-jumps-over-2-lazy-dogs\n", id="key-inside-a-word"),
+    pytest.param('{"keybindings": "ctrl+shift+p:palette,ctrl+k ctrl+s:save"}', id="keybindings"),
+    pytest.param('{"statusLine": {"type": "command", "command": "~/.claude/statusline.sh"}}', id="claude-settings"),
 ])
 def test_ordinary_settings_pass(text: str) -> None:
     assert find(text.encode()) is None
