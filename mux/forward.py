@@ -134,9 +134,9 @@ WINDOW = 4 * 1024 * 1024  # as helper/forward.c: unacknowledged bytes per connec
 CHUNK = 65536
 OPEN, DATA, EOF, CLOSE, ACK = 1, 2, 3, 4, 5
 HEADER = struct.Struct(">IBI")  # connection id, frame type, payload length
-# The helper sends at most CHUNK bytes a frame (helper/forward.c): a longer one, an
-# unknown type or an ACK that is not 4 bytes is a broken (or hostile) tunnel.
-MAX_FRAME = CHUNK
+# The helper sends at most its CHUNK (256 KiB, helper/forward.c) a frame: a longer one,
+# an unknown type or an ACK that is not 4 bytes is a broken (or hostile) tunnel.
+MAX_FRAME = 256 * 1024
 FROM_HELPER = {DATA, EOF, CLOSE, ACK}
 
 
