@@ -183,3 +183,25 @@ def test_helper_close_reason_is_escaped(capsys) -> None:  # type: ignore[no-unty
     assert capsys.readouterr().err == "mux: port 80: refused \\x1b]0;owned\\x07\n"
     a.close()
     b.close()
+
+
+def test_data_past_the_window_closes_that_connection() -> None:
+    import socket
+
+    sent: list[tuple[int, int]] = []
+
+    class Tunnel:
+        def send(self, conn_id: int, kind: int, payload: bytes = b"") -> None:
+            sent.append((conn_id, kind))
+
+    a, b = socket.socketpair()
+    conn = F.Connection(Tunnel(), 7, a, 80)  # type: ignore[arg-type]
+    chunk = b"x" * F.MAX_FRAME
+    for _ in range(F.WINDOW // F.MAX_FRAME):  # a whole window, never acknowledged: still fine
+        conn.receive(F.DATA, chunk)
+    assert not conn.closed and sent == []
+    conn.receive(F.DATA, b"x")  # one byte more than the helper may send unacknowledged
+    assert conn.closed and sent == [(7, F.CLOSE)]
+    assert conn.inbox.qsize() == F.WINDOW // F.MAX_FRAME + 1  # nothing more was queued
+    a.close()
+    b.close()
