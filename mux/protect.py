@@ -9,7 +9,8 @@ run what the agent wrote. So, in a workdir session:
 - the user's `.git` is never mounted: the session gets a git directory of its own
   at /workspace/.git, a copy of the user's repository made at `mux new` (no
   hardlink, no file shared), with the user's index, so the agent's commits land
-  there and come back only as data (`mux fetch`, `mux diff`);
+  there and come back only as data (`mux fetch`, `mux diff`); outside a
+  repository, an empty one (so `git init` lands there, not in the user's tree);
 - every protected path is mounted read-only onto itself; one that does not exist
   is made first as an empty placeholder (an empty file, or directory), so the
   agent cannot create it either. mux records what it made in the session's
@@ -24,6 +25,7 @@ this off (with a warning).
 
 from __future__ import annotations
 
+import json
 import os
 from functools import partial
 from pathlib import Path
@@ -42,14 +44,15 @@ PROTECTED = (
     ".claude/settings.json", ".claude/settings.local.json", ".claude/commands/", ".claude/agents/",
     ".bashrc", ".bash_profile", ".zshrc", ".zprofile", ".profile",
 )
-PLACEHOLDERS = "placeholders"  # in the session dir: what mux made in the workdir, one path a line
+PLACEHOLDERS = "placeholders.json"  # in the session dir: the paths mux made in the workdir, in order
 GIT_DIR = "git"  # the session's own git directory, in the session dir, mounted at /workspace/.git
 
 
 class Protection(NamedTuple):
     volumes: tuple[str, ...] = ()  # -v specs: the session's git dir, and read-only binds
     placeholders: tuple[tuple[Path, bool], ...] = ()  # (host path, is a directory): made before the run
-    git_source: Path | None = None  # the user's repository, copied into the session's git dir
+    git_dir: Path | None = None  # the session's own git directory, mounted at /workspace/.git
+    git_source: Path | None = None  # the user's repository it is copied from (None: it starts empty)
 
 
 def check_paths(entries: tuple[str, ...], where: str) -> tuple[str, ...]:
@@ -74,15 +77,22 @@ def plan(workdir: Path, session_dir: Path, protected: tuple[str, ...]) -> Protec
     """What a workdir session needs for ``protected`` (looks at the workdir, writes nothing)."""
     volumes: list[str] = []
     placeholders: list[tuple[Path, bool]] = []
-    git_source = None
+    git_dir = git_source = None
     for entry in protected:
         is_dir = entry.endswith("/")
         rel = entry.rstrip("/")
         host = workdir / rel
         inside = f"{WORKSPACE}/{rel}"
-        if rel == ".git" and host.is_dir() and not host.is_symlink():
-            git_source = workdir
-            volumes.append(f"{session_dir / GIT_DIR}:{inside}")
+        if rel == ".git" and not (os.path.lexists(host) and (host.is_symlink() or not host.is_dir())):
+            # A repository: the session works on a copy of it. None (or an empty
+            # placeholder of another session's): an empty one, so `git init` works
+            # there and not in the user's tree. (A worktree's .git file: read-only.)
+            git_dir = session_dir / GIT_DIR
+            if (host / "HEAD").is_file():
+                git_source = workdir
+            elif not os.path.lexists(host):
+                placeholders.append((host, True))
+            volumes.append(f"{git_dir}:{inside}")
             continue
         if not os.path.lexists(host):
             for parent in reversed(Path(rel).parents[:-1]):  # missing directories on the way
@@ -90,7 +100,7 @@ def plan(workdir: Path, session_dir: Path, protected: tuple[str, ...]) -> Protec
                     placeholders.append((workdir / parent, True))
             placeholders.append((host, is_dir))
         volumes.append(f"{host}:{inside}:ro")
-    return Protection(tuple(volumes), tuple(placeholders), git_source)
+    return Protection(tuple(volumes), tuple(placeholders), git_dir, git_source)
 
 
 def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
@@ -100,11 +110,15 @@ def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
 
     if spec.git_source is not None:
         copy_git(runner, spec.git_source, session_dir / GIT_DIR)
-    record = session_dir / PLACEHOLDERS
+    elif spec.git_dir is not None:
+        host_step(runner, ["mkdir", spec.git_dir], spec.git_dir.mkdir)
+    made: list[str] = []
     for path, is_dir in spec.placeholders:
         if not runner.dry_run:
-            with open(record, "a") as fh:
-                fh.write(f"{path}\n")
+            made.append(str(path))
+            from mux.proxy.files import write_private
+
+            write_private(session_dir / PLACEHOLDERS, json.dumps(made))
         if is_dir:
             host_step(runner, ["mkdir", path], path.mkdir)
         else:
@@ -130,8 +144,8 @@ def remove_placeholders(session_dir: Path) -> list[str]:
     """At delete (and undo): the placeholders this session's `mux new` made in the
     workdir, newest first, each only while still empty; what is left, as messages."""
     try:
-        made = (session_dir / PLACEHOLDERS).read_text().splitlines()
-    except OSError:
+        made = json.loads((session_dir / PLACEHOLDERS).read_text())
+    except (OSError, ValueError):
         return []
     kept = []
     for line in reversed(made):
