@@ -13,9 +13,11 @@ import re
 
 DEFAULT_LIMIT = 4000
 # C0 controls but tab and newline, DEL, C1 controls (U+0080-U+009F: 8-bit CSI/OSC),
-# and the bidirectional overrides that reorder what the user reads.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# and the invisible format characters (zero-width, bidi overrides, BOM) that change
+# how the text around them reads; the same set as the TUI's (mux/tui/text.py).
+_FORMAT = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_FORMAT}]")
+_UNSAFE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMAT}]")
 
 
 def _show(m: re.Match[str]) -> str:

@@ -17,9 +17,11 @@ from mux.safetext import escape, line
     ("8-bit \x9b31m CSI", "8-bit \\x9b31m CSI"),
     ("del\x7f nul\x00", "del\\x7f nul\\x00"),
     ("bidi \u202eevil", "bidi \\u202eevil"),
+    ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
     ("unicode é ✓ 日本", "unicode é ✓ 日本"),
     (b"bytes \x1b[31m \xff", "bytes \\x1b[31m \\xff"),
-], ids=["plain", "tab-newline", "osc0", "osc52", "csi", "cr", "c1", "del-nul", "bidi", "unicode", "bytes"])
+], ids=["plain", "tab-newline", "osc0", "osc52", "csi", "cr", "c1", "del-nul", "bidi", "zero-width", "unicode",
+        "bytes"])
 def test_escape(text: str | bytes, shown: str) -> None:
     assert escape(text) == shown
 
