@@ -140,7 +140,7 @@ def _place(src: int, name: str, dst: int, dst_name: str, refusals: safetar.Refus
             inner_dst = os.open(dst_name, safetar.DIR_FLAGS, dir_fd=dst)
         except OSError:
             os.close(inner_src)
-            refusals.add("kept {} entr(ies) here as they were (changed while copying)", shown)
+            refusals.add("kept {} entr(ies) here unchanged (changed while copying)", shown)
             return
         try:
             for child in sorted(os.listdir(inner_src)):
@@ -152,7 +152,7 @@ def _place(src: int, name: str, dst: int, dst_name: str, refusals: safetar.Refus
         if strict:
             raise MuxError(f"cannot copy a {'directory' if is_dir else 'file'} onto the "
                            f"{'directory' if there_dir else 'file'} {shown} here")
-        refusals.add("kept {} entr(ies) here as they were (a file and a directory clash)", shown)
+        refusals.add("kept {} entr(ies) here unchanged (a file and a directory clash)", shown)
     else:
         os.replace(name, dst_name, src_dir_fd=src, dst_dir_fd=dst)
 

@@ -157,3 +157,28 @@ def test_world_write_is_cleared(place: tuple[Path, Path]) -> None:
     stream.seek(0)
     safetar.extract(stream, root, limit=0, refusals=safetar.Refusals(), what="s:f", contents=False)
     assert stat.S_IMODE((root / "f").stat().st_mode) == 0o664
+
+
+def test_moving_into_place_replaces_links_and_never_writes_through_them(tmp_path: Path) -> None:
+    from mux.cp import _place
+
+    canary_file, canary_dir = tmp_path / "canary.txt", tmp_path / "canary"
+    canary_file.write_text("untouched")
+    canary_dir.mkdir()
+    dest, fresh = tmp_path / "dest", tmp_path / "fresh"
+    (dest / "out").mkdir(parents=True)
+    os.symlink(canary_file, dest / "out" / "f")  # left by an earlier copy, or planted in a shared workdir
+    os.symlink(canary_dir, dest / "out" / "sub")
+    (fresh / "out" / "sub").mkdir(parents=True)
+    (fresh / "out" / "f").write_text("new")
+    (fresh / "out" / "sub" / "x").write_text("x")
+    refusals = safetar.Refusals()
+    src, dst = os.open(fresh, os.O_RDONLY), os.open(dest, os.O_RDONLY)
+    try:
+        _place(src, "out", dst, "out", refusals, "out", strict=True)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert canary_file.read_text() == "untouched" and list(canary_dir.iterdir()) == []
+    assert not (dest / "out" / "f").is_symlink() and (dest / "out" / "f").read_text() == "new"
+    assert "kept 1 entry here unchanged (a file and a directory clash) (out/sub)" in (refusals.line("copied") or "")
