@@ -153,6 +153,9 @@ def cp(ctx: click.Context, dry_run: bool, source: str, dest: str) -> None:
 
     NAME:PATH is PATH in session NAME, relative to /workspace unless absolute;
     the other side is a path here. Works wherever the session's engine is.
+    Only data crosses: links out of the copy, device nodes and fifos are left
+    out, setuid/setgid bits cleared (one line says so); [docker] cp_limit
+    bounds the size.
 
     \b
     Examples:
