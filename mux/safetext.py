@@ -14,7 +14,7 @@ import re
 DEFAULT_LIMIT = 4000
 # C0 controls but tab and newline, DEL, C1 controls (U+0080-U+009F: 8-bit CSI/OSC),
 # and the invisible format characters (zero-width, bidi overrides, BOM) that change
-# how the text around them reads; the same set as the TUI's (mux/tui/text.py).
+# how the text around them reads (the TUI shows text through here too: mux/tui/text.py).
 _FORMAT = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
 _UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_FORMAT}]")
 _UNSAFE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_FORMAT}]")
