@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from mitmproxy import connection, http, tls
 from mitmproxy.proxy import server_hooks
 
 from mux.proxy import domains
+from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES, WINDOW, AuditLog, stamp
 from mux.proxy.destinations import Destinations, Unresolvable, refusal_text
 from mux.proxy.registry import Registry
 from mux.proxy.registry import digest as registry_digest
@@ -55,12 +55,15 @@ class Tunnel(NamedTuple):
 
 class MuxPolicy:
     def __init__(
-        self, registry: Registry, filters: Filters, rules: tuple[CredentialRule, ...], audit: Path
+        self, registry: Registry, filters: Filters, rules: tuple[CredentialRule, ...], audit: Path,
+        audit_max_bytes: int = DEFAULT_MAX_BYTES, audit_keep: int = DEFAULT_KEEP,
     ) -> None:
         self.registry = registry
         self.filters = filters
         self.rules = rules
         self.audit_path = audit
+        self.audit_log = AuditLog(audit, audit_max_bytes, audit_keep)
+        self._flusher: asyncio.Task[None] | None = None
         self.destinations = Destinations(filters.allowed_networks)
         # client connection id -> its tunnel, once a CONNECT succeeded: requests inside
         # an intercepted tunnel carry no proxy credentials of their own.
@@ -74,6 +77,21 @@ class MuxPolicy:
         return next((r for r in self.rules if domains.any_match(r.domains, host)), None)
 
     # -- hooks -------------------------------------------------------------------
+
+    def running(self) -> None:
+        # Summaries of unauthenticated refusals are written when their minute ends,
+        # even if nothing else is logged after it.
+        self._flusher = asyncio.ensure_future(self._flush_summaries())
+
+    def done(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.audit_log.flush_summaries(everything=True)
+
+    async def _flush_summaries(self) -> None:
+        while True:
+            await asyncio.sleep(WINDOW / 4)
+            self.audit_log.flush_summaries()
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         session = self._authenticate(flow)
@@ -246,7 +264,7 @@ class MuxPolicy:
     def _audit(self, flow: http.HTTPFlow, session: str | None, injected: bool, status: int) -> None:
         start = flow.metadata.get("mux_start") or flow.request.timestamp_start
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "time": stamp(),
             "session": session,
             "host": flow.request.host,
             "method": flow.request.method,
@@ -256,8 +274,12 @@ class MuxPolicy:
             "status": status,
             "duration_ms": round((time.time() - start) * 1000, 1),
         }
-        with open(self.audit_path, "a") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        if session is None and status == 407:
+            # Anyone who reaches the proxy can send these: a count per client per minute.
+            peer = flow.client_conn.peername
+            self.audit_log.unauthenticated(str(peer[0]) if peer else "?", entry)
+        else:
+            self.audit_log.write(entry)
 
 
 def _ends_at_close(resp: http.Response) -> bool:

@@ -78,6 +78,7 @@ def plan(settings: ProxySettings, config_path: Path | None, files: ProxyFiles,
         "listen": listen,
         "upstream_cas": cas,
         "filters": asdict(settings.filters),
+        "audit": {"max_bytes": settings.audit_max_bytes, "keep": settings.audit_keep},
     }
     rules: list[Any] = []
     if config_path is not None:

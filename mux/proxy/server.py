@@ -94,7 +94,10 @@ async def serve(
     raw = policy["filters"]
     filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]),
                       tuple(raw.get("allowed_networks", ())))
-    policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit)
+    audit = policy.get("audit", {})
+    policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit,
+                             **{k: v for k, v in (("audit_max_bytes", audit.get("max_bytes")),
+                                                  ("audit_keep", audit.get("keep"))) if isinstance(v, int)})
     master.addons.add(policy_addon, Ready(files, policy, config))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from mux.errors import ConfigError
 from mux.expand import expand as expand_vars
 from mux.proxy import domains
+from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES
 
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 10.0
@@ -68,6 +69,9 @@ class ProxySettings:
     # The name or address sessions reach the proxy at (default: host-gateway, or what a
     # VM engine documents; see mux/vmengine.py).
     host_address: str | None = None
+    # The audit log rotates at this size, keeping this many old files (mux.proxy.audit).
+    audit_max_bytes: int = DEFAULT_MAX_BYTES
+    audit_keep: int = DEFAULT_KEEP
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def parse_proxy_settings(
     table = _expand_tree(table, os.environ if env is None else env, source, "[proxy]")
     chk = _Checker(source)
     table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress",
-                                         "host_address"})
+                                         "host_address", "audit_max_bytes", "audit_keep"})
     host_address = table.get("host_address")
     if host_address is not None and (not isinstance(host_address, str) or not _HOST_ADDRESS.fullmatch(host_address)):
         chk.fail("[proxy] host_address", host_address, "a host name or IPv4 address, like host.docker.internal")
@@ -142,6 +146,10 @@ def parse_proxy_settings(
         filters=filters,
         egress=egress,
         host_address=host_address,
+        audit_max_bytes=chk.integer(table.get("audit_max_bytes", DEFAULT_MAX_BYTES), "[proxy] audit_max_bytes",
+                                    4096, 1 << 40, "a size in bytes, at least 4096 (default 4 MiB: 4194304)"),
+        audit_keep=chk.integer(table.get("audit_keep", DEFAULT_KEEP), "[proxy] audit_keep", 0, 100,
+                               "a number of old files to keep, from 0 to 100"),
     )
 
 
@@ -247,6 +255,11 @@ class _Checker:
     def boolean(self, value: object, key: str) -> bool:
         if not isinstance(value, bool):
             self.fail(key, value, "true or false")
+        return value
+
+    def integer(self, value: object, key: str, low: int, high: int, allowed: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, value, allowed)
         return value
 
     def string(self, value: object, key: str) -> str:

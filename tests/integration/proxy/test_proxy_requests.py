@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mux.proxy import registry
+from mux.proxy import audit, control, registry
 from tests.conftest import mux
 from tests.integration.proxy.harness import (
     TOKEN_ENV,
@@ -203,8 +203,8 @@ def test_a_name_opens_only_with_its_own_secret(proxy: ProxyUnderTest, service: H
     assert loopback_get(proxy, url, [basic(f"mux-{b}", "nope"), basic(f"mux-{a}", sa)]) == 407
     assert loopback_get(proxy, url, [basic(f"mux-{a}", sa), basic(f"mux-{a}", sa)]) == 407
     assert len(service.requests) == before + 1
-    audit = [json.loads(ln) for ln in proxy.files.audit.read_text().splitlines()]
-    assert [e["session"] for e in audit if e["path"] == "/secret-check" and e["status"] == 200] == [a]
+    found = audit.entries(proxy.files.audit)
+    assert [e["session"] for e in found if e.get("path") == "/secret-check" and e["status"] == 200] == [a]
 
 
 def test_a_forgotten_session_is_refused_at_once(proxy: ProxyUnderTest, service: HostService, gateway: str,
@@ -281,3 +281,61 @@ def test_client_headers_are_replaced_never_added(proxy: ProxyUnderTest, api: Ech
     raw = api.raw_headers[index]
     assert [v for k, v in raw if k.lower() == "authorization"] == [f"Bearer {proxy.token}"], raw
     assert [k for k, _ in raw if k.lower() == "proxy-authorization"] == [], raw
+
+
+# -- a bounded audit log (item 5) ---------------------------------------------------------
+
+FLOOD = r"""
+hp=${HTTPS_PROXY##*@}; h=${hp%:*}; p=${hp##*:}
+for i in $(seq "$N"); do
+  exec 3<>"/dev/tcp/$h/$p" || exit 99
+  printf 'GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n' "$URL" "$AUTH" >&3
+  read -r -t 5 status <&3 && echo "$status"
+  exec 3>&-
+done | sort | uniq -c
+"""
+
+
+def flood(box: SessionContainer, url: str, n: int, auth: str = "") -> str:
+    line = f"Proxy-Authorization: {auth}\r\n" if auth else ""
+    res = subprocess.run(["docker", "exec", "-e", f"N={n}", "-e", f"URL={url}", "-e", f"AUTH={line}", box.name,
+                          "bash", "-c", FLOOD], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_the_audit_log_is_bounded_and_readable(tmp_path_factory: pytest.TempPathFactory, pki: Pki,
+                                               gateway: str, service: HostService) -> None:
+    config = f"""[proxy]
+timeout = 30
+audit_max_bytes = 8192
+audit_keep = 2
+[proxy.filters]
+allowed_networks = ["{gateway}/32"]
+"""
+    url = f"http://{gateway}:{service.port}"
+    for proxy in start_proxy(tmp_path_factory.mktemp("proxy-audit"), config, pki, {}):
+        for box in run_session(proxy, None, []):
+            before = proxy.files.audit.stat().st_size if proxy.files.audit.exists() else 0
+            # Anyone who reaches the proxy: 500 requests without the secret.
+            assert "500 HTTP/1.1 407" in flood(box, f"{url}/flood", 500)
+            grown = proxy.files.audit.stat().st_size - before
+            assert grown < 1024, proxy.files.audit.read_text()[-2000:]
+            # The session itself, 300 times: the log rotates, and keeps two old files.
+            assert "300 HTTP/1.1 200" in flood(box, f"{url}/mine", 300, proxy_auth(box))
+            logs = sorted(p.name for p in proxy.files.root.glob("audit.jsonl*"))
+            assert logs == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]
+            assert all((proxy.files.root / name).stat().st_size <= 8192 for name in logs)
+            shown = mux("proxy", "audit", "--session", box.session, "--json", env=proxy.env)
+            assert shown.returncode == 0, shown.stderr
+            mine = json.loads(shown.stdout)
+            in_old_files = sum(1 for n in logs[1:] for _ in (proxy.files.root / n).read_text().splitlines())
+            assert len(mine) > in_old_files > 0 and {e["path"] for e in mine} == {"/mine"}
+            text = mux("proxy", "audit", "--since", "10m", env=proxy.env).stdout
+            assert "/mine" in text.splitlines()[-1]
+            # Stopping writes the count of what was not logged one by one.
+            control.stop(proxy.files)
+            summaries = [e for e in audit.entries(proxy.files.audit) if e.get("summary")]
+            floods = [e for e in audit.entries(proxy.files.audit) if e.get("path") == "/flood"]
+            assert len(floods) <= 1 and sum(e["count"] for e in summaries) >= 450, summaries
+            assert {e["client"] for e in summaries} == {e["client"] for e in floods} or not floods
