@@ -35,6 +35,7 @@ from mitmproxy.proxy import server_hooks
 from mux.proxy import domains
 from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES, WINDOW, AuditLog, stamp
 from mux.proxy.destinations import Destinations, Unresolvable, refusal_text
+from mux.proxy.limits import Limits
 from mux.proxy.registry import Registry
 from mux.proxy.registry import digest as registry_digest
 from mux.proxy.settings import CredentialRule, Filters
@@ -56,7 +57,7 @@ class Tunnel(NamedTuple):
 class MuxPolicy:
     def __init__(
         self, registry: Registry, filters: Filters, rules: tuple[CredentialRule, ...], audit: Path,
-        audit_max_bytes: int = DEFAULT_MAX_BYTES, audit_keep: int = DEFAULT_KEEP,
+        audit_max_bytes: int = DEFAULT_MAX_BYTES, audit_keep: int = DEFAULT_KEEP, limits: Limits | None = None,
     ) -> None:
         self.registry = registry
         self.filters = filters
@@ -64,6 +65,7 @@ class MuxPolicy:
         self.audit_path = audit
         self.audit_log = AuditLog(audit, audit_max_bytes, audit_keep)
         self._flusher: asyncio.Task[None] | None = None
+        self.limits = limits or Limits()
         self.destinations = Destinations(filters.allowed_networks)
         # client connection id -> its tunnel, once a CONNECT succeeded: requests inside
         # an intercepted tunnel carry no proxy credentials of their own.
@@ -117,6 +119,24 @@ class MuxPolicy:
         # Whatever the client sends after a failed CONNECT is not read: close.
         if flow.response is not None:
             flow.response.headers["Connection"] = "close"
+
+    def client_connected(self, client: connection.Client) -> None:
+        why = self.limits.connected(client.id, str(client.peername[0]) if client.peername else "?")
+        if why is not None:
+            client.error = f"mux proxy: {why}"  # mitmproxy closes it before reading a byte
+            return
+        asyncio.get_running_loop().call_later(self.limits.auth_timeout, self._expire, client.id)
+
+    def _expire(self, conn: str) -> None:
+        """Close a connection that has sent no request with a session's secret in time."""
+        if not self.limits.is_unauthenticated(conn):
+            return
+        from mitmproxy import ctx
+
+        handler = ctx.master.addons.get("proxyserver").connections.get(conn)
+        io = handler.transports.get(handler.client) if handler is not None else None
+        if io is not None and io.handler is not None:
+            io.handler.cancel("mux proxy: no authenticated request in time (auth_timeout)")
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         address = data.context.server.address
@@ -194,6 +214,7 @@ class MuxPolicy:
         self.written.pop(data.server.id, None)
 
     def client_disconnected(self, client: connection.Client) -> None:
+        self.limits.disconnected(client.id)
         self.tunnels.pop(client.id, None)
         self.pins.pop(client.id, None)
 
@@ -202,6 +223,12 @@ class MuxPolicy:
     def _authenticate(self, flow: http.HTTPFlow) -> str | None:
         user, secret = _basic_credentials(_one(flow.request.headers, "Proxy-Authorization"))
         session = self.registry.check(user, secret) if user else None
+        busy = self.limits.authenticated(flow.client_conn.id, session) if session is not None else None
+        if busy is not None:
+            flow.response = http.Response.make(
+                503, f"mux proxy: {busy}\n".encode(), {"Content-Type": "text/plain", "Connection": "close"})
+            self._audit(flow, session, injected=False, status=503)
+            return None
         if session is None:
             flow.response = http.Response.make(
                 407,

@@ -94,10 +94,13 @@ async def serve(
     raw = policy["filters"]
     filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]),
                       tuple(raw.get("allowed_networks", ())))
+    from mux.proxy.limits import from_policy
+
     audit = policy.get("audit", {})
     policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit,
                              **{k: v for k, v in (("audit_max_bytes", audit.get("max_bytes")),
-                                                  ("audit_keep", audit.get("keep"))) if isinstance(v, int)})
+                                                  ("audit_keep", audit.get("keep"))) if isinstance(v, int)},
+                             limits=from_policy(policy.get("limits")))
     master.addons.add(policy_addon, Ready(files, policy, config))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -116,8 +119,12 @@ async def _orphaned(files: ProxyFiles, shutdown: Any, every: float = 5.0) -> Non
         await asyncio.sleep(every)
         try:
             ours = int(files.pid.read_text().strip()) == os.getpid()
-        except (OSError, ValueError):
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             ours = False
+        except OSError as exc:
+            # EMFILE, ENFILE, ENOMEM...: this proxy is busy, not replaced. Look again later.
+            log.warning("cannot read %s (%s): still serving", files.pid, exc.strerror or exc)
+            continue
         if not ours:
             log.warning("%s no longer names this proxy: stopping", files.pid)
             shutdown()
