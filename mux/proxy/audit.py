@@ -15,6 +15,7 @@ Pure standard library (``mux proxy audit`` reads it without the proxy engine).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("mux.proxy")
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_KEEP = 3
 WINDOW = 60.0  # seconds: unauthenticated refusals are summarised per client per window
@@ -40,6 +42,7 @@ class AuditLog:
         self.path, self.max_bytes, self.keep = path, max_bytes, keep
         # client address -> (window start, refusals not yet written)
         self._unauthenticated: dict[str, tuple[float, int]] = {}
+        self._failed_at = -1e9
 
     def write(self, entry: dict[str, Any]) -> None:
         self.flush_summaries()
@@ -72,13 +75,19 @@ class AuditLog:
             size = self.path.stat().st_size
         except OSError:
             size = 0
-        if size and size + len(line) > self.max_bytes:
-            self._rotate()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+            if size and size + len(line) > self.max_bytes:
+                self._rotate()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # out of descriptors or disk: the request still gets its answer
+            now = time.monotonic()
+            if now - self._failed_at >= WINDOW:
+                self._failed_at = now
+                log.warning("cannot write the audit log %s: %s", self.path, exc.strerror or exc)
 
     def _rotate(self) -> None:
         for n in range(self.keep, 0, -1):

@@ -81,3 +81,11 @@ def test_settings_default_and_override() -> None:
     assert default is not None and (default.audit_max_bytes, default.audit_keep) == (4 * 1024 * 1024, 3)
     custom = parse_proxy_settings({"proxy": {"audit_max_bytes": 65536, "audit_keep": 5}}, "t.toml")
     assert custom is not None and (custom.audit_max_bytes, custom.audit_keep) == (65536, 5)
+
+
+def test_a_log_that_cannot_be_written_does_not_fail_the_request(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    log = AuditLog(tmp_path / "no-such-dir" / "audit.jsonl")
+    log.write(entry(1))
+    log.write(entry(2))
+    assert [r.message for r in caplog.records].count(next(r.message for r in caplog.records)) == 1
