@@ -25,6 +25,7 @@ every CONNECT, plain-HTTP request and upstream connection.
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import socket
 import struct
@@ -64,6 +65,7 @@ NON_GLOBAL = "a non-global (special-purpose) address"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+@functools.lru_cache(maxsize=4096)
 def unwrap(addr: IPAddress) -> IPAddress:
     """The IPv4 address inside an IPv4-mapped, -compatible or -translated, NAT64
     (well-known prefix), 6to4 or Teredo IPv6 address; any other address as it is."""
@@ -79,6 +81,17 @@ def unwrap(addr: IPAddress) -> IPAddress:
         if int(addr) >> 32 == 0 and int(addr) > 1:  # ::a.b.c.d (deprecated "compatible" form)
             return ipaddress.IPv4Address(int(addr))
     return addr
+
+
+@functools.lru_cache(maxsize=4096)
+def special(plain: IPAddress) -> str | None:
+    """The kind of special-purpose address ``plain`` is (NON_GLOBAL for one only
+    ``is_global`` knows), or None for a global one. Cached: the table is fixed, and
+    a proxy meets the same few addresses again and again."""
+    for kind, nets in REFUSED:
+        if any(plain in net for net in nets if net.version == plain.version):
+            return kind
+    return None if plain.is_global else NON_GLOBAL
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -114,14 +127,12 @@ class Destinations:
         plain = unwrap(addr)
         if any(plain in net or addr in net for net in self.allowed):
             return None
-        for kind, nets in REFUSED:
-            if any(plain in net for net in nets if net.version == plain.version):
-                return kind
+        kind = special(plain)
+        if kind is not None and kind != NON_GLOBAL:
+            return kind
         if plain in self.own_addresses() or addr in self.own_addresses():
             return "an address of the host mux runs on"
-        if not plain.is_global:
-            return NON_GLOBAL
-        return None
+        return kind
 
     def check(self, host: str, port: int) -> tuple[str | None, str | None]:
         """Resolve ``host`` and pick the address to connect to: ``(address, None)``,
