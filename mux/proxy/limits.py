@@ -8,7 +8,9 @@ reach its port) can use up its file descriptors and stop it for every session.
   seconds after it opened;
 - ``max_session_connections``: connections per session, once authenticated (sessions in
   ``proxy-only`` mode all reach the proxy from the relay's one address, so the per-session
-  count is what keeps them apart).
+  count is what keeps them apart);
+- ``idle_timeout``: seconds a connection may pass no byte either way (mitmproxy's own
+  watchdog, 10 minutes by default).
 
 A connection over a limit is closed at once (before any byte is read) or, when its
 session is over its share, answered 503. Each refusal is logged in ``proxy.log`` at most
@@ -28,6 +30,7 @@ DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_MAX_UNAUTHENTICATED = 64
 DEFAULT_MAX_SESSION_CONNECTIONS = 1024
 DEFAULT_AUTH_TIMEOUT = 10.0
+DEFAULT_IDLE_TIMEOUT = 600.0
 # Descriptors kept for everything that is not a client connection: listeners, the
 # registry, logs, the CA, DNS lookups.
 RESERVED_FDS = 128
@@ -44,7 +47,8 @@ def from_policy(raw: object) -> Limits:
     return Limits(int(num("max_connections", DEFAULT_MAX_CONNECTIONS)),
                   int(num("max_unauthenticated", DEFAULT_MAX_UNAUTHENTICATED)),
                   int(num("max_session_connections", DEFAULT_MAX_SESSION_CONNECTIONS)),
-                  float(num("auth_timeout", DEFAULT_AUTH_TIMEOUT)))
+                  float(num("auth_timeout", DEFAULT_AUTH_TIMEOUT)),
+                  float(num("idle_timeout", DEFAULT_IDLE_TIMEOUT)))
 
 
 def fd_capacity(reserved: int = RESERVED_FDS) -> int:
@@ -61,6 +65,7 @@ class Limits:
     max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED
     max_session_connections: int = DEFAULT_MAX_SESSION_CONNECTIONS
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     # connection id -> client address while unauthenticated, or the session once it is
     _unauthenticated: dict[str, str] = field(default_factory=dict, init=False)
     _sessions: dict[str, str] = field(default_factory=dict, init=False)

@@ -27,6 +27,7 @@ from mux.proxy import domains
 from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES
 from mux.proxy.limits import (
     DEFAULT_AUTH_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SESSION_CONNECTIONS,
     DEFAULT_MAX_UNAUTHENTICATED,
@@ -83,6 +84,7 @@ class ProxySettings:
     max_session_connections: int = DEFAULT_MAX_SESSION_CONNECTIONS
     max_unauthenticated_connections: int = DEFAULT_MAX_UNAUTHENTICATED
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def parse_proxy_settings(
     table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress",
                                          "host_address", "audit_max_bytes", "audit_keep", "max_connections",
                                          "max_session_connections", "max_unauthenticated_connections",
-                                         "auth_timeout"})
+                                         "auth_timeout", "idle_timeout"})
     host_address = table.get("host_address")
     if host_address is not None and (not isinstance(host_address, str) or not _HOST_ADDRESS.fullmatch(host_address)):
         chk.fail("[proxy] host_address", host_address, "a host name or IPv4 address, like host.docker.internal")
@@ -168,6 +170,7 @@ def parse_proxy_settings(
                                 ("max_session_connections", DEFAULT_MAX_SESSION_CONNECTIONS),
                                 ("max_unauthenticated_connections", DEFAULT_MAX_UNAUTHENTICATED))},
         auth_timeout=float(chk.seconds(table.get("auth_timeout", DEFAULT_AUTH_TIMEOUT), "[proxy] auth_timeout")),
+        idle_timeout=float(chk.seconds(table.get("idle_timeout", DEFAULT_IDLE_TIMEOUT), "[proxy] idle_timeout")),
     )
 
 

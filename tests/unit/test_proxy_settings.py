@@ -82,6 +82,9 @@ def test_full_table(monkeypatch: pytest.MonkeyPatch) -> None:
                      id="audit-size-tiny"),
         pytest.param({"audit_max_bytes": "4MiB"}, ["[proxy] audit_max_bytes", "size in bytes"], id="audit-size-str"),
         pytest.param({"audit_keep": -1}, ["[proxy] audit_keep", "0 to 100"], id="audit-keep-negative"),
+        pytest.param({"max_connections": 0}, ["[proxy] max_connections", "1 to 1048576"], id="max-conn-zero"),
+        pytest.param({"auth_timeout": 0}, ["[proxy] auth_timeout", "greater than 0"], id="auth-timeout-zero"),
+        pytest.param({"idle_timeout": "1m"}, ["[proxy] idle_timeout", "seconds"], id="idle-timeout-str"),
     ],
 )
 def test_bad_proxy_table(table: dict[str, object], needles: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -57,6 +58,7 @@ max_connections = 200
 max_unauthenticated_connections = 32
 max_session_connections = 40
 auth_timeout = 3
+idle_timeout = 5
 [proxy.filters]
 allowed_networks = ["{gateway}/32"]
 """
@@ -136,3 +138,20 @@ def test_a_session_is_held_to_its_share(proxy: ProxyUnderTest, flooder: SessionC
     statuses = out.split()
     assert statuses.count("200") == 40 and statuses.count("503") == 20, out + err
     assert control.status(proxy.files).pid == pid
+
+
+def test_an_idle_authenticated_connection_is_closed(proxy: ProxyUnderTest, flooder: SessionContainer,
+                                                    service: HostService, gateway: str) -> None:
+    auth = proxy_auth(flooder)
+    with socket.create_connection(("127.0.0.1", proxy.settings.port), timeout=30) as conn:
+        conn.sendall(f"GET http://{gateway}:{service.port}/idle HTTP/1.1\r\nHost: {gateway}\r\n"
+                     f"Proxy-Authorization: {auth}\r\n\r\n".encode())
+        got = b""
+        while not got.endswith(b"host service\n"):
+            chunk = conn.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200"), got
+        start = time.monotonic()
+        assert conn.recv(4096) == b""  # closed by the proxy, not by this test's 30 s timeout
+        assert 4 <= time.monotonic() - start < 20
