@@ -203,6 +203,7 @@ class MuxPolicy:
             "status": status,
             "duration_ms": round((time.time() - start) * 1000, 1),
         }
+        entry.update(flow.metadata.get("mux_audit", {}))  # a refusal's why (mux.proxy.gate)
         with open(self.audit_path, "a") as fh:
             fh.write(json.dumps(entry) + "\n")
 

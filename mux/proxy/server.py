@@ -78,6 +78,7 @@ async def serve(
     from mitmproxy import options
     from mitmproxy.tools.dump import DumpMaster
 
+    from mux.proxy import gate
     from mux.proxy.addon import MuxPolicy
     from mux.proxy.registry import Registry
 
@@ -95,7 +96,9 @@ async def serve(
     filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]),
                       tuple(raw.get("allowed_networks", ())))
     policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit)
-    master.addons.add(policy_addon, Ready(files, policy, config))
+    gate.install()
+    # After MuxPolicy: the git policy looks at what it authenticated and injected.
+    master.addons.add(policy_addon, gate.GitPolicy(rules), Ready(files, policy, config))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
