@@ -216,6 +216,13 @@ def push_ref_prefix(rule: CredentialRule, session: str) -> str | None:
     return "refs/heads/" + rule.push_prefix.replace("{session}", session)
 
 
+def push_prefixes(raw_credentials: Mapping[str, Any], session: str, source: str) -> dict[str, str | None]:
+    """Credential rule -> the refs ``session`` may push through it (see push_ref_prefix),
+    for ``mux list --json`` and ``mux proxy status --json``."""
+    rules = parse_credentials({"credentials": dict(raw_credentials)}, source)
+    return {r.name: push_ref_prefix(r, session) for r in rules}
+
+
 def expand(text: str, env: Mapping[str, str], source: str, where: str) -> str:
     """``${VAR}`` and ``${VAR:-default}`` from ``env``, as everywhere in the config."""
     return expand_vars(text, env, f"{source}: {where}",

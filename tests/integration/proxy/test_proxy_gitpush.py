@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, mux
 from tests.integration.agents.conftest import RESOLVE_DIR
 from tests.integration.proxy.harness import ProxyUnderTest, SessionContainer, run_session, start_proxy
 from tests.integration.proxy.servers import Pki, TLSGitServer, make_pki
@@ -267,3 +267,11 @@ def test_read_only_injects_on_get_and_fetch_and_refuses_writes(repo: Repo, box: 
     assert repo.refs() == before
     refused = [e for e in audit(proxy) if e.get("refused") == "read_only"]
     assert refused and refused[-1]["method"] == "POST" and refused[-1]["injected"] is False
+
+
+def test_list_and_proxy_status_show_each_sessions_push_prefix(box: SessionContainer, proxy: ProxyUnderTest) -> None:
+    want = {"session": f"refs/heads/mux/{box.session}", "none": None, "ro": None, "any": "*"}
+    listed = {s["name"]: s for s in json.loads(mux("list", "--json", env=proxy.env, check=True).stdout)}
+    assert listed[box.session]["push_prefix"] == want
+    status = json.loads(mux("proxy", "status", "--json", env=proxy.env, check=True).stdout)
+    assert status["push_prefix"][box.key] == want
