@@ -27,6 +27,7 @@ from typing import Any
 from mitmproxy import http
 from mitmproxy.proxy.layers import http as layers_http
 
+from mux.errors import ProxyError
 from mux.proxy import gitpush
 from mux.proxy.settings import CredentialRule
 
@@ -48,7 +49,11 @@ class GitPolicy:
         req = flow.request
         ctype = req.headers.get("Content-Type", "")
         refusal = gitpush.read_only_refusal(rule, req.method, req.path, ctype)
-        if refusal is None and rule.git_push != "any" and gitpush.is_push(req.method, req.path, ctype):
+        push = refusal is None and gitpush.is_push(req.method, req.path, ctype)
+        if push and rule.git_push == "any":
+            req.stream = True  # a pack: streamed, not held whole (mitmproxy holds up to 64 MiB)
+            return
+        if push:
             session = str(flow.metadata.get("mux_session", "")).rsplit("+", 1)[-1]
             gate = gitpush.PushGate(rule, session, req.headers.get("Content-Encoding", ""))
         elif refusal is not None:
@@ -85,7 +90,8 @@ def install() -> None:
     needed = ("start_request_stream", "state_stream_request_body", "state_done", "send_response")
     missing = [n for n in needed if not hasattr(_Stream, n)]
     if missing:
-        raise RuntimeError(f"this mitmproxy lacks HttpStream.{missing[0]}: mux's git policy cannot run")
+        raise ProxyError(f"this mitmproxy lacks HttpStream.{missing[0]}: mux's git policy cannot run",
+                         hint="install the mitmproxy release mux supports (11.0)")
     if _original is None:
         _original = _Stream.start_request_stream
         _Stream.start_request_stream = _start_request_stream  # type: ignore[method-assign]

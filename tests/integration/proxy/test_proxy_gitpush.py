@@ -25,7 +25,10 @@ from tests.integration.proxy.servers import Pki, TLSGitServer, make_pki
 
 pytestmark = pytest.mark.docker
 GIT_USER = "agent-bot"
-NAMES = {"session": "git.test", "none": "nopush.test", "ro": "ro.test", "any": "anypush.test"}
+NAMES = {"session": "git.test", "none": "nopush.test", "ro": "ro.test", "any": "anypush.test",
+         "team": "team.test"}
+SETTING = {"session": "", "none": 'git_push = "none"', "ro": "read_only = true", "any": 'git_push = "any"',
+           "team": 'push_prefix = "team/alice/{session}"'}
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -46,7 +49,7 @@ domains = ["{name}"]
 auth_type = "basic"
 username = "{GIT_USER}"
 password = "${{MUX_TEST_PROXY_TOKEN}}"
-{ {"session": "", "none": 'git_push = "none"', "ro": "read_only = true", "any": 'git_push = "any"'}[key] }
+{SETTING[key]}
 """ for key, name in NAMES.items())
     config = f"""
 [proxy]
@@ -270,8 +273,20 @@ def test_read_only_injects_on_get_and_fetch_and_refuses_writes(repo: Repo, box: 
 
 
 def test_list_and_proxy_status_show_each_sessions_push_prefix(box: SessionContainer, proxy: ProxyUnderTest) -> None:
-    want = {"session": f"refs/heads/mux/{box.session}", "none": None, "ro": None, "any": "*"}
+    want = {"session": f"refs/heads/mux/{box.session}", "none": None, "ro": None, "any": "*",
+            "team": f"refs/heads/team/alice/{box.session}"}
     listed = {s["name"]: s for s in json.loads(mux("list", "--json", env=proxy.env, check=True).stdout)}
     assert listed[box.session]["push_prefix"] == want
     status = json.loads(mux("proxy", "status", "--json", env=proxy.env, check=True).stdout)
     assert status["push_prefix"][box.key] == want
+
+
+def test_push_prefix_setting_moves_the_session_namespace(repo: Repo, box: SessionContainer) -> None:
+    res = repo.sh(f"git remote add team {repo.url('team')} && "
+                  f"git push -q team HEAD:refs/heads/team/alice/{box.session}/x && echo LANDED; "
+                  f"git push team HEAD:refs/heads/mux/{box.session} 2>&1 || echo FAILED")
+    assert "LANDED" in res.stdout and "FAILED" in res.stdout, res.stdout
+    assert (f"session {box.session} may push only to refs/heads/team/alice/{box.session}/* "
+            "([credentials.team] git_push)") in res.stdout
+    assert f"refs/heads/team/alice/{box.session}/x" in repo.refs()
+    assert f"refs/heads/mux/{box.session}\n" not in repo.refs()
