@@ -100,8 +100,9 @@ class Repo:
         return git("for-each-ref", "--format=%(objectname) %(refname)", cwd=self.bare)
 
     def pushes(self) -> int:
-        """receive-pack POSTs that reached the server for this repository."""
-        return sum(1 for m, p, *_ in self.server.requests if m == "POST" and p == f"/{self.name}/git-receive-pack")
+        """receive-pack POSTs that reached the server for this repository (counted as their
+        headers arrive: a refused push must not get even that far)."""
+        return sum(1 for m, p in self.server.seen if m == "POST" and p == f"/{self.name}/git-receive-pack")
 
     def sh(self, script: str) -> subprocess.CompletedProcess[str]:
         return self.box.sh(f"set -e\ncd /tmp/w\n{script}", timeout=180)
@@ -258,7 +259,7 @@ def test_read_only_injects_on_get_and_fetch_and_refuses_writes(repo: Repo, box: 
                  timeout=180)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "readme"
-    before, requests = repo.refs(), len(repo.server.requests)
+    before, requests = repo.refs(), len(repo.server.seen)
     res = box.sh(f"curl -sS -w '%{{http_code}}\\n' -X POST --data x {repo.url('ro')}/anything")
     assert res.stdout.splitlines() == [
         "mux proxy: POST refused: [credentials.ro] is read_only (only GET, HEAD, OPTIONS and git fetch "
@@ -266,7 +267,7 @@ def test_read_only_injects_on_get_and_fetch_and_refuses_writes(repo: Repo, box: 
     res = repo.sh(f"git remote add ro {repo.url('ro')} && git push ro HEAD:refs/heads/mux/{box.session} 2>&1 "
                   "|| echo FAILED")
     assert "FAILED" in res.stdout and "403" in res.stdout
-    assert len(repo.server.requests) == requests + 1  # the push's GET info/refs only
+    assert len(repo.server.seen) == requests + 1  # the push's GET info/refs only
     assert repo.refs() == before
     refused = [e for e in audit(proxy) if e.get("refused") == "read_only"]
     assert refused and refused[-1]["method"] == "POST" and refused[-1]["injected"] is False
