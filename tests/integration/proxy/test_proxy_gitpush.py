@@ -26,9 +26,9 @@ from tests.integration.proxy.servers import Pki, TLSGitServer, make_pki
 pytestmark = pytest.mark.docker
 GIT_USER = "agent-bot"
 NAMES = {"session": "git.test", "none": "nopush.test", "ro": "ro.test", "any": "anypush.test",
-         "team": "team.test"}
+         "team": "team.test", "h2": "h2git.test"}
 SETTING = {"session": "", "none": 'git_push = "none"', "ro": "read_only = true", "any": 'git_push = "any"',
-           "team": 'push_prefix = "team/alice/{session}"'}
+           "team": 'push_prefix = "team/alice/{session}"', "h2": ""}
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -42,7 +42,18 @@ def names_pki(tmp_path_factory: pytest.TempPathFactory, gateway: str) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory, names_pki: Pki, gateway: str) -> Iterator[ProxyUnderTest]:
+def front_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CA of the HTTP/2 front (see ``h2_front``), made before the proxy that trusts it."""
+    from mitmproxy.certs import CertStore
+
+    confdir = tmp_path_factory.mktemp("h2-front")
+    CertStore.from_store(confdir, "mitmproxy", 2048)
+    return confdir
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory, names_pki: Pki, gateway: str,
+          front_ca: Path) -> Iterator[ProxyUnderTest]:
     rules = "".join(f"""
 [credentials.{key}]
 domains = ["{name}"]
@@ -57,8 +68,12 @@ password = "${{MUX_TEST_PROXY_TOKEN}}"
 allowed_networks = ["{gateway}/32"]
 {rules}"""
     resolve = ",".join(f"{name}={gateway}" for name in NAMES.values())
-    extra = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(RESOLVE_DIR)]), "MUX_TEST_RESOLVE": resolve}
-    yield from start_proxy(tmp_path_factory.mktemp("proxy-gitpush"), config, names_pki, extra)
+    tmp = tmp_path_factory.mktemp("proxy-gitpush")
+    cas = tmp / "upstream-cas.pem"
+    cas.write_text(names_pki.ca.read_text() + (front_ca / "mitmproxy-ca-cert.pem").read_text())
+    extra = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(RESOLVE_DIR)]), "MUX_TEST_RESOLVE": resolve,
+             "MUX_PROXY_UPSTREAM_CA": str(cas)}
+    yield from start_proxy(tmp, config, names_pki, extra)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +82,44 @@ def server(tmp_path_factory: pytest.TempPathFactory, names_pki: Pki, gateway: st
     with TLSGitServer(tmp_path_factory.mktemp("git-root"), gateway, names_pki,
                       auth=(GIT_USER, proxy.token)) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def h2_front(server: TLSGitServer, front_ca: Path, gateway: str,
+             proxy: ProxyUnderTest) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    """The same repositories behind an HTTP/2 server, as on GitHub: a mitmdump reverse
+    proxy (TLS, h2) on the gateway in front of a plain http-backend on loopback. The
+    session's git then speaks HTTP/2 to mux's proxy, which speaks it upstream.
+    Yields its port and the backend's list of requests seen."""
+    import socket
+    import sys
+    import time
+
+    from tests.integration.git_http import GitHTTPServer
+    from tests.integration.proxy.harness import free_port
+
+    port = free_port()
+    with GitHTTPServer(server.root, auth=(GIT_USER, proxy.token)) as plain:
+        backend = plain.url.rsplit(":", 1)[1]
+        front = subprocess.Popen(
+            [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
+             "--mode", f"reverse:http://127.0.0.1:{backend}@{gateway}:{port}", "--set", f"confdir={front_ca}",
+             "-s", str(Path(__file__).with_name("h2_front.py")), "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection((gateway, port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or front.poll() is not None:
+                        raise AssertionError("the HTTP/2 front did not start") from None
+                    time.sleep(0.2)
+            yield port, plain.seen
+        finally:
+            front.terminate()
+            front.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +328,7 @@ def test_read_only_injects_on_get_and_fetch_and_refuses_writes(repo: Repo, box: 
 
 def test_list_and_proxy_status_show_each_sessions_push_prefix(box: SessionContainer, proxy: ProxyUnderTest) -> None:
     want = {"session": f"refs/heads/mux/{box.session}", "none": None, "ro": None, "any": "*",
-            "team": f"refs/heads/team/alice/{box.session}"}
+            "team": f"refs/heads/team/alice/{box.session}", "h2": f"refs/heads/mux/{box.session}"}
     listed = {s["name"]: s for s in json.loads(mux("list", "--json", env=proxy.env, check=True).stdout)}
     assert listed[box.session]["push_prefix"] == want
     status = json.loads(mux("proxy", "status", "--json", env=proxy.env, check=True).stdout)
@@ -291,3 +344,24 @@ def test_push_prefix_setting_moves_the_session_namespace(repo: Repo, box: Sessio
             "([credentials.team] git_push)") in res.stdout
     assert f"refs/heads/team/alice/{box.session}/x" in repo.refs()
     assert f"refs/heads/mux/{box.session}\n" not in repo.refs()
+
+
+def test_http2_push_is_checked_the_same(repo: Repo, box: SessionContainer,
+                                       h2_front: tuple[int, list[tuple[str, str]]]) -> None:
+    port, seen = h2_front
+    url = f"https://{NAMES['h2']}:{port}/{repo.name}"
+    before = repo.refs()
+    res = repo.sh(f"git remote add h2 {url} && git fetch -q h2 && "
+                  f"GIT_CURL_VERBOSE=1 git push h2 HEAD:main 2>&1 || echo FAILED")
+    assert "FAILED" in res.stdout
+    assert "using HTTP/2" in res.stdout and "POST /" in res.stdout, res.stdout[-3000:]
+    assert f"remote: mux: push to refs/heads/main refused: session {box.session}" in res.stdout
+    assert repo.refs() == before
+    assert not [p for m, p in seen if m == "POST" and p.endswith("git-receive-pack")]
+    # A pack of ~16 MB over HTTP/2: held, allowed, streamed (h2 flow control keeps moving).
+    res = repo.sh(f"""head -c 16000000 /dev/urandom > big && git add big
+git -c user.name=agent -c user.email=a@b commit -q -m big
+git push -q h2 HEAD:refs/heads/mux/{box.session}/h2 && echo LANDED""")
+    assert "LANDED" in res.stdout, res.stderr
+    assert f"refs/heads/mux/{box.session}/h2" in repo.refs()
+    assert git("cat-file", "-s", f"refs/heads/mux/{box.session}/h2:big", cwd=repo.bare).strip() == "16000000"
