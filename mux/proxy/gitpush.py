@@ -149,8 +149,9 @@ class CommandReader:
             except (UnicodeDecodeError, ValueError):
                 raise NotAPush("the body is not pkt-lines") from None
             if size == 0:
-                if not self.commands:
-                    raise NotAPush("no ref-update commands")
+                # No commands at all: git's probe before a large push (only "0000"; PushGate
+                # allows it only when nothing follows). The server updates nothing for it.
+                del self.buf[:4]
                 return Push(tuple(self.commands), self.caps)
             if size < 4:
                 raise NotAPush("a special packet inside the ref-update commands")
@@ -195,6 +196,7 @@ class PushGate:
     _held_size: int = 0
     _reader: CommandReader = field(default_factory=CommandReader)
     _inflate: zlib._Decompress | None = None
+    _probe: bool = False  # a bare flush so far: allowed only if the body ends there
 
     def __post_init__(self) -> None:
         if self.refusal is not None:
@@ -228,7 +230,16 @@ class PushGate:
             if self._inflate is not None:
                 # Only as much as the command list can need: no inflating a whole pack.
                 plain = self._inflate.decompress(data, MAX_COMMANDS + 1)
+            if self._probe:
+                if plain:
+                    raise NotAPush("data after an empty command list")
+                return False
             push = self._reader.feed(plain)
+            if push is not None and not push.commands:
+                self._probe = True
+                if self._reader.buf:
+                    raise NotAPush("data after an empty command list")
+                return False
         except (NotAPush, zlib.error) as exc:
             return self._refuse(not_a_push(self.rule, str(exc) if isinstance(exc, NotAPush)
                                            else "the gzip body does not inflate"))
@@ -240,7 +251,9 @@ class PushGate:
 
     def finish(self) -> None:
         """The body ended: undecided means it never held a whole command list."""
-        if not self.decided:
+        if self._probe and not self.decided:
+            self.decided = True  # git's "0000" probe: nothing to update, nothing to refuse
+        elif not self.decided:
             self._refuse(not_a_push(self.rule, "the body ended before its ref-update commands did"))
 
     def take_held(self) -> bytes:

@@ -93,7 +93,6 @@ def test_reader_needs_the_whole_command_list_bytewise() -> None:
 
 @pytest.mark.parametrize("data", [
     pytest.param(b"GET / HTTP/1.1\r\n", id="not-hex"),
-    pytest.param(b"0000", id="no-commands"),
     pytest.param(b"0001", id="delim"),
     pytest.param(b"0003", id="short"),
     pytest.param(pkt(b"aaaa bbbb refs/heads/x"), id="short-oids"),
@@ -185,11 +184,24 @@ def test_gzip_refusal_and_broken_gzip_and_other_encodings() -> None:
     assert other.decided and other.refusal is not None and "'br' is not read" in other.refusal.message
 
 
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_gits_probe_is_allowed_only_alone(encoding: str) -> None:
+    """git POSTs a bare flush before a large push (to settle auth): nothing to update."""
+    def wrap(data: bytes) -> bytes:
+        return gzip.compress(data) if encoding else data
+
+    assert gate(wrap(b"0000"), encoding=encoding).allowed
+    assert gate(wrap(b"0000"), encoding=encoding, step=1).allowed
+    for more in (b"0000PACK", b"00000000", b"0000" + pkt(f"{A} {B} refs/heads/main".encode())):
+        refused = gate(wrap(more), encoding=encoding, step=3)
+        assert refused.refusal is not None and "after an empty command list" in refused.refusal.message
+
+
 def test_a_gzip_bomb_is_not_inflated_whole() -> None:
     bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
     data = bomb.compress(b"0" * (64 << 20)) + bomb.flush()
     g = gate(data, encoding="gzip")
-    assert g.refusal is not None  # "0000" then more zeros: no commands, refused at once
+    assert g.refusal is not None  # "0000" then more zeros: data after an empty command list
 
 
 def test_body_ending_early_is_refused() -> None:
@@ -256,4 +268,5 @@ def test_read_only(method: str, path: str, refused: bool) -> None:
 @given(st.binary(max_size=300))
 def test_any_bytes_are_decided_or_refused_never_crash(data: bytes) -> None:
     g = gate(data)
-    assert g.decided and not g.allowed  # random bytes never make a push inside the prefix
+    assert g.decided
+    assert not g.allowed or data == b"0000"  # random bytes never make a push; git's probe is one
