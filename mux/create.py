@@ -416,7 +416,9 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 from mux.repo import validate_repo_url
 
                 with guard.allowed():
-                    spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), opts.branch,
+                    # No --branch: the session's own branch, what git_push = "session" lets it push.
+                    branch = opts.branch or f"mux/{spec.name}"
+                    spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), branch,
                                                 progress, proxied=proxy is not None)
                 interrupts.boundary("cloned")
             hostfiles.make_dirs(runner, spec, session_dir)

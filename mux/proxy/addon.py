@@ -301,6 +301,7 @@ class MuxPolicy:
             "status": status,
             "duration_ms": round((time.time() - start) * 1000, 1),
         }
+        entry.update(flow.metadata.get("mux_audit", {}))  # a refusal's why (mux.proxy.gate)
         if session is None and status == 407:
             # Anyone who reaches the proxy can send these: a count per client per minute.
             peer = flow.client_conn.peername

@@ -121,7 +121,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
     state = ctx.find_root().obj
     tunnels = tunnel.tunnels(Runner(verbose=bool(state and state.verbose)))
     if as_json:
-        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions,
+        from mux.proxy.settings import push_prefixes
+
+        if state is not None:
+            config: Any = state.config()
+        else:  # the group invoked on its own (tests)
+            from mux import config as config_module
+
+            config = config_module.load()
+        # Each session's refs per rule: the registry key is INSTANCE+NAME, the prefix is by NAME.
+        pushes = {key: push_prefixes(config.raw_credentials, key.rsplit("+", 1)[-1], str(config_path))
+                  for key in sessions}
+        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions, "push_prefix": pushes,
                                "tunnels": [t.to_json() for t in tunnels]}, indent=2))
     elif st.running:
         click.echo(f"running: pid {st.pid}, listening on {_where(st)}")

@@ -79,6 +79,7 @@ async def serve(
     from mitmproxy.proxy import server as connections
     from mitmproxy.tools.dump import DumpMaster
 
+    from mux.proxy import gate
     from mux.proxy.addon import MuxPolicy
     from mux.proxy.limits import from_policy
     from mux.proxy.registry import Registry
@@ -104,7 +105,9 @@ async def serve(
                              **{k: v for k, v in (("audit_max_bytes", audit.get("max_bytes")),
                                                   ("audit_keep", audit.get("keep"))) if isinstance(v, int)},
                              limits=limits)
-    master.addons.add(policy_addon, Ready(files, policy, config))
+    gate.install()
+    # After MuxPolicy: the git policy looks at what it authenticated and injected.
+    master.addons.add(policy_addon, gate.GitPolicy(rules), Ready(files, policy, config))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)

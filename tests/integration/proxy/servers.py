@@ -96,6 +96,10 @@ class TLSHTTPServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return  # e.g. the proxy refused our certificate: that is for the test to see
         self.RequestHandlerClass(tls, client_address, self)
+        try:  # close_notify on the TLS socket (shutdown_request only sees the plain one)
+            tls.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
 
     def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
         # Send TLS close_notify: HTTP/1.0 bodies end at connection close, and a
