@@ -50,6 +50,7 @@ class DockerSettings(NamedTuple):
     context: str | None = None  # docker context sessions go to (mux/engine.py)
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
     protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
+    loopback_guarded: bool = False  # the engine's host drops non-lo packets to 127/8 (mux/loopback.py)
 
 
 class GitSettings(NamedTuple):
@@ -147,6 +148,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         context=t.string("context"),
         contexts=t.strings("contexts"),
         protect=_protect(t),
+        loopback_guarded=t.boolean("loopback_guarded", False),
     )
     from mux.engine import context_name
 
@@ -154,7 +156,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
     t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
-             "context, contexts, protect")
+             "context, contexts, protect, loopback_guarded")
     return settings
 
 

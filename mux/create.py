@@ -374,6 +374,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
         raise ConfigError(f"-p {spec.ports[0]}: a proxy-only session's network is internal, and docker "
                           "publishes no port from it",
                           hint=f"drop -p (and [docker] ports); `mux forward {spec.name} PORT` reaches it once it runs")
+    if spec.ports:  # exit 2 before anything is made; an old engine gets the guard (mux/loopback.py)
+        from mux.loopback import ensure_guard
+
+        ensure_guard(runner, spec.ports, guarded=config.docker.loopback_guarded, session=spec.name)
     if proxy is not None:  # `mux list` shows it
         spec = spec._replace(labels=spec.labels + (("mux.egress", egress),))
     volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
