@@ -535,8 +535,10 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
 
     via = None
     if proxy_only:
+        from mux.proxy.egress import NO_DNS
+
         network, via = proxy_only_network(runner, proxy, tunnel_end)
-        spec = spec._replace(network=network)
+        spec = spec._replace(network=network, dns=(NO_DNS,))
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host
 

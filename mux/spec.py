@@ -59,6 +59,7 @@ class SessionSpec(NamedTuple):
     # directory is copied from, and the placeholders made in the workdir before the run.
     git_source: Path | None = None
     placeholders: tuple[tuple[Path, bool], ...] = ()
+    dns: tuple[str, ...] = ()  # docker --dns: the embedded resolver's upstreams (proxy-only: NO_DNS)
 
     @property
     def container(self) -> str:
