@@ -17,7 +17,8 @@ is refused, exit 2, naming the engine version and the ways out, unless
 ``[docker] loopback_guarded = true`` says the engine's host has the rule.
 
 Only a spec with a 127.0.0.0/8 address costs anything: one ``docker version``
-(once per mux command) and, on an old engine, one ``iptables -C``.
+(once per mux command, and for a local engine once per dockerd: measured here
+30-130 ms on the shared machine) and, on an old engine, one ``iptables -C`` (~3 ms).
 """
 
 from __future__ import annotations
@@ -55,11 +56,63 @@ def loopback_v4(specs: Iterable[str]) -> list[str]:
 
 
 def engine_version(runner: Runner) -> str:
-    """The engine's version (docker's Server.Version), asked once per mux command."""
+    """The engine's version (docker's Server.Version), asked once per mux command; a
+    local engine's is kept under DATA/engines/ for as long as its socket is the same
+    file (a new dockerd, after an upgrade or downgrade, makes a new socket)."""
     if runner not in _versions:
-        out = runner.query(VERSION).stdout.strip()
-        _versions[runner] = "".join(c if c.isprintable() else "?" for c in out[:64])
+        socket = _socket_id(runner)
+        version = _cached(runner.engine.host, socket) if socket else None
+        if version is None:
+            out = runner.query(VERSION).stdout.strip()
+            version = "".join(c if c.isprintable() else "?" for c in out[:64])
+            if socket:
+                _keep(runner.engine.host, socket, version)
+        _versions[runner] = version
     return _versions[runner]
+
+
+def _socket_id(runner: Runner) -> str | None:
+    if runner.engine.remote or runner.dry_run:
+        return None
+    try:
+        st = os.stat(runner.engine.host.removeprefix("unix://"))
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
+
+
+def _cache_path(host: str) -> str:
+    import hashlib
+
+    from mux import paths
+
+    return os.path.join(paths.data_dir(), "engines", f"version-{hashlib.sha256(host.encode()).hexdigest()[:16]}.json")
+
+
+def _cached(host: str, socket: str) -> str | None:
+    import json
+
+    try:
+        with open(_cache_path(host)) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("host") == host and data.get("socket") == socket:
+        version = data.get("version")
+        return version if isinstance(version, str) and version.isprintable() and len(version) <= 64 else None
+    return None
+
+
+def _keep(host: str, socket: str, version: str) -> None:
+    import json
+
+    path = _cache_path(host)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            json.dump({"host": host, "socket": socket, "version": version}, fh)
+    except OSError:
+        pass  # a cache only: next time asks again
 
 
 def before_fix(version: str) -> bool:

@@ -3,6 +3,7 @@ and what mux does where it cannot install it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ class FakeRunner:
 
     def __init__(self, engine: Engine, results: dict[tuple[str, ...], Result]) -> None:
         self.engine, self.results, self.calls = engine, results, []  # type: list[tuple[str, ...]]
+        self.dry_run = False
 
     def query(self, argv: Any, **kwargs: object) -> Result:
         return self.run(argv)
@@ -58,12 +60,24 @@ def test_a_remote_old_engine_is_refused_without_touching_this_machine() -> None:
     assert runner.calls == [loopback.VERSION]
 
 
-def test_the_version_is_asked_once_per_command() -> None:
-    runner = FakeRunner(Engine("default", "unix:///var/run/docker.sock", "default"),
-                        {loopback.VERSION: ok("28.2.0\n")})
+def test_the_version_is_asked_once_per_command_and_once_per_dockerd(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path / "data"))
+    sock = tmp_path / "docker.sock"
+    sock.write_text("")
+    engine = Engine("default", f"unix://{sock}", "default")
+    runner = FakeRunner(engine, {loopback.VERSION: ok("28.2.0\n")})
     for _ in range(3):
         loopback.ensure_guard(runner, ["127.0.0.1::3000"], guarded=False, session="app")  # type: ignore[arg-type]
     assert runner.calls == [loopback.VERSION]
+    again = FakeRunner(engine, {loopback.VERSION: ok("20.10.24\n")})  # the next mux command
+    assert loopback.engine_version(again) == "28.2.0"  # type: ignore[arg-type]
+    assert again.calls == []
+    sock.unlink()  # a new dockerd makes a new socket
+    sock.write_text("")
+    later = FakeRunner(engine, {loopback.VERSION: ok("20.10.24\n")})
+    assert loopback.engine_version(later) == "20.10.24"  # type: ignore[arg-type]
+    assert later.calls == [loopback.VERSION]
 
 
 def test_an_engine_version_with_control_characters_is_escaped() -> None:
