@@ -439,7 +439,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             undo.container = not runner.dry_run
             if volumes:  # create, fill and start; it removes what it made if that fails
                 V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
-                                 copies=copies)
+                                 copies=copies, cp_limit=config.docker.cp_limit)
                 undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
                 ref = spec.container
             else:

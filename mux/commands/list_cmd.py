@@ -33,8 +33,10 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     state = state_of(ctx)
     engines = state.engines()
     pairs, foreign, warnings = gather(engines, verbose=state.verbose)
-    for warning in warnings:
-        click.echo(f"mux: warning: {warning}", err=True)
+    from mux.safetext import escape
+
+    for warning in warnings:  # quotes docker's error: escaped
+        click.echo(f"mux: warning: {escape(warning)}", err=True)
     context = {id(s): name for name, s in pairs}
     sessions = [s for _, s in pairs]
     sessions += leftovers(sessions)

@@ -24,6 +24,14 @@ from typing import Any, NoReturn
 from mux.errors import ConfigError
 from mux.expand import expand as expand_vars
 from mux.proxy import domains
+from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES
+from mux.proxy.limits import (
+    DEFAULT_AUTH_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SESSION_CONNECTIONS,
+    DEFAULT_MAX_UNAUTHENTICATED,
+)
 
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 10.0
@@ -68,6 +76,15 @@ class ProxySettings:
     # The name or address sessions reach the proxy at (default: host-gateway, or what a
     # VM engine documents; see mux/vmengine.py).
     host_address: str | None = None
+    # The audit log rotates at this size, keeping this many old files (mux.proxy.audit).
+    audit_max_bytes: int = DEFAULT_MAX_BYTES
+    audit_keep: int = DEFAULT_KEEP
+    # Connection limits and the unauthenticated-connection timeout (mux.proxy.limits).
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_session_connections: int = DEFAULT_MAX_SESSION_CONNECTIONS
+    max_unauthenticated_connections: int = DEFAULT_MAX_UNAUTHENTICATED
+    auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,9 @@ def parse_proxy_settings(
     table = _expand_tree(table, os.environ if env is None else env, source, "[proxy]")
     chk = _Checker(source)
     table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress",
-                                         "host_address"})
+                                         "host_address", "audit_max_bytes", "audit_keep", "max_connections",
+                                         "max_session_connections", "max_unauthenticated_connections",
+                                         "auth_timeout", "idle_timeout"})
     host_address = table.get("host_address")
     if host_address is not None and (not isinstance(host_address, str) or not _HOST_ADDRESS.fullmatch(host_address)):
         chk.fail("[proxy] host_address", host_address, "a host name or IPv4 address, like host.docker.internal")
@@ -142,6 +161,16 @@ def parse_proxy_settings(
         filters=filters,
         egress=egress,
         host_address=host_address,
+        audit_max_bytes=chk.integer(table.get("audit_max_bytes", DEFAULT_MAX_BYTES), "[proxy] audit_max_bytes",
+                                    4096, 1 << 40, "a size in bytes, at least 4096 (default 4 MiB: 4194304)"),
+        audit_keep=chk.integer(table.get("audit_keep", DEFAULT_KEEP), "[proxy] audit_keep", 0, 100,
+                               "a number of old files to keep, from 0 to 100"),
+        **{key: chk.integer(table.get(key, default), f"[proxy] {key}", 1, 1 << 20, "a number from 1 to 1048576")
+           for key, default in (("max_connections", DEFAULT_MAX_CONNECTIONS),
+                                ("max_session_connections", DEFAULT_MAX_SESSION_CONNECTIONS),
+                                ("max_unauthenticated_connections", DEFAULT_MAX_UNAUTHENTICATED))},
+        auth_timeout=float(chk.seconds(table.get("auth_timeout", DEFAULT_AUTH_TIMEOUT), "[proxy] auth_timeout")),
+        idle_timeout=float(chk.seconds(table.get("idle_timeout", DEFAULT_IDLE_TIMEOUT), "[proxy] idle_timeout")),
     )
 
 
@@ -248,6 +277,16 @@ class _Checker:
         if not isinstance(value, bool):
             self.fail(key, value, "true or false")
         return value
+
+    def integer(self, value: object, key: str, low: int, high: int, allowed: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, value, allowed)
+        return value
+
+    def seconds(self, value: object, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+            self.fail(key, value, "a number of seconds greater than 0, at most 3600")
+        return float(value)
 
     def string(self, value: object, key: str) -> str:
         if not isinstance(value, str) or not value:

@@ -117,11 +117,13 @@ def tls_server(host: str, handler: type[BaseHTTPRequestHandler], pki: Pki) -> TL
 
 
 class EchoUpstream:
-    """HTTPS server answering 200 ``upstream ok``; records (method, path, headers) of each request."""
+    """HTTPS server answering 200 ``upstream ok``; records (method, path, headers) of each request,
+    and in ``raw_headers`` every header line as sent (a dict would hide a second ``Authorization``)."""
 
     def __init__(self, host: str, pki: Pki) -> None:
         self.host, self.pki = host, pki
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.raw_headers: list[list[tuple[str, str]]] = []
         self._httpd: TLSHTTPServer | None = None
 
     @property
@@ -138,6 +140,7 @@ class EchoUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                state.raw_headers.append(list(self.headers.items()))
                 state.requests.append((self.command, self.path, dict(self.headers.items())))
                 body = b"upstream ok\n"
                 self.send_response(200)
