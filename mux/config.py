@@ -51,6 +51,7 @@ class DockerSettings(NamedTuple):
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
     protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
     cp_limit: int = 1 << 30  # bytes `mux cp` and --copy move at most (0: no limit; mux/safetar.py)
+    loopback_guarded: bool = False  # the engine's host drops non-lo packets to 127/8 (mux/loopback.py)
 
 
 class GitSettings(NamedTuple):
@@ -149,6 +150,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         contexts=t.strings("contexts"),
         protect=_protect(t),
         cp_limit=_size(t.scalar("cp_limit"), t.where("cp_limit"), 1 << 30),
+        loopback_guarded=t.boolean("loopback_guarded", False),
     )
     from mux.engine import context_name
 
@@ -156,7 +158,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
     t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
-             "context, contexts, protect, cp_limit")
+             "context, contexts, protect, cp_limit, loopback_guarded")
     return settings
 
 
