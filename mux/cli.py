@@ -38,6 +38,7 @@ class State:
         self._config: Config | None = None
         self._engine: Engine | None = None
         self._engine_settings: tuple[str | None, tuple[str, ...]] | None = None
+        self._cli_source = "[docker] cli"
 
     def config(self) -> Config:
         if self._config is None:
@@ -52,11 +53,31 @@ class State:
         if self._engine is None:
             from mux import engine
 
+            if self.cli_name() != "docker":
+                configured = self.engine_settings()[0] if not self.context else None
+                self._engine = engine.podman(self._cli_source, self.context, configured)
+                return self._engine
             configured = None
             if not (self.context or engine.decided_by_env(os.environ)):
                 configured = self.engine_settings()[0]
             self._engine = engine.resolve(self.context, configured)
         return self._engine
+
+    def cli_name(self) -> str:
+        """docker or podman: $MUX_DOCKER_CLI, then `[docker] cli` (mux/engine_cli.py)."""
+        from mux import engine_cli
+
+        if os.environ.get(engine_cli.ENV):
+            self._cli_source = f"${engine_cli.ENV}"
+            return engine_cli.choose(None)
+        if self._config is not None:
+            configured = self._config.docker.cli
+        else:
+            from mux.configfile import cli_setting
+
+            configured = cli_setting(self.config_path)
+        self._cli_source = "[docker] cli"
+        return engine_cli.choose(configured, {})
 
     def engine_settings(self) -> tuple[str | None, tuple[str, ...]]:
         """[docker] context and contexts (the rest of the config need not be valid)."""
@@ -73,6 +94,8 @@ class State:
         environment names one."""
         from mux import engine
 
+        if self.engine().cli != "docker":
+            return [self.engine()]  # podman: this machine's, no docker contexts
         contexts = () if self.context or engine.decided_by_env(os.environ) else self.engine_settings()[1]
         return [engine.named(name) for name in contexts] or [self.engine()]
 

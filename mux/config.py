@@ -50,6 +50,7 @@ class DockerSettings(NamedTuple):
     context: str | None = None  # docker context sessions go to (mux/engine.py)
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
     protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
+    cli: str | None = None  # the container CLI: docker (None) or podman (mux/engine_cli.py)
 
 
 class GitSettings(NamedTuple):
@@ -147,14 +148,19 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         context=t.string("context"),
         contexts=t.strings("contexts"),
         protect=_protect(t),
+        cli=t.string("cli"),
     )
+    if settings.cli is not None:
+        from mux.engine_cli import check
+
+        check(settings.cli, t.where("cli"))
     from mux.engine import context_name
 
     for name in (settings.context, *settings.contexts):
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
     t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
-             "context, contexts, protect")
+             "context, contexts, protect, cli")
     return settings
 
 
