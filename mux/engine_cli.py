@@ -69,6 +69,11 @@ def limits_ignored(is_rootless: bool) -> bool:
     return is_rootless and not cgroup_v2()
 
 
+def limits_count(args: list[str]) -> int:
+    """How many --memory/--cpus options a command line has (the runner warns when some went)."""
+    return sum(arg.split("=", 1)[0] in LIMIT_FLAGS for arg in args)
+
+
 def _template(fmt: str, verb: str) -> str:
     fmt = fmt.replace('.Label "', 'index .Labels "')
     if verb == "ps":
@@ -161,8 +166,8 @@ VALUE_OPTIONS = frozenset("""
 
 # Podman's wording of the failures mux reads back, and docker's (mux matches docker's).
 WORDING = (
-    (re.compile(r'the container name "([^"]+)" is already in use by (\w+)\. You have to remove that container'
-                r'[^\n]*'),
+    (re.compile(r'(?:creating container storage: )?the container name "([^"]+)" is already in use by '
+                r'(\w+)\. You have to remove that container[^\n]*'),
      r'Conflict. The container name "/\1" is already in use by container "\2". You have to remove '
      r'(or rename) that container to be able to reuse that name.'),
     (re.compile(r'no container with name or ID "([^"]+)" found: no such container'), r"No such container: \1"),

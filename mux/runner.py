@@ -129,7 +129,7 @@ class Runner:
         rootless = engine_cli.rootless()
         drop = engine_cli.limits_ignored(rootless)
         out = engine_cli.translate(args, is_rootless=rootless, drop_limits=drop)
-        if drop and len(out) < len(args) - 1 and not self._warned_limits:
+        if drop and not self._warned_limits and engine_cli.limits_count(out) < engine_cli.limits_count(args):
             self._warned_limits = True
             print(f"mux: warning: {engine_cli.LIMITS_IGNORED}", file=self.err, flush=True)
         return out
