@@ -1,0 +1,104 @@
+"""mux on real rootless Podman (tests/integration/podman/conftest.py): a session's whole
+life cycle, files in /workspace owned by the user (keep-id), and the printed lines of
+`--dry-run`, pasted, making the same session."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from tests.integration.podman.conftest import PodmanUser
+
+pytestmark = pytest.mark.docker
+
+
+def sessions(who: PodmanUser) -> dict[str, dict[str, object]]:
+    listed = who.mux("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {row["name"]: row for row in json.loads(listed.stdout)}
+
+
+def leftovers(who: PodmanUser) -> list[str]:
+    label = f"label=mux.instance={who.env['MUX_INSTANCE']}"
+    found = [*who.podman("ps", "-aq", "--filter", label).stdout.split(),
+             *who.podman("volume", "ls", "-q", "--filter", label).stdout.split(),
+             *who.podman("network", "ls", "-q", "--filter", label).stdout.split()]
+    return found
+
+
+def test_life_cycle(podman: PodmanUser) -> None:
+    work = podman.base / "work"
+    (work / "seen.txt").write_text("from the host\n")
+    made = podman.mux("new", "s1", cwd=work)
+    assert made.returncode == 0, made.stderr
+    assert "Created session s1" in made.stdout
+    assert sessions(podman)["s1"]["status"] == "running"
+    cli = podman.podman("ps", "-a", "--filter", f"label=mux.instance={podman.env['MUX_INSTANCE']}",
+                        "--format", '{{index .Labels "mux.cli"}}')
+    assert cli.stdout.split() == ["podman"]
+
+    # keep-id: the session's user is the user, and what it writes is the user's on the host.
+    ran = podman.mux("exec", "s1", "sh", "-c", "id -u; cat /workspace/seen.txt; echo made > /workspace/out.txt")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == [str(podman.uid), "from the host"]
+    assert (work / "out.txt").read_text() == "made\n"
+    assert (work / "out.txt").stat().st_uid == podman.uid
+    assert (work / "out.txt").stat().st_gid == podman.gid
+
+    stopped = podman.mux("stop", "s1")
+    assert stopped.returncode == 0, stopped.stderr
+    assert sessions(podman)["s1"]["status"] == "stopped"
+    started = podman.mux("start", "s1")
+    assert started.returncode == 0, started.stderr
+    assert sessions(podman)["s1"]["status"] == "running"
+    logs = podman.mux("logs", "s1")
+    assert logs.returncode == 0, logs.stderr
+    assert "/bin/bash is not in this image, using /bin/sh" in logs.stdout + logs.stderr
+
+    assert podman.mux("stop", "s1").returncode == 0
+    deleted = podman.mux("delete", "s1")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "s1" not in sessions(podman)
+    assert leftovers(podman) == []
+    assert not (podman.base / "data" / "instances").exists() or not any(
+        (podman.base / "data").glob("instances/*/sessions/s1"))
+    assert (work / "out.txt").exists()  # the user's files stay
+
+
+def test_not_found_is_exit_3(podman: PodmanUser) -> None:
+    gone = podman.mux("exec", "nope", "true")
+    assert gone.returncode == 3, gone.stderr
+    assert gone.stderr.startswith("mux: error: ")
+
+
+def test_dry_run_lines_pasted_make_the_session(podman: PodmanUser) -> None:
+    work = podman.base / "work"
+    printed = podman.mux("new", "s2", "--dry-run", "--memory", "64m", cwd=work)
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.splitlines()
+    assert lines[-1].startswith("podman run ") and "--userns=keep-id" in lines[-1]
+    assert "--memory" not in lines[-1]  # ignored rootless on cgroup v1: dropped, and said once
+    assert printed.stderr.count("podman ignores --memory and --cpus") == 1
+    assert leftovers(podman) == [] and "s2" not in sessions(podman)
+    for line in lines:
+        done = podman.run("sh", "-c", line, cwd=work)
+        assert done.returncode == 0, (line, done.stderr)
+    assert sessions(podman)["s2"]["status"] == "running"
+    ran = podman.mux("exec", "s2", "sh", "-c", "id -u")
+    assert ran.stdout.strip() == str(podman.uid), ran.stderr
+    deleted = podman.mux("delete", "--force", "s2")
+    assert deleted.returncode == 0, deleted.stderr
+    assert leftovers(podman) == []
+
+
+def test_name_in_use_by_another_container(podman: PodmanUser) -> None:
+    squatter = podman.podman("create", "--name", "mux-s3", "--label", f"mux.instance={podman.env['MUX_INSTANCE']}",
+                             "mux-test/busybox")
+    assert squatter.returncode == 0, squatter.stderr
+    made = podman.mux("new", "s3", cwd=podman.base / "work")
+    assert made.returncode == 1
+    assert made.stderr.splitlines()[0] == "mux: error: container mux-s3 already exists but is not a mux session " \
+        "of this instance", made.stderr
+    assert shlex.split(podman.podman("ps", "-aq", "--filter", "name=mux-s3").stdout) != []
