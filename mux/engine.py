@@ -49,7 +49,7 @@ class Engine(NamedTuple):
     def describe(self) -> str:
         """The engine in a message: `context "box" (ssh://me@box, from --context)`."""
         if self.cli != "docker":
-            return f"{self.cli} ({self.host}, from {self.source})"
+            return f"{self.cli}, from {self.source}"
         if self.source == "DOCKER_HOST":
             return f"DOCKER_HOST={self.host}"
         return f"context {self.name!r} ({self.host}, from {self.source})"

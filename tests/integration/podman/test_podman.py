@@ -102,3 +102,34 @@ def test_name_in_use_by_another_container(podman: PodmanUser) -> None:
     assert made.stderr.splitlines()[0] == "mux: error: container mux-s3 already exists but is not a mux session " \
         "of this instance", made.stderr
     assert shlex.split(podman.podman("ps", "-aq", "--filter", "name=mux-s3").stdout) != []
+
+
+def doctor(who: PodmanUser, env: dict[str, str] | None = None) -> dict[str, dict[str, object]]:
+    ran = who.mux("doctor", "--json", env=env)
+    return {c["name"]: c for c in json.loads(ran.stdout)["checks"]}
+
+
+def test_doctor_names_the_podman_set_up(podman: PodmanUser) -> None:
+    checks = doctor(podman)
+    for name in ("podman CLI", "engine", "subids", "runtime dir", "tun", "init", "storage", "cgroups", "image"):
+        assert checks[name]["ok"], checks[name]
+    assert "socket" not in checks  # podman needs no service socket
+    assert checks["storage"]["detail"].startswith("vfs")
+    assert checks["init"]["detail"].startswith("catatonit")
+
+
+def test_doctor_names_each_gap_with_its_fix(podman: PodmanUser) -> None:
+    from tests.integration.podman.conftest import grant_tun, revoke_tun
+
+    revoke_tun(podman.uid)
+    try:
+        checks = doctor(podman, env={"XDG_RUNTIME_DIR": str(podman.base / "missing")})
+        made = podman.mux("new", "s4", cwd=podman.base / "work")
+    finally:
+        grant_tun(podman.uid)
+    assert not checks["tun"]["ok"] and "setfacl -m u:$USER:rw /dev/net/tun" in checks["tun"]["fix"]
+    assert not checks["runtime dir"]["ok"] and "XDG_RUNTIME_DIR" in checks["runtime dir"]["fix"]
+    # and `mux new` itself points there, leaving nothing behind
+    assert made.returncode == 4
+    assert "mux: hint: rootless podman needs some set-up on this machine: `mux doctor`" in made.stderr
+    assert leftovers(podman) == []
