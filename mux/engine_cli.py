@@ -34,6 +34,7 @@ LABEL = "mux.cli"  # on a podman session's container: the CLI it was made with
 # What a rootless container reaches this machine's loopback at (slirp4netns, with
 # allow_host_loopback): the stand-in for docker's host-gateway.
 HOST_LOOPBACK = "10.0.2.2"
+LOOPBACK_NETWORK = "slirp4netns:allow_host_loopback=true"
 LIMIT_FLAGS = ("--memory", "--memory-swap", "--cpus")
 LIMITS_IGNORED = ("podman ignores --memory and --cpus for a rootless user on cgroup v1; "
                   "this session runs without them (`mux doctor` shows the cgroup version)")
@@ -137,6 +138,10 @@ def _create(rest: list[str], is_rootless: bool, drop_limits: bool) -> list[str]:
             i += 2
             if arg == "--add-host" and value.endswith(":host-gateway") and is_rootless:
                 value = value[: -len("host-gateway")] + HOST_LOOPBACK
+                if not any(a.split("=", 1)[0] in ("--network", "--net") for a in rest):
+                    # 10.0.2.2 is the host's loopback only with this option; only a container
+                    # asking for the host (a proxied session) gets it, not every session.
+                    out += ["--network", LOOPBACK_NETWORK]
             if drop_limits and arg in LIMIT_FLAGS:
                 continue
             out += [arg, value]

@@ -83,8 +83,12 @@ def test_host_gateway_becomes_the_slirp_loopback_address() -> None:
     argv = ["docker", "run", "--rm", "--add-host", "host.docker.internal:host-gateway", "img", "wget",
             "--add-host", "x:host-gateway"]
     assert E.translate(argv, is_rootless=True) == [
-        "podman", "run", "--rm", "--add-host", "host.docker.internal:10.0.2.2", "img", "wget",
+        "podman", "run", "--rm", "--network", "slirp4netns:allow_host_loopback=true",
+        "--add-host", "host.docker.internal:10.0.2.2", "img", "wget",
         "--add-host", "x:host-gateway"]  # the command's own words are never rewritten
+    chosen = ["docker", "run", "--network", "mynet", "--add-host", "h:host-gateway", "img"]
+    assert E.translate(chosen, is_rootless=True) == ["podman", "run", "--network", "mynet", "--add-host",
+                                                     "h:10.0.2.2", "img"]
 
 
 def test_limits_dropped_only_when_ignored() -> None:
