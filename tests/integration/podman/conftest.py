@@ -14,7 +14,6 @@ Tests run mux as that user (``PodmanUser.mux``) with MUX_DOCKER_CLI=podman.
 
 from __future__ import annotations
 
-import io
 import os
 import pwd
 import shutil
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX, ROOT
+from tests.conftest import BUSYBOX, DEBIAN, ROOT
 from tests.integration.rootless.conftest import _ensure_subids
 
 USER = "mux-podman"
@@ -123,23 +122,31 @@ def revoke_tun(uid: int) -> None:
         os.removexattr(TUN, ACL)
 
 
-def _busybox_layer() -> bytes:
-    """mux-test/busybox's one layer, its root directory made 755: the image is built from a
-    mode-700 `mktemp -d`, which docker's overlay2 ignores but podman keeps, so a keep-id
-    session (not root in the container) could not even reach /bin/sh."""
-    saved = subprocess.run(["docker", "save", BUSYBOX], capture_output=True, check=True, timeout=120).stdout
-    with tarfile.open(fileobj=io.BytesIO(saved)) as image:
-        layers = [m for m in image.getmembers() if m.name.endswith("/layer.tar")]
-        assert len(layers) == 1, [m.name for m in layers]
-        layer = image.extractfile(layers[0])
-        assert layer is not None
-        fixed = io.BytesIO()
-        with tarfile.open(fileobj=io.BytesIO(layer.read())) as src, tarfile.open(fileobj=fixed, mode="w") as out:
-            for member in src.getmembers():
-                if member.name in (".", "./"):
-                    member.mode = 0o755
-                out.addfile(member, src.extractfile(member) if member.isfile() else None)
-    return fixed.getvalue()
+def import_image(who: PodmanUser, image: str, cmd: str) -> None:
+    """``image`` from the main engine into the user's podman store, its root directory made
+    755: the test images are built from a mode-700 `mktemp -d`, which docker's overlay2
+    ignores but podman keeps, so a keep-id session (not root in the container) could not
+    even reach /bin/sh. Streamed through temp files: the Debian image is 440 MB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "image.tar"
+        with saved.open("wb") as out:
+            subprocess.run(["docker", "save", image], stdout=out, check=True, timeout=300)
+        fixed = Path(tmp) / "layer.tar"
+        with tarfile.open(saved) as whole:
+            layers = [m for m in whole.getmembers() if m.name.endswith("/layer.tar")]
+            assert len(layers) == 1, [m.name for m in layers]
+            layer = whole.extractfile(layers[0])
+            assert layer is not None
+            with tarfile.open(fileobj=layer, mode="r|") as src, tarfile.open(fixed, "w") as dst:
+                for member in src:
+                    if member.name in (".", "./"):
+                        member.mode = 0o755
+                    dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        with fixed.open("rb") as layer_in:
+            loaded = subprocess.run(["podman", "import", "-q", "--change", f"CMD {cmd}", "-", image],
+                                    stdin=layer_in, env=who.env, cwd=who.base, capture_output=True,
+                                    user=who.uid, group=who.gid, extra_groups=[], timeout=600)
+        assert loaded.returncode == 0, loaded.stderr
 
 
 def _kill_user_processes(uid: int) -> None:
@@ -177,10 +184,7 @@ def podman_user(images: dict[str, str], traversable_python: None) -> Iterator[Po
     grant_tun(uid)
     who = PodmanUser(uid, gid, base / "tests", env)
     try:
-        loaded = subprocess.run(
-            ["podman", "import", "-q", "--change", 'CMD ["/bin/sh"]', "-", BUSYBOX], input=_busybox_layer(),
-            env=env, cwd=base, capture_output=True, user=uid, group=gid, extra_groups=[], timeout=300)
-        assert loaded.returncode == 0, loaded.stderr
+        import_image(who, BUSYBOX, '["/bin/sh"]')
         yield who
     finally:
         subprocess.run(["podman", "system", "reset", "-f"], env=env, cwd=base, capture_output=True,
@@ -188,6 +192,13 @@ def podman_user(images: dict[str, str], traversable_python: None) -> Iterator[Po
         _kill_user_processes(uid)
         shutil.rmtree(base, ignore_errors=True)
         revoke_tun(uid)
+
+
+@pytest.fixture(scope="session")
+def podman_debian(podman_user: PodmanUser) -> str:
+    """mux-test/debian (curl, git) in the user's store too, for the tests that need it."""
+    import_image(podman_user, DEBIAN, '["/bin/bash"]')
+    return DEBIAN
 
 
 @pytest.fixture
@@ -209,6 +220,7 @@ def podman(podman_user: PodmanUser, tmp_path: Path) -> Iterator[PodmanUser]:
            "MUX_INSTANCE": instance}
     who = PodmanUser(podman_user.uid, podman_user.gid, scratch, env)
     yield who
+    who.mux("proxy", "stop")
     label = f"label=mux.instance={instance}"
     ids = who.podman("ps", "-aq", "--filter", label).stdout.split()
     if ids:

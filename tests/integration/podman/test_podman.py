@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from mux.proxy import netinfo
 from tests.integration.podman.conftest import PodmanUser
+from tests.integration.proxy.harness import free_port
+from tests.integration.proxy.servers import EchoUpstream, Pki, make_pki
 
 pytestmark = pytest.mark.docker
+TOKEN = "tok-podman-7c1e-injected"
 
 
 def sessions(who: PodmanUser) -> dict[str, dict[str, object]]:
@@ -133,3 +140,35 @@ def test_doctor_names_each_gap_with_its_fix(podman: PodmanUser) -> None:
     assert made.returncode == 4
     assert "mux: hint: rootless podman needs some set-up on this machine: `mux doctor`" in made.stderr
     assert leftovers(podman) == []
+
+
+@pytest.fixture
+def upstream(podman: PodmanUser) -> Iterator[EchoUpstream]:
+    """An HTTPS upstream on this machine (the Docker bridge's address; any host address would do)."""
+    gateway = netinfo.bridge_gateway()
+    assert gateway, "no Docker bridge gateway address here"
+    pki: Pki = make_pki(podman.base / "pki", [gateway])
+    with EchoUpstream(gateway, pki) as server:
+        yield server
+
+
+def test_proxied_session_reaches_the_proxy_through_slirp4netns(
+        podman: PodmanUser, podman_debian: str, upstream: EchoUpstream) -> None:
+    port = free_port()
+    Path(podman.env["MUX_CONFIG"]).write_text(
+        f'[docker]\nimage = "{podman_debian}"\npull = "never"\n'
+        '[git]\nuser_name = "Podman Agent"\nuser_email = "pm@example.com"\n'
+        f'[proxy]\nport = {port}\ntimeout = 30\n'
+        f'[proxy.filters]\nallowed_networks = ["{upstream.host}/32"]\n'
+        f'[credentials.api]\ndomains = ["{upstream.host}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n')
+    who = replace(podman, env={**podman.env, "API_TOKEN": TOKEN, "MUX_PROXY_UPSTREAM_CA": str(upstream.pki.ca)})
+    made = who.mux("-v", "new", "--proxy", "pm-proxied", cwd=who.base / "work")
+    assert made.returncode == 0, made.stderr
+    assert "--network slirp4netns:allow_host_loopback=true --add-host host.docker.internal:10.0.2.2" in made.stderr
+    url = f"{upstream.url}/v1/models"
+    out = who.mux("exec", "pm-proxied", "--", "curl", "-sS", "--max-time", "30", url)
+    assert out.stdout == "upstream ok\n", out.stderr + made.stderr
+    assert upstream.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in who.podman("inspect", "mux-pm-proxied").stdout
+    assert who.mux("delete", "--force", "pm-proxied").returncode == 0
+    assert leftovers(who) == []
