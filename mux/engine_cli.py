@@ -39,6 +39,7 @@ LIMIT_FLAGS = ("--memory", "--memory-swap", "--cpus")
 LIMITS_IGNORED = ("podman ignores --memory and --cpus for a rootless user on cgroup v1; "
                   "this session runs without them (`mux doctor` shows the cgroup version)")
 CREATE_VERBS = ("run", "create")
+INHIBIT_OPTION = "com.docker.network.bridge.inhibit_ipv4=true"
 
 
 def choose(configured: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -77,6 +78,8 @@ def limits_count(args: list[str]) -> int:
 
 def _template(fmt: str, verb: str) -> str:
     fmt = fmt.replace('.Label "', 'index .Labels "')
+    if verb == "network":  # see INHIBIT_OPTION: on podman, being internal is the same promise
+        fmt = fmt.replace(f'{{{{index .Options "{INHIBIT_OPTION.split("=")[0]}"}}}}', "{{.Internal}}")
     if verb == "ps":
         fmt = re.sub(r"\.State\b(?![.\w])", ".ListContainer.State", fmt)
     if verb == "info":
@@ -105,6 +108,13 @@ def translate(args: list[str], *, is_rootless: bool = False, drop_limits: bool =
     if (verb == "network" and rest[:1] == ["inspect"] and len(rest) == 4 and rest[1] == "--format"
             and rest[2] == "{{range .Containers}}{{.Name}} {{end}}"):
         return [PODMAN, "ps", "-a", "--filter", f"network={rest[3]}", "--format", "{{.Names}} "]
+    if verb == "network" and rest[:1] == ["create"] and INHIBIT_OPTION in rest:
+        # docker needs it for an --internal network to give the host no address there;
+        # podman's --internal already isolates fully (rootless: no host address answers),
+        # and rejects the option.
+        at = rest.index(INHIBIT_OPTION)
+        if rest[at - 1] == "-o":
+            rest = rest[:at - 1] + rest[at + 1:]
     head = [PODMAN, *args[1:first]]
     if verb in FORMAT_VERBS:
         return head + _formats(rest, verb)

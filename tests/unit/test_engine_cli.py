@@ -134,3 +134,14 @@ def test_rootless_failures_get_the_doctor_hint() -> None:
     tun = '/usr/bin/slirp4netns failed: "open(\\"/dev/net/tun\\"): Permission denied\\n"'
     assert E.failure_hint(tun) == E.ROOTLESS_HINT
     assert E.failure_hint("Error: something else") is None
+
+
+def test_internal_network_without_dockers_inhibit_option() -> None:
+    made = ["docker", "network", "create", "--internal", "-o", "com.docker.network.bridge.inhibit_ipv4=true",
+            "--label", "mux.egress-network=proxy-only", "mux-egress"]
+    assert E.translate(made) == ["podman", "network", "create", "--internal", "--label",
+                                 "mux.egress-network=proxy-only", "mux-egress"]
+    fmt = ('{{index .Labels "mux.egress-network"}} {{.Internal}} '
+           '{{index .Options "com.docker.network.bridge.inhibit_ipv4"}}')
+    assert E.translate(["docker", "network", "inspect", "--format", fmt, "mux-egress"])[4] == \
+        '{{index .Labels "mux.egress-network"}} {{.Internal}} {{.Internal}}'

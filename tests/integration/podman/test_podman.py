@@ -172,3 +172,29 @@ def test_proxied_session_reaches_the_proxy_through_slirp4netns(
     assert TOKEN not in who.podman("inspect", "mux-pm-proxied").stdout
     assert who.mux("delete", "--force", "pm-proxied").returncode == 0
     assert leftovers(who) == []
+
+
+def test_proxy_only_session_goes_out_through_the_relay_alone(
+        podman: PodmanUser, podman_debian: str, upstream: EchoUpstream) -> None:
+    port = free_port()
+    Path(podman.env["MUX_CONFIG"]).write_text(
+        f'[docker]\nimage = "{podman_debian}"\npull = "never"\n'
+        '[git]\nuser_name = "Podman Agent"\nuser_email = "pm@example.com"\n'
+        f'[proxy]\nport = {port}\ntimeout = 30\n'
+        f'[proxy.filters]\nallowed_networks = ["{upstream.host}/32"]\n'
+        f'[credentials.api]\ndomains = ["{upstream.host}"]\nauth_type = "bearer"\nvalue = "${{API_TOKEN}}"\n')
+    who = replace(podman, env={**podman.env, "API_TOKEN": TOKEN, "MUX_PROXY_UPSTREAM_CA": str(upstream.pki.ca)})
+    made = who.mux("-v", "new", "--egress", "proxy-only", "pm-only", cwd=who.base / "work")
+    assert made.returncode == 0, made.stderr
+    url = f"{upstream.url}/v1/models"
+    out = who.mux("exec", "pm-only", "--", "curl", "-sS", "--max-time", "30", url)
+    assert out.stdout == "upstream ok\n", out.stderr + made.stderr
+    assert upstream.requests[-1][2]["Authorization"] == f"Bearer {TOKEN}"
+    # No host address answers from the session: not the upstream's, not the proxy's own port.
+    for target in (url, f"http://{upstream.host}:{port}/", f"http://10.0.2.2:{port}/"):
+        direct = who.mux("exec", "pm-only", "--", "curl", "-sS", "-o", "/dev/null", "--max-time", "5",
+                         "--noproxy", "*", target)
+        assert direct.returncode != 0, target
+    assert len(upstream.requests) == 1
+    assert who.mux("delete", "--force", "pm-only").returncode == 0
+    assert leftovers(who) == []  # the relay and the network went with the last proxy-only session
