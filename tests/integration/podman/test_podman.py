@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -198,3 +199,49 @@ def test_proxy_only_session_goes_out_through_the_relay_alone(
     assert len(upstream.requests) == 1
     assert who.mux("delete", "--force", "pm-only").returncode == 0
     assert leftovers(who) == []  # the relay and the network went with the last proxy-only session
+
+
+def test_published_port_and_forward(podman: PodmanUser) -> None:
+    import subprocess
+    import urllib.request
+
+    work = podman.base / "work"
+    (work / "index.html").write_text("hello from the session\n")
+    made = podman.mux("new", "pm-web", "-p", "8000", "--", "httpd", "-f", "-p", "8000", "-h", "/workspace",
+                      cwd=work)
+    assert made.returncode == 0, made.stderr
+    listed = json.loads(podman.mux("port", "pm-web", "--json").stdout)
+    assert [(p["kind"], p["container_port"], p["host_ip"]) for p in listed] == [("published", 8000, "127.0.0.1")]
+    with urllib.request.urlopen(f"http://127.0.0.1:{listed[0]['host_port']}/index.html", timeout=10) as r:
+        assert r.read() == b"hello from the session\n"
+    fwd = subprocess.Popen([sys.executable, "-m", "mux", "forward", "pm-web", "0:8000"], env=podman.env,
+                           cwd=podman.base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           user=podman.uid, group=podman.gid, extra_groups=[])
+    try:
+        assert fwd.stdout is not None
+        first = fwd.stdout.readline()
+        local = int(first.split(" -> ")[0].rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/index.html", timeout=10) as r:
+            assert r.read() == b"hello from the session\n"
+    finally:
+        fwd.terminate()
+        fwd.wait(timeout=20)
+    assert podman.mux("delete", "--force", "pm-web").returncode == 0
+    assert leftovers(podman) == []
+
+
+def test_repo_session_clones_and_commits_as_the_user(podman: PodmanUser) -> None:
+    setup = ("git init -q -b main seed && cd seed && echo hello > README && git add README && "
+             "git -c user.name=T -c user.email=t@example.com commit -qm first && cd .. && "
+             "git clone -q --bare seed remote.git")
+    assert podman.run("sh", "-c", setup).returncode == 0
+    made = podman.mux("new", "--repo", str(podman.base / "remote.git"), "--branch", "agent/fix", "pm-repo")
+    assert made.returncode == 0, made.stderr
+    script = "echo change > agent.txt && echo ok"
+    out = podman.mux("exec", "pm-repo", "--", "sh", "-c", script)
+    assert out.stdout == "ok\n", out.stderr
+    clone = next((podman.base / "data").glob("instances/*/sessions/pm-repo/repo"))
+    assert (clone / "README").read_text() == "hello\n"
+    assert (clone / "agent.txt").stat().st_uid == podman.uid  # keep-id: the agent's files are the user's
+    assert podman.mux("delete", "--force", "pm-repo").returncode == 0
+    assert not clone.exists() and leftovers(podman) == []
