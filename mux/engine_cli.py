@@ -208,7 +208,14 @@ ROOTLESS_FAILURES = ("/dev/net/tun", "newuidmap", "newgidmap", "cannot set up na
                      "podman-init", "catatonit", "cannot clone")
 
 
+RLIMIT_HINT = ("rootful podman cannot raise the containers' ulimits here (no CAP_SYS_RESOURCE): set "
+               "default_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"] under [containers] in "
+               "/etc/containers/containers.conf, or run podman rootless, as a normal user")
+
+
 def failure_hint(stderr: str) -> str | None:
-    """A hint for a podman failure that comes from the machine's rootless set-up."""
+    """A hint for a podman failure that comes from the machine's set-up."""
     lowered = stderr.lower()
+    if "error setting rlimit" in lowered:
+        return RLIMIT_HINT
     return ROOTLESS_HINT if any(word in lowered for word in ROOTLESS_FAILURES) else None

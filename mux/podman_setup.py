@@ -130,10 +130,54 @@ def check_cgroups(cfg: Config | None, is_rootless: bool) -> Check:
     return _check("cgroups", not limits, detail + ("; [docker.limits] sets them" if limits else ""), fix)
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def has_sys_resource(status: str = "/proc/self/status") -> bool:
+    try:
+        text = Path(status).read_text()
+    except OSError:
+        return True  # not Linux as we know it: say nothing
+    for line in text.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    return True
+
+
+def ulimits_configured(env: dict[str, str] | os._Environ[str]) -> str | None:
+    """The containers.conf that sets default_ulimits for nofile and nproc, if one does."""
+    import glob
+    import re
+
+    paths = [env["CONTAINERS_CONF"]] if env.get("CONTAINERS_CONF") else [
+        "/etc/containers/containers.conf", *sorted(glob.glob("/etc/containers/containers.conf.d/*.conf"))]
+    for path in paths:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            continue
+        line = re.search(r"^[ \t]*default_ulimits[ \t]*=[^\n]*", text, re.M)
+        if line and "nofile" in line[0] and "nproc" in line[0]:
+            return path
+    return None
+
+
+def check_ulimits(status: str = "/proc/self/status", env: dict[str, str] | None = None) -> Check:
+    """Rootful podman sets the containers' ulimits to its own raised ones, which needs
+    CAP_SYS_RESOURCE (measured: without it every start fails "error setting rlimit")."""
+    if has_sys_resource(status):
+        return _check("ulimits", True, "rootful: podman can set the containers' ulimits")
+    configured = ulimits_configured(os.environ if env is None else env)
+    if configured:
+        return _check("ulimits", True, f"rootful without CAP_SYS_RESOURCE: default_ulimits set in {configured}")
+    return _check("ulimits", False, "rootful podman without CAP_SYS_RESOURCE: containers fail to start "
+                  "(\"error setting rlimit\") unless their ulimits are set explicitly", engine_cli.RLIMIT_HINT)
+
+
 def checks(runner: Runner, cfg: Config | None) -> list[Check]:
     """The set-up checks of this machine's podman (rootless: all of them)."""
     is_rootless = engine_cli.rootless()
-    found = [check_init()]
+    found = [check_init()] if is_rootless else [check_init(), check_ulimits()]
     if is_rootless:
         uid, name = _user()
         found = [check_subids(uid, name), check_runtime_dir(os.environ, uid), check_tun(), *found]

@@ -54,3 +54,21 @@ def test_cgroups(monkeypatch: pytest.MonkeyPatch, v2: bool, rootless: bool, limi
     assert check.ok is ok
     if not ok:
         assert "[docker.limits] sets them" in check.detail and "cgroup v2" in check.fix
+
+
+def test_ulimits_need_sys_resource_rootful(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapEff:\t000001fffeffffff\n")  # this machine's root: bit 24 off
+    conf = tmp_path / "containers.conf"
+    check = podman_setup.check_ulimits(str(status), {"CONTAINERS_CONF": str(conf)})
+    assert not check.ok and "default_ulimits" in check.fix
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n')
+    assert podman_setup.check_ulimits(str(status), {"CONTAINERS_CONF": str(conf)}).ok
+    status.write_text("CapEff:\t000001ffffffffff\n")
+    assert podman_setup.check_ulimits(str(status)).ok
+
+
+def test_rlimit_failure_hint() -> None:
+    err = ("Error: runc: runc create failed: unable to start container process: error during container init: "
+           "error setting rlimits for ready process: error setting rlimit type 7: operation not permitted")
+    assert engine_cli.failure_hint(err) == engine_cli.RLIMIT_HINT
