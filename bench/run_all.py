@@ -1,7 +1,8 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
 `python bench/run_all.py [name ...]` (names: installed startup create_delete startcheck list_sessions
-bench_repo compile_cache forward proxy tui podman_create_delete). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
+bench_repo compile_cache forward proxy tui podman_create_delete).
+MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
 from __future__ import annotations

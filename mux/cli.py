@@ -73,9 +73,16 @@ class State:
         if self._config is not None:
             configured = self._config.docker.cli
         else:
+            from mux import engine
             from mux.configfile import cli_setting
+            from mux.errors import ConfigError
 
-            configured = cli_setting(self.config_path)
+            try:
+                configured = cli_setting(self.config_path)
+            except ConfigError:
+                if not engine.decided_by_env(os.environ):
+                    raise
+                configured = None  # DOCKER_HOST names a docker engine: an unreadable config is no obstacle
         self._cli_source = "[docker] cli"
         return engine_cli.choose(configured, {})
 
