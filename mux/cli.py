@@ -69,7 +69,8 @@ class State:
 
         if os.environ.get(engine_cli.ENV):
             self._cli_source = f"${engine_cli.ENV}"
-            return engine_cli.choose(None)
+            engine_cli.ACTIVE = engine_cli.choose(None)
+            return engine_cli.ACTIVE
         if self._config is not None:
             configured = self._config.docker.cli
         else:
@@ -84,7 +85,8 @@ class State:
                     raise
                 configured = None  # DOCKER_HOST names a docker engine: an unreadable config is no obstacle
         self._cli_source = "[docker] cli"
-        return engine_cli.choose(configured, {})
+        engine_cli.ACTIVE = engine_cli.choose(configured, {})
+        return engine_cli.ACTIVE
 
     def engine_settings(self) -> tuple[str | None, tuple[str, ...]]:
         """[docker] context and contexts (the rest of the config need not be valid)."""
@@ -227,9 +229,13 @@ def report(error: MuxError, verbose: bool) -> None:
         import traceback
 
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    click.echo(f"mux: error: {error.message}", err=True)
-    if error.hint:
-        click.echo(f"mux: hint: {error.hint}", err=True)
+    message, hint = error.message, error.hint
+    chosen = sys.modules.get("mux.engine_cli")  # loaded only when a command chose its CLI
+    if chosen is not None and chosen.ACTIVE != "docker":
+        message, hint = chosen.own_words(message), hint and chosen.own_words(hint)
+    click.echo(f"mux: error: {message}", err=True)
+    if hint:
+        click.echo(f"mux: hint: {hint}", err=True)
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -275,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.unraisablehook = _interrupt_lost
     verbose = global_verbose(argv if argv is not None else sys.argv[1:])
     verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
+    chosen = sys.modules.get("mux.engine_cli")
+    if chosen is not None:  # a new command (tests run many in one process) chooses again
+        setattr(chosen, "ACTIVE", "docker")  # noqa: B010
     try:
         code = cli.main(args=argv, prog_name="mux", standalone_mode=False)
     except MuxError as error:

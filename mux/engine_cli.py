@@ -39,6 +39,7 @@ LIMIT_FLAGS = ("--memory", "--memory-swap", "--cpus")
 LIMITS_IGNORED = ("podman ignores --memory and --cpus for a rootless user on cgroup v1; "
                   "this session runs without them (`mux doctor` shows the cgroup version)")
 CREATE_VERBS = ("run", "create")
+ACTIVE = DOCKER  # the CLI this mux command chose (mux.cli.State): messages name its commands
 INHIBIT_OPTION = "com.docker.network.bridge.inhibit_ipv4=true"
 
 
@@ -219,3 +220,9 @@ def failure_hint(stderr: str) -> str | None:
     if "error setting rlimit" in lowered:
         return RLIMIT_HINT
     return ROOTLESS_HINT if any(word in lowered for word in ROOTLESS_FAILURES) else None
+
+
+def own_words(text: str) -> str:
+    """A message's docker commands (`docker rename ...`, `docker pull ...`) as podman's:
+    the hints of mux's features are written for docker."""
+    return re.sub(r"`docker (?!save IMAGE \| )", "`podman ", text)

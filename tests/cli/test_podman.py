@@ -105,7 +105,10 @@ def test_name_in_use_is_read_from_podman_wording(podman: Home, fp) -> None:  # t
                                       "--filter", "label=mux.session=s1", "--format", PS_FORMAT]), stdout="")
     result = run("new", "s1")
     assert result.code == 1
-    assert result.err.splitlines()[0] == "mux: error: container mux-s1 already exists but is not a mux session"
+    assert result.err.splitlines() == [
+        "mux: error: container mux-s1 already exists but is not a mux session",
+        "mux: hint: mux leaves it alone; rename or remove it yourself (`podman rename mux-s1 NEW`), "
+        "or choose another NAME"]
     assert not podman.session_dir("s1").exists()
 
 
