@@ -405,6 +405,12 @@ def run_checks(state: State) -> list[Check]:
     if answers:
         checks += _reach(runner, cfg, found)
         checks += [c for c in [_relays(runner, found)] if c is not None]
+    if podman:  # the fixes of the shared checks are written for docker
+        from dataclasses import replace
+
+        from mux.engine_cli import own_words
+
+        checks = [replace(c, detail=own_words(c.detail), fix=own_words(c.fix)) for c in checks]
     return checks
 
 
