@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
 `python bench/run_all.py [name ...]` (names: installed startup create_delete startcheck list_sessions
-bench_repo compile_cache forward proxy tui podman_create_delete).
+bench_repo compile_cache forward proxy tui cp gitpush podman_create_delete).
 MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ALL = ["installed", "startup", "create_delete", "startcheck", "list_sessions", "bench_repo", "compile_cache",
-       "forward", "proxy", "tui", "podman_create_delete"]
+       "forward", "proxy", "tui", "cp", "gitpush", "podman_create_delete"]
 
 
 def main(names: list[str]) -> int:

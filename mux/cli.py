@@ -229,13 +229,16 @@ def report(error: MuxError, verbose: bool) -> None:
         import traceback
 
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    from mux.safetext import escape
+
     message, hint = error.message, error.hint
     chosen = sys.modules.get("mux.engine_cli")  # loaded only when a command chose its CLI
     if chosen is not None and chosen.ACTIVE != "docker":
         message, hint = chosen.own_words(message), hint and chosen.own_words(hint)
-    click.echo(f"mux: error: {message}", err=True)
+    # Messages quote docker's stderr, labels and paths a session wrote: escaped.
+    click.echo(f"mux: error: {escape(message)}", err=True)
     if hint:
-        click.echo(f"mux: hint: {hint}", err=True)
+        click.echo(f"mux: hint: {escape(hint)}", err=True)
 
 
 def _terminated(signum: int, frame: object) -> None:

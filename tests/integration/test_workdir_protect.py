@@ -128,3 +128,20 @@ def test_dry_run_shows_the_placeholders_and_makes_none(images, mux_home, unique_
     assert any(ln.startswith("git -c core.hooksPath=/dev/null clone --bare --no-hardlinks -q -- ") for ln in lines)
     assert f"{project}/.envrc:/workspace/.envrc:ro" in lines[-1]
     assert {p.name for p in project.iterdir()} == {".git", "app.py", ".envrc", "staged.txt"}
+
+
+def test_sessions_of_one_workdir_share_the_placeholders(images, mux_home, unique_name: str,
+                                                        tmp_path: Path) -> None:
+    work = tmp_path / "shared"
+    work.mkdir()
+    first, second = f"{unique_name}-a", f"{unique_name}-b"
+    assert mux("new", "--workdir", str(work), first).returncode == 0
+    assert mux("new", "--workdir", str(work), second).returncode == 0
+    assert mux("delete", "--force", first).returncode == 0
+    # The second session still mounts them: they stay, and it starts again after a stop.
+    assert (work / ".envrc").is_file() and (work / ".vscode").is_dir()
+    assert mux("stop", second).returncode == 0
+    started = mux("start", second)
+    assert started.returncode == 0, started.stderr
+    assert mux("delete", "--force", second).returncode == 0
+    assert list(work.iterdir()) == []
