@@ -38,6 +38,7 @@ class State:
         self._config: Config | None = None
         self._engine: Engine | None = None
         self._engine_settings: tuple[str | None, tuple[str, ...]] | None = None
+        self._cli_source = "[docker] cli"
 
     def config(self) -> Config:
         if self._config is None:
@@ -52,11 +53,40 @@ class State:
         if self._engine is None:
             from mux import engine
 
+            if self.cli_name() != "docker":
+                configured = self.engine_settings()[0] if not self.context else None
+                self._engine = engine.podman(self._cli_source, self.context, configured)
+                return self._engine
             configured = None
             if not (self.context or engine.decided_by_env(os.environ)):
                 configured = self.engine_settings()[0]
             self._engine = engine.resolve(self.context, configured)
         return self._engine
+
+    def cli_name(self) -> str:
+        """docker or podman: $MUX_DOCKER_CLI, then `[docker] cli` (mux/engine_cli.py)."""
+        from mux import engine_cli
+
+        if os.environ.get(engine_cli.ENV):
+            self._cli_source = f"${engine_cli.ENV}"
+            engine_cli.ACTIVE = engine_cli.choose(None)
+            return engine_cli.ACTIVE
+        if self._config is not None:
+            configured = self._config.docker.cli
+        else:
+            from mux import engine
+            from mux.configfile import cli_setting
+            from mux.errors import ConfigError
+
+            try:
+                configured = cli_setting(self.config_path)
+            except ConfigError:
+                if not engine.decided_by_env(os.environ):
+                    raise
+                configured = None  # DOCKER_HOST names a docker engine: an unreadable config is no obstacle
+        self._cli_source = "[docker] cli"
+        engine_cli.ACTIVE = engine_cli.choose(configured, {})
+        return engine_cli.ACTIVE
 
     def engine_settings(self) -> tuple[str | None, tuple[str, ...]]:
         """[docker] context and contexts (the rest of the config need not be valid)."""
@@ -73,6 +103,8 @@ class State:
         environment names one."""
         from mux import engine
 
+        if self.engine().cli != "docker":
+            return [self.engine()]  # podman: this machine's, no docker contexts
         contexts = () if self.context or engine.decided_by_env(os.environ) else self.engine_settings()[1]
         return [engine.named(name) for name in contexts] or [self.engine()]
 
@@ -199,10 +231,14 @@ def report(error: MuxError, verbose: bool) -> None:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     from mux.safetext import escape
 
+    message, hint = error.message, error.hint
+    chosen = sys.modules.get("mux.engine_cli")  # loaded only when a command chose its CLI
+    if chosen is not None and chosen.ACTIVE != "docker":
+        message, hint = chosen.own_words(message), hint and chosen.own_words(hint)
     # Messages quote docker's stderr, labels and paths a session wrote: escaped.
-    click.echo(f"mux: error: {escape(error.message)}", err=True)
-    if error.hint:
-        click.echo(f"mux: hint: {escape(error.hint)}", err=True)
+    click.echo(f"mux: error: {escape(message)}", err=True)
+    if hint:
+        click.echo(f"mux: hint: {escape(hint)}", err=True)
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -248,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.unraisablehook = _interrupt_lost
     verbose = global_verbose(argv if argv is not None else sys.argv[1:])
     verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
+    chosen = sys.modules.get("mux.engine_cli")
+    if chosen is not None:  # a new command (tests run many in one process) chooses again
+        setattr(chosen, "ACTIVE", "docker")  # noqa: B010
     try:
         code = cli.main(args=argv, prog_name="mux", standalone_mode=False)
     except MuxError as error:

@@ -52,6 +52,7 @@ class DockerSettings(NamedTuple):
     protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
     cp_limit: int = 1 << 30  # bytes `mux cp` and --copy move at most (0: no limit; mux/safetar.py)
     loopback_guarded: bool = False  # the engine's host drops non-lo packets to 127/8 (mux/loopback.py)
+    cli: str | None = None  # the container CLI: docker (None) or podman (mux/engine_cli.py)
 
 
 class GitSettings(NamedTuple):
@@ -151,14 +152,19 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         protect=_protect(t),
         cp_limit=_size(t.scalar("cp_limit"), t.where("cp_limit"), 1 << 30),
         loopback_guarded=t.boolean("loopback_guarded", False),
+        cli=t.string("cli"),
     )
+    if settings.cli is not None:
+        from mux.engine_cli import check
+
+        check(settings.cli, t.where("cli"))
     from mux.engine import context_name
 
     for name in (settings.context, *settings.contexts):
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
     t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
-             "context, contexts, protect, cp_limit, loopback_guarded")
+             "context, contexts, protect, cp_limit, loopback_guarded, cli")
     return settings
 
 

@@ -180,3 +180,24 @@ def engine_settings(explicit: str | os.PathLike[str] | None = None,
         if name is not None:
             context_name(name, table.where(key))
     return context, contexts
+
+
+def cli_setting(explicit: str | os.PathLike[str] | None = None,
+                env: Mapping[str, str] | None = None) -> str | None:
+    """Only `[docker] cli` (docker or podman), for the same reason as engine_settings."""
+    path = find_config(explicit)
+    if path is None:
+        return None
+    text = read_text(path)
+    if "cli" not in text and "\\" not in text:  # no key can be cli: skip the TOML parser
+        return None
+    docker = read_toml(path, text).get("docker")
+    if not isinstance(docker, dict) or "cli" not in docker:
+        return None
+    table = Table({"cli": docker["cli"]}, "docker", path, os.environ if env is None else env)
+    value = table.string("cli")
+    if value is not None:
+        from mux.engine_cli import check
+
+        check(value, table.where("cli"))
+    return value

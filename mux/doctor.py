@@ -38,9 +38,9 @@ def _docker_cli(runner: Runner) -> Check:
     try:
         out = runner.query(["docker", "version", "--format", "{{.Client.Version}}"], check=False)
     except MuxError as exc:
-        return Check("docker CLI", False, exc.message, exc.hint or "")
+        return Check(f"{runner.engine.cli} CLI", False, exc.message, exc.hint or "")
     version = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown version"
-    return Check("docker CLI", True, f"docker {version}")
+    return Check(f"{runner.engine.cli} CLI", True, f"{runner.engine.cli} {version}")
 
 
 def _engine(runner: Runner) -> Check:
@@ -50,7 +50,8 @@ def _engine(runner: Runner) -> Check:
     if out.returncode != 0:
         err = docker_failure(out.argv, out.returncode, out.stderr)
         return Check("engine", False, err.message + where, err.hint or "start Docker, then check `docker info`")
-    return Check("engine", True, f"Docker engine {out.stdout.strip()} answers{where}")
+    what = "podman" if engine.cli != "docker" else "Docker engine"
+    return Check("engine", True, f"{what} {out.stdout.strip()} answers{where}")
 
 
 def _location(runner: Runner) -> Check:
@@ -406,9 +407,14 @@ def run_checks(state: State) -> list[Check]:
     config_check, cfg = _config(state)
     found: Scan | MuxError = MuxError("the engine does not answer")
     answers = False
+    podman = runner.engine.cli != "docker"  # podman: no socket to check (no service needed)
     if checks[0].ok:
-        checks += [_socket(runner.engine.host), _engine(runner), _location(runner)]
+        checks += [*([] if podman else [_socket(runner.engine.host)]), _engine(runner), _location(runner)]
         answers = checks[-2].ok
+        if podman:
+            from mux.podman_setup import checks as podman_checks
+
+            checks += podman_checks(runner, cfg)
         if answers:
             found = _scan(runner)
             checks += [_containers(runner, found), _names(runner)]
@@ -422,6 +428,12 @@ def run_checks(state: State) -> list[Check]:
     if answers:
         checks += _reach(runner, cfg, found)
         checks += [c for c in [_relays(runner, found)] if c is not None]
+    if podman:  # the fixes of the shared checks are written for docker
+        from dataclasses import replace
+
+        from mux.engine_cli import own_words
+
+        checks = [replace(c, detail=own_words(c.detail), fix=own_words(c.fix)) for c in checks]
     return checks
 
 

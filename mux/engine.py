@@ -37,6 +37,7 @@ class Engine(NamedTuple):
     host: str  # the endpoint: unix:///..., ssh://user@box, tcp://...
     source: str  # how it was chosen, for messages: "--context", "DOCKER_HOST", ...
     pass_context: bool = False  # mux chose it: every docker command gets --context NAME
+    cli: str = "docker"  # the container CLI every command runs (mux/engine_cli.py): docker or podman
 
     @property
     def remote(self) -> bool:
@@ -47,6 +48,8 @@ class Engine(NamedTuple):
 
     def describe(self) -> str:
         """The engine in a message: `context "box" (ssh://me@box, from --context)`."""
+        if self.cli != "docker":
+            return f"{self.cli}, from {self.source}"
         if self.source == "DOCKER_HOST":
             return f"DOCKER_HOST={self.host}"
         return f"context {self.name!r} ({self.host}, from {self.source})"
@@ -57,6 +60,21 @@ class Engine(NamedTuple):
 
 
 LOCAL = Engine(DEFAULT, DEFAULT_HOST, "default")
+
+
+def podman(source: str, flag: str | None = None, configured: str | None = None,
+           env: Mapping[str, str] | None = None) -> Engine:
+    """This machine's podman: its own socket (rootless: the user's), no docker context."""
+    env = os.environ if env is None else env
+    if flag or configured:
+        # podman's remote engines are connections (`--connection NAME`), not docker contexts.
+        raise ConfigError(f"{'--context' if flag else '[docker] context'} is docker's: podman's remote "
+                          "engines are not supported yet", hint="drop it to use this machine's podman")
+    if os.geteuid() == 0:
+        host = "unix:///run/podman/podman.sock"
+    else:
+        host = f"unix://{env.get('XDG_RUNTIME_DIR') or f'/run/user/{os.geteuid()}'}/podman/podman.sock"
+    return Engine(DEFAULT, host, source, cli="podman")
 
 
 def context_name(value: str, what: str) -> str:

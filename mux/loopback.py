@@ -127,6 +127,10 @@ def ensure_guard(runner: Runner, specs: Iterable[str], *, guarded: bool, session
     loop = loopback_v4(specs)
     if not loop or guarded:
         return
+    from mux import engine_cli
+
+    if runner.engine.cli == engine_cli.PODMAN and engine_cli.rootless():
+        return  # rootlessport listens on this machine's 127.0.0.1 itself: no DNAT to guard
     version = engine_version(runner)
     if not before_fix(version):
         return

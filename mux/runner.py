@@ -65,6 +65,11 @@ def docker_failure(argv: list[str], returncode: int, stderr: str) -> DockerError
             "the Docker engine is not answering", hint=ENGINE_HINT,
             argv=argv, returncode=returncode, stderr=stderr,
         )
+    if argv[:1] == ["podman"]:
+        from mux.engine_cli import failure_hint
+
+        return DockerError(f"{what} failed: {detail}", hint=failure_hint(text), argv=argv,
+                           returncode=returncode, stderr=stderr)
     return DockerError(f"{what} failed: {detail}", argv=argv, returncode=returncode, stderr=stderr)
 
 
@@ -96,6 +101,7 @@ class Runner:
         self.dry_run = dry_run
         self.verbose = verbose
         self._engine = engine
+        self._warned_limits = False
         self.timeout = timeout  # seconds a command may take (None: no limit)
         self._out = out
         self._err = err
@@ -113,8 +119,21 @@ class Runner:
         """``argv`` as it will run: a docker command gets the engine's --context."""
         args = to_argv(argv)
         if self._engine is not None and args[:1] == ["docker"]:
+            if self._engine.cli != "docker":
+                return self._podman(args)
             return [args[0], *self._engine.docker_args(), *args[1:]]
         return args
+
+    def _podman(self, args: list[str]) -> list[str]:
+        from mux import engine_cli
+
+        rootless = engine_cli.rootless()
+        drop = engine_cli.limits_ignored(rootless)
+        out = engine_cli.translate(args, is_rootless=rootless, drop_limits=drop)
+        if drop and not self._warned_limits and engine_cli.limits_count(out) < engine_cli.limits_count(args):
+            self._warned_limits = True
+            print(f"mux: warning: {engine_cli.LIMITS_IGNORED}", file=self.err, flush=True)
+        return out
 
     @property
     def out(self) -> TextIO:
@@ -182,6 +201,10 @@ class Runner:
             raise (error or DockerError)(f"{quote(args[:4])} ... did not answer within {limit:g} s") from None
         if interrupted:
             raise KeyboardInterrupt
+        if args[:1] == ["podman"] and stderr:
+            from mux.engine_cli import docker_wording  # what mux matches is docker's wording
+
+            stderr = docker_wording(stderr)
         result = Result(args, proc.returncode, stdout or "", stderr or "")
         if check and proc.returncode != 0:
             if error is None:
@@ -323,6 +346,10 @@ class Runner:
                 "or put it on PATH",
                 argv=args,
             )
+        if args[0] == "podman" and error is None:
+            return DockerError("the podman command was not found on PATH",
+                               hint="install podman (Debian/Ubuntu: `apt-get install podman catatonit "
+                               "slirp4netns uidmap`; Fedora: `dnf install podman`)", argv=args)
         return (error or MuxError)(f"{args[0]} was not found on PATH")
 
 

@@ -3,7 +3,9 @@
 # curl, npm (the real agent clients), tmux (mux tui's end-to-end tests), a
 # static busybox and debootstrap (the test
 # images), rootlesskit, slirp4netns and uidmap (the rootless Docker engine of
-# tests/integration/rootless), and python3-venv
+# tests/integration/rootless), podman, catatonit and fuse-overlayfs (rootless
+# podman, tests/integration/podman: docker.io's tini satisfies podman's
+# Recommends, so catatonit, its --init, must be named), and python3-venv
 # when $PYTHON is Debian's own (its venv module needs ensurepip to make .venv).
 # As root, the missing ones are installed; otherwise they are named, with the
 # command that installs them, and the install goes on (a user in the docker
@@ -22,7 +24,7 @@ command -v git >/dev/null || need git
 command -v curl >/dev/null || need curl
 command -v npm >/dev/null || need npm  # the real agent clients (tests/agents.sh)
 command -v tmux >/dev/null || need tmux  # the real terminal `mux tui` runs in (tests/integration/test_tui_tmux.py)
-for pkg in rootlesskit slirp4netns uidmap; do  # tests/integration/rootless
+for pkg in rootlesskit slirp4netns uidmap podman catatonit fuse-overlayfs; do  # tests/integration/rootless, podman
     dpkg -s "$pkg" >/dev/null 2>&1 || need "$pkg"
 done
 if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then

@@ -17,6 +17,7 @@ if ! have_image mux-test/busybox; then
     bb=/bin/busybox  # from busybox-static: a static binary runs in an image with no libc
     root=$(mktemp -d)
     trap 'rm -rf "$root"' EXIT
+    chmod 755 "$root"  # the image's /: docker ignores mktemp's 700 there, podman keeps it
     mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root" "$root/home"
     chmod 1777 "$root/tmp"
     cp "$bb" "$root/bin/busybox"
