@@ -1,0 +1,233 @@
+"""The git box: git run on a session's tree in a throwaway container on its engine.
+
+One code path for a local and a remote engine: the tree is a bind mount of the
+clone under the session's data dir (local) or the session's workspace volume
+(remote, --copy); either is mounted read-only at ``/r/N`` of a container of the
+session's own image (it has git, or the check cannot run and says so) with no
+network, no capabilities, no-new-privileges, a read-only root, a small /tmp, a
+pids limit, as the session's uid. Several trees go into one box (`delete --all`).
+
+git is hardened even there, because the repository's configuration is the
+agent's: no system or global config, no hooks, no fsmonitor, no pager, editor,
+external diff, signature program or transport, and :data:`HARDEN` (shell, run in
+the box before git reads a tree) switches off every filter and diff/merge driver
+the repository's config names (their names are the agent's, so they are listed
+first). Everything the box prints is input: bounded (:data:`OUTPUT_LIMIT`),
+parsed strictly by the caller, printed with control characters escaped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from mux import paths
+from mux.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mux.runner import Result, Runner
+    from mux.sessions import Session
+
+BOX_ROOT = "/r"  # trees are mounted at /r/0, /r/1, ...; git never looks above (GIT_CEILING_DIRECTORIES)
+OUTPUT_LIMIT = 4 << 20  # bytes of a text answer; more is a check that failed
+GIT_CONFIG: tuple[tuple[str, str], ...] = (
+    ("safe.directory", "*"),  # the tree's files belong to the session's uid, which the box runs as
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", "/dev/null"),
+    ("core.pager", "cat"),
+    ("core.editor", "false"),
+    ("core.sshCommand", "false"),
+    ("core.askPass", "false"),
+    ("core.alternateRefsCommand", ""),
+    ("core.untrackedCache", "false"),
+    ("core.attributesFile", "/dev/null"),
+    ("core.quotePath", "true"),
+    ("diff.external", ""),
+    ("log.showSignature", "false"),
+    ("gpg.program", "false"),
+    ("credential.helper", ""),
+    ("protocol.allow", "never"),
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
+    ("color.ui", "never"),
+    ("status.submoduleSummary", "false"),
+    ("submodule.recurse", "false"),
+)
+GIT_ENV: tuple[tuple[str, str], ...] = (
+    ("HOME", "/nonexistent"),
+    ("GIT_CONFIG_NOSYSTEM", "1"),
+    ("GIT_CONFIG_GLOBAL", "/dev/null"),
+    ("GIT_ATTR_NOSYSTEM", "1"),
+    ("GIT_OPTIONAL_LOCKS", "0"),  # look, don't touch: no index refresh written (the mount is read-only too)
+    ("GIT_TERMINAL_PROMPT", "0"),
+    ("GIT_PAGER", "cat"),
+    ("PAGER", "cat"),
+    ("GIT_NO_REPLACE_OBJECTS", "1"),
+    ("GIT_CEILING_DIRECTORIES", BOX_ROOT),
+    ("LC_ALL", "C"),
+)
+# Shell, first in every box script: `harden` switches off the drivers the repository in
+# the current directory names (filter.X.clean|smudge|process|required, diff.X.textconv|
+# command, merge.X.driver), as more GIT_CONFIG_* entries of empty value.
+HARDEN = r"""
+command -v git >/dev/null 2>&1 || { echo "nogit"; exit 0; }
+base=$GIT_CONFIG_COUNT
+harden() {
+  hn=$base
+  git config --name-only --get-regexp \
+    '^(filter|diff|merge)\..+\.(clean|smudge|process|required|textconv|cachetextconv|command|driver)$' \
+    >/tmp/.keys 2>/dev/null
+  while IFS= read -r k; do
+    export "GIT_CONFIG_KEY_$hn=$k" "GIT_CONFIG_VALUE_$hn="
+    hn=$((hn+1))
+  done </tmp/.keys
+  export GIT_CONFIG_COUNT=$hn
+}
+"""
+_SAFE_PATH = re.compile(r"/[^\x00-\x1f\x7f,\"':]*")
+_USER = re.compile(r"[A-Za-z0-9_.-]{1,64}(?::[A-Za-z0-9_.-]{1,64})?")
+
+
+class Tree(NamedTuple):
+    """A session's git work tree, as the git box mounts it."""
+
+    key: str  # the session's name
+    kind: str  # "bind" (a directory on the engine's machine) or "volume"
+    source: str  # the directory, or the volume's name
+    image: str  # the box's image: the session's own
+    user: str  # uid[:gid] the box runs as: the session's, in the engine's ids; "" until asked
+    ref: str = ""  # the session's container (to ask its user)
+
+
+class NoTree(NamedTuple):
+    """A session whose tree cannot be put in the box, and why."""
+
+    key: str
+    why: str
+
+
+def escape(text: str) -> str:
+    """``text`` with control characters other than tab and newline shown as escapes, so
+    what a session wrote cannot drive the terminal."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
+    """Where session's repository is; None when it has none to read (a workdir session,
+    unless ``workdir``: then its directory, when that is a git work tree)."""
+    from mux import validate
+    from mux.volumes import WORKDIR_PREFIX, in_volumes, volume_name
+
+    image = session.image
+    try:
+        image = validate.image(image, "the session's image label") if image else ""
+    except ConfigError:
+        return NoTree(session.name, f"its image label {escape(image)!r} is not an image reference")
+    if in_volumes(session):
+        if not (session.repo or workdir):
+            return None
+        volume = session.workdir.removeprefix(WORKDIR_PREFIX)
+        if volume != volume_name(session.name, "workspace"):
+            return NoTree(session.name, f"its workspace volume label {escape(volume)!r} is not mux's")
+        found = Tree(session.name, "volume", volume, image, "", session.ref)
+    else:
+        clone = Path(paths.session_dir(session.name), "repo")  # a clone, even when its container is gone
+        cloned = clone.is_dir() and not clone.is_symlink()
+        if cloned:
+            directory = clone
+        elif workdir and not session.repo and session.workdir.startswith("/"):
+            directory = Path(session.workdir)
+            if directory.is_symlink() or not (directory / ".git").exists():
+                return None
+        else:
+            return None
+        if not _SAFE_PATH.fullmatch(str(directory)):
+            return NoTree(session.name, f"{escape(str(directory))} cannot be mounted (',', ':' or a quote)")
+        found = Tree(session.name, "bind", str(directory), image, "", session.ref)
+    if not image:
+        return NoTree(session.name, "its container is gone, so its image (the git box's) is unknown")
+    return found
+
+
+def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
+    """Trees whose user is unknown get their session container's (in the engine's ids, right
+    for a rootless engine too), all in one `docker inspect`."""
+    from mux import argv as A
+
+    refs = [t.ref for t in trees if not t.user and t.ref]
+    users: dict[str, str] = {}
+    if refs:
+        listed = runner.query([*A.inspect_argv(refs[0], "{{.Id}} {{.Config.User}}")[:-1], *refs], check=False)
+        for line in listed.stdout.splitlines()[:len(refs)]:
+            cid, _, user = line.partition(" ")
+            users[cid] = user.strip() or "0:0"
+    out: list[Tree | NoTree] = []
+    for t in trees:
+        user = t.user or next((u for cid, u in users.items() if cid.startswith(t.ref)), "")
+        if not _USER.fullmatch(user):
+            out.append(NoTree(t.key, "its container's user cannot be read from the engine"))
+        else:
+            out.append(t._replace(user=user))
+    return out
+
+
+def mount_args(trees: Sequence[Tree]) -> list[str]:
+    argv: list[str] = []
+    for i, t in enumerate(trees):
+        extra = ",volume-nocopy" if t.kind == "volume" else ""
+        argv += ["--mount", f"type={t.kind},source={t.source},target={BOX_ROOT}/{i},readonly{extra}"]
+    return argv
+
+
+def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
+             *, tmp_size: str = "64m") -> list[str]:
+    """`docker run` of the git box: ``script`` (sh) runs with the trees at /r/0.. and
+    ``args`` after them as "$@"; the trees' mount points come first in "$@"."""
+    env = list(GIT_ENV) + [("GIT_CONFIG_COUNT", str(len(GIT_CONFIG)))]
+    for i, (key, value) in enumerate(GIT_CONFIG):
+        env += [(f"GIT_CONFIG_KEY_{i}", key), (f"GIT_CONFIG_VALUE_{i}", value)]
+    labels = paths.helper_labels("gitbox")
+    argv = ["docker", "run", "--rm", "--pull", "never", "--network", "none", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--read-only",
+            "--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={tmp_size},mode=1777",
+            "--pids-limit", "256", "--log-driver", "none", "-u", user]
+    for k, v in labels:
+        argv += ["--label", f"{k}={v}"]
+    for k, v in env:
+        argv += ["-e", f"{k}={v}"]
+    argv += [*mount_args(trees), "--entrypoint", "/bin/sh", image, "-c", HARDEN + script, "gitbox"]
+    return argv + [f"{BOX_ROOT}/{i}" for i in range(len(trees))] + list(args)
+
+
+def groups(trees: Sequence[Tree]) -> list[list[Tree]]:
+    """Trees that can share a box (same image and user): usually all of them."""
+    by: dict[tuple[str, str], list[Tree]] = {}
+    for t in trees:
+        by.setdefault((t.image, t.user), []).append(t)
+    return list(by.values())
+
+
+def run_text(runner: Runner, trees: Sequence[Tree], script: str, args: Iterable[str] = ()) -> Result:
+    """Run ``script`` in one box over ``trees`` (same image and user); its output as text,
+    checked for size by the caller (``too_long``)."""
+    return runner.query(box_argv(trees[0].image, trees[0].user, trees, script, args), check=False)
+
+
+def too_long(result: Result) -> bool:
+    return len(result.stdout) > OUTPUT_LIMIT
+
+
+def box_failure(result: Result, image: str) -> str:
+    """Why a box printed nothing usable, in words, for a refusal."""
+    if result.stdout.startswith("nogit"):
+        return f"its image {image} has no git, so the git box cannot check it"
+    detail = next((ln for ln in reversed(result.stderr.splitlines()) if ln.strip()), "")
+    detail = detail.removeprefix("docker: ").removeprefix("Error response from daemon: ")
+    return f"the git box (image {image}) could not run: {escape(detail[:200]) or f'exit status {result.returncode}'}"
+
+
+def host_path_ok(path: str | os.PathLike[str]) -> bool:
+    return bool(_SAFE_PATH.fullmatch(os.fspath(path)))
