@@ -73,7 +73,7 @@ GIT_ENV: tuple[tuple[str, str], ...] = (
 # the current directory names (filter.X.clean|smudge|process|required, diff.X.textconv|
 # command, merge.X.driver), as more GIT_CONFIG_* entries of empty value.
 HARDEN = r"""
-command -v git >/dev/null 2>&1 || { echo "nogit"; exit 0; }
+command -v git >/dev/null 2>&1 || { echo nogit; echo "mux-gitbox: its image has no git" >&2; exit 3; }
 base=$GIT_CONFIG_COUNT
 harden() {
   hn=$base
@@ -231,3 +231,50 @@ def box_failure(result: Result, image: str) -> str:
 
 def host_path_ok(path: str | os.PathLike[str]) -> bool:
     return bool(_SAFE_PATH.fullmatch(os.fspath(path)))
+
+
+def session_tree(runner: Runner, session: Session) -> tuple[Tree, str]:
+    """``session``'s tree (a clone, workspace volume, or a workdir that is a git work tree),
+    its user asked from the engine, and its ``mux.base`` label ("" when none); refusals
+    are one line (exit 1)."""
+    from mux import argv as A
+    from mux.errors import MuxError
+    from mux.workspace.heads import BASE_LABEL, COMMIT
+
+    tree = tree_of(session, workdir=True)
+    if tree is None:
+        raise MuxError(f"session {session.name!r} has no git repository to read",
+                       hint="it was made without --repo, from a directory that is not a git work tree")
+    if isinstance(tree, NoTree):
+        raise MuxError(f"session {session.name!r}: {tree.why}")
+    fmt = '{{.Config.User}}\t{{index .Config.Labels "' + BASE_LABEL + '"}}'
+    found = runner.query(A.inspect_argv(session.ref, fmt), check=False)
+    user, _, base = found.stdout.strip("\n").partition("\t")
+    user = user.strip() or "0:0"
+    if found.returncode != 0 or not _USER.fullmatch(user):
+        raise MuxError(f"session {session.name!r}: its container's user cannot be read from the engine")
+    base = base.strip()
+    return tree._replace(user=user), base if COMMIT.fullmatch(base) else ""
+
+
+def run_to_file(runner: Runner, argv: Sequence[str], path: Path) -> tuple[int, str]:
+    """Run ``argv`` with its stdout written to ``path`` (a new file, mode 600): bytes,
+    never held in memory or decoded here. Its exit status and the last line of stderr."""
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        proc = runner.spawn(argv, stdin=null, stdout=out)
+    finally:
+        os.close(out)
+        os.close(null)
+    try:
+        _, err = proc.communicate()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    lines = [ln for ln in err[-8192:].decode("utf-8", "replace").splitlines() if ln.strip()]
+    last = lines[-1] if lines else ""
+    for prefix in ("docker: ", "Error response from daemon: ", "fatal: ", "error: "):
+        last = last.removeprefix(prefix)
+    return proc.returncode, escape(last.removeprefix("mux-gitbox: ")[:300])
