@@ -98,7 +98,7 @@ class Tree(NamedTuple):
     kind: str  # "bind" (a directory on the engine's machine) or "volume"
     source: str  # the directory, or the volume's name
     image: str  # the box's image: the session's own
-    user: str  # uid[:gid] the box runs as: the session's, in the engine's ids; "" until asked
+    user: str  # uid[:gid] the box runs as: the session's; "" until asked (a volume's: its container's)
     ref: str = ""  # the session's container (to ask its user)
 
 
@@ -146,15 +146,18 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
             return None
         if not _SAFE_PATH.fullmatch(str(directory)):
             return NoTree(session.name, f"{escape(str(directory))} cannot be mounted (',', ':' or a quote)")
-        found = Tree(session.name, "bind", str(directory), image, "", session.ref)
+        # The directory's owner: the session's uid (mux hands it the clone), with no docker call.
+        # On a rootless engine that id maps to an unprivileged one: less, never more.
+        st = directory.lstat()
+        found = Tree(session.name, "bind", str(directory), image, f"{st.st_uid}:{st.st_gid}", session.ref)
     if not image:
         return NoTree(session.name, "its container is gone, so its image (the git box's) is unknown")
     return found
 
 
 def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
-    """Trees whose user is unknown get their session container's (in the engine's ids, right
-    for a rootless engine too), all in one `docker inspect`."""
+    """Trees whose user is unknown (volumes) get their session container's, all in one
+    `docker inspect`."""
     from mux import argv as A
 
     refs = [t.ref for t in trees if not t.user and t.ref]

@@ -84,7 +84,7 @@ def unsaved_work(runner: Runner, sessions: list[Session]) -> dict[str, list[str]
             found[tree.key] = [f"it cannot be checked for unsaved work: {tree.why}"]
         elif tree is not None:
             trees.append(tree)
-    resolved = gitbox.ask_users(runner, trees)
+    resolved = gitbox.ask_users(runner, trees) if any(not t.user for t in trees) else list(trees)
     ready = []
     for item in resolved:
         if isinstance(item, NoTree):
