@@ -116,7 +116,7 @@ def check(runner: Runner, trees: list[Tree]) -> dict[str, list[str]]:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('sh') else 's'}"
 
 
 def reasons(records: list[tuple[str, str]], tree: Tree) -> list[str]:
