@@ -50,6 +50,9 @@ def fetch_argv(into: Path, bundle: Path, name: str) -> list[str]:
     """Host git: objects checked, only the session's quarantine refs written."""
     return ["git", "-C", str(into), "-c", "transfer.fsckObjects=true", "-c", "fetch.fsckObjects=true",
             "-c", "gc.auto=0", "-c", "maintenance.auto=false",
+            # No hook runs for this fetch, not even one the repository here holds: a workdir
+            # session's agent may have written it (a reference-transaction hook runs on fetch).
+            "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
             "fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head", "--no-recurse-submodules",
             "--", str(bundle), f"+refs/heads/*:{quarantine(name)}/*"]
 
