@@ -93,7 +93,12 @@ def main() -> str:
     rows = [[f"{what} (this checkout)", summary(t["this"]), ratio(t["this"], t["raw"])]]
     if args.before:
         rows.append([f"{what} ({args.before})", summary(t["before"]), ratio(t["before"], t["raw"])])
-        rows.append(["this / before", "", ratio(t["this"], t["before"])])
+        import statistics
+
+        paired = sorted(a / b for a, b in zip(t["this"], t["before"]))
+        rows.append(["this / before (ratio of medians; median of same-round ratios, min–max)",
+                     f"{statistics.median(paired):.2f}× ({paired[0]:.2f}–{paired[-1]:.2f})",
+                     ratio(t["this"], t["before"])])
     rows.append(["`docker rm` + `rm -rf` of the same", summary(t["raw"]), "1.00×"])
     n = len(t["this"])
     return (f"### Delete of stopped, clean --repo sessions (debian, {n} runs each, interleaved)\n\n"

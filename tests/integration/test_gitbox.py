@@ -103,7 +103,13 @@ def test_delete_all_uses_one_git_box_for_every_session(debian_home, origin, tmp_
         assert mux("stop", name).returncode == 0
     mux("exec", names[1], check=False)  # stopped: refused, nothing changes
     (session_dir(names[1]) / "repo" / "scratch.txt").write_text("agent's work\n")
-    out = mux("-v", "delete", "--all")
+    # Any git run here (GitPython's too) is this one first on PATH: it leaves a mark.
+    bin_dir, mark = tmp_path / "bin", tmp_path / "host-git-ran"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f'#!/bin/sh\ntouch {mark}\nexec /usr/bin/git "$@"\n')
+    (bin_dir / "git").chmod(0o755)
+    out = mux("-v", "delete", "--all", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert not mark.exists(), "mux delete ran git on this machine"
     assert out.returncode == 1 and f"{names[1]}: 1 untracked file" in out.stderr, out.stderr
     runs = [ln for ln in out.stderr.splitlines() if ln.startswith("+ docker run")]
     assert len(runs) == 1, runs
