@@ -28,6 +28,10 @@ if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
         /usr/bin/python3*) need python3-venv ;;  # Debian splits ensurepip out of the interpreter
     esac
 fi
+# The install tests (tests/integration/test_install.py) make a venv with Debian's own python3 too.
+if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    need python3-venv
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
     echo "mux: missing Debian packages: ${missing[*]}" >&2

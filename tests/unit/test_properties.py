@@ -19,7 +19,7 @@ from mux.names import SESSION_NAME
 from mux.runner import quote
 from mux.spec import SessionSpec
 from mux.validate import ENV_NAME
-from tests.cli.muxcli import run
+from tests.cli.muxcli import placeholder_steps, run
 
 names = st.from_regex(SESSION_NAME, fullmatch=True)
 env_names = st.from_regex(ENV_NAME, fullmatch=True)
@@ -96,7 +96,9 @@ def test_dry_run_prints_what_would_run(sandbox: Path, name: str, values: list[tu
             real = run(*args)
         assert real.code == 0, real.err
     (docker_run,) = [c for c in calls if c[1] != "top"]  # top: the started check, a query
-    mkdir, passwd, group, docker_text = dry.out.split("\n", 3)
+    placeholders = placeholder_steps(workdir)  # the protected paths (mux/protect.py)
+    mkdir, passwd, group, *made, docker_text = dry.out.split("\n", 3 + len(placeholders))
+    assert made == placeholders
     assert shlex.split(mkdir) == ["mkdir", "-p", "-m", "700", str(data / "sessions" / name / "home")]
     for line, file in ((passwd, "passwd"), (group, "group")):  # the session's user (mux.account)
         assert shlex.split(line)[:4] == ["sh", "-c", 'printf "%s\\n" "$@" > "$0"', str(data / "sessions" / name / file)]
