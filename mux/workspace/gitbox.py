@@ -100,6 +100,7 @@ class Tree(NamedTuple):
     image: str  # the box's image: the session's own
     user: str  # uid[:gid] the box runs as: the session's; "" until asked (a volume's: its container's)
     ref: str = ""  # the session's container (to ask its user)
+    git_dir: str = ""  # a workdir session's own git directory (mux.protect), mounted over the tree's .git
 
 
 class NoTree(NamedTuple):
@@ -119,6 +120,7 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
     """Where session's repository is; None when it has none to read (a workdir session,
     unless ``workdir``: then its directory, when that is a git work tree)."""
     from mux import validate
+    from mux.protect import GIT_DIR
     from mux.volumes import WORKDIR_PREFIX, in_volumes, volume_name
 
     image = session.image
@@ -140,16 +142,22 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
             directory = clone
         elif workdir and not session.repo and session.workdir.startswith("/"):
             directory = Path(session.workdir)
-            if directory.is_symlink() or not (directory / ".git").exists():
-                return None
         else:
             return None
-        if not _SAFE_PATH.fullmatch(str(directory)):
+        own = Path(paths.session_dir(session.name), GIT_DIR)  # what the session has at /workspace/.git
+        git_dir = str(own) if not cloned and own.is_dir() and not own.is_symlink() else ""
+        # A workdir's .git may be mux's empty placeholder (mux.protect): a repository has a HEAD.
+        dot_git = directory / ".git"
+        if not cloned and not git_dir and (directory.is_symlink() or not (
+                dot_git.is_file() or (dot_git / "HEAD").is_file())):
+            return None
+        if not all(_SAFE_PATH.fullmatch(p) for p in (str(directory), git_dir or "/")):
             return NoTree(session.name, f"{escape(str(directory))} cannot be mounted (',', ':' or a quote)")
         # The directory's owner: the session's uid (mux hands it the clone), with no docker call.
         # On a rootless engine that id maps to an unprivileged one: less, never more.
         st = directory.lstat()
-        found = Tree(session.name, "bind", str(directory), image, f"{st.st_uid}:{st.st_gid}", session.ref)
+        found = Tree(session.name, "bind", str(directory), image, f"{st.st_uid}:{st.st_gid}", session.ref,
+                     git_dir)
     if not image:
         return NoTree(session.name, "its container is gone, so its image (the git box's) is unknown")
     return found
@@ -182,6 +190,8 @@ def mount_args(trees: Sequence[Tree]) -> list[str]:
     for i, t in enumerate(trees):
         extra = ",volume-nocopy" if t.kind == "volume" else ""
         argv += ["--mount", f"type={t.kind},source={t.source},target={BOX_ROOT}/{i},readonly{extra}"]
+        if t.git_dir:
+            argv += ["--mount", f"type=bind,source={t.git_dir},target={BOX_ROOT}/{i}/.git,readonly"]
     return argv
 
 

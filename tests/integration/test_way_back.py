@@ -189,8 +189,13 @@ def test_diff_of_a_workdir_session_against_its_head_at_creation(debian_home, use
     assert mux("exec", unique_name, "--", "sh", "-c", "echo from agent >> README").returncode == 0
     out = mux("diff", unique_name)
     assert out.returncode == 0 and "+from agent" in out.stdout, out.stderr
+    # The agent commits into the session's own git directory (mux.protect), which the box reads.
+    assert mux("exec", unique_name, "--", "git", "commit", "-qam", "agent: workdir commit").returncode == 0
+    assert git("log", "-1", "--format=%s", cwd=user_repo) == "first\n"  # the user's .git: untouched
     mine = tmp_path / "mine"
     git("clone", "-q", str(user_repo), str(mine))
     fetched = mux("fetch", unique_name, cwd=mine)  # no --repo source: the repository here
     assert fetched.returncode == 0, fetched.stderr
-    assert git("rev-parse", f"mux/{unique_name}/main", cwd=mine).strip()
+    assert git("log", "-1", "--format=%s", f"mux/{unique_name}/main", cwd=mine) == "agent: workdir commit\n"
+    out = mux("diff", unique_name)
+    assert out.returncode == 0 and "+from agent" in out.stdout, out.stderr  # committed since its start
