@@ -35,7 +35,8 @@ def test_box_argv_is_offline_read_only_unprivileged_and_hardened() -> None:
 
 
 def test_escape_keeps_tab_and_newline_only() -> None:
-    assert gitbox.escape("a\tb\nc\x1b[31m\x07\x9b") == "a\tb\nc\\x1b[31m\\x07\\x9b"
+    assert gitbox.escape("a\tb\nc\x1b[31m\x07\x9b\r") == "a\tb\nc\\x1b[31m\\x07\\x9b\\x0d"
+    assert gitbox.escape("x\u202ey é") == "x\\u202ey é"
 
 
 def records(text: str) -> list[tuple[str, str]]:
