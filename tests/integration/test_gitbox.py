@@ -149,3 +149,12 @@ def test_an_image_without_git_refuses_without_force(mux_home, origin, unique_nam
     assert (session_dir(unique_name) / "repo").is_dir()
     assert mux("delete", "--force", unique_name).returncode == 0
     assert docker("container", "inspect", f"mux-{unique_name}", check=False).returncode != 0
+
+
+def test_an_engine_that_does_not_answer_deletes_nothing(debian_home, origin, tmp_path, unique_name) -> None:
+    assert mux("new", "--repo", str(origin), unique_name).returncode == 0
+    assert mux("stop", unique_name).returncode == 0
+    down = mux("delete", unique_name, env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert down.returncode == 4 and down.stderr.startswith("mux: error:"), down.stderr
+    assert (session_dir(unique_name) / "repo").is_dir()
+    assert mux("delete", unique_name).returncode == 0  # clean: the git box vouches for it
