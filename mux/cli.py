@@ -116,6 +116,7 @@ LAZY = {
     "forward": ("mux.commands.port_cmd", "forward",
                 "Forward local ports to ports of running session NAME, until Ctrl-C."),
     "config": ("mux.commands.config_cmd", "config", "Show, create or edit the configuration file."),
+    "tui": ("mux.commands.tui_cmd", "tui", "One screen for every session, with keys for the commands."),
     "proxy": ("mux.proxy.cli", "proxy", "Run the credential proxy sessions reach the network through."),
 }
 

@@ -167,6 +167,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         cidfile=session_dir / hostfiles.CIDFILE,
         fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
+        git_dir=protection.git_dir if protection else None,
         git_source=protection.git_source if protection else None,
         placeholders=protection.placeholders if protection else (),
     )
@@ -423,7 +424,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                                                 progress, proxied=proxy is not None)
                 interrupts.boundary("cloned")
             hostfiles.make_dirs(runner, spec, session_dir)
-            if spec.git_source is not None or spec.placeholders:
+            if spec.git_dir is not None or spec.placeholders:
                 from mux import protect
 
                 protect.prepare(runner, spec, session_dir)

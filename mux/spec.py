@@ -57,6 +57,7 @@ class SessionSpec(NamedTuple):
     cache_dirs: tuple[Path, ...] = ()  # [docker.rust]: host cache directories, made as the user (mux/sccache.py)
     # A workdir session's protection (mux/protect.py): the user's repository its own git
     # directory is copied from, and the placeholders made in the workdir before the run.
+    git_dir: Path | None = None
     git_source: Path | None = None
     placeholders: tuple[tuple[Path, bool], ...] = ()
     scripts: tuple[tuple[Path, str, int], ...] = ()  # (host file, text, mode) written first: an agent's wrapper

@@ -151,23 +151,26 @@ def execs(monkeypatch: pytest.MonkeyPatch, fp) -> list[list[str]]:  # type: igno
     return calls
 
 
-# What a workdir session mounts read-only over the user's project (mux/protect.py),
-# spelled out here so a change to the list shows in the tests.
-PROTECTED = [".git", ".gitmodules", ".envrc", ".vscode", ".idea", ".mcp.json", ".claude/settings.json",
+# What a workdir session mounts over the user's project (mux/protect.py), spelled out
+# here so a change to the list shows in the tests: its own git directory at .git,
+# the rest read-only onto themselves.
+PROTECTED = [".gitmodules", ".envrc", ".vscode", ".idea", ".mcp.json", ".claude/settings.json",
              ".claude/settings.local.json", ".claude/commands", ".claude/agents", ".bashrc", ".bash_profile",
              ".zshrc", ".zprofile", ".profile"]
 
 
-def protected_mounts(workdir: Path) -> list[str]:
-    """The read-only binds of a workdir that is not a git repository."""
-    return [arg for rel in PROTECTED for arg in ("-v", f"{workdir}/{rel}:/workspace/{rel}:ro")]
+def protected_mounts(workdir: Path, session: Path) -> list[str]:
+    """The mounts over a workdir that is not a git repository."""
+    return ["-v", f"{session}/git:/workspace/.git",
+            *(arg for rel in PROTECTED for arg in ("-v", f"{workdir}/{rel}:/workspace/{rel}:ro"))]
 
 
-def placeholder_steps(workdir: Path) -> list[str]:
-    """The host steps that make an empty workdir's placeholders, as printed."""
+def placeholder_steps(workdir: Path, session: Path) -> list[str]:
+    """The host steps that make an empty workdir's git directory and placeholders, as printed."""
     dirs = {".git", ".vscode", ".idea", ".claude", ".claude/commands", ".claude/agents"}
-    order = PROTECTED[:6] + [".claude"] + PROTECTED[6:]
-    return [quote(["mkdir" if rel in dirs else "touch", f"{workdir}/{rel}"]) for rel in order]
+    order = [".git", *PROTECTED[:5], ".claude", *PROTECTED[5:]]
+    return [quote(["mkdir", f"{session}/git"]),
+            *(quote(["mkdir" if rel in dirs else "touch", f"{workdir}/{rel}"]) for rel in order)]
 
 
 def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str] | None = None,
@@ -190,7 +193,7 @@ def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str]
         "-u", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{home.session_dir(name)}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{home.session_dir(name)}/passwd:/etc/passwd:ro", "-v", f"{home.session_dir(name)}/group:/etc/group:ro",
-        *(protected_mounts(workdir) if volumes is None else volumes),
+        *(protected_mounts(workdir, home.session_dir(name)) if volumes is None else volumes),
         *(git if env is None else env),
         *(middle or []),
         "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "never", image,

@@ -103,7 +103,7 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
         "-v", f"{other}:/workspace", "-w", "/workspace", "-u", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{home.session_dir('s1')}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{home.session_dir('s1')}/passwd:/etc/passwd:ro", "-v", f"{home.session_dir('s1')}/group:/etc/group:ro",
-        "-v", f"{home.proj}/sub:/sub:ro", "-v", "cache:/cache", *protected_mounts(other),
+        "-v", f"{home.proj}/sub:/sub:ro", "-v", "cache:/cache", *protected_mounts(other, home.session_dir("s1")),
         "-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory", "-e", "GIT_CONFIG_VALUE_0=/workspace",
         "-e", "GIT_CONFIG_KEY_1=user.name", "-e", "GIT_CONFIG_VALUE_1=Ada Lovelace",
         "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=ada@example.com",
@@ -147,7 +147,7 @@ inject_config = false
         "--label", f"mux.image={IMAGE}", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
         "-v", f"{home.proj}:/workspace", "-w", "/workspace",
-        "-v", f"{home.root}/ssh:/root/.ssh:ro", *protected_mounts(home.proj),
+        "-v", f"{home.root}/ssh:/root/.ssh:ro", *protected_mounts(home.proj, home.session_dir("s1")),
         "-e", "TERM=xterm-256color", "--network", "host",
         "--memory", "512m", "--cpus", "2", "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
         IMAGE, "/bin/sh", "-c", SHELL_FALLBACK, "mux-session", "/bin/zsh",
@@ -166,7 +166,7 @@ def test_dry_run_prints_and_runs_nothing(home: Home, fp) -> None:  # type: ignor
     assert result.out.splitlines() == [
         f"mkdir -p -m 700 {home.session_dir('s1')}/home",
         *account_writes(home, "s1"),
-        *placeholder_steps(home.proj),
+        *placeholder_steps(home.proj, home.session_dir("s1")),
         quote(expected),
     ]
     assert result.err == ""
@@ -181,7 +181,7 @@ def test_verbose_echoes_commands_to_stderr(home: Home, fp) -> None:  # type: ign
     assert result.code == 0
     assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home",
                                        *("+ " + line for line in account_writes(home, "s1")),
-                                       *("+ " + line for line in placeholder_steps(home.proj)),
+                                       *("+ " + line for line in placeholder_steps(home.proj, home.session_dir("s1"))),
                                        "+ " + quote(expected), "+ " + quote(top())]
     assert "+ docker" not in result.out
 

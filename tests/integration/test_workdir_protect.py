@@ -91,16 +91,21 @@ def test_a_hostile_agent_cannot_reach_what_the_users_tools_run(images, mux_home,
     assert not session_dir(unique_name).exists()
 
 
-def test_outside_a_repository_the_agent_cannot_make_one(images, mux_home, unique_name: str,
-                                                        tmp_path: Path) -> None:
+def test_outside_a_repository_the_agents_repository_is_its_own(images, mux_home, unique_name: str,
+                                                               tmp_path: Path) -> None:
     work = tmp_path / "plain"
     work.mkdir()
     assert mux("new", "--image", DEBIAN, "--workdir", str(work), unique_name).returncode == 0
-    init = mux("exec", unique_name, "--", "sh", "-c", "cd /workspace && git init -q . && echo INIT")
-    assert "INIT" not in init.stdout
-    assert not (work / ".git" / "config").exists() and list((work / ".git").iterdir()) == []
+    init = mux("exec", unique_name, "--", "sh", "-c",
+               "cd /workspace && git init -q . && echo x > f && git add f && "
+               "git -c user.name=A -c user.email=a@e commit -qm one && git config core.fsmonitor 'touch /tmp/x' "
+               "&& echo DONE")
+    assert init.stdout == "DONE\n", init.stderr
+    # The user's tree has only an empty placeholder: host git there finds no repository of the agent's.
+    assert list((work / ".git").iterdir()) == []
+    assert (session_dir(unique_name) / "git" / "config").is_file()
     assert mux("delete", "--force", unique_name).returncode == 0
-    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in work.iterdir()) == ["f"]
 
 
 def test_unprotected_warns_and_leaves_the_paths_writable(images, mux_home, unique_name: str,
@@ -123,3 +128,20 @@ def test_dry_run_shows_the_placeholders_and_makes_none(images, mux_home, unique_
     assert any(ln.startswith("git -c core.hooksPath=/dev/null clone --bare --no-hardlinks -q -- ") for ln in lines)
     assert f"{project}/.envrc:/workspace/.envrc:ro" in lines[-1]
     assert {p.name for p in project.iterdir()} == {".git", "app.py", ".envrc", "staged.txt"}
+
+
+def test_sessions_of_one_workdir_share_the_placeholders(images, mux_home, unique_name: str,
+                                                        tmp_path: Path) -> None:
+    work = tmp_path / "shared"
+    work.mkdir()
+    first, second = f"{unique_name}-a", f"{unique_name}-b"
+    assert mux("new", "--workdir", str(work), first).returncode == 0
+    assert mux("new", "--workdir", str(work), second).returncode == 0
+    assert mux("delete", "--force", first).returncode == 0
+    # The second session still mounts them: they stay, and it starts again after a stop.
+    assert (work / ".envrc").is_file() and (work / ".vscode").is_dir()
+    assert mux("stop", second).returncode == 0
+    started = mux("start", second)
+    assert started.returncode == 0, started.stderr
+    assert mux("delete", "--force", second).returncode == 0
+    assert list(work.iterdir()) == []

@@ -70,7 +70,7 @@ def test_claude_headless_whole_argv(home: Path) -> None:
         "-v", f"{proj}:/workspace", "-w", "/workspace", "-u", "1000:1001",
         "-v", f"{data}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{data}/passwd:/etc/passwd:ro", "-v", f"{data}/group:/etc/group:ro",
-        *protected_mounts(proj),
+        *protected_mounts(proj, data),
         "-v", f"{binary}:{AGENT_DIR}/claude:ro",
         # the agent's wrapper, also what every shell there finds; login shells' PATH snippet
         "-v", f"{data}/bin:/opt/mux/bin:ro", "-v", f"{data}/bin/.profile:/etc/profile.d/mux-agent.sh:ro",

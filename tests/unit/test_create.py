@@ -41,8 +41,11 @@ def test_defaults(host: HostFacts) -> None:
     assert spec.home == host.data_dir / "sessions" / "s1" / "home"
     assert spec.env == tuple(git_env("Host Name", "host@example.com"))
     assert spec.command == () and spec.shell == "/bin/bash"
-    assert spec.volumes == tuple(f"{workdir}/{rel}:/workspace/{rel}:ro" for rel in PROTECTED)  # mux/protect.py
-    assert spec.git_source is None and (workdir / ".envrc", False) in spec.placeholders
+    session = host.data_dir / "sessions" / "s1"
+    assert spec.volumes == (f"{session}/git:/workspace/.git",  # mux/protect.py
+                            *(f"{workdir}/{rel}:/workspace/{rel}:ro" for rel in PROTECTED))
+    assert spec.git_dir == session / "git" and spec.git_source is None
+    assert (workdir / ".envrc", False) in spec.placeholders and (workdir / ".git", True) in spec.placeholders
     assert spec.network is None and spec.limits == Limits()
     assert spec.stop_timeout == 10 and spec.pull is None
 
