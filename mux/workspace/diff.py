@@ -2,8 +2,9 @@
 
 git runs in the git box (mux.workspace.gitbox) against the session's start commit
 (its ``mux.base`` label, recorded at `mux new`; without one, where HEAD left
-``origin/HEAD``): commits since, staged and unstaged changes, and untracked files
-(added intent-to-add to a copy of the index in the box's /tmp, with new objects
+``origin/HEAD``, else the empty tree: a repository the agent made itself):
+commits since, staged and unstaged changes, and untracked files (added
+intent-to-add to a copy of the index in the box's /tmp, with new objects
 there too: the tree stays read-only). The diff arrives as bytes in a private
 temporary file, is decoded with replacement, and printed with control characters
 other than tab and newline escaped, through a pager when stdout is a terminal.
@@ -33,11 +34,10 @@ harden
 top=$(git rev-parse --show-toplevel 2>/dev/null)
 [ "$top" = "$PWD" ] || { echo "mux-gitbox: its tree is not the top of a git work tree" >&2; exit 3; }
 base=$1; mode=$2; shift 2
-if [ -z "$base" ]; then
-  base=$(git merge-base HEAD refs/remotes/origin/HEAD 2>/dev/null) || {
-    echo "mux-gitbox: no start commit was recorded for it, and it has no origin/HEAD to start from" >&2; exit 3; }
+if [ -z "$base" ]; then  # no start recorded: where it left origin, else (a repository it made) nothing
+  base=$(git merge-base HEAD refs/remotes/origin/HEAD 2>/dev/null) || base=$(git hash-object -t tree /dev/null)
 fi
-git cat-file -e "$base^{commit}" 2>/dev/null || {
+git cat-file -e "$base^{tree}" 2>/dev/null || {
   echo "mux-gitbox: its start commit $base is no longer in its repository" >&2; exit 3; }
 objects=$(git rev-parse --path-format=absolute --git-path objects) || exit 3
 index=$(git rev-parse --path-format=absolute --git-path index) || exit 3

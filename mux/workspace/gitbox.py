@@ -148,7 +148,8 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
         else:
             return None
         own = Path(paths.session_dir(session.name), GIT_DIR)  # what the session has at /workspace/.git
-        git_dir = str(own) if not cloned and own.is_dir() and not own.is_symlink() else ""
+        # Its own git directory: a copy of the user's, or an empty one until the agent runs `git init`.
+        git_dir = str(own) if not cloned and (own / "HEAD").is_file() and not own.is_symlink() else ""
         # A workdir's .git may be mux's empty placeholder (mux.protect): a repository has a HEAD.
         dot_git = directory / ".git"
         if not cloned and not git_dir and (directory.is_symlink() or not (

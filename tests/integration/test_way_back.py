@@ -199,3 +199,18 @@ def test_diff_of_a_workdir_session_against_its_head_at_creation(debian_home, use
     assert git("log", "-1", "--format=%s", f"mux/{unique_name}/main", cwd=mine) == "agent: workdir commit\n"
     out = mux("diff", unique_name)
     assert out.returncode == 0 and "+from agent" in out.stdout, out.stderr  # committed since its start
+
+
+def test_diff_and_fetch_of_a_repository_the_agent_made(debian_home, tmp_path, unique_name) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert mux("new", "--workdir", str(plain), unique_name).returncode == 0
+    work = "git init -q -b main && echo hi > a.txt && git add a.txt && git commit -qm 'agent: init'"
+    assert mux("exec", unique_name, "--", "sh", "-c", work).returncode == 0
+    out = mux("diff", unique_name, cwd=tmp_path)
+    assert out.returncode == 0 and "+hi" in out.stdout, out.stderr
+    mine = tmp_path / "mine"
+    git("init", "-q", "-b", "main", str(mine))
+    fetched = mux("fetch", unique_name, cwd=mine)
+    assert fetched.returncode == 0, fetched.stderr
+    assert git("log", "-1", "--format=%s", f"mux/{unique_name}/main", cwd=mine) == "agent: init\n"
