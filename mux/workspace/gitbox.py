@@ -111,12 +111,10 @@ class NoTree(NamedTuple):
 
 
 def escape(text: str) -> str:
-    """``text`` with control characters other than tab and newline shown as escapes, so
-    what a session wrote cannot drive the terminal; bidirectional overrides too (they
-    make a line read other than it is)."""
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|[\u200e\u200f\u202a-\u202e\u2066-\u2069]",
-                  lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
-                  text)
+    """What a session wrote, printable: mux.safetext's escaping (the one mux has), uncut."""
+    from mux.safetext import escape as safe
+
+    return safe(text, limit=0)
 
 
 def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
