@@ -124,7 +124,7 @@ def test_delete_all_uses_one_git_box_for_every_session(debian_home, origin, tmp_
 @pytest.mark.parametrize("mess, reason", [
     ("echo more >> README", "1 file with uncommitted changes"),
     ("echo new > scratch.txt", "1 untracked file"),
-    ("echo c > c.txt && git add c.txt && git commit -qm c", "branch 'main': 1 commit not on any remote branch"),
+    ("echo c > c.txt && git add c.txt && git commit -qm c", "': 1 commit not on any remote branch"),
     ("echo s >> README && git stash -q", "1 stash"),
     ("git switch -q --detach && echo d > d && git add d && git commit -qm d",
      "detached HEAD: 1 commit not on any branch"),

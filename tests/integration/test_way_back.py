@@ -108,7 +108,7 @@ def test_diff_and_fetch_run_no_git_of_the_agent_here(debian_home, user_repo, tmp
 
 
 def test_fetch_brings_branches_into_quarantine_refs_only(debian_home, user_repo, unique_name) -> None:
-    assert mux("new", "--repo", str(user_repo), unique_name).returncode == 0
+    assert mux("new", "--repo", str(user_repo), "--branch", "main", unique_name).returncode == 0
     assert mux("exec", unique_name, "--", "sh", "-c", AGENT_WORK).returncode == 0
     before = snapshot(user_repo)
     head = git("rev-parse", "HEAD", cwd=user_repo)

@@ -38,7 +38,9 @@ def test_diff_and_fetch_from_a_remote_session(remote_home, remote: RemoteEngine,
     assert "+remote change" in diff.stdout and "+new" in diff.stdout
     fetched = mux(*box, "fetch", unique_name)
     assert fetched.returncode == 0, fetched.stderr
-    assert git("log", "-1", "--format=%s", f"mux/{unique_name}/main", cwd=project) == "agent: there\n"
+    # The session's own branch mux/NAME, under its quarantine prefix mux/NAME/.
+    own = f"mux/{unique_name}/mux/{unique_name}"
+    assert git("log", "-1", "--format=%s", own, cwd=project) == "agent: there\n"
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=project) == "main\n"
     assert not canary.exists()
     assert mux(*box, "delete", "--force", unique_name).returncode == 0
