@@ -1,8 +1,8 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
 `python bench/run_all.py [name ...]` (names: installed startup create_delete delete_repo startcheck
-list_sessions bench_repo compile_cache forward proxy tui cp gitpush). MUX_BENCH_RUNS overrides the number of runs
-of every benchmark.
+list_sessions bench_repo compile_cache forward proxy tui cp gitpush reach). MUX_BENCH_RUNS overrides the number
+of runs of every benchmark.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ALL = ["installed", "startup", "create_delete", "delete_repo", "startcheck", "list_sessions", "bench_repo",
-       "compile_cache", "forward", "proxy", "tui", "cp", "gitpush"]
+       "compile_cache", "forward", "proxy", "tui", "cp", "gitpush", "reach"]
 
 
 def main(names: list[str]) -> int:

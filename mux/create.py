@@ -20,6 +20,7 @@ from mux.startcheck import wait_started
 
 if TYPE_CHECKING:
     from mux.proxy.settings import ProxySettings
+    from mux.reach import Probe
 
 
 class NewOptions(NamedTuple):
@@ -312,12 +313,13 @@ class Undo:
         self.files = self.proxy = self.container = False
         self.volumes: list[str] = []  # named volumes (mux/volumes.py) this run filled
         self.run_finished = False  # docker run ended by itself: no --cidfile means it made nothing
+        self.far = False  # a remote engine's tunnel (and relay, network) may be this session's alone
 
     def __call__(self) -> list[str]:
         """Undo everything; what could not be undone, as messages."""
         problems = []
         steps = [(self.container, self._container), (bool(self.volumes), self._volumes),
-                 (self.proxy, self._proxy), (self.files, self._files)]
+                 (self.far, self._far), (self.proxy, self._proxy), (self.files, self._files)]
         for wanted, step in steps:
             if wanted:
                 try:
@@ -349,6 +351,15 @@ class Undo:
 
     def _volumes(self) -> None:
         self.runner.run(A.volume_rm_argv(self.volumes))
+
+    def _far(self) -> None:
+        """On a remote engine: the egress relay and network, and the tunnel, when no
+        other session uses them."""
+        from mux.proxy.egress import remove_if_unused
+        from mux.tunnel import stop_if_unused
+
+        remove_if_unused(self.runner)
+        stop_if_unused(self.runner, {self.spec.name})
 
     def _proxy(self) -> None:
         from mux.proxy.session import forget_session
@@ -405,6 +416,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
             interrupts.boundary("proxy-started")
         undo = Undo(runner, spec, session_dir)
+        probe: Probe | None = None
+        far: str | None = None  # where a remote engine's tunnel to the proxy listens there
         try:
             if not runner.dry_run:
                 if not hostfiles.claim_session_dir(session_dir):
@@ -416,6 +429,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 undo.proxy = not runner.dry_run
                 # A remote engine: its tunnel first (a proxy-only relay forwards to its end there)
                 far = V.tunnel_up(runner, proxy.port) if runner.engine.remote else None
+                undo.far = far is not None and not runner.dry_run
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
                 if far is not None:  # the CA bundle copied in (mux/volumes.py)
                     spec, copies = V.ca_copied_in(spec)
@@ -448,6 +462,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                                  copies=copies, cp_limit=config.docker.cp_limit)
                 undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
                 ref = spec.container
+                if far is not None:  # from inside the session, while its start is checked: no wait of its own
+                    probe = V.reach_probe(runner, spec, far)
             else:
                 try:
                     with guard.allowed():
@@ -464,8 +480,12 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 why = started.exec_error.split("] ", 1)[-1]
                 raise MuxError(f"the command of session {spec.name!r} cannot start: {why}",
                                hint="check the command after `--`: is it in the image, on its PATH, executable?")
+            if probe is not None:
+                probe.verdict()  # exit 5 unless its network reaches the proxy (mux/reach.py)
             guard.checkpoint()
         except BaseException as exc:
+            if probe is not None:
+                probe.cancel()
             problems = undo() if not runner.dry_run else []
             if problems:
                 note = "; and it could not undo everything: " + "; ".join(problems)

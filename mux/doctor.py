@@ -240,6 +240,17 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
 
     current = control.status()
     if not current.running or current.port is None:
+        if runner.engine.remote:  # a tunnel must not outlive the proxy (it crashed, say)
+            from mux import tunnel
+
+            try:
+                ends = tunnel.live_ends(runner, runner.engine)
+            except MuxError:
+                ends = ()
+            if ends:
+                return [Check("tunnel", False, f"up while the proxy is not running: it forwards {', '.join(ends)} "
+                              "there to this machine's loopback port, where anything could listen",
+                              "`mux proxy stop` ends it; the session's next `mux exec` starts both again")]
         return []  # the proxy check already says so
     checks = []
     if runner.engine.remote:
@@ -259,7 +270,19 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
                               f"`mux {runner.engine.flag_hint()}exec {cut_off[0]} -- true` brings it up")]
             return [Check("tunnel", True, "not up: `mux new`, `start`, `attach` or `exec` of a proxied session "
                           "there brings it up")]
-        checks.append(Check("tunnel", True, f"up: ssh to {runner.engine.host}"))
+        try:
+            misbound = tunnel.misbound(runner, runner.engine)
+        except MuxError as exc:
+            return [Check("tunnel", False, exc.message, exc.hint or "")]
+        if misbound:
+            from mux import reach
+
+            gateway, _, port = misbound[0].rpartition(":")
+            return [Check("tunnel", False, reach.loopback_only(runner.engine, gateway, int(port)).message,
+                          f"{reach.GATEWAY_PORTS}; then `mux proxy stop` and the session's next `mux "
+                          f"{runner.engine.flag_hint()}exec` makes the tunnel again")]
+        checks.append(Check("tunnel", True, f"up: ssh to {runner.engine.host}, listening on the bridge gateway "
+                            "(sessions there reach it)"))
         host = "host.docker.internal"
     else:
         from mux.vmengine import proxy_host

@@ -214,6 +214,18 @@ class Runner:
         except FileNotFoundError:
             raise self._missing(args, None) from None
 
+    def background(self, argv: Argv) -> Background:
+        """Start a read-only ``argv`` now and collect its output later (a check that
+        runs while other commands do): :meth:`Background.wait`."""
+        args = self.argv(argv)
+        self._echo(args)
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        except FileNotFoundError:
+            raise self._missing(args, None) from None
+        return Background(args, proc)
+
     @contextmanager
     def pipe(self, argv: Argv, *, write: bool = False) -> Iterator[Pipe]:
         """Run ``argv`` with its stdout (or, ``write``, its stdin) a binary stream the
@@ -312,6 +324,30 @@ class Runner:
                 argv=args,
             )
         return (error or MuxError)(f"{args[0]} was not found on PATH")
+
+
+class Background:
+    """A command started by :meth:`Runner.background`."""
+
+    def __init__(self, argv: list[str], proc: subprocess.Popen[str]) -> None:
+        self.argv, self.proc = argv, proc
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Its result once it ends (killed after ``timeout`` seconds: status -9)."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return Result(self.argv, -9, "", f"did not answer within {timeout:g} s")
+        except BaseException:
+            self.kill()
+            raise
+        return Result(self.argv, self.proc.returncode, stdout or "", stderr or "")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
 
 
 class Pipe:

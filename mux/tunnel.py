@@ -13,11 +13,15 @@ through its egress relay on that engine (mux/proxy/egress.py).
 
 The remote sshd must allow a forward bound to the bridge address rather than its
 own loopback: ``GatewayPorts clientspecified`` in its sshd_config (``yes`` would
-bind every interface; mux always names the bridge address).
+bind every interface; mux always names the bridge address). sshd's default
+binds the forward to its loopback without a word, so every forward added is
+checked (mux/reach.py) and undone, exit 5, when no container could reach it.
 
 The tunnel stays up while mux has remote sessions (new, start, attach and exec
-bring it up; the last `mux delete` of one ends it); its state and log live
-under DATA/tunnels/, its control socket in /tmp/mux-UID/.
+bring it up; the last `mux delete` of one ends it) and the proxy runs (`mux
+proxy stop` ends every tunnel: each forwards to the proxy's loopback port, where
+anything could listen once it is gone); its state and log live under
+DATA/tunnels/, its control socket in /tmp/mux-UID/.
 """
 
 from __future__ import annotations
@@ -142,8 +146,11 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
         if not up or forward not in _forwards(state):
             runner.show(add)
         return f"{gateway}:{port}"
+    _refuse_without_proxy(port)
     state.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    made_master = False
     if not _master_up(runner, sock, target):
+        made_master = True
         sock.unlink(missing_ok=True)
         state.unlink(missing_ok=True)
         if runner.verbose:
@@ -157,16 +164,56 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
             time.sleep(0.2)
     forwards = _forwards(state)
     if forward not in forwards:
+        from mux import reach
+
+        ssh = ["ssh", "-S", str(sock), "-o", "BatchMode=yes", *target.args()]
         done = runner.query(add, check=False, error=ProxyError)
         if done.returncode != 0:
-            raise ProxyError(
-                f"the remote end refused the proxy's forward {gateway}:{port} on {engine.describe()}: "
-                f"{done.stderr.strip() or 'no reason given'}",
-                hint="its sshd_config needs `GatewayPorts clientspecified` (and AllowTcpForwarding yes), "
-                "and the port free there")
+            bound = reach.listening(runner, ssh, port)
+            if made_master:
+                _undo(runner, sock, target, state, None)
+            raise reach.refused(engine, gateway, port, bound is not None and reach.reachable(bound, gateway))
+        # An sshd with `GatewayPorts no` accepts the forward but binds its own loopback,
+        # which no container there reaches: fail closed (mux/reach.py).
+        bound = reach.listening(runner, ssh, port)
+        if bound is not None and not reach.reachable(bound, gateway):
+            _undo(runner, sock, target, state, add if not made_master else None)
+            raise reach.loopback_only(engine, gateway, port)
         context = "" if engine.source == "DOCKER_HOST" else engine.name  # `mux proxy status` names it
         state.write_text(json.dumps({"host": engine.host, "context": context, "forwards": [*forwards, forward]}))
     return f"{gateway}:{port}"
+
+
+def _refuse_without_proxy(port: int) -> None:
+    """A tunnel forwards only to a running proxy of this data dir: on a port where it
+    does not listen, anything on this host's loopback could answer the sessions there."""
+    from mux.proxy import control
+
+    current = control.status()
+    if not current.running or port not in (current.ports or (current.port,)):
+        raise ProxyError(f"the proxy is not running on port {port}: mux makes no tunnel to that port",
+                         hint="`mux proxy start`, or the session's next `mux exec` starts it")
+
+
+def _undo(runner: Runner, sock: Path, target: SshTarget, state: Path, forward: list[str] | None) -> None:
+    """A failed tunnel step undone: the forward cancelled (``forward``: the `-O forward`
+    command that added it, on a master that was already up), else the master this
+    call started ended."""
+    if forward is not None:
+        runner.run([*forward[:4], "cancel", *forward[5:]], check=False, error=ProxyError)
+        return
+    runner.run(["ssh", "-S", sock, "-O", "exit", *target.args()], check=False, error=ProxyError)
+    state.unlink(missing_ok=True)
+
+
+def end_all(runner: Runner) -> None:
+    """After `mux proxy stop`: every tunnel of this data dir ended, with its forwards
+    (each forwards to the proxy's loopback port, where anything could listen next)."""
+    for engine, _, sock, state in _states():
+        if sock.exists():
+            runner.run(["ssh", "-S", sock, "-O", "exit", *ssh_target(engine).args()], check=False, error=ProxyError)
+        if not runner.dry_run:
+            state.unlink(missing_ok=True)
 
 
 def _forwards(state: Path) -> list[str]:
@@ -201,7 +248,41 @@ def ensure_for_session(runner: Runner, name: str) -> None:
         return
     port = control.status().port
     if port is not None:
+        revived = not runner.dry_run and not _forwarding(runner, runner.engine, port)
         ensure(runner, runner.engine, port)
+        if revived:  # a tunnel made again: the session's network checked as `mux new` does
+            _probe_session(runner, name)
+
+
+def _forwarding(runner: Runner, engine: Engine, port: int) -> bool:
+    """Whether ``engine``'s tunnel is up with a forward to ``port`` (nothing to revive)."""
+    sock, state, _ = _files(engine)
+    if not sock.exists() or not _master_up(runner, sock, ssh_target(engine)):
+        return False
+    return any((m := FORWARD.fullmatch(f)) and int(m[2]) == port for f in _forwards(state))
+
+
+def _probe_session(runner: Runner, name: str) -> None:
+    """mux/reach.py's check for an existing session: from inside it while it runs,
+    else from a short-lived container on the network its egress puts it on."""
+    from mux import reach, validate
+    from mux.proxy import egress
+    from mux.proxy.session import HOST_ALIAS, proxy_address
+    from mux.sessions import find
+
+    address = proxy_address(name)
+    if address is None:
+        return
+    session = find(runner, name)
+    if session.running:
+        argv = reach.exec_argv(session.ref, address)
+    else:
+        proxy_only = session.egress == "proxy-only"
+        argv = reach.probe_argv(validate.image(session.image, "the session's image label"),
+                                egress.network_name() if proxy_only else None,
+                                () if proxy_only else (f"{HOST_ALIAS}:host-gateway",), address,
+                                paths.helper_labels("reach"))
+    reach.Probe(runner, argv, runner.engine, address).verdict()
 
 
 def sessions_using(host: str) -> list[str]:
@@ -277,6 +358,23 @@ def live_ends(runner: Runner, engine: Engine) -> tuple[str, ...]:
     return _listen(_forwards(state))
 
 
+def misbound(runner: Runner, engine: Engine) -> list[str]:
+    """The ends (GATEWAY:PORT) of ``engine``'s tunnel, if it is up, that its sshd bound
+    to its own loopback instead (`GatewayPorts no`): no container there reaches
+    them. Read-only, for doctor (the same check `ensure` makes, mux/reach.py)."""
+    from mux import reach
+
+    sock, _, _ = _files(engine)
+    ssh = ["ssh", "-S", str(sock), "-o", "BatchMode=yes", *ssh_target(engine).args()]
+    bad = []
+    for end in live_ends(runner, engine):
+        gateway, _, port = end.rpartition(":")
+        bound = reach.listening(runner, ssh, int(port))
+        if bound is not None and not reach.reachable(bound, gateway):
+            bad.append(end)
+    return bad
+
+
 @dataclass(frozen=True)
 class Tunnel:
     """One tunnel as `mux proxy status` shows it."""
@@ -303,26 +401,41 @@ def tunnels(runner: Runner) -> list[Tunnel]:
     not hold a valid ssh:// endpoint matching its own name is skipped."""
     from mux.engine import CONTEXT_NAME
 
+    found = []
+    for engine, data, sock, _ in _states():
+        context, forwards = data.get("context", ""), data.get("forwards", [])
+        if not isinstance(forwards, list):
+            continue
+        context = context if isinstance(context, str) and re.fullmatch(CONTEXT_NAME, context) else ""
+        listen = _listen(forwards)
+        up = sock.exists() and _master_up(runner, sock, ssh_target(engine))
+        found.append(Tunnel(context, engine.host, listen, up, tuple(sessions_using(engine.host))))
+    return sorted(found, key=lambda t: t.host)
+
+
+def _states() -> list[tuple[Engine, dict[str, object], Path, Path]]:
+    """(engine, state, control socket, state file) of each tunnel of this data dir.
+    A state file is input: one that does not hold a valid ssh:// endpoint matching
+    its own name is skipped."""
+    from mux.engine import CONTEXT_NAME
+
     directory = Path(paths.data_dir(), "tunnels")
     found = []
     for state in sorted(directory.glob("*.json")) if directory.is_dir() else ():
         try:
             data = json.loads(state.read_text())
-            host, context, forwards = data["host"], data.get("context", ""), data.get("forwards", [])
+            host, context = data["host"], data.get("context", "")
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        if not isinstance(host, str) or not isinstance(forwards, list):
+        if not isinstance(host, str):
             continue
         context = context if isinstance(context, str) and re.fullmatch(CONTEXT_NAME, context) else ""
         engine = Engine(context or "default", host, "tunnel state")
         try:
-            target = ssh_target(engine)
+            ssh_target(engine)
         except ConfigError:
             continue
         sock, own_state, _ = _files(engine)
-        if own_state.name != state.name:
-            continue  # not the state of the tunnel to that host
-        listen = _listen(forwards)
-        up = sock.exists() and _master_up(runner, sock, target)
-        found.append(Tunnel(context, host, listen, up, tuple(sessions_using(host))))
-    return sorted(found, key=lambda t: t.host)
+        if own_state.name == state.name:  # else: not the state of the tunnel to that host
+            found.append((engine, data, sock, state))
+    return found

@@ -46,6 +46,7 @@ from mux.spec import SessionSpec, VolumeFill
 
 if TYPE_CHECKING:
     from mux.engine import Engine
+    from mux.reach import Probe
     from mux.sessions import Session
 
 SHARED_LABEL = "mux.volume"  # a volume sessions share: what it holds (its value)
@@ -235,6 +236,19 @@ def tunnel_up(runner: Runner, port: int) -> str:
     from mux.proxy import control
 
     return tunnel.ensure(runner, runner.engine, control.status().port or port)
+
+
+def reach_probe(runner: Runner, spec: SessionSpec, tunnel_end: str) -> Probe:
+    """mux/reach.py's check that this remote session's network reaches the proxy
+    through the tunnel: from inside the session just started (`docker exec`), in
+    the background (``Probe.verdict`` waits)."""
+    from mux import reach
+    from mux.proxy.egress import alias
+    from mux.proxy.session import HOST_ALIAS, proxy_address
+
+    port = int(tunnel_end.rpartition(":")[2])
+    address = proxy_address(spec.name) or (f"{alias(port)}:{port}" if spec.network else f"{HOST_ALIAS}:{port}")
+    return reach.Probe(runner, reach.exec_argv(spec.container, address), runner.engine, address)
 
 
 def ca_copied_in(spec: SessionSpec) -> tuple[SessionSpec, list[tuple[Path, str]]]:

@@ -90,17 +90,21 @@ def _dry_stop(st: control.ProxyStatus) -> None:
 @proxy.command()
 @dry_run_option
 def stop(dry_run: bool) -> None:
-    """Stop the proxy (also cleans up after one that crashed)."""
+    """Stop the proxy (also cleans up after one that crashed), and end the ssh
+    tunnels remote engines reach it through."""
+    from mux.runner import Runner
+    from mux.tunnel import end_all
+
     if dry_run:
         st = control.status()
         _dry_stop(st)
+        end_all(Runner(dry_run=True))
         if not st.running:
             click.echo("mux proxy is not running; nothing to do", err=True)
         return
-    if control.stop():
-        click.echo("mux proxy stopped")
-    else:
-        click.echo("mux proxy was not running")
+    stopped = control.stop()
+    end_all(Runner())  # remote engines' tunnels to its port go with it
+    click.echo("mux proxy stopped" if stopped else "mux proxy was not running")
 
 
 @proxy.command()

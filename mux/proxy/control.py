@@ -143,7 +143,13 @@ def stop_if_unused(files: ProxyFiles) -> bool:
     """Stop the proxy when no session is registered (after the last one is deleted)."""
     with open(files.root / "start.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return not registry.names(files) and stop(files)
+        if registry.names(files) or not stop(files):
+            return False
+    if files.root == ProxyFiles.default().root:  # no tunnel forwards to a port where no proxy listens
+        from mux.tunnel import end_all
+
+        end_all(Runner())
+    return True
 
 
 def stale(settings: ProxySettings, config_path: Path | None, files: ProxyFiles | None = None) -> bool | None:

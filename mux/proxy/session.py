@@ -115,6 +115,17 @@ def relay_port(session_name: str) -> int | None:
     return int(port) if port.isdigit() and host == egress.alias(int(port)) else None
 
 
+def proxy_address(session_name: str) -> str | None:
+    """HOST:PORT of the proxy as the session's env-file here names it (no secret); None
+    if it has none."""
+    try:
+        first = Path(session_dir(session_name), ENV_FILE_NAME).read_text().split("\n", 1)[0]
+    except OSError:
+        return None
+    host, _, port = first.rpartition("@")[2].rpartition(":")
+    return f"{host}:{port}" if host and port.isdigit() else None
+
+
 def session_wiring(
     settings: ProxySettings,
     session_name: str,
