@@ -1,8 +1,8 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
-`python bench/run_all.py [name ...]` (names: installed startup create_delete startcheck list_sessions
-bench_repo compile_cache forward proxy tui cp gitpush reach podman_create_delete). MUX_BENCH_RUNS overrides
-the number of runs of every benchmark.
+`python bench/run_all.py [name ...]` (names: installed startup create_delete delete_repo startcheck
+list_sessions bench_repo compile_cache forward proxy tui cp gitpush reach podman_create_delete).
+MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ALL = ["installed", "startup", "create_delete", "startcheck", "list_sessions", "bench_repo", "compile_cache",
-       "forward", "proxy", "tui", "cp", "gitpush", "reach", "podman_create_delete"]
+ALL = ["installed", "startup", "create_delete", "delete_repo", "startcheck", "list_sessions", "bench_repo",
+       "compile_cache", "forward", "proxy", "tui", "cp", "gitpush", "reach", "podman_create_delete"]
 
 
 def main(names: list[str]) -> int:

@@ -108,13 +108,6 @@ def fill_helper_argv(name: str, volume: str, mount: str, image: str, *, pull: st
             *option("--pull", pull), "--network", "none", "-v", f"{volume}:{mount}", image, "true"]
 
 
-def helper_argv(container: str, image: str, *, labels: Iterable[tuple[str, str]]) -> list[str]:
-    """A short-lived container with ``container``'s volumes, read-only and offline;
-    the command to run follows."""
-    return [DOCKER, "run", "--rm", *repeated("--label", (f"{k}={v}" for k, v in labels)),
-            "--network", "none", "--volumes-from", f"{container}:ro", image]
-
-
 def cleanup_argv(image: str, directory: object, entries: Sequence[str], *,
                  labels: Iterable[tuple[str, str]]) -> list[str]:
     """Remove ``entries`` of ``directory`` as root, in a throw-away container of ``image``

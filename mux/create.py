@@ -146,6 +146,10 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         ("mux.image", image), ("mux.created", host.now.strftime(CREATED_FORMAT)),
         ("mux.version", __version__), *repo_labels,
     ]
+    if not repo_labels:  # a workdir that is a git repository: its HEAD now, for `mux diff`
+        from mux.workspace.heads import base_labels
+
+        labels += base_labels(workdir / ".git")
     instance = paths.instance(host.env)
     if instance:
         labels.append(("mux.instance", instance))

@@ -98,6 +98,9 @@ def clone_repo(runner: Runner, spec: SessionSpec, url: str, branch: str | None, 
     cloned = repo.clone(url, spec.workdir, branch, progress=progress, git_config=git_config)
     labels = dict(spec.labels)
     labels["mux.branch"] = cloned.branch
+    from mux.workspace.heads import base_labels
+
+    labels.update(base_labels(spec.workdir / ".git"))  # where `mux diff` starts from: no agent ran yet
     return spec._replace(labels=tuple(labels.items()))
 
 

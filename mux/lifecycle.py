@@ -112,24 +112,11 @@ def remove_as_root(runner: Runner, session: Session, directory: Path) -> bool:
 
 
 def blockers(session: Session, *, force: bool) -> list[str]:
-    """Why deleting this session without --force would lose something."""
+    """Why deleting this session without --force would lose something, before its files
+    are looked at: a running session is refused before anything reads its clone."""
     if force:
         return []
-    reasons = []
-    if session.running:
-        reasons.append("it is running")
-    reasons += unsaved_work(session)
-    return reasons
-
-
-def unsaved_work(session: Session) -> list[str]:
-    """Work in a repo session's clone that exists nowhere else (see mux.repo)."""
-    clone = Path(paths.session_dir(session.name), "repo")
-    if not clone.is_dir():
-        return []
-    from mux import repo
-
-    return repo.unsaved_work(clone)
+    return ["it is running"] if session.running else []
 
 
 def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> None:
@@ -147,12 +134,14 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
         raise not_found(runner, name)
     doomed: list[Session] = []
     refused: list[tuple[Session, list[str]]] = []
-    for session in sessions:
-        reasons = blockers(session, force=force)
-        if not reasons and not force:
-            from mux.volumes import unsaved_work as on_engine  # /workspace in a volume
+    unsaved: dict[str, list[str]] = {}
+    idle = [s for s in sessions if not force and not s.running]
+    if idle:  # their repositories, read by git in one throwaway container (mux.workspace), never here
+        from mux.workspace.guard import unsaved_work
 
-            reasons = on_engine(runner, session)
+        unsaved = unsaved_work(runner, idle)
+    for session in sessions:
+        reasons = blockers(session, force=force) + unsaved.get(session.name, [])
         if reasons:
             refused.append((session, reasons))
         else:

@@ -21,9 +21,9 @@ a program's volume is named by its content's digest, so it is copied once and a
 changed binary gets a new one. Files that are the session's own (an agent's shared
 files) go into a volume labelled with the session, removed with it.
 
-The unsaved-work guard runs git on that engine (mux/repo/safety.py's checks,
-through `docker exec`, or a helper container using the session's volumes when it
-is stopped), and fails closed; delete removes the volumes with the container.
+The unsaved-work guard runs git on that engine, in the git box with the workspace
+volume mounted read-only (mux/workspace), as it does for a clone here, and fails
+closed; delete removes the volumes with the container.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from mux.spec import SessionSpec, VolumeFill
 if TYPE_CHECKING:
     from mux.engine import Engine
     from mux.reach import Probe
-    from mux.repo.gitcmd import Outcome
     from mux.sessions import Session
 
 SHARED_LABEL = "mux.volume"  # a volume sessions share: what it holds (its value)
@@ -395,31 +394,3 @@ def sessions_volumes(runner: Runner) -> list[tuple[str, str]]:
                 and volume == volume_name(session, volume.rsplit("-", 1)[-1])):
             found.append((volume, session))
     return found
-
-
-def unsaved_work(runner: Runner, session: Session) -> list[str]:
-    """What deleting a volume session's repo would lose, asked with git on its engine.
-    Fails closed: a check that cannot run is a reason."""
-    if not (in_volumes(session) and session.repo):
-        return []
-    from mux import validate
-    from mux.repo import gitcmd, safety
-
-    helper: list[str] = []
-    if not session.running:
-        image = validate.image(session.image, "the session's image label")
-        helper = A.helper_argv(session.id or session.container, image, labels=paths.helper_labels("guard"))
-
-    def git(*args: str) -> Outcome:
-        command = ["git", "--no-optional-locks", "-c", f"safe.directory={WORKSPACE}", "-C", WORKSPACE, *args]
-        argv = helper + command if helper else A.exec_argv(session.id or session.container, command, tty=False)
-        result = runner.query(argv, check=False)
-        return gitcmd.Outcome(result.returncode, result.stdout, result.stderr.splitlines())
-
-    top = git("rev-parse", "--show-toplevel")
-    if not top.ok or top.stdout.strip() != WORKSPACE:
-        why = top.lines[-1] if top.lines else f"exit status {top.status}"
-        return [f"its {WORKSPACE} volume cannot be checked with git on its engine ({why}); "
-                "its files would be deleted"]
-    return safety.reasons(git)
-

@@ -6,7 +6,6 @@ this package (as ``mux --help`` and ``--dry-run`` do) stays cheap.
 
 from mux.repo.cloning import ClonedRepo, cache_path, clone, clone_commands
 from mux.repo.errors import RepoError
-from mux.repo.safety import unsaved_work
 from mux.repo.urls import local_path, redact_url, validate_branch, validate_repo_url
 
 __all__ = [
@@ -17,7 +16,6 @@ __all__ = [
     "clone_commands",
     "local_path",
     "redact_url",
-    "unsaved_work",
     "validate_branch",
     "validate_repo_url",
 ]

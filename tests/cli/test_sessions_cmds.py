@@ -268,11 +268,12 @@ def test_delete_leftover_files_without_container(home: Home, fp) -> None:  # typ
 
 
 def test_delete_leftover_clone_with_unsaved_work_is_refused(home: Home, fp, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Its container is gone, so is its image, the git box's: nothing can vouch for it.
     (home.session_dir("s1") / "repo").mkdir(parents=True)
-    monkeypatch.setattr("mux.repo.unsaved_work", lambda path: ["1 untracked file"])
     fp.register(ps_one("s1"), stdout="")
     result = run("delete", "s1")
-    assert result.code == 1 and "1 untracked file" in result.err
+    assert result.code == 1 and "cannot be checked for unsaved work" in result.err and "--force" in result.err
+    assert list(fp.calls) == [ps_one("s1")]  # no git here, no box either
     assert home.session_dir("s1").exists()
 
 
@@ -455,3 +456,33 @@ def test_list_shows_a_session_being_created_as_nothing_missing(home: Home, fp) -
     fp.register(PS_ALL, stdout="")
     data = json.loads(run("list", "--json").out)
     assert [(d["name"], d["status"]) for d in data] == [("left", "missing")]
+
+
+def test_delete_all_of_repo_sessions_runs_one_git_box_and_no_git_here(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    for name in ("a", "b"):
+        (home.session_dir(name) / "repo").mkdir(parents=True)
+    fp.register(PS_ALL, stdout=ps_line("a", "exited", id="a" * 64, repo="/src/app")
+                + ps_line("b", "exited", id="b" * 64, repo="/src/app"))
+    box = ["docker", "run", "--rm", fp.any()]
+    fp.register(box, stdout="0 changes 0 0\n0 heads 0\n0 stash 0\n0 end\n"
+                "1 changes 0 1\n1 heads 0\n1 stash 0\n1 end\n")
+    fp.register(["docker", "rm", "a" * 64], stdout="")
+    result = run("delete", "--all")
+    calls = [list(c) for c in fp.calls]
+    runs = [c for c in calls if c[:2] == ["docker", "run"]]
+    assert len(runs) == 1 and not any(c[0] == "git" for c in calls)
+    argv = runs[0]
+    for flag in ("--network none", "--cap-drop ALL", "--read-only", "--security-opt no-new-privileges"):
+        assert flag in " ".join(argv)
+    assert argv[-2:] == ["/r/0", "/r/1"]
+    assert result.code == 1 and "b: 1 untracked file" in result.err
+    assert not home.session_dir("a").exists() and home.session_dir("b").exists()
+
+
+def test_delete_refuses_when_the_git_box_prints_garbage(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
+    (home.session_dir("s1") / "repo").mkdir(parents=True)
+    fp.register(ps_one("s1"), stdout=ps_line("s1", "exited", repo="/src/app"))
+    fp.register(["docker", "run", "--rm", fp.any()], stdout="0 changes 0 0\n\x1b]0;owned\x07\n0 end\n")
+    result = run("delete", "s1")
+    assert result.code == 1 and "not a check" in result.err and "\x1b" not in result.err
+    assert home.session_dir("s1").exists()

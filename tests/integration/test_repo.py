@@ -26,7 +26,6 @@ from mux.repo import (
     RepoError,
     cache_path,
     clone,
-    unsaved_work,
     validate_branch,
 )
 from tests.conftest import ROOT, require_engine
@@ -440,7 +439,21 @@ def test_concurrent_clones_share_one_cache_safely(
         assert git("rev-parse", "HEAD", cwd=tmp_path / name) == git("rev-parse", expected, cwd=origin)
 
 
-# -- unsaved work ---------------------------------------------------------------------------
+# -- unsaved work (the guard's checks, run by git in the git box: a real engine) ------------
+
+
+def unsaved_work(path: Path) -> list[str]:
+    """What `mux delete` would say about a clone at ``path``: the git box's answer."""
+    from mux.runner import Runner
+    from mux.workspace import gitbox, guard
+
+    require_engine()
+    if not path.exists():
+        return []
+    st = path.lstat()
+    tree = gitbox.Tree("t", "bind", str(path), IMAGE, f"{st.st_uid}:{st.st_gid}")
+    return guard.check(Runner(), [tree])["t"]
+
 
 
 def _modify(r: Path) -> None:
@@ -497,6 +510,7 @@ def _ignored_file(r: Path) -> None:
     (r / "build/out.o").write_text("x")
 
 
+@pytest.mark.usefixtures("images")
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
@@ -528,6 +542,7 @@ def test_unsaved_work_of_a_missing_clone_is_nothing(tmp_path: Path) -> None:
     assert unsaved_work(tmp_path / "gone") == []
 
 
+@pytest.mark.usefixtures("images")
 @pytest.mark.parametrize(
     "break_it",
     [
@@ -565,6 +580,7 @@ def _packed_refs_garbage(r: Path) -> None:
         f.write("garbage line\n")
 
 
+@pytest.mark.usefixtures("images")
 @pytest.mark.parametrize(
     ("break_it", "expected"),
     [
@@ -586,6 +602,7 @@ def test_unsaved_work_fails_closed_on_a_corrupt_clone(
     assert len(reasons) == len(expected) and all(r.startswith(e) for r, e in zip(reasons, expected)), reasons
 
 
+@pytest.mark.usefixtures("images")
 def test_unsaved_work_of_a_clone_owned_by_another_user(origin: Path, tmp_path: Path) -> None:
     repo = clone(str(origin), tmp_path / "repo", None, progress=False).path
     _commit(repo)
@@ -594,7 +611,7 @@ def test_unsaved_work_of_a_clone_owned_by_another_user(origin: Path, tmp_path: P
         os.lchown(p, 4242, 4242)  # as the container's user would leave it
     assert unsaved_work(repo) == ["1 file with uncommitted changes",
                                   "branch 'main': 1 commit not on any remote branch"]
-    # Looking wrote nothing: every file still belongs to the user.
+    # Looking wrote nothing (the box mounts it read-only): every file still belongs to the user.
     assert {p.stat().st_uid for p in [repo, *repo.rglob("*")]} == {4242}
 
 

@@ -96,7 +96,8 @@ def test_existing_branch_and_default_branch(images, mux_home, remote) -> None:
     ("echo s >> README && git stash -q", "stash"),
 ], ids=["uncommitted", "untracked", "unpushed", "stash"])
 def test_delete_refuses_to_lose_work(images, mux_home, remote, unique_name, mess, reason) -> None:
-    assert mux("new", "--repo", str(remote), unique_name).returncode == 0
+    # The guard's git runs in the git box, a container of the session's image: one with git.
+    assert mux("new", "--image", DEBIAN, "--repo", str(remote), unique_name).returncode == 0
     assert mux("stop", unique_name).returncode == 0
     clone = session_dir(unique_name) / "repo"
     subprocess.run(["sh", "-c", mess], cwd=clone, check=True, capture_output=True,

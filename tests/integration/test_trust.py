@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUSYBOX, docker, mux, session_dir
+from tests.conftest import BUSYBOX, DEBIAN, docker, mux, session_dir
 
 pytestmark = pytest.mark.docker
 
@@ -171,7 +171,7 @@ HOSTILE = ["..", ".", "", "a/../..", "-rf", "/etc"]
 
 def test_hostile_labels_are_foreign_and_never_deleted(images, mux_home, unique_name, origin) -> None:
     keep = f"{unique_name}-keep"
-    assert mux("new", "--repo", str(origin), keep).returncode == 0
+    assert mux("new", "--image", DEBIAN, "--repo", str(origin), keep).returncode == 0  # git, for the guard
     clone = session_dir(keep) / "repo"
     (clone / "unsaved.txt").write_text("an agent's work\n")
     assert mux("stop", keep).returncode == 0

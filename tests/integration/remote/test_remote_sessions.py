@@ -130,7 +130,7 @@ def test_guard_fails_closed_when_git_cannot_run_there(remote_home, remote, own_i
     assert mux("--context", "box", "stop", unique_name).returncode == 0
     refused = mux("--context", "box", "delete", unique_name)
     assert refused.returncode == 1
-    assert "cannot be checked with git on its engine" in refused.stderr
+    assert "its workspace volume cannot be checked as a git repository" in refused.stderr
 
 
 def test_dry_run_prints_every_step_and_makes_nothing(remote_home, remote, own_instance, unique_name,
