@@ -105,28 +105,13 @@ def follow_logs(state: State, row: Row) -> subprocess.Popen[bytes]:
 def diff_text(state: State, row: Row) -> list[str]:
     """What `mux diff NAME` prints: the session's changes since it was made, escaped.
 
-    The one place the TUI asks for a diff. `mux diff` (mux/workspace/diff.py, run in
-    the git box) prints its text; it is caught here from stdout, so this works as soon
-    as that module is in this mux, and says it is not available until then.
+    The one place the TUI asks for a diff: the same text as `mux diff` (read in the
+    git box, mux/workspace/diff.py), with the same refusals.
     """
+    from mux.workspace.diff import changes
+
     name = acted_on(row)
-    if row.session is None or not row.session.repo:
-        raise MuxError(f"session {name} has no repository (it was not made with --repo): there is no diff to show")
-    import importlib
-
-    try:
-        module = importlib.import_module("mux.workspace.diff")
-    except ImportError:
-        raise MuxError("`mux diff` is not available in this version of mux",
-                       hint=f"until it is, `mux exec {name} -- git -C /workspace diff` shows the changes "
-                       "(run by the session's own git)") from None
-    import contextlib
-    import io
-
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):  # the TUI writes to the terminal, never to sys.stdout
-        module.diff(runner_for(state, row), name, stat=False, paths=(), pager=False)
-    text = printed.getvalue()
+    text = changes(runner_for(state, row), name, stat=False, paths=())
     return [line(t) for t in text.splitlines()] if text else [f"no changes in session {name} since it was made"]
 
 

@@ -68,6 +68,12 @@ def pathspecs(given: Sequence[str]) -> list[str]:
 
 def diff(runner: Runner, name: str, *, stat: bool, paths: Sequence[str], pager: bool | None = None) -> None:
     """Print session ``name``'s changes (``stat``: a diffstat)."""
+    text = changes(runner, name, stat=stat, paths=paths)
+    show(runner, text, pager=sys.stdout.isatty() if pager is None else pager)
+
+
+def changes(runner: Runner, name: str, *, stat: bool, paths: Sequence[str]) -> str:
+    """Session ``name``'s changes as the text `mux diff` shows, escaped and bounded."""
     from mux.sessions import find
 
     specs = pathspecs(paths)
@@ -88,7 +94,7 @@ def diff(runner: Runner, name: str, *, stat: bool, paths: Sequence[str], pager: 
             text = gitbox.escape(fh.read(DIFF_LIMIT).decode("utf-8", "replace"))
     if size >= DIFF_LIMIT:
         text += f"\n[mux: the diff is longer than {DIFF_LIMIT >> 20} MiB; cut here]\n"
-    show(runner, text, pager=sys.stdout.isatty() if pager is None else pager)
+    return text
 
 
 def show(runner: Runner, text: str, *, pager: bool) -> None:
