@@ -111,7 +111,6 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
 
         check_limits(host.rootless, limits)
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
-    volumes += repo_source_mount(opts, d.volumes + volumes) if repo_labels and not host.remote else ()
     taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
     for spec_text in d.volumes + volumes:
         target = spec_text.split(":")[1].rstrip("/")
@@ -195,18 +194,6 @@ def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
     url = validate_repo_url(opts.repo)
     branch = validate_branch(opts.branch) if opts.branch else ""
     return [("mux.repo", redact_url(url)), ("mux.branch", branch)]
-
-
-def repo_source_mount(opts: NewOptions, volumes: tuple[str, ...]) -> tuple[str, ...]:
-    """A local --repo is mounted at its own path, so `origin` (that path) works
-    inside: the agent can fetch from and push to it (unless a volume already
-    mounts something there)."""
-    from mux.repo import local_path, validate_repo_url
-
-    source = local_path(validate_repo_url(opts.repo or ""))
-    if not source or source in {v.split(":")[1].rstrip("/") for v in volumes}:
-        return ()
-    return (f"{source}:{source}",)
 
 
 def host_git_identity(runner: Runner) -> tuple[str | None, str | None]:

@@ -1,0 +1,85 @@
+"""A session is an untrusted remote: hostile scripts inside real sessions, canaries on the host.
+
+Each test runs the agent's side as a script in a real container and then checks
+something on the host that must be untouched (hashes of the user's repository,
+the bits of files in the workdir, the identity of the next session)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEBIAN, mux, session_dir
+
+pytestmark = pytest.mark.docker
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
+                          cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def tree_hashes(root: Path) -> dict[str, tuple[str, int, int]]:
+    """Every file under ``root``: its content hash, mode and inode (links by their target text)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if path.is_symlink():
+            digest = hashlib.sha256(os.readlink(path).encode()).hexdigest()
+        elif path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            digest = "dir"
+        found[str(path.relative_to(root))] = (digest, st.st_mode, st.st_ino)
+    return found
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The user's own working repository, the kind `mux new --repo ../app` names."""
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "README").write_text("hello\n")
+    git("add", "README", cwd=repo)
+    git("commit", "-qm", "first", cwd=repo)
+    return repo
+
+
+# The agent's side: plant a hook and an fsmonitor command in the source repository
+# (where `origin` points), and rewrite every object file of its own clone in place
+# (a hardlinked clone shares those inodes with the source).
+HOSTILE_REPO = r"""
+src="$1"
+seen=no
+if [ -e "$src" ]; then seen=yes; fi
+hook="$src/.git/hooks/post-commit"
+mkdir -p "$src/.git/hooks" 2>/dev/null && printf '#!/bin/sh\ntouch /tmp/pwned\n' > "$hook" 2>/dev/null
+printf '[core]\n\tfsmonitor = touch /tmp/pwned\n' >> "$src/.git/config" 2>/dev/null
+for f in $(find /workspace/.git/objects -type f); do
+    chmod u+w "$f" && printf 'garbage' > "$f"
+done
+echo "source-visible=$seen"
+"""
+
+
+def test_local_repo_source_is_out_of_the_sessions_reach(images, mux_home, project, unique_name) -> None:
+    Path(os.environ["MUX_CONFIG"]).write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n')
+    before = tree_hashes(project)
+    assert mux("new", "--repo", str(project), unique_name).returncode == 0
+    try:
+        out = mux("exec", unique_name, "--", "sh", "-c", HOSTILE_REPO, "hostile", str(project))
+        assert out.returncode == 0, out.stderr
+        assert tree_hashes(project) == before  # no hook, no config, no object changed
+        assert "source-visible=no" in out.stdout
+        git("fsck", "--strict", cwd=project)
+        # The clone owns its objects: not one inode is shared with the source.
+        clone_objects = {p.stat().st_ino for p in (session_dir(unique_name) / "repo/.git/objects").rglob("*")
+                         if p.is_file()}
+        assert clone_objects and not clone_objects & {v[2] for v in before.values()}
+    finally:
+        mux("delete", "--force", unique_name)
