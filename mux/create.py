@@ -117,6 +117,12 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         if target in taken:
             raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
                               "(the working directory, the session's HOME and user)")
+    from mux import ownfiles
+
+    where = "--copy source" if opts.copy else "--workdir" if opts.workdir else "the working directory"
+    ownfiles.check_spec_sources(None if repo_labels else workdir, d.volumes + volumes,
+                                ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env),
+                                workdir_what=where)
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)

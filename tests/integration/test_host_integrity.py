@@ -83,3 +83,35 @@ def test_local_repo_source_is_out_of_the_sessions_reach(images, mux_home, projec
         assert clone_objects and not clone_objects & {v[2] for v in before.values()}
     finally:
         mux("delete", "--force", unique_name)
+
+
+# -- mux's own files are never in a session ------------------------------------------------
+
+
+def test_new_from_home_refuses_and_makes_nothing(images, tmp_path, unique_name, monkeypatch) -> None:
+    """From $HOME (it holds mux's data dir: the CA key, session secrets) `mux new` stops."""
+    home = tmp_path / "home"
+    data = home / ".local/share/mux"
+    (data / "proxy").mkdir(parents=True)
+    key = data / "proxy/mitmproxy-ca.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\ncanary\n")
+    config = home / ".config/mux/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n')
+    for var in ("MUX_DATA_DIR", "MUX_CONFIG", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    env = {"HOME": str(home)}
+    made = mux("new", unique_name, cwd=home, env=env)
+    try:
+        assert made.returncode == 2, made.stdout + made.stderr
+        assert made.stderr.startswith("mux: error: the working directory ")
+        assert f"contains mux's config directory ({home}/.config/mux)" in made.stderr
+        assert mux("list", "-q", env=env, cwd=tmp_path).stdout.strip() == ""
+        assert not session_dir(unique_name, data).exists()
+        proj = tmp_path / "proj"
+        proj.mkdir()
+        leaked = mux("new", "-v", f"{data}/proxy:/stolen:ro", unique_name, cwd=proj, env=env)
+        assert leaked.returncode == 2 and "lies inside mux's data directory" in leaked.stderr, leaked.stderr
+        assert not session_dir(unique_name, data).exists()
+    finally:
+        mux("delete", "--force", unique_name, env=env, cwd=tmp_path)

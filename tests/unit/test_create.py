@@ -158,7 +158,8 @@ def test_swap_accepted(host: HostFacts, memory: str, swap: str) -> None:
 
 @pytest.mark.parametrize("target", ["/workspace", "/workspace/", "/home/mux"], ids=["workspace", "slash", "home"])
 def test_volume_over_mux_own_mounts_is_refused(target: str, tmp_path: Path) -> None:
-    host = HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path, now=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                     data_dir=tmp_path / "data")
+    (tmp_path / "proj").mkdir()
+    host = HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path / "proj",
+                     now=datetime(2026, 1, 1, tzinfo=timezone.utc), data_dir=tmp_path / "data")
     with pytest.raises(ConfigError, match="which mux mounts itself"):
-        build_spec(Config(), NewOptions(name="s", volumes=(f"{tmp_path}:{target}",)), host)
+        build_spec(Config(), NewOptions(name="s", volumes=(f"{tmp_path / 'proj'}:{target}",)), host)

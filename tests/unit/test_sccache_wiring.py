@@ -215,7 +215,8 @@ def test_cargo_cache_needs_the_session_dir(tmp_path: Path) -> None:
 # -- wiring into `mux new` ---------------------------------------------------------
 
 def host(tmp_path: Path) -> HostFacts:
-    return HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path, data_dir=tmp_path / "data",
+    (tmp_path / "proj").mkdir(exist_ok=True)
+    return HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path / "proj", data_dir=tmp_path / "data",
                      now=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
 
 
