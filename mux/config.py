@@ -42,6 +42,7 @@ class DockerSettings(NamedTuple):
     network: str | None = None
     shell: str = "/bin/bash"
     run_as_user: bool = True
+    run_as_root: bool = False  # mux run as root: a session may run as uid 0 (never by default)
     stop_timeout: int = 10
     pull: str | None = None
     limits: Limits = Limits()
@@ -138,6 +139,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
     settings = DockerSettings(
         image=image, volumes=volumes, env=env, network=network, shell=shell,
         run_as_user=t.boolean("run_as_user", True),
+        run_as_root=t.boolean("run_as_root", False),
         stop_timeout=t.integer("stop_timeout", 10),
         pull=pull,
         limits=_limits(t.table("limits")),
@@ -151,15 +153,17 @@ def _docker(t: Table, base: Path) -> DockerSettings:
     for name in (settings.context, *settings.contexts):
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
-    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
-             "context, contexts")
+    t.finish("image, volumes, env, network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, "
+             "rust, ports, context, contexts")
     return settings
 
 
 def _limits(t: Table) -> Limits:
     memory, cpus, swap = t.scalar("memory"), t.scalar("cpus"), t.scalar("memory_swap")
-    t.finish("memory, cpus, memory_swap")
+    pids = t.integer("pids", -1, minimum=0) if "pids" in t.data else None  # None: the default
+    t.finish("memory, cpus, memory_swap, pids")
     return Limits(
+        pids=pids,
         memory=None if memory is None else validate.memory(memory, t.where("memory")),
         cpus=None if cpus is None else validate.cpus(cpus, t.where("cpus")),
         memory_swap=None if swap is None

@@ -97,6 +97,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         cpus=validate.cpus(opts.cpus, "--cpus") if opts.cpus else d.limits.cpus,
         memory_swap=validate.memory(opts.memory_swap, "--memory-swap", allow_unlimited=True)
         if opts.memory_swap else d.limits.memory_swap,
+        pids=d.limits.pids or None,  # 0: no limit
     )
     if limits.memory_swap and limits.memory_swap != "-1":
         if not limits.memory:
@@ -110,6 +111,8 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         from mux.vmengine import check_limits
 
         check_limits(host.rootless, limits)
+    if d.limits.pids is None and not (host.rootless or {}).get("CgroupDriver") == "none":
+        limits = limits._replace(pids=A.DEFAULT_PIDS)  # an engine without cgroups has no pids limit either
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
     taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
     for spec_text in d.volumes + volumes:
@@ -138,6 +141,16 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     env += [validate.env_entry(e, f"{src}: [docker] env", host_env) for e in d.env]
     env += [validate.env_entry(e, "--env", host_env) for e in opts.env]
     run_as_user = d.run_as_user
+    uid, gid, login, group = host.uid, host.gid, host.login, host.group
+    if run_as_user and host.rootless is None:  # rootless Docker: its uid 0 is you already
+        from mux.repo import local_path, validate_repo_url
+
+        source = local_path(validate_repo_url(opts.repo)) if opts.repo else None
+        uid, gid = account.session_ids(
+            host.uid, host.gid, str(source or host.cwd) if repo_labels else str(workdir),
+            allow_root=d.run_as_root or host.env.get(account.ROOT_ENV) == "1")
+        if uid != host.uid:
+            login, group = account.host_names(uid, gid, {})
     labels = [
         ("mux.session", name), ("mux.backend", "docker"), ("mux.workdir", str(workdir)),
         ("mux.image", image), ("mux.created", host.now.strftime(CREATED_FORMAT)),
@@ -150,17 +163,18 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),
         volumes=d.volumes + volumes, network=network, limits=limits,
-        user=f"{host.uid}:{host.gid}" if run_as_user else None,
+        user=f"{uid}:{gid}" if run_as_user else None,
         home=session_dir / "home" if run_as_user else None,
         hostname=None if (network or "").startswith("container:") else name,  # docker refuses both
         accounts=tuple((session_dir / f, text) for f, text in
-                       account.files(host.login, host.uid, host.group, host.gid, d.shell).items())
+                       account.files(login, uid, group, gid, d.shell).items())
         if run_as_user and not host.remote else (),  # host files: a remote engine cannot mount them
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
         cidfile=session_dir / hostfiles.CIDFILE,
         fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
+        uid0=host.rootless is None and (not run_as_user or uid == 0),
     )
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
@@ -178,12 +192,16 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     from mux.agents import AgentRequest, apply
 
     req = AgentRequest(opts.agent, opts.prompt, opts.headless, tuple(opts.command))
-    return apply(config, req, spec, uid=host.uid, gid=host.gid, host_env=host.env,
-                 host_home=Path(host.env.get("HOME") or Path.home()),
-                 session_dir=host.session_dir(spec.name),
-                 user_env_names={e.partition("=")[0] for e in user_env},
-                 remote=host.remote, instance=paths.instance(host.env),
-                 root_is_you=host.rootless is not None)
+    uid, gid = host.uid, host.gid
+    if spec.user and not spec.user.startswith("0:"):  # mux chose one (mux as root: the workdir's owner)
+        uid, gid = (int(x) for x in spec.user.split(":"))
+    made = apply(config, req, spec, uid=uid, gid=gid, host_env=host.env,
+                host_home=Path(host.env.get("HOME") or Path.home()),
+                session_dir=host.session_dir(spec.name),
+                user_env_names={e.partition("=")[0] for e in user_env},
+                remote=host.remote, instance=paths.instance(host.env),
+                root_is_you=host.rootless is not None)
+    return made._replace(uid0=False)  # an agent never runs as root (mux.agents.agent_user)
 
 
 def repo_options(opts: NewOptions) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ import stat
 import pytest
 
 from mux import __version__, account
+from mux import argv as A
 from mux.argv import SHELL_FALLBACK
 from mux.runner import quote, write_argv
 from tests.cli.muxcli import IMAGE, NEW_ID, Home, ps_line, ps_one, register_run, run, run_argv, top
@@ -97,7 +98,7 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
         "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=ada@example.com",
         "-e", "A=1", "-e", "GH_TOKEN",
         "--network", "none", "--memory", "1g", "--memory-swap", "2g", "--cpus", "0.5",
-        "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "always",
+        "--pids-limit", "4096", *A.SECURITY, "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "always",
         "alpine:3.19", "claude", "--dangerously-skip-permissions", "-p", "do it",
     ]
     register_run(fp, expected)
@@ -136,7 +137,8 @@ inject_config = false
         "--label", f"mux.version={__version__}",
         "-v", f"{home.proj}:/workspace", "-w", "/workspace",
         "-v", f"{home.root}/ssh:/root/.ssh:ro", "-e", "TERM=xterm-256color", "--network", "host",
-        "--memory", "512m", "--cpus", "2", "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
+        "--memory", "512m", "--cpus", "2", "--pids-limit", "4096", *A.SECURITY,
+        "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
         IMAGE, "/bin/sh", "-c", SHELL_FALLBACK, "mux-session", "/bin/zsh",
     ]
     register_run(fp, expected)
@@ -293,7 +295,7 @@ def test_bad_config_is_exit_2_naming_file_and_key(home: Home, fp) -> None:  # ty
     assert result.code == 2
     assert result.err.splitlines()[0] == (
         f"mux: error: {home.config}: [docker] memroy: unknown key 'memroy' (allowed: image, volumes, env, "
-        "network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, context, contexts)")
+        "network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, rust, ports, context, contexts)")
     assert list(fp.calls) == []
 
 

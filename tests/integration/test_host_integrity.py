@@ -115,3 +115,99 @@ def test_new_from_home_refuses_and_makes_nothing(images, tmp_path, unique_name, 
         assert not session_dir(unique_name, data).exists()
     finally:
         mux("delete", "--force", unique_name, env=env, cwd=tmp_path)
+
+
+# -- least privilege ---------------------------------------------------------------------
+
+# The agent's side: a device node, a setuid copy of a shell, a raw socket, and what
+# the kernel says about this process's privileges and limits.
+HOSTILE_PRIVILEGE = r"""
+cd /workspace
+mknod blockdev b 7 0 2>/dev/null && echo made-device
+mknod chardev c 1 1 2>/dev/null && echo made-char
+cp /bin/busybox suid-shell && chmod u+s,g+s suid-shell && echo made-suid
+if ping -c1 -W1 127.0.0.1 >/dev/null 2>&1; then echo raw-socket; fi
+grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status
+cat /sys/fs/cgroup/pids/pids.max
+id -u
+"""
+
+
+def special_files(root: Path) -> list[str]:
+    """Device nodes, and setuid/setgid files owned by root, under ``root``."""
+    import stat
+
+    found = []
+    for path in root.rglob("*"):
+        st = path.lstat()
+        if stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode):
+            found.append(f"device {path.name}")
+        elif stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID) and st.st_uid == 0:
+            found.append(f"setuid-root {path.name}")
+    return found
+
+
+def caps(status: str) -> int:
+    return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("CapBnd")), 16)
+
+
+NET_RAW, MKNOD, SETFCAP = 1 << 13, 1 << 27, 1 << 31
+
+
+def test_a_default_session_of_root_runs_as_the_workdirs_owner(images, mux_home, tmp_path, unique_name,
+                                                               monkeypatch) -> None:
+    monkeypatch.delenv("MUX_RUN_AS_ROOT", raising=False)
+    work = tmp_path / "w"
+    work.mkdir()
+    os.chown(work, 4242, 4242)
+    made = mux("new", "--workdir", str(work), unique_name)
+    assert made.returncode == 0, made.stderr
+    try:
+        out = mux("exec", unique_name, "--", "sh", "-c", HOSTILE_PRIVILEGE)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[-1] == "4242" and lines[-2] == "4096"
+        assert "NoNewPrivs:\t1" in out.stdout
+        assert caps(out.stdout) & (NET_RAW | MKNOD | SETFCAP) == 0
+        assert not {"made-device", "made-char", "raw-socket"} & set(lines)
+        assert special_files(work) == []
+        assert (session_dir(unique_name) / "home").stat().st_uid == 4242
+    finally:
+        mux("delete", "--force", unique_name)
+
+
+def test_root_owned_workdir_is_refused_without_the_explicit_setting(images, mux_home, tmp_path, unique_name,
+                                                                     monkeypatch) -> None:
+    monkeypatch.delenv("MUX_RUN_AS_ROOT", raising=False)
+    work = tmp_path / "w"
+    work.mkdir()
+    made = mux("new", "--workdir", str(work), unique_name)
+    assert made.returncode == 2, made.stderr
+    assert "uid 0" in made.stderr and "run_as_root" in made.stderr
+    assert not session_dir(unique_name).exists()
+    assert mux("list", "-q").stdout.strip() == ""
+
+
+def test_an_explicit_root_session_leaves_no_setuid_file_or_device(images, mux_home, tmp_path, unique_name,
+                                                                   monkeypatch) -> None:
+    monkeypatch.delenv("MUX_RUN_AS_ROOT", raising=False)  # the config's setting alone
+    Path(os.environ["MUX_CONFIG"]).write_text(
+        '[docker]\nimage = "mux-test/busybox"\npull = "never"\nrun_as_root = true\n')
+    work = tmp_path / "w"
+    work.mkdir()
+    made = mux("new", "--workdir", str(work), unique_name)
+    assert made.returncode == 0, made.stderr
+    try:
+        out = mux("exec", unique_name, "--", "sh", "-c", HOSTILE_PRIVILEGE)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[-1] == "0"
+        assert not {"made-device", "made-char", "raw-socket"} & set(lines)
+        assert caps(out.stdout) & (NET_RAW | MKNOD | SETFCAP) == 0
+        stopped = mux("stop", unique_name)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "cleared the setuid/setgid bits of 1 file" in stopped.stderr
+        assert special_files(work) == []
+        assert (work / "suid-shell").is_file()  # the data stays, without its bits
+    finally:
+        mux("delete", "--force", unique_name)

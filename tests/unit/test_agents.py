@@ -73,7 +73,7 @@ def test_claude_headless_whole_argv(home: Path) -> None:
         "-e", f"ANTHROPIC_API_KEY={PLACEHOLDER}",
         "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",
         "-e", "DISABLE_TELEMETRY=1", "-e", "DISABLE_ERROR_REPORTING=1",
-        "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
+        "--pids-limit", "4096", *A.SECURITY, "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
         "/bin/sh", "-c", LAUNCHER, "mux-agent", spec.command[4], "claude", "--model", "opus", "-p", "--", "fix it",
     ]
     assert spec.command[4].startswith("claude is not in this image")

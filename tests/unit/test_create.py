@@ -40,7 +40,7 @@ def test_defaults(host: HostFacts) -> None:
     assert spec.home == host.data_dir / "sessions" / "s1" / "home"
     assert spec.env == tuple(git_env("Host Name", "host@example.com"))
     assert spec.command == () and spec.shell == "/bin/bash"
-    assert spec.volumes == () and spec.network is None and spec.limits == Limits()
+    assert spec.volumes == () and spec.network is None and spec.limits == Limits(pids=4096)
     assert spec.stop_timeout == 10 and spec.pull is None
 
 
@@ -79,7 +79,7 @@ def test_flags_override_config(host: HostFacts) -> None:
     assert spec.image == "busybox:1"
     assert ("mux.image", "busybox:1") in spec.labels
     assert spec.network == "host"
-    assert spec.limits == Limits(memory="8g", cpus="4", memory_swap="16g")
+    assert spec.limits == Limits(memory="8g", cpus="4", memory_swap="16g", pids=4096)
     assert spec.pull == "never"
 
 
@@ -89,7 +89,7 @@ def test_config_used_when_no_flags(host: HostFacts) -> None:
     spec = build_spec(config, NewOptions(name="s1"), host)
     assert (spec.image, spec.network, spec.pull, spec.shell, spec.stop_timeout) == (
         "alpine:3", "none", "always", "/bin/zsh", 2)
-    assert spec.limits == Limits(memory="2g", cpus="1")
+    assert spec.limits == Limits(memory="2g", cpus="1", pids=4096)
 
 
 def test_volumes_and_env_combine(host: HostFacts) -> None:
@@ -153,7 +153,7 @@ def test_rejected(host: HostFacts, opts: NewOptions, config: Config, message: st
 ])
 def test_swap_accepted(host: HostFacts, memory: str, swap: str) -> None:
     spec = build_spec(Config(), NewOptions(name="s", memory=memory, memory_swap=swap), host)
-    assert spec.limits == Limits(memory=memory, memory_swap=swap)
+    assert spec.limits == Limits(memory=memory, memory_swap=swap, pids=4096)
 
 
 @pytest.mark.parametrize("target", ["/workspace", "/workspace/", "/home/mux"], ids=["workspace", "slash", "home"])
