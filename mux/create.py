@@ -220,15 +220,28 @@ def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
     return [("mux.repo", redact_url(url)), ("mux.branch", branch)]
 
 
+GIT_IDENTITY = ["git", "-C", "/", "config", "--show-scope", "--get-regexp", r"^user\.(name|email)$"]
+
+
 def host_git_identity(runner: Runner) -> tuple[str | None, str | None]:
-    """The host user's git name and email; none when git is missing or unset."""
+    """The host user's git name and email; none when git is missing or unset.
+
+    From the user's global configuration only (~/.gitconfig and
+    $XDG_CONFIG_HOME/git/config), never from a repository: the one in the current
+    directory may be a workdir an agent wrote, whose .git/config would set the
+    identity of the user's next session. ``-C /``: git looks for no repository here;
+    and only lines of the global scope count, whatever $GIT_DIR or the system config
+    say (``--global`` would read only one of the two global files on git < 2.46)."""
     try:
-        result = runner.query(
-            ["git", "config", "--get-regexp", r"^user\.(name|email)$"], check=False, error=MuxError
-        )
+        result = runner.query(GIT_IDENTITY, check=False, error=MuxError)
     except MuxError:
         return None, None
-    found = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    found = {}
+    for line in result.stdout.splitlines():  # "global<TAB>user.name Ada": the last one wins, as in git
+        scope, _, setting = line.partition("\t")
+        key, sep, value = setting.partition(" ")
+        if scope == "global" and sep:
+            found[key] = value
     return found.get("user.name"), found.get("user.email")
 
 

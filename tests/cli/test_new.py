@@ -27,7 +27,7 @@ NO_ENGINE = (
     "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
     "Is the docker daemon running?.\nSee 'docker run --help'.\n"
 )
-GIT_IDENTITY = ["git", "config", "--get-regexp", r"^user\.(name|email)$"]
+GIT_IDENTITY = ["git", "-C", "/", "config", "--show-scope", "--get-regexp", r"^user\.(name|email)$"]
 
 
 def test_new_runs_one_docker_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +51,9 @@ def test_new_quiet(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
 
 def test_new_reads_git_identity_from_host(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     home.write_config(f'[docker]\nimage = "{IMAGE}"\npull = "never"\n')
-    fp.register(GIT_IDENTITY, stdout="user.name Grace Hopper\nuser.email grace@example.com\n")
+    # Only the global scope counts: a repository's config (an agent's, in a workdir) never does.
+    fp.register(GIT_IDENTITY, stdout="system\tuser.name Sys\nglobal\tuser.name Grace Hopper\n"
+                "global\tuser.email grace@example.com\nlocal\tuser.name evil\nlocal\tuser.email e@x.test\n")
     env = ["-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory", "-e", "GIT_CONFIG_VALUE_0=/workspace",
            "-e", "GIT_CONFIG_KEY_1=user.name", "-e", "GIT_CONFIG_VALUE_1=Grace Hopper",
            "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=grace@example.com"]

@@ -211,3 +211,33 @@ def test_an_explicit_root_session_leaves_no_setuid_file_or_device(images, mux_ho
         assert (work / "suid-shell").is_file()  # the data stays, without its bits
     finally:
         mux("delete", "--force", unique_name)
+
+
+# -- git identity -----------------------------------------------------------------------
+
+
+def test_git_identity_comes_from_the_users_global_config_only(images, mux_home, tmp_path, unique_name) -> None:
+    """An agent-written .git/config in the directory mux runs in sets no identity."""
+    Path(os.environ["MUX_CONFIG"]).write_text(f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n')
+    work = tmp_path / "w"
+    work.mkdir()
+    git("init", "-q", cwd=work)
+    git("config", "user.name", "evil", cwd=work)
+    git("config", "user.email", "evil@attacker.test", cwd=work)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "GIT_CONFIG_NOSYSTEM": "1"}
+    printed = mux("new", "--dry-run", unique_name, cwd=work, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert "evil" not in printed.stdout
+    assert "no git user.name or user.email" in printed.stderr
+    (home / ".config/git").mkdir(parents=True)
+    (home / ".config/git/config").write_text("[user]\n\temail = ada@example.com\n")
+    (home / ".gitconfig").write_text("[user]\n\tname = Ada Lovelace\n")
+    made = mux("new", unique_name, cwd=work, env=env)
+    assert made.returncode == 0, made.stderr
+    try:
+        out = mux("exec", unique_name, "--", "sh", "-c", "git config user.name; git config user.email")
+        assert out.stdout.splitlines() == ["Ada Lovelace", "ada@example.com"], out.stderr
+    finally:
+        mux("delete", "--force", unique_name)
