@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 DEFAULT_IMAGE = "ubuntu:22.04"
 PULL_POLICIES = ("missing", "always", "never")
-DEFAULT_SCCACHE_DIR = "~/.cache/sccache"
+# mux's own: never sccache's default (~/.cache/sccache), which the user's host builds use
+DEFAULT_SCCACHE_DIR = "~/.cache/mux/sccache"
+CACHE_SCOPES = ("repo", "session", "global")
 NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -33,6 +35,7 @@ class RustSettings(NamedTuple):
     binary: Path | None = None
     image_binary: str | None = None  # sccache inside the image: nothing mounted or copied (mux/sccache.py)
     cargo_cache: bool = False
+    cache_scope: str = "repo"  # who shares a cache: sessions of one repository, none, or every session
 
 
 class DockerSettings(NamedTuple):
@@ -178,8 +181,12 @@ def _rust(t: Table) -> RustSettings:
         binary=t.path("binary"),
         image_binary=t.string("image_binary"),
         cargo_cache=t.boolean("cargo_cache", False),
+        cache_scope=t.string("cache_scope", "repo"),
     )
-    t.finish("sccache, cache_dir, binary, image_binary, cargo_cache")
+    t.finish("sccache, cache_dir, binary, image_binary, cargo_cache, cache_scope")
+    if settings.cache_scope not in CACHE_SCOPES:
+        raise ConfigError(f"{t.where('cache_scope')}: must be one of {', '.join(CACHE_SCOPES)}, "
+                          f"got {settings.cache_scope!r}")
     if settings.image_binary is not None and not settings.image_binary.startswith("/"):
         raise ConfigError(f"{t.where('image_binary')}: {settings.image_binary!r} must be an absolute path "
                           "inside the image")

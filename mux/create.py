@@ -131,9 +131,13 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
     rust = None
     if d.rust.sccache:  # [docker.rust] (mux/sccache.py); before the user's env, so theirs wins
-        from mux.sccache import rust_wiring
+        from mux.sccache import rust_wiring, scoped
 
-        rust = rust_wiring(d.rust, session_dir=session_dir, remote=host.remote, instance=paths.instance(host.env))
+        scope = scoped(d.rust, session_dir=session_dir,
+                       source=repo_labels[0][1] if repo_labels else str(workdir))  # the repository's caches
+        rust = rust_wiring(d.rust._replace(cache_dir=scope.cache_dir), session_dir=session_dir,
+                           cargo_cache_dir=scope.cargo_dir, remote=host.remote,
+                           instance=paths.instance(host.env), volume_key=scope.key)
         volumes += rust.volumes
         env += rust.env
     host_env = dict(host.env)
@@ -367,6 +371,9 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     warn_git_identity(config, host)
+    if config.docker.rust.sccache and config.docker.rust.cache_scope == "global":
+        print("mux: warning: [docker.rust] cache_scope = \"global\": every session shares one compiler "
+              "cache, so any session's agent can poison every other session's builds", file=sys.stderr)
     session_dir = host.session_dir(spec.name)
     for port in spec.ports:
         if validate.exposes_publicly(port):

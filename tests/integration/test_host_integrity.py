@@ -241,3 +241,45 @@ def test_git_identity_comes_from_the_users_global_config_only(images, mux_home, 
         assert out.stdout.splitlines() == ["Ada Lovelace", "ada@example.com"], out.stderr
     finally:
         mux("delete", "--force", unique_name)
+
+
+# -- caches scoped by trust ---------------------------------------------------------------
+
+
+def test_a_sessions_compiler_cache_reaches_only_its_own_repository(images, mux_home, tmp_path, unique_name) -> None:
+    """The agent poisons the cache it was given: only sessions of the same repository
+    share it, and the host's own sccache directory is never one of them."""
+    home = tmp_path / "home"
+    (home / ".cache/sccache").mkdir(parents=True)
+    env = {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    Path(os.environ["MUX_CONFIG"]).write_text(
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n[docker.rust]\nsccache = true\ncargo_cache = true\n')
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    poison = 'echo poisoned > "$SCCACHE_DIR/evil" && echo poisoned > "$CARGO_HOME/registry/evil" && echo ok'
+    look = 'cat "$SCCACHE_DIR/evil" "$CARGO_HOME/registry/evil" 2>/dev/null || echo clean'
+    names = [f"{unique_name}-{x}" for x in "abc"]
+    try:
+        for name, work in zip(names, (a, b, a)):
+            made = mux("new", name, cwd=work, env=env)
+            assert made.returncode == 0, made.stderr
+        assert mux("exec", names[0], "--", "sh", "-c", poison, env=env).stdout == "ok\n"
+        assert mux("exec", names[1], "--", "sh", "-c", look, env=env).stdout == "clean\n"  # another repository
+        assert mux("exec", names[2], "--", "sh", "-c", look, env=env).stdout == "poisoned\npoisoned\n"  # same one
+        assert list((home / ".cache/sccache").iterdir()) == []  # the host's own cache: untouched
+    finally:
+        for name in names:
+            mux("delete", "--force", name, env=env)
+
+
+def test_a_cache_dir_of_the_hosts_own_builds_is_refused(images, mux_home, tmp_path, unique_name) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    Path(os.environ["MUX_CONFIG"]).write_text(
+        f'[docker]\nimage = "{DEBIAN}"\npull = "never"\n[docker.rust]\nsccache = true\n'
+        f'cache_dir = "{home}/.cache/sccache"\n')
+    (tmp_path / "w").mkdir()
+    made = mux("new", unique_name, cwd=tmp_path / "w", env={"HOME": str(home), "XDG_CACHE_HOME": ""})
+    assert made.returncode == 2 and "a cache your own host builds use" in made.stderr, made.stderr
+    assert not session_dir(unique_name).exists()
