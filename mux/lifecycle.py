@@ -77,7 +77,26 @@ def clear_special(runner: Runner, session: Session, extra: list[Path]) -> None:
     from mux.special import after_root_session
 
     dirs = [Path(session.workdir)] if session.workdir.startswith("/") else []  # not a volume's name
-    after_root_session(session.name, dirs + extra)
+    after_root_session(session.name, dirs + extra, lambda top: special_as_root(runner, session, top))
+
+
+def special_as_root(runner: Runner, session: Session, directory: Path) -> list[str] | None:
+    """What a uid-0 session left that this user cannot change (root's files), changed by a
+    throw-away container of the session's image as root, with only ``directory`` mounted.
+    The paths it printed (untrusted: names the agent chose), or None when it failed."""
+    if not session.image:
+        return None
+    from mux.validate import image
+
+    try:
+        argv = A.special_cleanup_argv(image(session.image, "the session's image label"), directory,
+                                      labels=paths.helper_labels("cleanup"))
+    except MuxError:
+        return None
+    done = runner.run(argv, check=False)
+    if done.returncode != 0:
+        return None
+    return [line.removeprefix("/x/") for line in done.stdout.splitlines()[:10000] if line.startswith("/x/")]
 
 
 def attach(runner: Runner, name: str, *, quiet: bool = False) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +36,12 @@ def clear(top: Path) -> Cleared:
     done = Cleared([], [], [])
     if top.is_symlink() or not top.is_dir():
         return done
-    for dirpath, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False):
+
+    def unreadable(exc: OSError) -> None:  # a directory another user closed: not checked
+        where = Path(exc.filename) if exc.filename else top
+        done.failed.append(str(where.relative_to(top)) if where.is_relative_to(top) else str(where))
+
+    for dirpath, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False, onerror=unreadable):
         rel = Path(dirpath).relative_to(top)
         for name in files:
             shown = str(rel / name)
@@ -67,10 +73,19 @@ def _listed(names: list[str]) -> str:
     return ", ".join(shown) + (f" and {len(names) - MAX_SHOWN} more" if len(names) > MAX_SHOWN else "")
 
 
-def after_root_session(name: str, dirs: list[Path]) -> None:
-    """Clear what session ``name`` (one that may run as uid 0) left in ``dirs``; say so."""
+Helper = Callable[[Path], "list[str] | None"]  # as root in a container: what it changed, None: could not
+
+
+def after_root_session(name: str, dirs: list[Path], as_root: Helper | None = None) -> None:
+    """Clear what session ``name`` (one that may run as uid 0) left in ``dirs``; say so.
+    What this user cannot change (root's files, and mux is not root) ``as_root`` does."""
     for top in dirs:
         done = clear(top)
+        if done.failed and as_root is not None:
+            changed = as_root(top)
+            if changed is not None:
+                done.bits.extend(changed)
+                done.failed.clear()
         if done.bits:
             n = len(done.bits)
             print(f"mux: note: session {name} ran as root: cleared the setuid/setgid bits of {n} "

@@ -125,7 +125,7 @@ HOSTILE_PRIVILEGE = r"""
 cd /workspace
 mknod blockdev b 7 0 2>/dev/null && echo made-device
 mknod chardev c 1 1 2>/dev/null && echo made-char
-cp /bin/busybox suid-shell && chmod u+s,g+s suid-shell && echo made-suid
+cp /bin/sh suid-shell && chmod u+s,g+s suid-shell && echo made-suid
 if ping -c1 -W1 127.0.0.1 >/dev/null 2>&1; then echo raw-socket; fi
 grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status
 cat /sys/fs/cgroup/pids/pids.max
@@ -283,3 +283,29 @@ def test_a_cache_dir_of_the_hosts_own_builds_is_refused(images, mux_home, tmp_pa
     made = mux("new", unique_name, cwd=tmp_path / "w", env={"HOME": str(home), "XDG_CACHE_HOME": ""})
     assert made.returncode == 2 and "a cache your own host builds use" in made.stderr, made.stderr
     assert not session_dir(unique_name).exists()
+
+
+def test_a_normal_users_root_image_session_leaves_no_setuid_root_file(images, other_user, unique_name) -> None:
+    """mux run by an ordinary user, run_as_user = false: the image's root makes a
+    setuid-root shell that user cannot chmod; `mux stop` clears it all the same."""
+    from tests.integration.test_as_user import mux_as
+
+    user = other_user
+    config = Path(user["env"]["MUX_CONFIG"])
+    config.write_text(config.read_text().replace("[docker]\n", "[docker]\nrun_as_user = false\n"))
+    work = user["base"] / "work"
+    made = mux_as(user, "new", unique_name)
+    assert made.returncode == 0, made.stderr
+    try:
+        out = mux_as(user, "exec", unique_name, "--", "sh", "-c", HOSTILE_PRIVILEGE)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[-1] == "0" and "made-suid" in lines
+        assert not {"made-device", "made-char", "raw-socket"} & set(lines)
+        assert special_files(work) == ["setuid-root suid-shell"]  # the attack, before the stop
+        stopped = mux_as(user, "stop", unique_name)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "cleared the setuid/setgid bits of 1 file" in stopped.stderr, stopped.stderr
+        assert special_files(work) == []
+    finally:
+        mux_as(user, "delete", "--force", unique_name)

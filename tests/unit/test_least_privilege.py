@@ -102,3 +102,26 @@ def test_clear_bits_and_devices_never_following_links(tmp_path: Path) -> None:
     assert stat.S_IMODE((top / "sub/g").stat().st_mode) == 0o711
     assert not (top / "sub/dev").exists()
     assert stat.S_IMODE(outside.stat().st_mode) == 0o4755  # a link's target is not the session's
+
+
+def test_special_cleanup_argv_sees_only_the_directory() -> None:
+    from mux import argv as A
+
+    assert A.special_cleanup_argv("img", "/d/w", labels=[("mux.helper", "cleanup")]) == [
+        "docker", "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
+        "--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--cap-add", "FOWNER", "--cap-add", "DAC_OVERRIDE",
+        "--label", "mux.helper=cleanup", "-v", "/d/w:/x", "--entrypoint", "find", "img", "/x", "-xdev",
+        "(", "-type", "b", "-o", "-type", "c", ")", "-print", "-exec", "rm", "-f", "{}", "+",
+        "-o", "-type", "f", "(", "-perm", "-4000", "-o", "-perm", "-2000", ")", "-print", "-exec", "chmod", "ug-s",
+        "{}", "+",
+    ]
+
+
+def test_after_root_session_says_what_it_cleared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w/evil\x1b[2J").write_text("x")
+    os.chmod(tmp_path / "w/evil\x1b[2J", 0o4755)
+    special.after_root_session("s1", [tmp_path / "w", tmp_path / "missing"])
+    err = capsys.readouterr().err
+    assert err == (f"mux: note: session s1 ran as root: cleared the setuid/setgid bits of 1 file in {tmp_path}/w: "
+                   "evil\\x1b[2J\n")  # a name the agent chose, escaped
