@@ -205,6 +205,14 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
                 user_env_names={e.partition("=")[0] for e in user_env},
                 remote=host.remote, instance=paths.instance(host.env),
                 root_is_you=host.rootless is not None)
+    from mux import ownfiles  # a `share` entry is mounted (or copied) too: never mux's own files
+
+    own = ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env)
+    ownfiles.check_spec_sources(None, tuple(v for v in made.volumes if v not in spec.volumes), own,
+                                workdir_what="")
+    for fill in made.fills:
+        for source, _ in fill.files:
+            ownfiles.refuse(source, f"[agents.{opts.agent}] share", own)
     return made._replace(uid0=False)  # an agent never runs as root (mux.agents.agent_user)
 
 

@@ -90,3 +90,21 @@ def test_own_paths_without_a_config_file(tmp_path: Path) -> None:
     found = dict((what, p) for p, what in ownfiles.own_paths(tmp_path / "d", None, {"HOME": str(tmp_path)}))
     assert found["mux's config directory"] == tmp_path / ".config/mux"
     assert found["the proxy's CA key"] == tmp_path / "d/proxy/mitmproxy-ca.pem"
+
+
+def test_an_agents_share_is_never_muxs_config(layout: dict[str, Path]) -> None:
+    from mux.config import parse
+    from mux.configfile import loads
+
+    home = layout["home"]
+    (home / ".config/mux/config.toml").write_text("")
+    binary = layout["tmp"] / "claude"
+    binary.write_bytes(b"\x7fELF" + b"\0" * 60)
+    binary.chmod(0o755)
+    text = (f'[agents.claude]\nbinary = "{binary}"\nshare = ["~/.config/mux"]\n'
+            '[credentials.anthropic]\ndomains = ["api.anthropic.com"]\nheader = "x-api-key"\nvalue = "${KEY}"\n')
+    config = parse(loads(text), layout["tmp"] / "elsewhere/cfg/config.toml", {"HOME": str(home)})
+    with pytest.raises(ConfigError, match="is mux's config directory"):
+        build_spec(config, NewOptions(name="s1", agent="claude"),
+                   HostFacts(uid=1000, gid=1000, env={"HOME": str(home)}, cwd=home / "proj",
+                             now=datetime(2026, 1, 1, tzinfo=timezone.utc), data_dir=layout["data"]))
