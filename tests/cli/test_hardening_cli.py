@@ -36,5 +36,5 @@ def test_the_dry_run_of_a_uid_0_session_shows_the_hardening(home: Home, fp) -> N
     assert result.code == 0, result.err
     line = result.out.splitlines()[-1]
     assert ("--pids-limit 4096 --security-opt no-new-privileges --cap-drop NET_RAW --cap-drop MKNOD "
-            "--cap-drop SETFCAP --cap-drop AUDIT_WRITE") in line
+            "--cap-drop SETFCAP --cap-drop AUDIT_WRITE --cap-drop SETPCAP") in line
     assert not home.data.exists()  # nothing made: not even mux's uid-0 note

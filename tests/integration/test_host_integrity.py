@@ -151,7 +151,7 @@ def caps(status: str) -> int:
     return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("CapBnd")), 16)
 
 
-NET_RAW, MKNOD, SETFCAP = 1 << 13, 1 << 27, 1 << 31
+NET_RAW, MKNOD, SETFCAP, SETPCAP = 1 << 13, 1 << 27, 1 << 31, 1 << 8
 
 
 def test_a_default_session_of_root_runs_as_the_workdirs_owner(images, mux_home, tmp_path, unique_name,
@@ -168,7 +168,7 @@ def test_a_default_session_of_root_runs_as_the_workdirs_owner(images, mux_home, 
         lines = out.stdout.splitlines()
         assert lines[-1] == "4242" and lines[-2] == "4096"
         assert "NoNewPrivs:\t1" in out.stdout
-        assert caps(out.stdout) & (NET_RAW | MKNOD | SETFCAP) == 0
+        assert caps(out.stdout) & (NET_RAW | MKNOD | SETFCAP | SETPCAP) == 0
         assert not {"made-device", "made-char", "raw-socket"} & set(lines)
         assert special_files(work) == []
         assert (session_dir(unique_name) / "home").stat().st_uid == 4242
@@ -203,7 +203,7 @@ def test_an_explicit_root_session_leaves_no_setuid_file_or_device(images, mux_ho
         lines = out.stdout.splitlines()
         assert lines[-1] == "0"
         assert not {"made-device", "made-char", "raw-socket"} & set(lines)
-        assert caps(out.stdout) & (NET_RAW | MKNOD | SETFCAP) == 0
+        assert caps(out.stdout) & (NET_RAW | MKNOD | SETFCAP | SETPCAP) == 0
         stopped = mux("stop", unique_name)
         assert stopped.returncode == 0, stopped.stderr
         assert "cleared the setuid/setgid bits of 1 file" in stopped.stderr

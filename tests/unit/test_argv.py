@@ -28,7 +28,7 @@ def test_run_minimal() -> None:
         "--label", "mux.session=s1", "--label", "mux.backend=docker",
         "-v", "/home/u/proj:/workspace", "-w", "/workspace",
         "--security-opt", "no-new-privileges", "--cap-drop", "NET_RAW", "--cap-drop", "MKNOD",
-        "--cap-drop", "SETFCAP", "--cap-drop", "AUDIT_WRITE",
+        "--cap-drop", "SETFCAP", "--cap-drop", "AUDIT_WRITE", "--cap-drop", "SETPCAP",
         "--stop-signal", "SIGHUP", "--stop-timeout", "10",
         "ubuntu:22.04", *SHELL, "/bin/bash",
     ]
@@ -61,7 +61,7 @@ def test_run_all_options() -> None:
         "--add-host", "host.docker.internal:host-gateway",
         "--memory", "4g", "--memory-swap", "8g", "--cpus", "1.5", "--pids-limit", "100",
         "--security-opt", "no-new-privileges", "--cap-drop", "NET_RAW", "--cap-drop", "MKNOD",
-        "--cap-drop", "SETFCAP", "--cap-drop", "AUDIT_WRITE",
+        "--cap-drop", "SETFCAP", "--cap-drop", "AUDIT_WRITE", "--cap-drop", "SETPCAP",
         "--stop-signal", "SIGHUP", "--stop-timeout", "3",
         "--pull", "never",
         "ubuntu:22.04", *SHELL, "/usr/bin/zsh",
