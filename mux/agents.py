@@ -13,12 +13,14 @@ Choices, and why:
   ``--env``/``[docker] env`` entry for that variable is refused: it would put
   the host's real key in the container.
 - **One ``docker run``.** Whether the image has the agent is decided *in* the
-  container by a tiny launcher (/bin/sh, so busybox images work): the image's
-  program if it is on PATH, else the host's self-contained binary mounted
-  read-only at /opt/mux/agents (as the sccache binary is). Only an executable
+  container by a tiny wrapper (/bin/sh, so busybox images work; mux/agentshell.py):
+  the image's program if it is on PATH, else the host's self-contained binary
+  mounted read-only at /opt/mux/agents (as the sccache binary is). Only an executable
   (ELF) can be mounted: Claude Code's native ``claude``, Codex's static musl
   ``codex`` found inside its npm package. A script agent (gemini is node) must
-  be in the image; the launcher says so and exits 2.
+  be in the image; the wrapper says so and exits 2. The wrapper is the session's
+  command and is first on every shell's PATH there, so `mux exec NAME -- claude`
+  runs the agent as the main process does.
 - **Never root.** The agent runs as the host user, or, when mux runs as root,
   as the owner of the working directory; root-owned work is refused.
 - **State in the session HOME** (``~/.claude``, ``~/.codex``, ...), a host
@@ -46,7 +48,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
-from mux import validate
+from mux import agentshell, validate
+from mux.agentshell import AGENT_BIN
 from mux.config import AgentSettings
 from mux.errors import ConfigError, MuxError
 from mux.names import CONTAINER_HOME
@@ -62,13 +65,6 @@ HOME_SEED = "home"  # under the session's data dir: the HOME, or what fills a HO
 PLACEHOLDER = "mux-placeholder-the-proxy-injects-the-real-key"
 MAX_SHARED_FILES = 200
 MAX_SCAN_BYTES = 1024 * 1024
-# $1: what to say when the agent is missing; $2: the program; the rest: its arguments.
-LAUNCHER = (
-    'hint=$1; p=$2; shift 2; '
-    'if command -v "$p" >/dev/null 2>&1; then exec "$p" "$@"; fi; '
-    f'b={AGENT_DIR}/${{p##*/}}; if [ -x "$b" ]; then PATH="$PATH:{AGENT_DIR}"; export PATH; exec "$b" "$@"; fi; '
-    'echo "mux: $hint" >&2; exit 2'
-)
 # File names that hold credentials, and text that looks like one.
 CREDENTIAL_NAMES = re.compile(
     r"^(\.credentials\.json|auth\.json|oauth_creds\.json|credentials(\.json)?|\.netrc|\.env|"
@@ -423,15 +419,20 @@ class AgentRequest:
 
 
 def command(agent: Agent, req: AgentRequest) -> tuple[str, ...]:
-    """The container's command: the launcher, then the agent's argv."""
-    argv = [agent.command, *agent.args, *req.args]
+    """The container's command: the agent's wrapper (which adds the agent's own
+    arguments), then this session's arguments."""
+    argv = [f"{AGENT_BIN}/{PurePosixPath(agent.command).name}", *req.args]
     if req.headless:
         argv += [*agent.headless_args, req.prompt or ""]
     elif req.prompt is not None:
         argv += [*agent.prompt_args, req.prompt]
+    return tuple(argv)
+
+
+def wrapper_text(agent: Agent) -> str:
     hint = (f"{agent.command} is not in this image and no host binary is mounted for it: "
             f"{agent.install_hint}")
-    return ("/bin/sh", "-c", LAUNCHER, "mux-agent", hint, *argv)
+    return agentshell.wrapper(agent.command, agent.args, AGENT_DIR, hint)
 
 
 def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid: int,
@@ -479,9 +480,21 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
         links += [(f"{CONTAINER_HOME}/{s.target}", f"{SHARED_DIR}/{s.target}") for s in shared]
     else:
         volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
+    scripts = agentshell.files(session_dir, program, wrapper_text(agent))
+    if remote:  # the wrapper in a volume of the session's; login shells' snippet linked to it
+        from mux.volumes import session_fill
+
+        fill = session_fill(spec.name, agentshell.BIN_DIR, instance,
+                            tuple((path, path.name) for path, _, _ in scripts))
+        fills.append(fill)
+        volumes.append(f"{fill.name}:{AGENT_BIN}:ro")
+        links.append((agentshell.PROFILE, f"{AGENT_BIN}/{agentshell.PROFILE_FILE}"))
+    else:
+        volumes += [f"{session_dir / agentshell.BIN_DIR}:{AGENT_BIN}:ro",
+                    f"{scripts[1][0]}:{agentshell.PROFILE}:ro"]
     env = [*((k, PLACEHOLDER) for k in keys), *agent.env]
     return spec._replace(
-        command=command(agent, req),
+        command=command(agent, req), scripts=spec.scripts + scripts,
         env=tuple(env) + spec.env,
         volumes=tuple(volumes), fills=tuple(fills), links=tuple(links),
         user=f"{uid}:{gid}" if root_is_you else agent_user(uid, gid, spec.workdir),
@@ -497,6 +510,7 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
     A HOME volume (--copy) is filled from the same directory (mux.volumes)."""
     from mux.runner import host_step
 
+    agentshell.write_files(runner, spec)
     home = spec.home or (session_dir / HOME_SEED if spec.home_volume else None)
     if home is None or spec.user is None:
         return
@@ -541,3 +555,4 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
                 raise fail(exc) from None
 
         host_step(runner, ["chown", "-R", spec.user, home], chown)
+

@@ -112,6 +112,7 @@ LAZY = {
     "forward": ("mux.commands.port_cmd", "forward",
                 "Forward local ports to ports of running session NAME, until Ctrl-C."),
     "config": ("mux.commands.config_cmd", "config", "Show, create or edit the configuration file."),
+    "tui": ("mux.commands.tui_cmd", "tui", "One screen for every session, with keys for the commands."),
     "proxy": ("mux.proxy.cli", "proxy", "Run the credential proxy sessions reach the network through."),
 }
 
@@ -208,11 +209,18 @@ def _terminated(signum: int, frame: object) -> None:
 
 def _interrupt_lost(unraisable: sys.UnraisableHookArgs) -> None:
     """A Ctrl-C (or SIGTERM) that lands in a callback Python cannot raise from (the
-    import lock's, during a lazy import) is not lost with a traceback: it is raised
-    again as a signal, so it interrupts where it can, and the undo runs as usual."""
+    import lock's, during a lazy import) is not lost with a traceback: it is sent
+    again as a signal once this hook has returned (mux.interrupts.redeliver_later),
+    so it interrupts where it can, and the undo runs as usual."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-        return
+        while True:
+            try:
+                from mux.interrupts import redeliver_later
+
+                redeliver_later()
+                return
+            except KeyboardInterrupt:  # the re-delivered signal landed in this hook: once more
+                continue
     sys.__unraisablehook__(unraisable)
 
 

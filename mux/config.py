@@ -53,6 +53,7 @@ class DockerSettings(NamedTuple):
     ports: tuple[str, ...] = ()
     context: str | None = None  # docker context sessions go to (mux/engine.py)
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
+    protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
 
 
 class GitSettings(NamedTuple):
@@ -150,6 +151,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         ports=tuple(validate.publish(p, t.where("ports")) for p in t.strings("ports")),
         context=t.string("context"),
         contexts=t.strings("contexts"),
+        protect=_protect(t),
     )
     from mux.engine import context_name
 
@@ -157,8 +159,16 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
     t.finish("image, volumes, env, network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, "
-             "rust, ports, context, contexts")
+             "rust, ports, context, contexts, protect")
     return settings
+
+
+def _protect(t: Table) -> tuple[str, ...] | None:
+    if "protect" not in t.data:
+        return None
+    from mux.protect import check_paths
+
+    return check_paths(t.strings("protect"), t.where("protect"))
 
 
 def _limits(t: Table) -> Limits:

@@ -45,6 +45,7 @@ class NewOptions(NamedTuple):
     prompt: str | None = None
     headless: bool = False
     copy: bool = False  # /workspace is a volume holding a copy of the workdir (mux/volumes.py)
+    unprotected: bool = False  # a workdir session without mux/protect.py's protection
 
 
 class HostFacts(NamedTuple):
@@ -114,18 +115,24 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     if d.limits.pids is None and not (host.rootless or {}).get("CgroupDriver") == "none":
         limits = limits._replace(pids=A.DEFAULT_PIDS)  # an engine without cgroups has no pids limit either
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
-    taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
-    for spec_text in d.volumes + volumes:
-        target = spec_text.split(":")[1].rstrip("/")
-        if target in taken:
-            raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
-                              "(the working directory, the session's HOME and user)")
     from mux import ownfiles
 
     where = "--copy source" if opts.copy else "--workdir" if opts.workdir else "the working directory"
     ownfiles.check_spec_sources(None if repo_labels else workdir, d.volumes + volumes,
                                 ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env),
                                 workdir_what=where)
+    protection = None
+    if not (repo_labels or opts.copy or host.remote):  # the user's own tree, mounted read-write
+        from mux import protect
+
+        protection = protect.plan(workdir, session_dir, protect.wanted(d.protect, opts.unprotected))
+        volumes += protection.volumes
+    taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
+    for spec_text in d.volumes + volumes:
+        target = spec_text.split(":")[1].rstrip("/")
+        if target in taken:
+            raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
+                              "(the working directory, the session's HOME and user)")
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
@@ -179,6 +186,9 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
         uid0=host.rootless is None and (not run_as_user or uid == 0),
+        git_dir=protection.git_dir if protection else None,
+        git_source=protection.git_source if protection else None,
+        placeholders=protection.placeholders if protection else (),
     )
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
@@ -208,11 +218,14 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     from mux import ownfiles  # a `share` entry is mounted (or copied) too: never mux's own files
 
     own = ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env)
-    ownfiles.check_spec_sources(None, tuple(v for v in made.volumes if v not in spec.volumes), own,
-                                workdir_what="")
+    mine = host.session_dir(spec.name)  # what mux wrote for this session (the agent's wrapper)
+    added = [v for v in made.volumes if v not in spec.volumes]
+    ownfiles.check_spec_sources(None, tuple(v for v in added if not Path(v.split(":")[0]).is_relative_to(mine)),
+                                own, workdir_what="")
     for fill in made.fills:
         for source, _ in fill.files:
-            ownfiles.refuse(source, f"[agents.{opts.agent}] share", own)
+            if not source.is_relative_to(mine):
+                ownfiles.refuse(source, f"[agents.{opts.agent}] share", own)
     return made._replace(uid0=False)  # an agent never runs as root (mux.agents.agent_user)
 
 
@@ -284,6 +297,13 @@ def warn_git_identity(config: Config, host: HostFacts) -> None:
             print(f"mux: warning: {warning}", file=sys.stderr)
 
 
+def warn_unprotected(config: Config, opts: NewOptions) -> None:
+    if not (opts.repo or opts.copy) and (opts.unprotected or config.docker.protect == ()):
+        why = "--unprotected" if opts.unprotected else "[docker] protect = []"
+        print(f"mux: warning: {why}: the agent can write this workdir's .git (its hooks and config), "
+              ".envrc, .vscode/ and the other files your own tools run", file=sys.stderr)
+
+
 def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> MuxError:
     from mux.sessions import list_sessions
 
@@ -339,6 +359,7 @@ class Undo:
                     step()
                 except MuxError as exc:
                     problems.append(exc.message)
+                interrupts.boundary(f"undo{step.__name__}")  # a second signal, mid-undo: deferred too
         return problems
 
     def _container(self) -> None:
@@ -382,6 +403,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     if config.docker.rust.sccache and config.docker.rust.cache_scope == "global":
         print("mux: warning: [docker.rust] cache_scope = \"global\": every session shares one compiler "
               "cache, so any session's agent can poison every other session's builds", file=sys.stderr)
+    warn_unprotected(config, opts)
     session_dir = host.session_dir(spec.name)
     for port in spec.ports:
         if validate.exposes_publicly(port):
@@ -397,6 +419,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                           hint=f"drop -p (and [docker] ports); `mux forward {spec.name} PORT` reaches it once it runs")
     if proxy is not None:  # `mux list` shows it
         spec = spec._replace(labels=spec.labels + (("mux.egress", egress),))
+    if opts.agent:  # every shell there finds the agent: PATH from the image, its wrapper first
+        from mux.agentshell import with_path
+
+        spec = with_path(runner, spec)
     volumes = opts.copy or runner.engine.remote  # the engine cannot see this machine's files
     if volumes:
         from mux import volumes as V
@@ -411,11 +437,13 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
 
             with guard.allowed():
                 ensure_running(proxy, config.source)  # ProxyError (exit 5): no session without its policy
+            interrupts.boundary("proxy-started")
         undo = Undo(runner, spec, session_dir)
         try:
             if not runner.dry_run:
                 if not hostfiles.claim_session_dir(session_dir):
                     raise name_taken(runner, spec.name, session_dir)
+                interrupts.boundary("claimed")  # made, not yet in the undo: the deferral covers it
                 undo.files = True
             copies: list[tuple[Path, str]] = []
             if proxy is not None:
@@ -425,17 +453,27 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
                 if far is not None:  # the CA bundle copied in (mux/volumes.py)
                     spec, copies = V.ca_copied_in(spec)
+                interrupts.boundary("proxy-wired")
             if opts.repo:
                 from mux.repo import validate_repo_url
 
                 with guard.allowed():
                     spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), opts.branch,
                                                 progress, proxied=proxy is not None)
+                interrupts.boundary("cloned")
             hostfiles.make_dirs(runner, spec, session_dir)
+            if spec.git_dir is not None or spec.placeholders:
+                from mux import protect
+
+                protect.prepare(runner, spec, session_dir)
+                if spec.git_dir is not None:  # mux as root: the session's own git directory is its user's
+                    hostfiles.hand_over(runner, spec, [spec.git_dir], recursive=True)
+            interrupts.boundary("dirs")
             if opts.agent:
                 from mux.agents import prepare_home
 
                 prepare_home(runner, opts.agent, spec, session_dir)
+                interrupts.boundary("agent-home")
             undo.spec = spec
             guard.checkpoint()
             undo.container = not runner.dry_run
@@ -451,9 +489,11 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 except DockerError:
                     undo.run_finished = True
                     raise
+                interrupts.boundary("run")  # the container exists; the undo finds it by --cidfile
                 undo.run_finished = True
                 ref = made.stdout.strip() or spec.container
             started = wait_started(runner, ref)
+            interrupts.boundary("started")
             if started.cannot_start:
                 why = started.exec_error.split("] ", 1)[-1]
                 raise MuxError(f"the command of session {spec.name!r} cannot start: {why}",
@@ -540,7 +580,7 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
 
     via = None
     if proxy_only:
-        network, via = proxy_only_network(runner, proxy, spec.image, spec.pull, tunnel_end)
+        network, via = proxy_only_network(runner, proxy, tunnel_end)
         spec = spec._replace(network=network)
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host

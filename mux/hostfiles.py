@@ -149,6 +149,14 @@ def remove_session_dir(session_dir: Path) -> None:
         from mux.proxy.session import forget_session
 
         forget_session(session_dir.name)
+    from mux.protect import remove_placeholders
+
+    kept = remove_placeholders(session_dir)  # what a workdir session's `mux new` made in the workdir
+    if kept:
+        import sys
+
+        print(f"mux: note: left in the workdir, as it is no longer mux's placeholder: {', '.join(kept)}",
+              file=sys.stderr)
     try:
         remove_tree(session_dir)  # also empties read-only directories
     except MuxError as exc:

@@ -9,12 +9,20 @@ the middle of an undo. :meth:`Guard.allowed` opens a window where they raise
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The test suite's injection points: $MUX_TEST_INTERRUPT is a comma list of
+# STEP[:SIGNAL] (SIGNAL: INT or TERM, default TERM); each named :func:`boundary`
+# sends this process that signal once, as a Ctrl-C or a kill landing exactly there
+# would. "?" only reports the boundaries passed. Read once: one dict lookup a start.
+_INJECT = os.environ.get("MUX_TEST_INTERRUPT", "")
+_fired: set[str] = set()
 
 
 class Guard:
@@ -59,3 +67,37 @@ def deferred() -> Iterator[Guard]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def boundary(step: str) -> None:
+    """A point between two steps of work that must end whole (mux new's steps, its
+    undo's). Does nothing unless the test suite names ``step`` in $MUX_TEST_INTERRUPT:
+    then the signal lands here, deterministically, once per process."""
+    if not _INJECT:
+        return
+    print(f"mux: test: boundary {step}", file=sys.stderr, flush=True)
+    for item in _INJECT.split(","):
+        name, _, sig = item.partition(":")
+        if name == step and step not in _fired:
+            _fired.add(step)
+            os.kill(os.getpid(), signal.SIGINT if sig == "INT" else signal.SIGTERM)
+            return
+
+
+def redeliver_later() -> None:
+    """Deliver SIGINT to the main thread again, from another thread, a moment from now.
+
+    For an interrupt Python could not raise (it landed in a callback whose exceptions
+    go to sys.unraisablehook, such as the import lock's during a lazy import): raising
+    it again from inside that hook only runs the handler there, where its
+    KeyboardInterrupt is lost too ("Exception ignored in sys.unraisablehook"). A real
+    signal to the main thread, sent once the hook has returned, lands where Python
+    can raise (and interrupts a blocking wait), so nothing is lost."""
+    target = threading.main_thread().ident
+    assert target is not None
+
+    def send() -> None:
+        threading.Event().wait(0.005)  # the hook returns first; if not, it catches and sends again
+        signal.pthread_kill(target, signal.SIGINT)
+
+    threading.Thread(target=send, name="mux-interrupt", daemon=True).start()

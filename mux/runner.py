@@ -192,6 +192,17 @@ class Runner:
     def query(self, argv: Argv, **kwargs: object) -> Result:
         return self.run(argv, mutates=False, **kwargs)  # type: ignore[arg-type]
 
+    def stream(self, argv: Argv) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with stdout and stderr merged into one pipe, no stdin, and return
+        at once (`mux tui` follows `docker logs -f` through it; the caller kills it)."""
+        args = self.argv(argv)
+        self._echo(args)
+        try:
+            return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+        except FileNotFoundError:
+            raise self._missing(args, None) from None
+
     def spawn(self, argv: Argv, *, stdin: int, stdout: int) -> subprocess.Popen[bytes]:
         """Start ``argv`` and return at once: stdin and stdout are file descriptors
         or subprocess.PIPE (`mux forward`'s tunnel); stderr is a pipe for the caller."""

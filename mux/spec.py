@@ -57,6 +57,12 @@ class SessionSpec(NamedTuple):
     links: tuple[tuple[str, str], ...] = ()  # (path in the container, target): symlinks made before start
     cache_dirs: tuple[Path, ...] = ()  # [docker.rust]: host cache directories, made as the user (mux/sccache.py)
     uid0: bool = False  # may run as the host's root (run_as_root, or the image's user): bits cleared at stop
+    # A workdir session's protection (mux/protect.py): the user's repository its own git
+    # directory is copied from, and the placeholders made in the workdir before the run.
+    git_dir: Path | None = None
+    git_source: Path | None = None
+    placeholders: tuple[tuple[Path, bool], ...] = ()
+    scripts: tuple[tuple[Path, str, int], ...] = ()  # (host file, text, mode) written first: an agent's wrapper
 
     @property
     def container(self) -> str:

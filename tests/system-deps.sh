@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Debian packages mux and its tests need: the Docker engine and CLI, git,
-# curl, npm (the real agent clients), a static busybox and debootstrap (the test
+# curl, npm (the real agent clients), tmux (mux tui's end-to-end tests), a
+# static busybox and debootstrap (the test
 # images), rootlesskit, slirp4netns and uidmap (the rootless Docker engine of
 # tests/integration/rootless), and python3-venv
 # when $PYTHON is Debian's own (its venv module needs ensurepip to make .venv).
@@ -20,6 +21,7 @@ command -v debootstrap >/dev/null || need debootstrap
 command -v git >/dev/null || need git
 command -v curl >/dev/null || need curl
 command -v npm >/dev/null || need npm  # the real agent clients (tests/agents.sh)
+command -v tmux >/dev/null || need tmux  # the real terminal `mux tui` runs in (tests/integration/test_tui_tmux.py)
 for pkg in rootlesskit slirp4netns uidmap; do  # tests/integration/rootless
     dpkg -s "$pkg" >/dev/null 2>&1 || need "$pkg"
 done
@@ -27,6 +29,10 @@ if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
     case "$(readlink -f "$(command -v "$python" || echo "$python")")" in
         /usr/bin/python3*) need python3-venv ;;  # Debian splits ensurepip out of the interpreter
     esac
+fi
+# The install tests (tests/integration/test_install.py) make a venv with Debian's own python3 too.
+if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    need python3-venv
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -36,6 +36,9 @@ from mux.commands.parsing import NameFirst, dry_run_option, state_of
 @click.option("--copy", is_flag=True,
               help="Copy the working directory into a volume at /workspace instead of mounting it "
               "(how a local directory reaches a remote engine; `mux cp` brings files back).")
+@click.option("--unprotected", is_flag=True,
+              help="Workdir sessions: let the agent write the user's .git, .envrc, .vscode/ and the other "
+              "paths mux protects (default: a git directory of the session's own, those paths read-only).")
 @click.option("--proxy/--no-proxy", default=None,
               help="Route the session's network through mux's credential proxy "
               "(default: when the config has a [proxy] table).")
@@ -84,6 +87,7 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         pull=flags["pull"], command=command, repo=flags["repo"], branch=flags["branch"],
         proxy=flags["proxy"], ports=flags["ports"], copy=flags["copy"], egress=flags["egress"],
         agent=flags["agent"], prompt=flags["prompt"], headless=flags["headless"],
+        unprotected=flags["unprotected"],
     )
     spec = create(state.runner(dry_run), state.config(), opts,
                   progress=sys.stderr.isatty() and not state.quiet)

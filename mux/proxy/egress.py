@@ -9,15 +9,17 @@ host: every host address (the bridge gateways, the host's own IPs) answers
 through the network's gateway, so any host service would be reachable. With no
 host address on the bridge a session has no route anywhere; what it can reach
 is the egress relay, a container on both that network and the default bridge
-whose only process (``mux-relay``, a static binary copied in) forwards each
-connection to the proxy on the bridge gateway — and nowhere else. Sessions
+whose only process (``mux-relay``, a static binary in an image of its own that
+mux builds ``FROM scratch``) forwards each connection to the proxy on the bridge
+gateway — and nowhere else. Sessions
 reach it by name (``mux-proxy-PORT``, a network alias), so nothing in their
 environment depends on addresses docker picks.
 
 On a remote engine (mux/engine.py) the network and the relay are made on that
 engine, with the same commands, and the relay forwards to where mux's ssh tunnel
-to the proxy listens there (its bridge gateway, mux/tunnel.py): the binary goes
-in with `docker cp` through that engine, so nothing needs a registry.
+to the proxy listens there (its bridge gateway, mux/tunnel.py): its image is
+built there with `docker build` from this machine's files, so nothing needs a
+registry.
 
 Every step is a docker command, printed by ``--dry-run`` and ``-v``.
 """
@@ -44,7 +46,7 @@ RELAY_LABEL = "mux.egress-relay"
 INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
 RELAY_BIN = Path(__file__).parent / "relay_bin"
 ARCHES = {"amd64": "amd64", "x86_64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
-RELAY_PATH = "/.mux-relay"
+RELAY_IMAGE = "mux-relay"
 
 
 def decide(config: Config, cli: str | None, proxied: bool, network: str | None) -> str:
@@ -111,13 +113,13 @@ def _locked(lock: Path) -> Iterator[None]:
         yield
 
 
-def ensure(runner: Runner, *, image: str, gateway: str, port: int, lock: Path, pull: str | None = None) -> str:
+def ensure(runner: Runner, *, gateway: str, port: int, lock: Path) -> str:
     """The egress network and a running relay to the proxy at ``gateway:port``;
     returns the network's name. Dry-run prints what would be made."""
     with _locked(lock):
         network = network_name()
         _ensure_network(runner, network)
-        _ensure_relay(runner, network, image=image, gateway=gateway, port=port, pull=pull)
+        _ensure_relay(runner, network, gateway=gateway, port=port)
         return network
 
 
@@ -134,29 +136,46 @@ def _ensure_network(runner: Runner, network: str) -> None:
                 "--label", f"{NETWORK_LABEL}=proxy-only", *_labels(), network])
 
 
-def _ensure_relay(runner: Runner, network: str, *, image: str, gateway: str, port: int, pull: str | None) -> None:
+def _ensure_relay(runner: Runner, network: str, *, gateway: str, port: int) -> None:
     name = relay_name(port)
     found = inspect_relay(runner, port)
     if found is not None:
         if not found.running:
             runner.run(["docker", "start", name])
         return
-    binary = relay_binary(runner)
-    # The relay's image is the session's (present, or pulled as the session's would
-    # be): mux-relay is static, so any image carries it.
+    image = relay_image(runner)
+    # Least privilege: the relay only copies bytes. A read-only root, no capability, no
+    # privilege to gain, a few processes, bounded memory (mux-relay holds every
+    # connection in one process, helper/relay.c).
     runner.run(["docker", "create", "--name", name, "--label", f"{RELAY_LABEL}={network}", *_labels(),
                 "--network", "bridge", "--restart", "unless-stopped", "--user", "65534:65534",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "64m",
-                *(["--pull", pull] if pull else []),
-                "--entrypoint", RELAY_PATH, image, str(port), gateway, str(port)])
+                "--pids-limit", "16", "--read-only", "--no-healthcheck", "--pull", "never",
+                image, str(port), gateway, str(port)])
     try:
-        runner.run(["docker", "cp", binary, f"{name}:{RELAY_PATH}"])
         runner.run(["docker", "network", "connect", "--alias", alias(port), network, name])
         runner.run(["docker", "start", name])
     except BaseException:
         if not runner.dry_run:
             runner.run(["docker", "rm", "-f", name], check=False)
         raise
+
+
+def relay_image(runner: Runner) -> str:
+    """The relay's own image on this engine (``mux-relay:HASH`` of the binary and its
+    Dockerfile, so a new mux builds a new one), built from mux/proxy/relay_bin when the
+    engine lacks it: `docker build` sends that directory from here, so a remote engine
+    needs no registry either."""
+    arch = relay_arch(runner)
+    import hashlib
+
+    digest = hashlib.sha256((RELAY_BIN / "Dockerfile").read_bytes()
+                            + (RELAY_BIN / f"mux-relay-{arch}").read_bytes()).hexdigest()[:12]
+    image = f"{RELAY_IMAGE}:{arch}-{digest}"
+    if runner.query(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False).returncode != 0:
+        runner.run(["docker", "build", "-q", "--label", "mux.helper=relay", "--build-arg", f"ARCH={arch}",
+                    "-t", image, str(RELAY_BIN)])
+    return image
 
 
 class Relay(NamedTuple):
@@ -188,14 +207,13 @@ def inspect_relay(runner: Runner, port: int) -> Relay | None:
     return Relay(name, running == "true", target)
 
 
-def relay_binary(runner: Runner) -> Path:
+def relay_arch(runner: Runner) -> str:
     arch = runner.query(["docker", "version", "--format", "{{.Server.Arch}}"]).stdout.strip()
     name = ARCHES.get(arch)
     if name is None:
         raise ProxyError(f"mux has no egress relay for this engine's architecture {arch!r}",
                          hint="it has relays for amd64 and arm64; use --egress open")
-    return RELAY_BIN / f"mux-relay-{name}"
-
+    return name
 
 
 def remove_if_unused(runner: Runner, leaving: Collection[str] = ()) -> None:

@@ -79,13 +79,13 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
         ensure_running(config.proxy or default_settings(), config.source)
     port = relay_port(session_name)
     if port is not None:  # proxy-only: its relay too (stopped or removed, the session is cut off)
-        relay_running(runner, session_name, port, config)
+        relay_running(runner, port, config)
 
 
-def relay_running(runner: Runner, session_name: str, port: int, config: Config) -> None:
+def relay_running(runner: Runner, port: int, config: Config) -> None:
     """A proxy-only session's egress relay for ``port`` running: started if stopped,
-    made again if gone (as `mux new` makes it, in the session's own image; on a remote
-    engine with the tunnel up first, since the relay forwards to its end there)."""
+    made again if gone (as `mux new` makes it, in its own image; on a remote engine
+    with the tunnel up first, since the relay forwards to its end there)."""
     from mux.proxy import egress
     from mux.proxy.settings import default_settings
 
@@ -94,17 +94,12 @@ def relay_running(runner: Runner, session_name: str, port: int, config: Config) 
         if not relay.running:
             runner.run(["docker", "start", relay.name])
         return
-    from mux.sessions import find
-    from mux.validate import image
-
-    session = find(runner, session_name)
     tunnel_end = None
     if runner.engine.remote:
         from mux import tunnel
 
         tunnel_end = tunnel.ensure(runner, runner.engine, port)
-    proxy_only_network(runner, config.proxy or default_settings(), image(session.image, "the session's image label"),
-                       config.docker.pull, tunnel_end, port=port)
+    proxy_only_network(runner, config.proxy or default_settings(), tunnel_end, port=port)
 
 
 def relay_port(session_name: str) -> int | None:
@@ -183,8 +178,8 @@ def session_wiring(
     )
 
 
-def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull: str | None,
-                       tunnel_end: str | None = None, *, port: int | None = None) -> tuple[str, str]:
+def proxy_only_network(runner: Runner, settings: ProxySettings, tunnel_end: str | None = None, *,
+                       port: int | None = None) -> tuple[str, str]:
     """For a proxy-only session: mux's egress network and relay, made if missing, on
     the session's engine. The relay forwards to the proxy on this engine's bridge
     gateway, or on a remote engine to ``tunnel_end`` (``GATEWAY:PORT`` there, where
@@ -221,8 +216,7 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, image: str, pull
                 f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
                 "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
         gateway = found or netinfo.bridge_gateway(runner) or "172.17.0.1"
-    network = egress.ensure(runner, image=image, gateway=gateway, port=port,
-                            lock=files.root / "egress.lock", pull=pull)
+    network = egress.ensure(runner, gateway=gateway, port=port, lock=files.root / "egress.lock")
     return network, egress.alias(port)
 
 

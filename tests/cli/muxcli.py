@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from mux import __version__, paths
 from mux import argv as A
 from mux.cli import main
+from mux.runner import quote
 from mux.sessions import PS_FORMAT
 
 FROZEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -150,9 +151,33 @@ def execs(monkeypatch: pytest.MonkeyPatch, fp) -> list[list[str]]:  # type: igno
     return calls
 
 
+# What a workdir session mounts over the user's project (mux/protect.py), spelled out
+# here so a change to the list shows in the tests: its own git directory at .git,
+# the rest read-only onto themselves.
+PROTECTED = [".gitmodules", ".envrc", ".vscode", ".idea", ".mcp.json", ".claude/settings.json",
+             ".claude/settings.local.json", ".claude/commands", ".claude/agents", ".bashrc", ".bash_profile",
+             ".zshrc", ".zprofile", ".profile"]
+
+
+def protected_mounts(workdir: Path, session: Path) -> list[str]:
+    """The mounts over a workdir that is not a git repository."""
+    return ["-v", f"{session}/git:/workspace/.git",
+            *(arg for rel in PROTECTED for arg in ("-v", f"{workdir}/{rel}:/workspace/{rel}:ro"))]
+
+
+def placeholder_steps(workdir: Path, session: Path) -> list[str]:
+    """The host steps that make an empty workdir's git directory and placeholders, as printed."""
+    dirs = {".git", ".vscode", ".idea", ".claude", ".claude/commands", ".claude/agents"}
+    order = [".git", *PROTECTED[:5], ".claude", *PROTECTED[5:]]
+    return [quote(["mkdir", f"{session}/git"]),
+            *(quote(["mkdir" if rel in dirs else "touch", f"{workdir}/{rel}"]) for rel in order)]
+
+
 def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str] | None = None,
-             middle: list[str] | None = None, tail: list[str] | None = None) -> list[str]:
-    """The `docker run` mux issues for BASE_CONFIG, with the given pieces."""
+             middle: list[str] | None = None, tail: list[str] | None = None,
+             volumes: list[str] | None = None) -> list[str]:
+    """The `docker run` mux issues for BASE_CONFIG, with the given pieces (``volumes``:
+    the -v arguments after the session's own, the protected paths by default)."""
     workdir = home.proj
     git = ["-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory",
            "-e", "GIT_CONFIG_VALUE_0=/workspace", "-e", "GIT_CONFIG_KEY_1=user.name",
@@ -168,6 +193,7 @@ def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str]
         "-u", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{home.session_dir(name)}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{home.session_dir(name)}/passwd:/etc/passwd:ro", "-v", f"{home.session_dir(name)}/group:/etc/group:ro",
+        *(protected_mounts(workdir, home.session_dir(name)) if volumes is None else volumes),
         *(git if env is None else env),
         *(middle or []),
         "--pids-limit", "4096", *A.SECURITY,

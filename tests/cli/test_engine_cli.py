@@ -155,6 +155,7 @@ def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_t
     fp.register([*box, "network", "inspect", fp.any()], returncode=1)  # no egress network there yet
     fp.register([*box, "container", "inspect", fp.any()], returncode=1)  # nor its relay
     fp.register([*box, "version", "--format", "{{.Server.Arch}}"], stdout="amd64\n")
+    fp.register([*box, "image", "inspect", "--format", "{{.Id}}", fp.any()], returncode=1)  # no relay image
     fp.register(["ssh", "-S", fp.any(min=1, max=1), "-O", "check", fp.any()], returncode=255)  # no tunnel yet
     flags = ["--egress", "proxy-only"] if how == "flag" else []
     result = run("--context", "box", "new", "--dry-run", "--copy", *flags, "s1")
@@ -165,10 +166,16 @@ def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_t
     assert lines[1].endswith(" -O forward -R 172.30.0.1:18080:127.0.0.1:18080 -l me -- box.test")
     assert lines[2] == (f"docker --context box network create --internal -o {egress.INHIBIT}=true "
                         f"--label {egress.NETWORK_LABEL}=proxy-only {network}")
+    # The relay's own image, built there from this machine's files (no registry).
+    digest = hashlib.sha256((egress.RELAY_BIN / "Dockerfile").read_bytes()
+                            + (egress.RELAY_BIN / "mux-relay-amd64").read_bytes()).hexdigest()[:12]
+    image = f"mux-relay:amd64-{digest}"
+    assert lines[3] == (f"docker --context box build -q --label mux.helper=relay --build-arg ARCH=amd64 "
+                        f"-t {image} {egress.RELAY_BIN}")
     # The relay on that engine forwards to the tunnel's end there, not to this machine's bridge.
-    assert lines[3].startswith(f"docker --context box create --name {relay} ")
-    assert lines[3].endswith(f" --entrypoint {egress.RELAY_PATH} mux-test/busybox 18080 172.30.0.1 18080")
-    assert lines[4] == f"docker --context box cp {egress.RELAY_BIN / 'mux-relay-amd64'} {relay}:{egress.RELAY_PATH}"
+    assert lines[4].startswith(f"docker --context box create --name {relay} ")
+    assert " --read-only --no-healthcheck " in lines[4] and " --cap-drop ALL " in lines[4]
+    assert lines[4].endswith(f" {image} 18080 172.30.0.1 18080")
     assert lines[5] == f"docker --context box network connect --alias mux-proxy-18080 {network} {relay}"
     assert lines[6] == f"docker --context box start {relay}"
     made = next(ln for ln in lines if ln.startswith("docker --context box create -it"))

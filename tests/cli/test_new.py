@@ -11,7 +11,19 @@ from mux import __version__, account
 from mux import argv as A
 from mux.argv import SHELL_FALLBACK
 from mux.runner import quote, write_argv
-from tests.cli.muxcli import IMAGE, NEW_ID, Home, ps_line, ps_one, register_run, run, run_argv, top
+from tests.cli.muxcli import (
+    IMAGE,
+    NEW_ID,
+    Home,
+    placeholder_steps,
+    protected_mounts,
+    ps_line,
+    ps_one,
+    register_run,
+    run,
+    run_argv,
+    top,
+)
 
 CONFLICT = (
     'docker: Error response from daemon: Conflict. The container name "/mux-s1" is already in use by container '
@@ -94,7 +106,7 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
         "-v", f"{other}:/workspace", "-w", "/workspace", "-u", f"{os.getuid()}:{os.getgid()}",
         "-v", f"{home.session_dir('s1')}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{home.session_dir('s1')}/passwd:/etc/passwd:ro", "-v", f"{home.session_dir('s1')}/group:/etc/group:ro",
-        "-v", f"{home.proj}/sub:/sub:ro", "-v", "cache:/cache",
+        "-v", f"{home.proj}/sub:/sub:ro", "-v", "cache:/cache", *protected_mounts(other, home.session_dir("s1")),
         "-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory", "-e", "GIT_CONFIG_VALUE_0=/workspace",
         "-e", "GIT_CONFIG_KEY_1=user.name", "-e", "GIT_CONFIG_VALUE_1=Ada Lovelace",
         "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=ada@example.com",
@@ -138,7 +150,8 @@ inject_config = false
         "--label", f"mux.image={IMAGE}", "--label", "mux.created=2026-01-02T03:04:05Z",
         "--label", f"mux.version={__version__}",
         "-v", f"{home.proj}:/workspace", "-w", "/workspace",
-        "-v", f"{home.root}/ssh:/root/.ssh:ro", "-e", "TERM=xterm-256color", "--network", "host",
+        "-v", f"{home.root}/ssh:/root/.ssh:ro", *protected_mounts(home.proj, home.session_dir("s1")),
+        "-e", "TERM=xterm-256color", "--network", "host",
         "--memory", "512m", "--cpus", "2", "--pids-limit", "4096", *A.SECURITY,
         "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
         IMAGE, "/bin/sh", "-c", SHELL_FALLBACK, "mux-session", "/bin/zsh",
@@ -157,6 +170,7 @@ def test_dry_run_prints_and_runs_nothing(home: Home, fp) -> None:  # type: ignor
     assert result.out.splitlines() == [
         f"mkdir -p -m 700 {home.session_dir('s1')}/home",
         *account_writes(home, "s1"),
+        *placeholder_steps(home.proj, home.session_dir("s1")),
         quote(expected),
     ]
     assert result.err == ""
@@ -170,8 +184,9 @@ def test_verbose_echoes_commands_to_stderr(home: Home, fp) -> None:  # type: ign
     result = run("-v", "new", "s1")
     assert result.code == 0
     assert result.err.splitlines() == [f"+ mkdir -p -m 700 {home.session_dir('s1')}/home",
-                                       *("+ " + line for line in account_writes(home, "s1")), "+ " + quote(expected),
-                                       "+ " + quote(top())]
+                                       *("+ " + line for line in account_writes(home, "s1")),
+                                       *("+ " + line for line in placeholder_steps(home.proj, home.session_dir("s1"))),
+                                       "+ " + quote(expected), "+ " + quote(top())]
     assert "+ docker" not in result.out
 
 
@@ -297,7 +312,8 @@ def test_bad_config_is_exit_2_naming_file_and_key(home: Home, fp) -> None:  # ty
     assert result.code == 2
     assert result.err.splitlines()[0] == (
         f"mux: error: {home.config}: [docker] memroy: unknown key 'memroy' (allowed: image, volumes, env, "
-        "network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, rust, ports, context, contexts)")
+        "network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, rust, ports, context, contexts, "
+        "protect)")
     assert list(fp.calls) == []
 
 
@@ -399,3 +415,18 @@ def test_a_link_in_the_way_of_the_session_dir_is_left_alone(home: Home, fp, tmp_
     fp.register(["docker", "container", "inspect", "--format", "{{.Id}}", "mux-s1"], returncode=1)
     assert run("delete", "--force", "s1").code == 3  # not a session: delete never follows it
     assert (elsewhere / "keep").exists()
+
+
+@pytest.mark.parametrize("step", ["claimed", "dirs"])
+def test_a_signal_between_a_step_and_its_undo_leaves_nothing(home: Home, fp, monkeypatch, step: str) -> None:  # type: ignore[no-untyped-def]
+    """The session directory exists before the undo knows of it ("claimed"): only the
+    signal deferral keeps a SIGTERM landing there from leaving it behind."""
+    from mux import interrupts
+
+    monkeypatch.setattr(interrupts, "_INJECT", f"{step}:TERM")
+    monkeypatch.setattr(interrupts, "_fired", set())
+    result = run("new", "s1")
+    assert result.code == 130, result.err
+    assert f"mux: test: boundary {step}" in result.err
+    assert not home.session_dir("s1").exists()
+    assert not [c for c in fp.calls if list(c)[:2] == ["docker", "run"]]  # it never got that far

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-HEAVY = ("git", "mitmproxy", "sh", "cryptography")
+HEAVY = ("git", "mitmproxy", "sh", "cryptography", "textual", "rich")
 
 # What mux imports, not what the interpreter had loaded before it ran (a site .pth
 # file may import anything: one on a machine here pulls in shutil at every start).
@@ -36,7 +36,8 @@ def test_light_commands_import_nothing_heavy(args: list[str], tmp_path) -> None:
 # the config parser and validators, pathlib (~3.5 ms), the other commands' modules.
 NOT_FOR_LIST = ("mux.config", "mux.validate", "mux.spec", "mux.repo", "mux.commands.config_cmd",
                 "mux.commands.port_cmd", "mux.commands.new_cmd", "mux.commands.session_cmd", "mux.proxy.cli",
-                "tomllib", "shutil", "dataclasses", "_strptime", "pathlib", "shlex", "mux.hostfiles")
+                "tomllib", "shutil", "dataclasses", "_strptime", "pathlib", "shlex", "mux.hostfiles",
+                "mux.commands.tui_cmd", "mux.tui", "textual")
 
 
 def test_list_and_help_import_only_what_they_use(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -80,10 +81,13 @@ def test_no_sccache_binary_fails_before_docker(
                    check=True)
     path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
                            if d and not (Path(d) / "sccache").exists())
+    # mux's own dependencies from the suite's venv (--system-site-packages gives the base
+    # interpreter's, which on a fresh machine has none), but not its scripts dir.
+    libs = os.pathsep.join([os.environ["PYTHONPATH"], sysconfig.get_paths()["purelib"]])
     cleanup_containers.append(f"mux-{unique_name}")
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "mux", "new", unique_name],
-        cwd=rust_home / "work", env={**os.environ, "PATH": path},
+        cwd=rust_home / "work", env={**os.environ, "PATH": path, "PYTHONPATH": libs},
         capture_output=True, text=True,
         check=False,
     )

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -120,49 +118,50 @@ def proxy_config(mux_home: Path) -> dict[str, str]:
     mux("proxy", "stop")
 
 
-def interrupted_new(args: list[str], name: str, delay: float, signum: int) -> tuple[int, str]:
-    """`mux new` in a process group of its own, sent ``signum`` after ``delay`` seconds:
-    SIGINT to the whole group (a terminal's Ctrl-C), SIGTERM to mux alone."""
-    proc = subprocess.Popen([sys.executable, "-m", "mux", "new", *args, name], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(delay)
-    try:
-        if signum == signal.SIGINT:
-            os.killpg(proc.pid, signum)
-        else:
-            proc.send_signal(signum)
-    except ProcessLookupError:
-        pass  # it had finished
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
+def interrupted_new(args: list[str], name: str, inject: str) -> tuple[int, str]:
+    """`mux new` with $MUX_TEST_INTERRUPT=``inject``: the signal lands at the named step
+    boundaries (mux.interrupts.boundary), each once, not at an instant left to chance."""
+    proc = subprocess.run([sys.executable, "-m", "mux", "new", *args, name], capture_output=True, text=True,
+                          env={**os.environ, "MUX_TEST_INTERRUPT": inject}, timeout=180)
+    return proc.returncode, proc.stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c-to-group", "sigterm"])
+def boundaries_passed(err: str) -> list[str]:
+    return [line.split()[-1] for line in err.splitlines() if line.startswith("mux: test: boundary ")]
+
+
+# Every step boundary of `mux new` in each mode: found by a run that only reports them,
+# and checked against this list, so a step cannot lose its injection point unseen.
+STEPS = {
+    "plain": ["claimed", "dirs", "run", "started"],
+    "repo": ["claimed", "cloned", "dirs", "run", "started"],
+    "proxied": ["proxy-started", "claimed", "proxy-wired", "dirs", "run", "started"],
+}
+# A second signal in the middle of the undo that the first one started.
+UNDO_STEPS = {"plain": ["undo_container", "undo_files"], "repo": ["undo_container", "undo_files"],
+              "proxied": ["undo_container", "undo_proxy", "undo_files"]}
+
+
 @pytest.mark.parametrize("mode", list(MODES))
-def test_interrupt_at_any_instant_leaves_a_session_or_nothing(images, mux_home, unique_name, origin, request,
-                                                              mode: str, signum: int) -> None:
+def test_interrupt_at_every_step_leaves_a_session_or_nothing(images, mux_home, unique_name, origin, request,
+                                                             mode: str) -> None:
     if mode == "proxied":
         request.getfixturevalue("proxy_config")
     args = [a.format(origin=origin) for a in MODES[mode]]
-    # How long a whole `mux new` takes here, to spread the signals over all of it.
-    start = time.monotonic()
-    assert mux("new", *args, f"{unique_name}-t").returncode == 0
-    whole = time.monotonic() - start
-    assert mux("delete", "--force", f"{unique_name}-t").returncode == 0
-    outcomes = []
-    for i in range(10):
+    code, err = interrupted_new(args, f"{unique_name}-all", "?")
+    assert code == 0, err
+    assert boundaries_passed(err) == STEPS[mode]
+    assert complete(f"{unique_name}-all")
+    assert mux("delete", "--force", f"{unique_name}-all").returncode == 0
+    cases = [f"{step}:{sig}" for step in STEPS[mode] for sig in ("INT", "TERM")]
+    cases += [f"run:TERM,{step}:INT" for step in UNDO_STEPS[mode]]
+    for i, inject in enumerate(cases):
         name = f"{unique_name}-{i}"
-        code, err = interrupted_new(args, name, whole * i / 8, signum)
-        # (A signal while the interpreter itself starts is Python's "Fatal Python error", before mux runs.)
-        assert "Traceback" not in err or "Fatal Python error" in err, err
-        if containers_of(name) or session_dir(name).exists():
-            assert complete(name), (i, code, err)
-            outcomes.append("complete")
-            assert mux("delete", "--force", name).returncode == 0
-        else:
-            assert code != 0 and nothing_left(name), (i, code, err)
-            outcomes.append("nothing")
-    assert "nothing" in outcomes  # the early signals did interrupt something
+        code, err = interrupted_new(args, name, inject)
+        assert "Traceback" not in err and "Exception ignored" not in err, (inject, err)
+        assert code == 130, (inject, code, err)  # "mux: interrupted" (or click's "aborted")
+        assert set(inject.replace(":INT", "").replace(":TERM", "").split(",")) <= set(boundaries_passed(err))
+        assert nothing_left(name), (inject, err)
 
 
 # -- labels are input --------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ import pytest
 from mux import __version__
 from mux import argv as A
 from mux import config as C
-from mux.agents import AGENT_DIR, LAUNCHER, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
+from mux.agents import AGENT_DIR, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
 from mux.configfile import loads as toml_loads
 from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
+from tests.cli.muxcli import protected_mounts
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 ANTHROPIC = '[credentials.anthropic]\ndomains = ["api.anthropic.com"]\nheader = "x-api-key"\nvalue = "${K}"\n'
@@ -69,31 +70,40 @@ def test_claude_headless_whole_argv(home: Path) -> None:
         "-v", f"{proj}:/workspace", "-w", "/workspace", "-u", "1000:1001",
         "-v", f"{data}/home:/home/mux", "-e", "HOME=/home/mux",
         "-v", f"{data}/passwd:/etc/passwd:ro", "-v", f"{data}/group:/etc/group:ro",
+        *protected_mounts(proj, data),
         "-v", f"{binary}:{AGENT_DIR}/claude:ro",
+        # the agent's wrapper, also what every shell there finds; login shells' PATH snippet
+        "-v", f"{data}/bin:/opt/mux/bin:ro", "-v", f"{data}/bin/.profile:/etc/profile.d/mux-agent.sh:ro",
         "-e", f"ANTHROPIC_API_KEY={PLACEHOLDER}",
         "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",
         "-e", "DISABLE_TELEMETRY=1", "-e", "DISABLE_ERROR_REPORTING=1",
         "--pids-limit", "4096", *A.SECURITY, "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
-        "/bin/sh", "-c", LAUNCHER, "mux-agent", spec.command[4], "claude", "--model", "opus", "-p", "--", "fix it",
+        "/opt/mux/bin/claude", "--model", "opus", "-p", "--", "fix it",
     ]
-    assert spec.command[4].startswith("claude is not in this image")
+    (wrapper, text, mode), (profile, _, _) = spec.scripts
+    assert (wrapper, mode, profile) == (data / "bin" / "claude", 0o555, data / "bin" / ".profile")
+    assert "claude is not in this image" in text
 
 
-@pytest.mark.parametrize(("agent", "rule", "opts", "tail", "keys"), [
-    pytest.param("claude", ANTHROPIC, {"prompt": "-v is broken"}, ["claude", "--", "-v is broken"],
+@pytest.mark.parametrize(("agent", "rule", "opts", "tail", "args", "keys"), [
+    pytest.param("claude", ANTHROPIC, {"prompt": "-v is broken"}, ["--", "-v is broken"], "",
                  ["ANTHROPIC_API_KEY"], id="claude-first-message"),
     pytest.param("claude", ANTHROPIC.replace('header = "x-api-key"', 'auth_type = "bearer"'), {},
-                 ["claude"], ["CLAUDE_CODE_OAUTH_TOKEN"], id="claude-oauth-token"),
+                 [], "", ["CLAUDE_CODE_OAUTH_TOKEN"], id="claude-oauth-token"),
+    # codex's own arguments are in its wrapper: the main process and every shell get them
     pytest.param("codex", '[credentials.o]\ndomains = ["api.openai.com"]\nauth_type = "bearer"\nvalue = "x"\n',
-                 {"prompt": "go", "headless": True},
-                 ["codex", "-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false",
-                  "exec", "--skip-git-repo-check", "--", "go"], ["OPENAI_API_KEY", "CODEX_API_KEY"], id="codex-exec"),
+                 {"prompt": "go", "headless": True}, ["exec", "--skip-git-repo-check", "--", "go"],
+                 'set -- -c check_for_update_on_startup=false -c analytics.enabled=false "$@"\n',
+                 ["OPENAI_API_KEY", "CODEX_API_KEY"], id="codex-exec"),
     pytest.param("gemini", '[credentials.g]\ndomains = ["*.googleapis.com"]\nheader = "x-goog-api-key"\n'
-                 'value = "x"\n', {"prompt": "hi"}, ["gemini", "-i", "hi"], ["GEMINI_API_KEY"], id="gemini"),
+                 'value = "x"\n', {"prompt": "hi"}, ["-i", "hi"], "", ["GEMINI_API_KEY"], id="gemini"),
 ])
-def test_presets(home: Path, agent: str, rule: str, opts: dict, tail: list[str], keys: list[str]) -> None:
+def test_presets(home: Path, agent: str, rule: str, opts: dict, tail: list[str], args: str,
+                 keys: list[str]) -> None:
     spec = spec_for(home, rule, agent=agent, **opts)
-    assert list(spec.command[5:]) == tail
+    assert list(spec.command) == [f"/opt/mux/bin/{agent}", *tail]
+    wrapper = spec.scripts[0][1]
+    assert args in wrapper and ("set --" in wrapper) is bool(args)
     env = dict(spec.env)
     assert [k for k, v in spec.env if v == PLACEHOLDER] == keys
     assert spec.tty is not opts.get("headless", False)
@@ -152,7 +162,8 @@ def test_custom_agent(home: Path) -> None:
     spec = spec_for(home, '[agents.mine]\ncommand = "mine"\nargs = ["--yes"]\napi_host = "api.mine.test"\n'
                     'key_env = ["MINE_KEY"]\n[credentials.m]\ndomains = ["api.mine.test"]\nvalue = "x"\n',
                     agent="mine", command=("run",))
-    assert list(spec.command[5:]) == ["mine", "--yes", "run"]
+    assert list(spec.command) == ["/opt/mux/bin/mine", "run"]
+    assert 'set -- --yes "$@"\n' in spec.scripts[0][1]  # the agent's own arguments, in its wrapper
     assert ("MINE_KEY", PLACEHOLDER) in spec.env
 
 
@@ -263,7 +274,7 @@ def test_codex_base_url_setting_moves_its_api_host(home: Path) -> None:
         spec_for(home, rule, agent="codex", command=("-c", 'openai_base_url="https://gw.corp.test/v1"'))
     spec = spec_for(home, rule.replace("api.openai.com", "gw.corp.test"), agent="codex",
                     command=("-c", "openai_base_url=https://gw.corp.test/v1"))
-    assert "openai_base_url=https://gw.corp.test/v1" in spec.command
+    assert "openai_base_url=https://gw.corp.test/v1" in spec.command  # this session's: its main process only
 
 
 def test_agent_gets_a_user_and_home_even_without_run_as_user(home: Path) -> None:
@@ -295,7 +306,13 @@ def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, m
     assert shared.files == ((home / ".claude" / "settings.json", ".claude/settings.json"),
                             (home / ".claude" / "commands", ".claude/commands"))
     assert spec.links == (("/home/mux/.claude/settings.json", "/opt/mux/shared/.claude/settings.json"),
-                          ("/home/mux/.claude/commands", "/opt/mux/shared/.claude/commands"))
+                          ("/home/mux/.claude/commands", "/opt/mux/shared/.claude/commands"),
+                          ("/etc/profile.d/mux-agent.sh", "/opt/mux/bin/.profile"))  # login shells
+    # The agent's wrapper (every shell's `claude`) in a volume of the session's, read-only.
+    data = home.parent / "data" / "instances" / "i1" / "sessions" / "s1"
+    assert "mux-s1-bin:/opt/mux/bin:ro" in spec.volumes
+    assert fills["mux-s1-bin"].files == ((data / "bin" / "claude", "claude"), (data / "bin" / ".profile", ".profile"))
+    assert not fills["mux-s1-bin"].shared
     # The digest is remembered: a second spec does not read the binary again.
     monkeypatch.setattr("hashlib.sha256", None)
     assert build_spec(config(home, text), NewOptions(name="s2", agent="claude"), remote).fills[0].name == \

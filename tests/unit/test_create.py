@@ -11,6 +11,7 @@ from mux import __version__
 from mux.config import Config, DockerSettings, GitSettings, Limits
 from mux.create import HostFacts, NewOptions, build_spec, git_env
 from mux.errors import ConfigError
+from tests.cli.muxcli import PROTECTED
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -40,7 +41,12 @@ def test_defaults(host: HostFacts) -> None:
     assert spec.home == host.data_dir / "sessions" / "s1" / "home"
     assert spec.env == tuple(git_env("Host Name", "host@example.com"))
     assert spec.command == () and spec.shell == "/bin/bash"
-    assert spec.volumes == () and spec.network is None and spec.limits == Limits(pids=4096)
+    session = host.data_dir / "sessions" / "s1"
+    assert spec.volumes == (f"{session}/git:/workspace/.git",  # mux/protect.py
+                            *(f"{workdir}/{rel}:/workspace/{rel}:ro" for rel in PROTECTED))
+    assert spec.git_dir == session / "git" and spec.git_source is None
+    assert (workdir / ".envrc", False) in spec.placeholders and (workdir / ".git", True) in spec.placeholders
+    assert spec.network is None and spec.limits == Limits(pids=4096)
     assert spec.stop_timeout == 10 and spec.pull is None
 
 
@@ -96,7 +102,7 @@ def test_volumes_and_env_combine(host: HostFacts) -> None:
     config = cfg(volumes=("/cfg:/cfg:ro",), env=("A=1", "TOKEN"))._replace(git=GitSettings(inject_config=False))
     opts = NewOptions(name="s1", volumes=("./sub:/sub", "vol:/v"), env=("B=2", "A=override"))
     spec = build_spec(config, opts, host)
-    assert spec.volumes == ("/cfg:/cfg:ro", f"{host.cwd}/sub:/sub", "vol:/v")
+    assert spec.volumes[:3] == ("/cfg:/cfg:ro", f"{host.cwd}/sub:/sub", "vol:/v")
     # Later -e wins in docker, so flags come after the config's entries.
     assert spec.env == (("A", "1"), ("TOKEN", None), ("B", "2"), ("A", "override"))
 

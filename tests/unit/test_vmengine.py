@@ -117,7 +117,7 @@ def test_proxy_only_needs_an_ipv4_host_address(fp, tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path))
     settings = replace(default_settings(), host_address="host.docker.internal")
     with pytest.raises(ConfigError, match="IPv4") as caught:
-        proxy_only_network(Runner(), settings, "mux-test/debian", "never")
+        proxy_only_network(Runner(), settings)
     assert caught.value.exit_code == 2
     assert list(fp.calls) == []
 

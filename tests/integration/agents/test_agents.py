@@ -271,7 +271,7 @@ def test_script_agent_missing_from_the_image_says_how_to_fix(world: AgentWorld, 
 
 def test_the_image_s_own_agent_wins_over_the_host_binary(world: AgentWorld, unique_name: str) -> None:
     # A made-up agent whose program ("echo") the image has; the host binary offered for it
-    # (false) would exit 1. One `docker run`: the launcher picks, inside the container.
+    # (false) would exit 1. One `docker run`: the wrapper picks, inside the container.
     world.write_config(extra='[agents.echoer]\ncommand = "echo"\nbinary = "/bin/false"\n'
                              'api_host = "fake-anthropic.test"\nkey_env = ["ECHOER_KEY"]\n')
     created = mux("-v", "new", "--agent", "echoer", unique_name, "--", "from", "the", "image", cwd=world.work)

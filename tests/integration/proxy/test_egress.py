@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,8 +130,70 @@ def test_proxy_only_with_another_network_is_a_usage_error(proxied, unique_name: 
 
 
 def test_relay_binaries_rebuild_to_the_same_bytes(tmp_path: Path) -> None:
-    pytest.importorskip("ziglang")
     subprocess.run(["bash", str(ROOT / "helper" / "build.sh"), str(tmp_path), "relay"], check=True,
-                   capture_output=True, timeout=600)
+                   capture_output=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
     for arch in ("amd64", "arm64"):
         assert (tmp_path / f"mux-relay-{arch}").read_bytes() == (egress.RELAY_BIN / f"mux-relay-{arch}").read_bytes()
+
+
+def relay_of(session: str) -> tuple[str, int]:
+    """The relay's alias and port a proxy-only session reaches the proxy at."""
+    where = mux("exec", session, "--", "sh", "-c", "echo $HTTPS_PROXY").stdout.strip().rsplit("@", 1)[1]
+    host, port = where.split(":")
+    return host, int(port)
+
+
+def test_the_relay_runs_alone_in_an_image_of_its_own(proxied, unique_name: str) -> None:
+    assert mux("new", "--egress", "proxy-only", unique_name, env=proxied["env"]).returncode == 0
+    _, port = relay_of(unique_name)
+    (info,) = json.loads(docker("container", "inspect", egress.relay_name(port)).stdout)
+    # Not the first session's image: its HEALTHCHECK and entrypoint would run in the shared relay.
+    assert info["Config"]["Image"].startswith(f"{egress.RELAY_IMAGE}:amd64-")
+    assert info["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    assert info["Path"] == "/mux-relay" and info["Config"]["User"] == "65534:65534"
+    host = info["HostConfig"]
+    assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"] and host["PidsLimit"] == 16
+    assert "no-new-privileges" in host["SecurityOpt"]
+    (image,) = json.loads(docker("image", "inspect", info["Config"]["Image"]).stdout)
+    assert image["Size"] < 100_000  # the static relay and nothing else
+    assert image["Config"]["Labels"]["mux.helper"] == "relay"
+
+
+FLOOD = """
+n=0
+for i in $(seq {count}); do
+    exec {{fd}}<>/dev/tcp/{host}/{port} 2>/dev/null && n=$((n+1))
+done
+echo "opened $n"
+sleep {hold}
+"""
+
+
+def test_a_flood_of_connections_does_not_knock_the_relay_over(proxied, pki: Pki, gateway: str,
+                                                              unique_name: str) -> None:
+    flooder, other = f"{unique_name}f", f"{unique_name}o"
+    for name in (flooder, other):
+        assert mux("new", "--egress", "proxy-only", name, env=proxied["env"]).returncode == 0
+    host, port = relay_of(flooder)
+    relay = egress.relay_name(port)
+    # 1,500 connections held open (a fork per connection got 631 OOM kills in the relay's 64 MiB).
+    flood = subprocess.Popen(
+        ["docker", "exec", f"mux-{flooder}", "bash", "-c", FLOOD.format(count=1500, host=host, port=port, hold=15)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        opened = flood.stdout.readline() if flood.stdout else ""  # once all are open; they stay so
+        assert opened.startswith("opened "), flood.stderr.read() if flood.stderr else ""
+        assert int(opened.split()[1]) >= 1000
+        with EchoUpstream(gateway, pki) as api:
+            via = mux("exec", other, "--", "curl", "-sS", "--max-time", "30", f"{api.url}/during-the-flood")
+            assert via.stdout == "upstream ok\n", via.stderr
+        out, err = flood.communicate(timeout=120)
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+    assert flood.returncode == 0, err
+    (info,) = json.loads(docker("container", "inspect", relay).stdout)
+    assert info["State"]["Running"] is True and info["State"]["OOMKilled"] is False
+    assert info["RestartCount"] == 0
+    logs = docker("logs", relay).stderr
+    assert logs.count("mux-relay: port") == 1  # started once, never again

@@ -5,6 +5,7 @@ of the session's, read-only at their places in HOME; the key stays here."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -68,6 +69,16 @@ def test_agent_there_gets_its_binary_and_shared_files_in_volumes(
                   json.loads(remote.docker("container", "inspect", container).stdout)[0]["Mounts"]}
         assert mounts["/opt/mux/shared"]["Name"] == f"mux-{name}-shared" and not mounts["/opt/mux/shared"]["RW"]
         assert mounts["/opt/mux/agents"]["Type"] == "volume" and not mounts["/opt/mux/agents"]["RW"]
+        # Every shell there finds the agent: its wrapper in the session's own volume, read-only.
+        assert mounts["/opt/mux/bin"]["Name"] == f"mux-{name}-bin" and not mounts["/opt/mux/bin"]["RW"]
+        version = subprocess.run([str(world.claude), "--version"], capture_output=True, text=True).stdout.strip()
+        for shell in (["claude", "--version"], ["bash", "-lc", "claude --version"]):
+            done = mux(*BOX, "exec", name, "--", *shell)
+            assert done.returncode == 0 and done.stdout.strip() == version, (shell, done.stderr)
+        found = mux(*BOX, "exec", name, "--", "bash", "-lc", "command -v claude; echo $ANTHROPIC_API_KEY").stdout
+        assert found.split() == ["/opt/mux/bin/claude", PLACEHOLDER]
+        write = remote.docker("exec", "-u", "0", container, "sh", "-c", "echo x >> /opt/mux/bin/claude", check=False)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr
         assert all(m["Type"] == "volume" for m in mounts.values())  # nothing of this machine's paths
         # Deleted: the session's volumes (shared files included) go; the program's stays for the next.
         for session in (one_shot, name):

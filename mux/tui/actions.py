@@ -1,0 +1,143 @@
+"""What the TUI's keys do, each by the core call its `mux` command makes (no Textual here).
+
+Every function takes the row the cursor is on: its Session says which session,
+its Engine where it lives. Errors are MuxErrors, as the commands raise them; the
+screen shows their message and hint.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from mux.errors import MuxError
+from mux.runner import Runner
+from mux.tui.text import line
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from mux.cli import State
+    from mux.spec import SessionSpec
+    from mux.tui.data import Row
+
+
+class NewFields(NamedTuple):
+    """The `n` form: what `mux new NAME [--repo URL] [--agent AGENT] [--image IMAGE]` takes."""
+
+    name: str
+    repo: str = ""
+    agent: str = ""
+    image: str = ""
+
+
+def runner_for(state: State, row: Row, *, verbose: bool = False) -> Runner:
+    return Runner(engine=row.engine or state.engine(), verbose=verbose)
+
+
+def _proxy_for(state: State, runner: Runner, name: str) -> None:
+    """As `mux start` and `mux attach` do: a proxied session gets its proxy (and, on a
+    remote engine, its tunnel) before it starts."""
+    from mux.proxy.session import ensure_proxy_for
+
+    ensure_proxy_for(name, state.config, runner)
+    if runner.engine.remote:
+        from mux.tunnel import ensure_for_session
+
+        ensure_for_session(runner, name)
+
+
+def acted_on(row: Row) -> str:
+    """The session NAME of ``row``; a foreign container is never acted on (exit 2's words)."""
+    if not row.name:
+        raise MuxError("that container's mux.session label is not a session name: "
+                       "mux shows it and leaves it alone")
+    return row.name
+
+
+def toggle(state: State, row: Row) -> str:
+    """`mux stop NAME` for a running session, `mux start NAME` otherwise; what was done."""
+    from mux import lifecycle
+
+    name = acted_on(row)
+    runner = runner_for(state, row)
+    if row.session is not None and row.session.running:
+        lifecycle.simple(runner, "stop", name)
+        return f"Stopped session {name}."
+    _proxy_for(state, runner, name)
+    lifecycle.simple(runner, "start", name)
+    return f"Started session {name}."
+
+
+def delete(state: State, row: Row, *, force: bool) -> str:
+    """`mux delete [--force] NAME`: its refusals (running, unsaved work) raise, unchanged."""
+    from mux import lifecycle
+
+    name = acted_on(row)
+    lifecycle.delete(runner_for(state, row), name, force=force, quiet=True)
+    return f"Deleted session {name}."
+
+
+def refused(error: MuxError) -> bool:
+    """Whether ``error`` is `mux delete`'s refusal (which --force would override)."""
+    return error.message.startswith("not deleting ")
+
+
+def attach(state: State, row: Row) -> int:
+    """`mux attach NAME` on this terminal (the caller has handed it over); its exit code."""
+    from mux import lifecycle
+
+    name = acted_on(row)
+    runner = runner_for(state, row)
+    _proxy_for(state, runner, name)
+    return lifecycle.attach(runner, name, quiet=state.quiet)
+
+
+def follow_logs(state: State, row: Row) -> subprocess.Popen[bytes]:
+    """`mux logs -f NAME`'s docker command, its output (stdout and stderr) on one pipe."""
+    from mux import argv as A
+    from mux.sessions import find
+
+    name = acted_on(row)
+    runner = runner_for(state, row)
+    return runner.stream(A.logs_argv(find(runner, name).ref, follow=True))
+
+
+def diff_text(state: State, row: Row) -> list[str]:
+    """What `mux diff NAME` prints: the session's changes since it was made, escaped.
+
+    The one place the TUI asks for a diff. `mux diff` (mux/workspace/diff.py, run in
+    the git box) prints its text; it is caught here from stdout, so this works as soon
+    as that module is in this mux, and says it is not available until then.
+    """
+    name = acted_on(row)
+    if row.session is None or not row.session.repo:
+        raise MuxError(f"session {name} has no repository (it was not made with --repo): there is no diff to show")
+    import importlib
+
+    try:
+        module = importlib.import_module("mux.workspace.diff")
+    except ImportError:
+        raise MuxError("`mux diff` is not available in this version of mux",
+                       hint=f"until it is, `mux exec {name} -- git -C /workspace diff` shows the changes "
+                       "(run by the session's own git)") from None
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # the TUI writes to the terminal, never to sys.stdout
+        module.diff(runner_for(state, row), name, stat=False, paths=(), pager=False)
+    text = printed.getvalue()
+    return [line(t) for t in text.splitlines()] if text else [f"no changes in session {name} since it was made"]
+
+
+def create(state: State, fields: NewFields) -> SessionSpec:
+    """`mux new` by its own code (mux.create) with these flags; the runner echoes each
+    docker command (`-v`), which the form shows as progress."""
+    from mux.create import NewOptions
+    from mux.create import create as make
+
+    opts = NewOptions(name=fields.name.strip(), repo=fields.repo.strip() or None,
+                      agent=fields.agent.strip() or None, image=fields.image.strip() or None)
+    if not opts.name:
+        raise MuxError("give the new session a NAME")
+    return make(Runner(engine=state.engine(), verbose=True), state.config(), opts, progress=False)
