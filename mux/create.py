@@ -115,12 +115,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     if d.limits.pids is None and not (host.rootless or {}).get("CgroupDriver") == "none":
         limits = limits._replace(pids=A.DEFAULT_PIDS)  # an engine without cgroups has no pids limit either
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
-    from mux import ownfiles
-
-    where = "--copy source" if opts.copy else "--workdir" if opts.workdir else "the working directory"
-    ownfiles.check_spec_sources(None if repo_labels else workdir, d.volumes + volumes,
-                                ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env),
-                                workdir_what=where)
+    yours = d.volumes + volumes  # the mounts the user asked for (mux adds its own below)
     protection = None
     if not (repo_labels or opts.copy or host.remote):  # the user's own tree, mounted read-write
         from mux import protect
@@ -133,6 +128,12 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         if target in taken:
             raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
                               "(the working directory, the session's HOME and user)")
+    from mux import ownfiles
+
+    where = "--copy source" if opts.copy else "--workdir" if opts.workdir else "the working directory"
+    ownfiles.check_spec_sources(None if repo_labels else workdir, yours,
+                                ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env),
+                                workdir_what=where)
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
