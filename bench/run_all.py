@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own process, and print their markdown tables.
 
 `python bench/run_all.py [name ...]` (names: installed startup create_delete startcheck list_sessions
-bench_repo compile_cache forward proxy tui). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
+bench_repo compile_cache forward proxy tui cp gitpush). MUX_BENCH_RUNS overrides the number of runs of every benchmark.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ALL = ["installed", "startup", "create_delete", "startcheck", "list_sessions", "bench_repo", "compile_cache",
-       "forward", "proxy", "tui"]
+       "forward", "proxy", "tui", "cp", "gitpush"]
 
 
 def main(names: list[str]) -> int:

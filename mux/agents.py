@@ -69,13 +69,7 @@ MAX_SCAN_BYTES = 1024 * 1024
 CREDENTIAL_NAMES = re.compile(
     r"^(\.credentials\.json|auth\.json|oauth_creds\.json|credentials(\.json)?|\.netrc|\.env|"
     r"\.git-credentials|.*\.(pem|key|p12|pfx))$", re.IGNORECASE)
-# Text: a known key shape, a bearer token, or a setting that holds or fetches one
-# ("apiKeyHelper": ..., API_KEY=...); prose that merely mentions passwords passes.
-CREDENTIAL_TEXT = re.compile(
-    rb"sk-ant-|sk-proj-|sk-[A-Za-z0-9]{20}|AIza[0-9A-Za-z_-]{20}|gh[pousr]_[A-Za-z0-9]{20}|xox[abpr]-|"
-    rb"bearer\s+[A-Za-z0-9._~+/-]{16}|"
-    rb"(api[_-]?key|apikeyhelper|auth[_-]?token|access[_-]?token|refresh[_-]?token|password|secret|token)"
-    rb"[\"']?\s*[:=]", re.IGNORECASE)
+# What text counts as a credential: mux/secretscan.py.
 
 
 @dataclass(frozen=True)
@@ -401,10 +395,12 @@ def _refuse_credentials(path: Path, where: str) -> None:
                 data = fh.read(MAX_SCAN_BYTES)
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read {f}: {exc.strerror}") from None
-        found = CREDENTIAL_TEXT.search(data)
-        if found:
+        from mux.secretscan import find
+
+        found = find(data)
+        if found:  # the kind and the key or line, never the value: this reaches terminals and logs
             raise ConfigError(
-                f"{where}: {f} looks like it holds a credential ({found.group(0).decode(errors='replace')!r}); "
+                f"{where}: {f} looks like it holds a credential ({found.what}, line {found.line}); "
                 "keys stay outside the container",
                 hint="remove the secret from that file (the proxy injects keys), or stop sharing it",
             )

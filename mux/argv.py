@@ -61,6 +61,7 @@ def run_argv(spec: SessionSpec) -> list[str]:
     argv += env_args(spec.env)
     argv += option("--network", spec.network)
     argv += repeated("--add-host", spec.extra_hosts)
+    argv += repeated("--dns", spec.dns)
     argv += repeated("-p", spec.ports)
     argv += option("--memory", spec.limits.memory)
     argv += option("--memory-swap", spec.limits.memory_swap)

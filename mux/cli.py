@@ -197,9 +197,12 @@ def report(error: MuxError, verbose: bool) -> None:
         import traceback
 
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
-    click.echo(f"mux: error: {error.message}", err=True)
+    from mux.safetext import escape
+
+    # Messages quote docker's stderr, labels and paths a session wrote: escaped.
+    click.echo(f"mux: error: {escape(error.message)}", err=True)
     if error.hint:
-        click.echo(f"mux: hint: {error.hint}", err=True)
+        click.echo(f"mux: hint: {escape(error.hint)}", err=True)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -54,6 +54,8 @@ class DockerSettings(NamedTuple):
     context: str | None = None  # docker context sessions go to (mux/engine.py)
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
     protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
+    cp_limit: int = 1 << 30  # bytes `mux cp` and --copy move at most (0: no limit; mux/safetar.py)
+    loopback_guarded: bool = False  # the engine's host drops non-lo packets to 127/8 (mux/loopback.py)
 
 
 class GitSettings(NamedTuple):
@@ -152,6 +154,8 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         context=t.string("context"),
         contexts=t.strings("contexts"),
         protect=_protect(t),
+        cp_limit=_size(t.scalar("cp_limit"), t.where("cp_limit"), 1 << 30),
+        loopback_guarded=t.boolean("loopback_guarded", False),
     )
     from mux.engine import context_name
 
@@ -159,7 +163,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
     t.finish("image, volumes, env, network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, "
-             "rust, ports, context, contexts, protect")
+             "rust, ports, context, contexts, protect, cp_limit, loopback_guarded")
     return settings
 
 
@@ -169,6 +173,19 @@ def _protect(t: Table) -> tuple[str, ...] | None:
     from mux.protect import check_paths
 
     return check_paths(t.strings("protect"), t.where("protect"))
+
+
+def _size(value: object, what: str, default: int) -> int:
+    """A size in bytes ("1g", "512m", a number); 0 is no limit."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(f"{what}: expected a size like \"1g\" (0: no limit), got {value!r}")
+    m = validate.MEMORY.fullmatch(str(value).strip())
+    if not m:
+        raise ConfigError(f"{what}: invalid size {value!r}: use a number with an optional unit "
+                          "b, k, m, g or t (like \"512m\" or \"4g\"), or 0 for no limit")
+    return int(float(m["num"]) * validate.UNITS[m["unit"].lower()])
 
 
 def _limits(t: Table) -> Limits:

@@ -418,6 +418,10 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
         raise ConfigError(f"-p {spec.ports[0]}: a proxy-only session's network is internal, and docker "
                           "publishes no port from it",
                           hint=f"drop -p (and [docker] ports); `mux forward {spec.name} PORT` reaches it once it runs")
+    if spec.ports:  # exit 2 before anything is made; an old engine gets the guard (mux/loopback.py)
+        from mux.loopback import ensure_guard
+
+        ensure_guard(runner, spec.ports, guarded=config.docker.loopback_guarded, session=spec.name)
     if proxy is not None:  # `mux list` shows it
         spec = spec._replace(labels=spec.labels + (("mux.egress", egress),))
     if opts.agent:  # every shell there finds the agent: PATH from the image, its wrapper first
@@ -459,7 +463,9 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 from mux.repo import validate_repo_url
 
                 with guard.allowed():
-                    spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), opts.branch,
+                    # No --branch: the session's own branch, what git_push = "session" lets it push.
+                    branch = opts.branch or f"mux/{spec.name}"
+                    spec = hostfiles.clone_repo(runner, spec, validate_repo_url(opts.repo), branch,
                                                 progress, proxied=proxy is not None)
                 interrupts.boundary("cloned")
             hostfiles.make_dirs(runner, spec, session_dir)
@@ -480,7 +486,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             undo.container = not runner.dry_run
             if volumes:  # create, fill and start; it removes what it made if that fails
                 V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
-                                 copies=copies)
+                                 copies=copies, cp_limit=config.docker.cp_limit)
                 undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
                 ref = spec.container
             else:
@@ -581,8 +587,10 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
 
     via = None
     if proxy_only:
+        from mux.proxy.egress import NO_DNS
+
         network, via = proxy_only_network(runner, proxy, tunnel_end)
-        spec = spec._replace(network=network)
+        spec = spec._replace(network=network, dns=(NO_DNS,))
     else:  # [proxy] host_address, or the name a VM engine documents for this machine
         from mux.vmengine import proxy_host
 

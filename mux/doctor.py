@@ -406,12 +406,13 @@ def render(checks: list[Check], as_json: bool) -> str:
     if as_json:
         return json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=2)
     from mux import colour
+    from mux.safetext import escape
 
     on = colour.enabled()
     lines = []
-    for c in checks:
+    for c in checks:  # details quote labels, names and docker's words: escaped (mux/safetext.py)
         mark = colour.paint("ok  ", "good", on) if c.ok else colour.paint("FAIL", "bad", on)
-        lines.append(f"{mark}  {c.name:<11} {c.detail}")
+        lines.append(f"{mark}  {c.name:<11} {escape(c.detail)}")
         if not c.ok and c.fix:
-            lines.append(f"      {'':<11} fix: {c.fix}")
+            lines.append(f"      {'':<11} fix: {escape(c.fix)}")
     return "\n".join(lines)

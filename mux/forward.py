@@ -134,6 +134,10 @@ WINDOW = 4 * 1024 * 1024  # as helper/forward.c: unacknowledged bytes per connec
 CHUNK = 65536
 OPEN, DATA, EOF, CLOSE, ACK = 1, 2, 3, 4, 5
 HEADER = struct.Struct(">IBI")  # connection id, frame type, payload length
+# The helper sends at most its CHUNK (256 KiB, helper/forward.c) a frame: a longer one,
+# an unknown type or an ACK that is not 4 bytes is a broken (or hostile) tunnel.
+MAX_FRAME = 256 * 1024
+FROM_HELPER = {DATA, EOF, CLOSE, ACK}
 
 
 class Tunnel:
@@ -186,7 +190,14 @@ class Tunnel:
             if len(head) < HEADER.size:
                 break
             conn_id, kind, length = HEADER.unpack(head)
+            if length > MAX_FRAME or kind not in FROM_HELPER or (kind == ACK and length != 4):
+                print(f"mux: the forward tunnel sent a bad frame (type {kind}, {length} bytes); "
+                      "closing it", file=sys.stderr, flush=True)
+                self.proc.kill()
+                break
             payload = out.read(length) if length else b""
+            if len(payload) < length:
+                break
             with self.lock:
                 conn = self.conns.get(conn_id)
             if conn is not None:
@@ -199,7 +210,9 @@ class Tunnel:
         assert self.proc.stderr is not None
         err = self.proc.stderr.read().decode(errors="replace").strip()
         if self.proc.wait() and err:
-            print(f"mux: the forward tunnel ended: {err.splitlines()[-1]}", file=sys.stderr, flush=True)
+            from mux.safetext import line
+
+            print(f"mux: the forward tunnel ended: {line(err.splitlines()[-1])}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -226,6 +239,7 @@ class Connection:
         self.inbox: queue.SimpleQueue[tuple[int, bytes]] = queue.SimpleQueue()
         self.credit = threading.Condition()
         self.unacked = 0
+        self.pending = 0  # bytes from the helper not yet acknowledged (at most WINDOW)
         self.closed = False
         self.ends = 2  # the two directions still running
 
@@ -243,13 +257,22 @@ class Connection:
                 self.closed = True
                 self.credit.notify()
             if payload:
-                print(f"mux: port {self.remote}: {payload.decode(errors='replace')}", file=sys.stderr, flush=True)
+                from mux.safetext import line
+
+                print(f"mux: port {self.remote}: {line(payload)}", file=sys.stderr, flush=True)
             self.inbox.put((CLOSE, b""))
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)  # wakes _upstream's recv
             except OSError:
                 pass
         else:
+            if kind == DATA:
+                with self.credit:
+                    self.pending += len(payload)
+                    over = self.pending > WINDOW  # the helper ignored the window: not ours to buffer
+                if over:
+                    self._abort()
+                    return
             self.inbox.put((kind, payload))
 
     def _upstream(self) -> None:
@@ -285,6 +308,8 @@ class Connection:
                     delivered += len(payload)
                     # Acknowledged in batches: each frame up the stream is work for docker.
                     if delivered >= WINDOW // 4 or self.inbox.empty():
+                        with self.credit:
+                            self.pending -= delivered
                         self.tunnel.send(self.id, ACK, struct.pack(">I", delivered))
                         delivered = 0
                 elif kind == EOF:

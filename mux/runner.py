@@ -13,8 +13,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Callable, NamedTuple, NoReturn, TextIO
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Callable, NamedTuple, NoReturn, TextIO
 
 from mux.errors import DockerError, MuxError
 
@@ -213,6 +214,46 @@ class Runner:
         except FileNotFoundError:
             raise self._missing(args, None) from None
 
+    @contextmanager
+    def pipe(self, argv: Argv, *, write: bool = False) -> Iterator[Pipe]:
+        """Run ``argv`` with its stdout (or, ``write``, its stdin) a binary stream the
+        caller reads (writes) in the with-block: `docker cp` tar streams that mux
+        checks itself (mux/safetar.py). After the block the command must exit 0
+        (DockerError with its stderr otherwise); ``Pipe.stop()`` ends it early
+        without that check. A MuxError from the block kills the command and stands;
+        another error (a broken stream) is docker's error when docker failed."""
+        import tempfile  # here: it imports shutil, which `mux list` does not need
+
+        args = self.argv(argv)
+        self._echo(args)
+        with tempfile.TemporaryFile() as err:  # a file, not a pipe: nobody has to drain it
+            try:
+                proc = subprocess.Popen(args, stdin=subprocess.PIPE if write else subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL if write else subprocess.PIPE, stderr=err)
+            except FileNotFoundError:
+                raise self._missing(args, None) from None
+            end = proc.stdin if write else proc.stdout
+            assert end is not None
+            handle = Pipe(end, proc)
+            try:
+                yield handle
+            except MuxError:
+                proc.kill()
+                proc.wait()
+                raise
+            except Exception as exc:
+                code = _finish(proc, end)
+                if code:
+                    raise docker_failure(args, code, _text(err)) from exc
+                raise
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            code = _finish(proc, end)
+            if code and not handle.stopped:
+                raise docker_failure(args, code, _text(err))
+
     def exec(self, argv: Argv) -> NoReturn:
         """Hand the terminal over to ``argv`` (dry-run: print it and exit 0)."""
         args = self.argv(argv)
@@ -271,6 +312,44 @@ class Runner:
                 argv=args,
             )
         return (error or MuxError)(f"{args[0]} was not found on PATH")
+
+
+class Pipe:
+    """The stream of a :meth:`Runner.pipe` command."""
+
+    def __init__(self, stream: IO[bytes], proc: subprocess.Popen[bytes]) -> None:
+        self.stream = stream
+        self.stopped = False
+        self._proc = proc
+
+    def stop(self) -> None:
+        """End the command now (the caller has read enough); its exit status is not checked."""
+        self.stopped = True
+        self._proc.kill()
+
+
+def _finish(proc: subprocess.Popen[bytes], end: IO[bytes]) -> int:
+    """Close our end, give the command a few seconds to exit, then kill it. What a
+    reader left unread (a tar's end padding) is drained, bounded, so docker does not
+    fail on a closed pipe."""
+    try:
+        if end.readable():
+            for _ in range(64):
+                if not end.read(16 * 1024):
+                    break
+        end.close()
+    except OSError:  # a writer whose reader is gone: the exit status says why
+        pass
+    try:
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def _text(err: IO[bytes]) -> str:
+    err.seek(0)
+    return err.read(64 * 1024).decode(errors="replace")
 
 
 def _wait(proc: subprocess.Popen[str], input: str | None, shield: bool,

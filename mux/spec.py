@@ -63,6 +63,7 @@ class SessionSpec(NamedTuple):
     git_source: Path | None = None
     placeholders: tuple[tuple[Path, bool], ...] = ()
     scripts: tuple[tuple[Path, str, int], ...] = ()  # (host file, text, mode) written first: an agent's wrapper
+    dns: tuple[str, ...] = ()  # docker --dns: the embedded resolver's upstreams (proxy-only: NO_DNS)
 
     @property
     def container(self) -> str:

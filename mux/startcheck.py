@@ -85,6 +85,9 @@ def stopped(runner: Runner, ref: str) -> Outcome:
     if state.returncode == 0 and running == "true":
         return Outcome(running=True)  # it stopped being readable by top, not running
     out = runner.query(A.logs_argv(ref, tail=TAIL), check=False)
-    lines = [ln.rstrip("\r") for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+    from mux.safetext import line
+
+    # The session's own output (an agent-written .bashrc's): escaped here, once, for every use.
+    lines = [line(ln.rstrip("\r")) for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
     return Outcome(running=False, exit_code=int(code) if code.lstrip("-").isdigit() else None,
                    last_lines=tuple(lines[-TAIL:]))

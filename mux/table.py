@@ -1,4 +1,5 @@
-"""Plain-text tables for `mux list`."""
+"""Plain-text tables for `mux list`. Every cell came from Docker (labels a session
+could have set): shown on one line, control characters escaped (mux/safetext.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def render(headers: list[str], rows: list[list[str]],
            paint: Callable[[str, str], str] | None = None) -> str:
     """Columns padded to their widest cell. ``paint(header, padded_cell)`` may
     colour data cells; it sees them padded, so colour codes never skew widths."""
+    from mux.safetext import line as one_line
+
+    rows = [[one_line(str(c)) for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(row: list[str], painted: bool) -> str:

@@ -167,7 +167,6 @@ def host_path(path: Path, what: str) -> Path:
 PORTS = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?", re.ASCII)
 PROTOCOLS = ("tcp", "udp", "sctp")
 LOOPBACK = "127.0.0.1"
-WILDCARDS = ("0.0.0.0", "[::]")
 PUBLISH_FORMS = "[ADDRESS:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], like 3000, 8080:80 or 127.0.0.1:8080:80"
 
 
@@ -226,8 +225,15 @@ def publish(spec: str, what: str) -> str:
 
 
 def exposes_publicly(spec: str) -> bool:
-    """Whether a normalised publish spec binds every interface of the host."""
-    return spec.startswith(tuple(w + ":" for w in WILDCARDS))
+    """Whether a normalised publish spec binds every interface of the host: decided on
+    the parsed address, so `[::0]:`, `[0:0::0]:` and `[::ffff:0.0.0.0]:` count as `[::]:` does."""
+    import ipaddress
+
+    text = spec[1:spec.index("]")] if spec.startswith("[") else spec.split(":", 1)[0]
+    ip = ipaddress.ip_address(text)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:  # docker reads it as IPv4 (Go's To4)
+        ip = ip.ipv4_mapped
+    return ip.is_unspecified
 
 
 def named_volume_notes(specs: Iterable[str], base: Path) -> list[str]:

@@ -257,10 +257,11 @@ def as_volume_spec(spec: SessionSpec) -> SessionSpec:
 
 
 def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remove_source: bool,
-                   copies: Sequence[tuple[Path, str]] = ()) -> None:
+                   copies: Sequence[tuple[Path, str]] = (), cp_limit: int = 1 << 30) -> None:
     """Volumes, container, copies, start; on any failure what this made is removed.
     ``remove_source``: the local directory was a clone made for this session only.
-    ``copies``: more (local directory, container directory) contents to copy in."""
+    ``copies``: more (local directory, container directory) contents to copy in (mux's own).
+    The working directory goes in as `mux cp` sends files: data only, at most ``cp_limit``."""
     remote = runner.engine if runner.engine.remote else None
     made_volumes: list[str] = []
     made_container = False
@@ -276,10 +277,8 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         runner.run(A.create_argv(spec))
         made_container = True
         workspace = PurePosixPath(WORKSPACE)
-        link = stage / workspace.name
         source = spec.workdir
-        host_step(runner, ["ln", "-s", source, link], partial(os.symlink, source, link))
-        runner.run(A.cp_argv(link, f"{spec.container}:{workspace.parent}", follow_link=True))
+        copy_workdir(runner, Path(source), f"{spec.container}:{workspace.parent}", workspace.name, cp_limit)
         home = PurePosixPath(CONTAINER_HOME)
         if spec.home_volume is not None:
             empty = stage / home.name
@@ -318,6 +317,27 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
             if made_volumes:
                 runner.run(A.volume_rm_argv(made_volumes), check=False)
         raise
+
+
+def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -> None:
+    """``source`` into the container as ``at``/``name``, by mux cp's rules (mux/safetar.py):
+    no link out of it, no device node or fifo, no setuid/setgid bit; what was left out is
+    said in one line."""
+    from mux import safetar
+
+    refusals = safetar.Refusals()
+    argv = A.cp_argv("-", at)
+    if runner.dry_run:
+        runner.show(argv)
+        return
+    source = Path(os.path.realpath(source))  # the directory itself, as docker cp -L took it
+    entries = safetar.walk(source, name, refusals, limit=limit, what=f"the working directory {source}",
+                           contents=False)
+    with runner.pipe(argv, write=True) as p:
+        safetar.write(p.stream, entries, refusals)
+    line = refusals.line(f"copied {source} into the session, but")
+    if line:
+        print(line, file=runner.err)
 
 
 def make_links(runner: Runner, links: Sequence[tuple[PurePosixPath, str]], base: Path) -> None:

@@ -33,8 +33,10 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     state = state_of(ctx)
     engines = state.engines()
     pairs, foreign, warnings = gather(engines, verbose=state.verbose)
-    for warning in warnings:
-        click.echo(f"mux: warning: {warning}", err=True)
+    from mux.safetext import escape
+
+    for warning in warnings:  # quotes docker's error: escaped
+        click.echo(f"mux: warning: {escape(warning)}", err=True)
     context = {id(s): name for name, s in pairs}
     sessions = [s for _, s in pairs]
     sessions += leftovers(sessions)
@@ -48,9 +50,10 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     present = {s.name: not s.workdir or s.workdir.startswith("volume:") or os.path.exists(s.workdir)
                for s in sessions}
     if as_json:
-        data = [{**s.public(), "workdir_exists": present[s.name], "context": context.get(id(s), "")}
-                for s in sessions]
-        data += [{**f.public(), "workdir_exists": False, "context": name} for name, f in foreign]
+        pushes = _push_prefixes(state)
+        data = [{**s.public(), "workdir_exists": present[s.name], "context": context.get(id(s), ""),
+                 "push_prefix": pushes(s.name) if s.egress else {}} for s in sessions]
+        data += [{**f.public(), "workdir_exists": False, "context": name, "push_prefix": {}} for name, f in foreign]
         click.echo(json.dumps(data, indent=2))
         return
     if not sessions and not foreign:
@@ -76,6 +79,20 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     rows += [[json.dumps(f.label)] + ([name] if several else []) + ["", f"foreign (container {f.container})"]
              + [""] * (len(headers) - 3 - several) for name, f in foreign]
     click.echo(render(headers, rows, paint=_status_painter()))
+
+
+def _push_prefixes(state: Any) -> Any:
+    """Session name -> {credential rule: the refs it may push there} (mux.proxy.gitpush);
+    {} for each when the config cannot be read: listing never fails on it."""
+    from mux.errors import MuxError
+    from mux.proxy.settings import push_prefixes
+
+    try:
+        config = state.config()
+        push_prefixes(config.raw_credentials, "x", str(config.source))
+    except MuxError:
+        return lambda name: {}
+    return lambda name: push_prefixes(config.raw_credentials, name, str(config.source))
 
 
 def _status_painter() -> Any:

@@ -153,6 +153,9 @@ def cp(ctx: click.Context, dry_run: bool, source: str, dest: str) -> None:
 
     NAME:PATH is PATH in session NAME, relative to /workspace unless absolute;
     the other side is a path here. Works wherever the session's engine is.
+    Only data crosses: links out of the copy, device nodes and fifos are left
+    out, setuid/setgid bits cleared (one line says so); [docker] cp_limit
+    bounds the size.
 
     \b
     Examples:
@@ -161,7 +164,8 @@ def cp(ctx: click.Context, dry_run: bool, source: str, dest: str) -> None:
     """
     from mux.cp import copy
 
-    copy(state_of(ctx).runner(dry_run), source, dest)
+    state = state_of(ctx)
+    copy(state.runner(dry_run), source, dest, limit=state.config().docker.cp_limit)
 
 
 @click.command()

@@ -1,7 +1,9 @@
 """The proxy's policy as a mitmproxy addon: who may use it, what is refused, what is injected.
 
-Order of decisions for every CONNECT and every plain-HTTP request:
-1. proxy authentication (a registered session's user and secret) -> else 407;
+Order of decisions for every CONNECT and every plain-HTTP request, whatever came
+before it on the same client connection:
+1. proxy authentication (exactly one Proxy-Authorization, a registered session's
+   user and secret, checked against the registry as it is now) -> else 407;
 2. name filters (blocked / allowlist, on the host as written) -> else 403;
 3. destination policy (``destinations``: the resolved address may not be the
    host, loopback, private, link-local...) -> else 403; the address checked is
@@ -10,6 +12,11 @@ Order of decisions for every CONNECT and every plain-HTTP request:
    header injected into each request); any other CONNECT is tunnelled untouched.
 Rules match the CONNECT target (or, for plain HTTP, the absolute URL's host); a
 credential is only injected into HTTPS, where mitmproxy has verified the upstream.
+
+A connection is a tunnel only once its CONNECT succeeded (``http_connected``);
+requests inside it are attributed to the CONNECT's session, which must still be
+registered with the same secret for each one. A refused or failed CONNECT closes
+the client connection (``Connection: close``): nothing after it is read.
 """
 
 from __future__ import annotations
@@ -17,35 +24,52 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from mitmproxy import connection, http, tls
 from mitmproxy.proxy import server_hooks
 
 from mux.proxy import domains
+from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES, WINDOW, AuditLog, stamp
 from mux.proxy.destinations import Destinations, Unresolvable, refusal_text
+from mux.proxy.limits import Limits
 from mux.proxy.registry import Registry
+from mux.proxy.registry import digest as registry_digest
 from mux.proxy.settings import CredentialRule, Filters
 
 log = logging.getLogger("mux.proxy")
 REALM = 'Basic realm="mux proxy"'
 
 
+class Tunnel(NamedTuple):
+    """A CONNECT that succeeded: whose it is (re-checked per request) and where it goes."""
+
+    session: str
+    user: str
+    secret_digest: str
+    host: str
+    port: int
+
+
 class MuxPolicy:
     def __init__(
-        self, registry: Registry, filters: Filters, rules: tuple[CredentialRule, ...], audit: Path
+        self, registry: Registry, filters: Filters, rules: tuple[CredentialRule, ...], audit: Path,
+        audit_max_bytes: int = DEFAULT_MAX_BYTES, audit_keep: int = DEFAULT_KEEP, limits: Limits | None = None,
     ) -> None:
         self.registry = registry
         self.filters = filters
         self.rules = rules
         self.audit_path = audit
+        self.audit_log = AuditLog(audit, audit_max_bytes, audit_keep)
+        self._flusher: asyncio.Task[None] | None = None
+        self.limits = limits or Limits()
         self.destinations = Destinations(filters.allowed_networks)
-        # client connection id -> session name, learnt at CONNECT: requests inside
+        # client connection id -> its tunnel, once a CONNECT succeeded: requests inside
         # an intercepted tunnel carry no proxy credentials of their own.
-        self.tunnels: dict[str, str] = {}
+        self.tunnels: dict[str, Tunnel] = {}
         # client connection id -> {(host, port): the checked address to connect to}
         self.pins: dict[str, dict[tuple[str, int], str]] = {}
         # server connection id -> the address as the client wrote it (restored once connected)
@@ -56,16 +80,63 @@ class MuxPolicy:
 
     # -- hooks -------------------------------------------------------------------
 
+    def running(self) -> None:
+        # Summaries of unauthenticated refusals are written when their minute ends,
+        # even if nothing else is logged after it.
+        self._flusher = asyncio.ensure_future(self._flush_summaries())
+
+    def done(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.audit_log.flush_summaries(everything=True)
+
+    async def _flush_summaries(self) -> None:
+        while True:
+            await asyncio.sleep(WINDOW / 4)
+            self.audit_log.flush_summaries()
+
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         session = self._authenticate(flow)
         if session is None:
             return
         if self._filter(flow, session) or await self._refuse_destination(flow, session):
             return
-        self.tunnels[flow.client_conn.id] = session
+        user, secret = _basic_credentials(_one(flow.request.headers, "Proxy-Authorization"))
+        flow.metadata["mux_tunnel"] = Tunnel(session, user, registry_digest(secret),
+                                             flow.request.host, flow.request.port)
         if self.rule_for(flow.request.host) is None:
             # Intercepted tunnels are audited request by request; others only here.
             self._audit(flow, session, injected=False, status=200)
+
+    def http_connected(self, flow: http.HTTPFlow) -> None:
+        # Only now is the client connection a tunnel: a CONNECT answered 502 (closed
+        # port) or refused leaves an HTTP connection that must not carry its session.
+        tunnel = flow.metadata.get("mux_tunnel")
+        if isinstance(tunnel, Tunnel):
+            self.tunnels[flow.client_conn.id] = tunnel
+
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        # Whatever the client sends after a failed CONNECT is not read: close.
+        if flow.response is not None:
+            flow.response.headers["Connection"] = "close"
+
+    def client_connected(self, client: connection.Client) -> None:
+        why = self.limits.connected(client.id, str(client.peername[0]) if client.peername else "?")
+        if why is not None:
+            client.error = f"mux proxy: {why}"  # mitmproxy closes it before reading a byte
+            return
+        asyncio.get_running_loop().call_later(self.limits.auth_timeout, self._expire, client.id)
+
+    def _expire(self, conn: str) -> None:
+        """Close a connection that has sent no request with a session's secret in time."""
+        if not self.limits.is_unauthenticated(conn):
+            return
+        from mitmproxy import ctx
+
+        handler = ctx.master.addons.get("proxyserver").connections.get(conn)
+        io = handler.transports.get(handler.client) if handler is not None else None
+        if io is not None and io.handler is not None:
+            io.handler.cancel("mux proxy: no authenticated request in time (auth_timeout)")
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         address = data.context.server.address
@@ -77,12 +148,17 @@ class MuxPolicy:
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         flow.metadata["mux_start"] = time.time()
-        session = self.tunnels.get(flow.client_conn.id)
-        if session is None:
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        if tunnel is None:
             # Plain HTTP through the proxy: every request authenticates itself.
-            session = self._authenticate(flow)
-            if session is None or self._filter(flow, session):
+            found = self._authenticate(flow)
+            if found is None or self._filter(flow, found):
                 return
+            session = found
+        elif self._tunnel_refused(flow, tunnel):
+            return
+        else:
+            session = tunnel.session
         # Also inside a tunnel: a request's Host may name another server than the CONNECT did.
         if await self._refuse_destination(flow, session):
             return
@@ -138,14 +214,21 @@ class MuxPolicy:
         self.written.pop(data.server.id, None)
 
     def client_disconnected(self, client: connection.Client) -> None:
+        self.limits.disconnected(client.id)
         self.tunnels.pop(client.id, None)
         self.pins.pop(client.id, None)
 
     # -- helpers -----------------------------------------------------------------
 
     def _authenticate(self, flow: http.HTTPFlow) -> str | None:
-        user, secret = _basic_credentials(flow.request.headers.get("Proxy-Authorization", ""))
+        user, secret = _basic_credentials(_one(flow.request.headers, "Proxy-Authorization"))
         session = self.registry.check(user, secret) if user else None
+        busy = self.limits.authenticated(flow.client_conn.id, session) if session is not None else None
+        if busy is not None:
+            flow.response = http.Response.make(
+                503, f"mux proxy: {busy}\n".encode(), {"Content-Type": "text/plain", "Connection": "close"})
+            self._audit(flow, session, injected=False, status=503)
+            return None
         if session is None:
             flow.response = http.Response.make(
                 407,
@@ -154,6 +237,21 @@ class MuxPolicy:
             )
             self._audit(flow, None, injected=False, status=407)
         return session
+
+    def _tunnel_refused(self, flow: http.HTTPFlow, tunnel: Tunnel) -> bool:
+        """403 (and close) for a request in a tunnel whose session is gone or was re-made,
+        or that names another destination than the CONNECT did."""
+        pinned = self.pins.get(flow.client_conn.id, {}).get((tunnel.host, tunnel.port))
+        if self.registry.check_digest(tunnel.user, tunnel.secret_digest) != tunnel.session:
+            why = f"session {tunnel.session} is no longer registered with this secret"
+        elif flow.request.port != tunnel.port or flow.request.host not in (tunnel.host, pinned):
+            why = f"{flow.request.host}:{flow.request.port} is not this tunnel's destination"
+        else:
+            return False
+        flow.response = http.Response.make(
+            403, f"mux proxy: refused: {why}\n".encode(), {"Content-Type": "text/plain", "Connection": "close"})
+        self._audit(flow, tunnel.session, injected=False, status=403)
+        return True
 
     def _filter(self, flow: http.HTTPFlow, session: str) -> bool:
         reason = self.filters.refusal(flow.request.host)
@@ -193,7 +291,7 @@ class MuxPolicy:
     def _audit(self, flow: http.HTTPFlow, session: str | None, injected: bool, status: int) -> None:
         start = flow.metadata.get("mux_start") or flow.request.timestamp_start
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "time": stamp(),
             "session": session,
             "host": flow.request.host,
             "method": flow.request.method,
@@ -203,14 +301,26 @@ class MuxPolicy:
             "status": status,
             "duration_ms": round((time.time() - start) * 1000, 1),
         }
-        with open(self.audit_path, "a") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        entry.update(flow.metadata.get("mux_audit", {}))  # a refusal's why (mux.proxy.gate)
+        if session is None and status == 407:
+            # Anyone who reaches the proxy can send these: a count per client per minute.
+            peer = flow.client_conn.peername
+            self.audit_log.unauthenticated(str(peer[0]) if peer else "?", entry)
+        else:
+            self.audit_log.write(entry)
 
 
 def _ends_at_close(resp: http.Response) -> bool:
     if resp.is_http2 or resp.is_http3 or resp.status_code in (204, 304) or resp.status_code < 200:
         return False
     return "content-length" not in resp.headers and "transfer-encoding" not in resp.headers
+
+
+def _one(headers: http.Headers, name: str) -> str:
+    """The header's value when it is sent exactly once; "" when absent or repeated
+    (two Proxy-Authorization lines are ambiguous: neither is believed)."""
+    values = headers.get_all(name)
+    return values[0] if len(values) == 1 else ""
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""``mux proxy``: start, stop, status, regenerate-ca. Thin: parse, call ``control``, print.
+"""``mux proxy``: start, stop, status, audit, regenerate-ca. Thin: parse, call ``control``, print.
 
 Settings come from the same config file, read by the same code, as the rest of
 mux (``mux.config``: ``--config``, ``$MUX_CONFIG``, then the usual places). The
@@ -121,7 +121,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
     state = ctx.find_root().obj
     tunnels = tunnel.tunnels(Runner(verbose=bool(state and state.verbose)))
     if as_json:
-        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions,
+        from mux.proxy.settings import push_prefixes
+
+        if state is not None:
+            config: Any = state.config()
+        else:  # the group invoked on its own (tests)
+            from mux import config as config_module
+
+            config = config_module.load()
+        # Each session's refs per rule: the registry key is INSTANCE+NAME, the prefix is by NAME.
+        pushes = {key: push_prefixes(config.raw_credentials, key.rsplit("+", 1)[-1], str(config_path))
+                  for key in sessions}
+        click.echo(json.dumps({**st.to_json(), "stale": stale, "sessions": sessions, "push_prefix": pushes,
                                "tunnels": [t.to_json() for t in tunnels]}, indent=2))
     elif st.running:
         click.echo(f"running: pid {st.pid}, listening on {_where(st)}")
@@ -158,6 +169,31 @@ def regenerate_ca(force: bool, dry_run: bool) -> None:
     click.echo(f"new CA certificate: {control.status().ca}")
     if restarted:
         click.echo("the proxy was restarted with it")
+
+
+@proxy.command()
+@click.option("--session", metavar="NAME", help="Only this session's requests.")
+@click.option("--since", metavar="WHEN", help="Only entries since then: 30m, 2h, 1d, or a time (2026-01-31T14:00).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of the entries.")
+def audit(session: str | None, since: str | None, as_json: bool) -> None:
+    """What sessions did through the proxy: the audit log, its rotated files included."""
+    from mux.proxy import audit as audit_log
+
+    try:
+        after = audit_log.parse_since(since) if since else None
+    except ValueError as exc:
+        raise ConfigError(f"--since: {exc}") from None
+    from mux.proxy.session import registry_key
+
+    path = ProxyFiles.default().audit
+    # The log names a session as the registry does (INSTANCE+NAME under $MUX_INSTANCE).
+    names = {session, registry_key(session)} if session else None
+    found = audit_log.select(audit_log.entries(path), session=names, since=after)
+    if as_json:
+        click.echo(json.dumps(list(found), indent=1))
+        return
+    for entry in found:
+        click.echo(audit_log.line(entry))
 
 
 def _where(st: control.ProxyStatus) -> str:

@@ -78,6 +78,11 @@ def plan(settings: ProxySettings, config_path: Path | None, files: ProxyFiles,
         "listen": listen,
         "upstream_cas": cas,
         "filters": asdict(settings.filters),
+        "audit": {"max_bytes": settings.audit_max_bytes, "keep": settings.audit_keep},
+        "limits": {"max_connections": settings.max_connections, "auth_timeout": settings.auth_timeout,
+                   "max_session_connections": settings.max_session_connections,
+                   "max_unauthenticated": settings.max_unauthenticated_connections,
+                   "idle_timeout": settings.idle_timeout},
     }
     rules: list[Any] = []
     if config_path is not None:

@@ -1,10 +1,15 @@
 """Where the proxy may connect: mux's destination policy, decided on addresses.
 
-A session must reach through the proxy only what a plain container on the
-default bridge could reach from the outside world — never the host's loopback,
-the host's own addresses (the Docker bridge gateways included), private or
-link-local networks (cloud metadata at 169.254.169.254), unless the user lists
-the network in ``[proxy.filters] allowed_networks``.
+A session must reach through the proxy only the public internet: global addresses
+(Python's ``ipaddress.is_global``, and none of IANA's special-purpose ranges, which
+are named below so that the policy does not change with the Python version) —
+never the host's loopback, the host's own addresses (the Docker bridge gateways
+included), private, link-local (cloud metadata at 169.254.169.254), benchmarking,
+documentation or other non-global networks, unless the user lists the network in
+``[proxy.filters] allowed_networks``. An IPv6 address that carries an IPv4 one
+(IPv4-mapped or -compatible, NAT64 ``64:ff9b::/96``, 6to4, Teredo) is judged by
+the IPv4 address inside; the local-use NAT64 prefix ``64:ff9b:1::/48`` (whose
+embedding its operator chooses) is refused whole.
 
 The policy looks at the address actually connected to, not at the name the
 client wrote: a name is resolved once, each address is checked, and the proxy
@@ -20,6 +25,7 @@ every CONNECT, plain-HTTP request and upstream connection.
 from __future__ import annotations
 
 import fcntl
+import functools
 import ipaddress
 import socket
 import struct
@@ -43,20 +49,49 @@ REFUSED: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = tuple(
         ("a shared (carrier-grade NAT) address", ("100.64.0.0/10",)),
         ("a multicast address", ("224.0.0.0/4", "ff00::/8")),
         ("a reserved address", ("240.0.0.0/4",)),  # 255.255.255.255 (broadcast) included
+        ("a benchmarking address", ("198.18.0.0/15", "2001:2::/48")),
+        ("a documentation address", ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
+                                     "2001:db8::/32", "3fff::/20")),
+        ("an IETF protocol-assignment address", ("192.0.0.0/24", "2001::/23")),
+        ("a 6to4 relay anycast address", ("192.88.99.0/24",)),
+        ("a discard-only address", ("100::/64",)),
+        ("a dummy IPv6 prefix", ("100:0:0:1::/64",)),
+        ("a deprecated site-local address", ("fec0::/10",)),
+        ("a local-use NAT64 address", ("64:ff9b:1::/48",)),
+        ("an SRv6 segment address", ("5f00::/16",)),
     )
 )
+NON_GLOBAL = "a non-global (special-purpose) address"
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+@functools.lru_cache(maxsize=4096)
 def unwrap(addr: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv4-mapped, -compatible or 6to4 IPv6 address."""
+    """The IPv4 address inside an IPv4-mapped, -compatible or -translated, NAT64
+    (well-known prefix), 6to4 or Teredo IPv6 address; any other address as it is."""
     if isinstance(addr, ipaddress.IPv6Address):
         if addr.ipv4_mapped is not None:
             return addr.ipv4_mapped
+        if addr in _NAT64 or int(addr) >> 32 == 0xFFFF0000:  # NAT64; ::ffff:0:a.b.c.d (SIIT)
+            return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
         if addr.sixtofour is not None:
             return addr.sixtofour
+        if addr.teredo is not None:  # (server, client): the client is where it goes
+            return addr.teredo[1]
         if int(addr) >> 32 == 0 and int(addr) > 1:  # ::a.b.c.d (deprecated "compatible" form)
             return ipaddress.IPv4Address(int(addr))
     return addr
+
+
+@functools.lru_cache(maxsize=4096)
+def special(plain: IPAddress) -> str | None:
+    """The kind of special-purpose address ``plain`` is (NON_GLOBAL for one only
+    ``is_global`` knows), or None for a global one. Cached: the table is fixed, and
+    a proxy meets the same few addresses again and again."""
+    for kind, nets in REFUSED:
+        if any(plain in net for net in nets if net.version == plain.version):
+            return kind
+    return None if plain.is_global else NON_GLOBAL
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -92,12 +127,12 @@ class Destinations:
         plain = unwrap(addr)
         if any(plain in net or addr in net for net in self.allowed):
             return None
-        for kind, nets in REFUSED:
-            if any(plain in net for net in nets if net.version == plain.version):
-                return kind
+        kind = special(plain)
+        if kind is not None and kind != NON_GLOBAL:
+            return kind
         if plain in self.own_addresses() or addr in self.own_addresses():
             return "an address of the host mux runs on"
-        return None
+        return kind
 
     def check(self, host: str, port: int) -> tuple[str | None, str | None]:
         """Resolve ``host`` and pick the address to connect to: ``(address, None)``,
@@ -141,7 +176,8 @@ def refusal_text(reason: str) -> str:
     """The body of the 403 a refused destination gets: the policy, the reason, the fix."""
     return (
         f"mux proxy: refused by mux's network policy: {reason}; sessions may not reach "
-        f"the host, private or link-local networks through the proxy. To allow it, add the "
+        f"the host, private, link-local or other non-global networks through the proxy. "
+        f"To allow it, add the "
         f"network to {SETTING} in mux's config (e.g. [\"10.1.0.0/16\"]) and restart the "
         f"session's proxy (`mux proxy stop`; the next mux command starts it again).\n"
     )

@@ -47,6 +47,13 @@ INHIBIT = "com.docker.network.bridge.inhibit_ipv4"
 RELAY_BIN = Path(__file__).parent / "relay_bin"
 ARCHES = {"amd64": "amd64", "x86_64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
 RELAY_IMAGE = "mux-relay"
+# A proxy-only session's only upstream resolver: an address that is no resolver (TEST-NET-2)
+# and not loopback. Docker before the fix for CVE-2024-29018 forwards a query its embedded
+# DNS cannot answer to the host's resolvers, and to a loopback one (systemd-resolved's
+# 127.0.0.53) from the host's network namespace, past --internal. With this upstream it
+# forwards only from the session's own namespace, where the internal network has no route.
+# Names on the network (the relay's alias) are answered by docker itself, as before.
+NO_DNS = "198.51.100.53"
 
 
 def decide(config: Config, cli: str | None, proxied: bool, network: str | None) -> str:

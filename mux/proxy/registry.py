@@ -4,9 +4,10 @@ A session's proxy URL is ``http://mux-<session>:<secret>@host:port``. The secret
 itself is written only to the session's env-file (mode 0600); the registry
 ``<data dir>/proxy/sessions.json`` (mode 0600) holds its SHA-256, so reading the
 registry does not let anyone use the proxy. ``mux new`` registers a session
-before its container starts; the running proxy re-reads the registry when it
-meets a user it does not know (or whose hash differs), so no restart or signal is
-needed. ``forget`` (for ``mux delete``) removes the entry.
+before its container starts; ``forget`` (for ``mux delete``) removes the entry.
+The running proxy looks at the file (one ``stat``) on every check and re-reads it
+when it changed, so a new session works and a deleted or re-made session's secret
+is refused at once, with no restart or signal.
 
 Every change is a read-modify-write under an exclusive lock, written to a
 temporary file and renamed over the registry, so parallel ``mux new`` all get
@@ -22,7 +23,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +34,9 @@ from mux.errors import ProxyError
 from mux.proxy.files import ProxyFiles, write_private
 
 USER_PREFIX = "mux-"
+# File times are as coarse as the kernel's clock tick: a file read within this many
+# seconds of its last change may change again with the same mtime, so it is re-read.
+SETTLE = 1.0
 log = logging.getLogger("mux.proxy")
 
 
@@ -128,36 +134,44 @@ def forget(files: ProxyFiles, session: str) -> int:
 
 
 class Registry:
-    """The proxy's view of the registry, re-read from disk on a miss."""
+    """The proxy's view of the registry: the file as it is at each check."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._mtime: int | None = None
+        self._path_str = str(path)
+        self._key: tuple[int, ...] | None = None
+        self._settled = False
         self._sessions: dict[str, str] = {}
         self._reload()
 
     def _reload(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = os.stat(self._path_str)  # every check pays this syscall (~5 µs here): keep it bare
+            key: tuple[int, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
         except OSError:
-            mtime = None
-        if mtime != self._mtime:
-            try:
-                self._sessions = load(self.path)
-            except ProxyError as exc:  # keep the sessions known so far; say why once per change
+            st, key = None, None
+        if key == self._key and self._settled:
+            return
+        try:
+            # A registry removed outright (the data dir deleted) holds no session.
+            self._sessions = load(self.path)
+        except ProxyError as exc:  # keep the sessions known so far; say why once per change
+            if key != self._key:
                 log.error("%s", exc.message)
-            self._mtime = mtime
+        self._key = key
+        self._settled = st is None or time.time() - st.st_mtime > SETTLE
 
     def check(self, user: str, secret: str) -> str | None:
         """The session name when ``user``/``secret`` are a registered pair, else None."""
+        return self.check_digest(user, digest(secret))
+
+    def check_digest(self, user: str, got: str) -> str | None:
+        """:meth:`check` for a secret already hashed (a tunnel re-checks its CONNECT's)."""
         if not user.startswith(USER_PREFIX):
             return None
         session = user[len(USER_PREFIX):]
+        self._reload()
         want = self._sessions.get(session)
-        got = digest(secret)
-        if want is None or not hmac.compare_digest(want, got):
-            self._reload()
-            want = self._sessions.get(session)
         if want is not None and hmac.compare_digest(want, got):
             return session
         return None

@@ -76,11 +76,17 @@ async def serve(
     files: ProxyFiles, policy: dict[str, Any], rules: tuple[CredentialRule, ...], config: str | None
 ) -> None:
     from mitmproxy import options
+    from mitmproxy.proxy import server as connections
     from mitmproxy.tools.dump import DumpMaster
 
+    from mux.proxy import gate
     from mux.proxy.addon import MuxPolicy
+    from mux.proxy.limits import from_policy
     from mux.proxy.registry import Registry
 
+    limits = from_policy(policy.get("limits"))
+    # mitmproxy's idle watchdog reads this module constant for each new connection.
+    connections.TCP_TIMEOUT = int(max(1, limits.idle_timeout))
     master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
     master.options.update(
         mode=[f"regular@{addr}:{port}" for addr in policy["listen"]
@@ -94,8 +100,14 @@ async def serve(
     raw = policy["filters"]
     filters = Filters(tuple(raw["blocked_domains"]), bool(raw["allowlist_only"]), tuple(raw["allowed_domains"]),
                       tuple(raw.get("allowed_networks", ())))
-    policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit)
-    master.addons.add(policy_addon, Ready(files, policy, config))
+    audit = policy.get("audit", {})
+    policy_addon = MuxPolicy(Registry(files.sessions), filters, rules, files.audit,
+                             **{k: v for k, v in (("audit_max_bytes", audit.get("max_bytes")),
+                                                  ("audit_keep", audit.get("keep"))) if isinstance(v, int)},
+                             limits=limits)
+    gate.install()
+    # After MuxPolicy: the git policy looks at what it authenticated and injected.
+    master.addons.add(policy_addon, gate.GitPolicy(rules), Ready(files, policy, config))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
@@ -113,8 +125,12 @@ async def _orphaned(files: ProxyFiles, shutdown: Any, every: float = 5.0) -> Non
         await asyncio.sleep(every)
         try:
             ours = int(files.pid.read_text().strip()) == os.getpid()
-        except (OSError, ValueError):
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             ours = False
+        except OSError as exc:
+            # EMFILE, ENFILE, ENOMEM...: this proxy is busy, not replaced. Look again later.
+            log.warning("cannot read %s (%s): still serving", files.pid, exc.strerror or exc)
+            continue
         if not ours:
             log.warning("%s no longer names this proxy: stopping", files.pid)
             shutdown()

@@ -17,19 +17,29 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from mux.errors import ConfigError
 from mux.expand import expand as expand_vars
 from mux.proxy import domains
+from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES
+from mux.proxy.limits import (
+    DEFAULT_AUTH_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SESSION_CONNECTIONS,
+    DEFAULT_MAX_UNAUTHENTICATED,
+)
 
 DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT = 10.0
 PORT_ENV = "MUX_PROXY_PORT"
 UPSTREAM_CA_ENV = "MUX_PROXY_UPSTREAM_CA"
 AUTH_TYPES = ("bearer", "basic")
+GIT_PUSH_MODES = ("session", "any", "none")
+DEFAULT_PUSH_PREFIX = "mux/{session}"
 EGRESS_MODES = ("open", "proxy-only")
 _HOST_ADDRESS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -68,6 +78,15 @@ class ProxySettings:
     # The name or address sessions reach the proxy at (default: host-gateway, or what a
     # VM engine documents; see mux/vmengine.py).
     host_address: str | None = None
+    # The audit log rotates at this size, keeping this many old files (mux.proxy.audit).
+    audit_max_bytes: int = DEFAULT_MAX_BYTES
+    audit_keep: int = DEFAULT_KEEP
+    # Connection limits and the unauthenticated-connection timeout (mux.proxy.limits).
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_session_connections: int = DEFAULT_MAX_SESSION_CONNECTIONS
+    max_unauthenticated_connections: int = DEFAULT_MAX_UNAUTHENTICATED
+    auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,11 @@ class CredentialRule:
     value: str | None = field(default=None, repr=False)
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
+    # What a session may push through this rule (mux.proxy.gitpush): "session" only
+    # refs/heads/<push_prefix>[/...], "any", or "none"; read_only: no writes at all.
+    git_push: str = "session"
+    push_prefix: str = DEFAULT_PUSH_PREFIX
+    read_only: bool = False
 
     def header_value(self) -> str:
         if self.auth_type == "basic":
@@ -109,7 +133,9 @@ def parse_proxy_settings(
     table = _expand_tree(table, os.environ if env is None else env, source, "[proxy]")
     chk = _Checker(source)
     table = chk.table(table, "[proxy]", {"enabled", "port", "bind", "timeout", "upstream_ca", "filters", "egress",
-                                         "host_address"})
+                                         "host_address", "audit_max_bytes", "audit_keep", "max_connections",
+                                         "max_session_connections", "max_unauthenticated_connections",
+                                         "auth_timeout", "idle_timeout"})
     host_address = table.get("host_address")
     if host_address is not None and (not isinstance(host_address, str) or not _HOST_ADDRESS.fullmatch(host_address)):
         chk.fail("[proxy] host_address", host_address, "a host name or IPv4 address, like host.docker.internal")
@@ -142,6 +168,16 @@ def parse_proxy_settings(
         filters=filters,
         egress=egress,
         host_address=host_address,
+        audit_max_bytes=chk.integer(table.get("audit_max_bytes", DEFAULT_MAX_BYTES), "[proxy] audit_max_bytes",
+                                    4096, 1 << 40, "a size in bytes, at least 4096 (default 4 MiB: 4194304)"),
+        audit_keep=chk.integer(table.get("audit_keep", DEFAULT_KEEP), "[proxy] audit_keep", 0, 100,
+                               "a number of old files to keep, from 0 to 100"),
+        **{key: chk.integer(table.get(key, default), f"[proxy] {key}", 1, 1 << 20, "a number from 1 to 1048576")
+           for key, default in (("max_connections", DEFAULT_MAX_CONNECTIONS),
+                                ("max_session_connections", DEFAULT_MAX_SESSION_CONNECTIONS),
+                                ("max_unauthenticated_connections", DEFAULT_MAX_UNAUTHENTICATED))},
+        auth_timeout=float(chk.seconds(table.get("auth_timeout", DEFAULT_AUTH_TIMEOUT), "[proxy] auth_timeout")),
+        idle_timeout=float(chk.seconds(table.get("idle_timeout", DEFAULT_IDLE_TIMEOUT), "[proxy] idle_timeout")),
     )
 
 
@@ -153,7 +189,8 @@ def parse_credentials(raw: Mapping[str, Any], source: str) -> tuple[CredentialRu
     seen: dict[str, str] = {}
     for name, table in tables.items():
         where = f"[credentials.{name}]"
-        t = chk.table(table, where, {"domains", "header", "value", "auth_type", "username", "password"})
+        t = chk.table(table, where, {"domains", "header", "value", "auth_type", "username", "password",
+                                     "git_push", "push_prefix", "read_only"})
         pats = chk.patterns(t.get("domains"), f"{where} domains", required=True)
         for p in pats:
             if p in seen:
@@ -173,8 +210,46 @@ def parse_credentials(raw: Mapping[str, Any], source: str) -> tuple[CredentialRu
                 chk.fail(f"{where} {key}", "(missing)", f"a string; {kind}")
         for key in sorted(set(strs) - set(need)):
             chk.fail(f"{where} {key}", "(set)", f"no {key}: {kind}")
-        rules.append(CredentialRule(name=name, domains=pats, header=header, auth_type=auth, **strs))
+        git_push = t.get("git_push", "session")
+        if git_push not in GIT_PUSH_MODES:
+            chk.fail(f"{where} git_push", git_push, '"session", "any" or "none"')
+        prefix = t.get("push_prefix", DEFAULT_PUSH_PREFIX)
+        if not isinstance(prefix, str) or not valid_push_prefix(prefix):
+            chk.fail(f"{where} push_prefix", prefix,
+                     'a branch path with {session} in it, like "mux/{session}" or "alice/mux/{session}"')
+        read_only = chk.boolean(t.get("read_only", False), f"{where} read_only")
+        rules.append(CredentialRule(name=name, domains=pats, header=header, auth_type=auth, **strs,
+                                    git_push=git_push, push_prefix=prefix, read_only=read_only))
     return tuple(rules)
+
+
+_PREFIX_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def valid_push_prefix(prefix: str) -> bool:
+    """A branch path under refs/heads/ holding ``{session}`` once: each session its own
+    namespace (two sessions sharing one could overwrite each other's work)."""
+    if prefix.count("{session}") != 1:
+        return False
+    parts = prefix.replace("{session}", "s").split("/")
+    return all(_PREFIX_PART.fullmatch(p) and not p.endswith((".lock", ".")) and ".." not in p for p in parts)
+
+
+def push_ref_prefix(rule: CredentialRule, session: str) -> str | None:
+    """The refs session ``session`` may push through ``rule``: this ref and those under it;
+    "*" for git_push = "any", None for "none" (or a read-only rule)."""
+    if rule.read_only or rule.git_push == "none":
+        return None
+    if rule.git_push == "any":
+        return "*"
+    return "refs/heads/" + rule.push_prefix.replace("{session}", session)
+
+
+def push_prefixes(raw_credentials: Mapping[str, Any], session: str, source: str) -> dict[str, str | None]:
+    """Credential rule -> the refs ``session`` may push through it (see push_ref_prefix),
+    for ``mux list --json`` and ``mux proxy status --json``."""
+    rules = parse_credentials({"credentials": dict(raw_credentials)}, source)
+    return {r.name: push_ref_prefix(r, session) for r in rules}
 
 
 def expand(text: str, env: Mapping[str, str], source: str, where: str) -> str:
@@ -193,7 +268,7 @@ def expand_credentials(
             k: expand(v, env, source, f"[credentials.{r.name}] {k}") if v is not None else None
             for k, v in (("value", r.value), ("username", r.username), ("password", r.password))
         }
-        out.append(CredentialRule(r.name, r.domains, r.header, r.auth_type, **vals))
+        out.append(replace(r, value=vals["value"], username=vals["username"], password=vals["password"]))
     return tuple(out)
 
 
@@ -248,6 +323,16 @@ class _Checker:
         if not isinstance(value, bool):
             self.fail(key, value, "true or false")
         return value
+
+    def integer(self, value: object, key: str, low: int, high: int, allowed: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, value, allowed)
+        return value
+
+    def seconds(self, value: object, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+            self.fail(key, value, "a number of seconds greater than 0, at most 3600")
+        return float(value)
 
     def string(self, value: object, key: str) -> str:
         if not isinstance(value, str) or not value:

@@ -10,25 +10,18 @@ interpreted: the widgets get plain ``Text`` (see mux/tui/widgets.py), so
 
 from __future__ import annotations
 
-import re
+from mux.safetext import escape
 
-# C0 (tab and newline are handled by the callers), DEL, C1, and the invisible
-# format characters that change how text around them reads.
-UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 MAX_FIELD = 200  # a label longer than this is cut: one cell never pushes the others off the screen
 
 
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def field(value: object, limit: int = MAX_FIELD) -> str:
-    """One table cell or title: every control character escaped, newlines included."""
+    """One table cell or title: every control character escaped, newlines included
+    (mux.safetext, the one escaping mux has)."""
     text = str(value)
     if len(text) > limit:
         text = text[:limit] + "…"
-    return UNSAFE.sub(_escaped, text)
+    return escape(text, limit=0, one_line=True)
 
 
 def line(value: str) -> str:
@@ -36,4 +29,4 @@ def line(value: str) -> str:
     (a terminal's line end), every other control character escaped."""
     if value.endswith("\r"):
         value = value[:-1]
-    return "\t".join(UNSAFE.sub(_escaped, part) for part in value.split("\t"))
+    return "\t".join(escape(part, limit=0, one_line=True) for part in value.split("\t"))

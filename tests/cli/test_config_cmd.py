@@ -169,3 +169,23 @@ def test_init_agent_writes_the_credential_rule(bare: Home) -> None:
     assert "already has a credential rule" in run("config", "init", "--agent", "codex").out
     assert path.read_text() == before
     assert run("config", "init", "--agent", "nope").code == 2
+
+
+@pytest.mark.parametrize(("line", "needle"), [
+    ('git_push = "sometimes"', 'git_push = \'sometimes\' is not valid; use "session", "any" or "none"'),
+    ('read_only = "yes"', "read_only = 'yes' is not valid; use true or false"),
+    ('push_prefix = "shared"', "push_prefix = 'shared' is not valid; use a branch path with {session} in it"),
+])
+def test_show_refuses_bad_git_policy_keys(home: Home, line: str, needle: str) -> None:
+    home.write_config(f'[credentials.github]\ndomains = ["github.com"]\nvalue = "x"\n{line}\n')
+    result = run("config", "show")
+    assert result.code == 2
+    assert needle in result.err and "[credentials.github]" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_show_has_the_git_policy_keys(home: Home) -> None:
+    home.write_config('[credentials.github]\ndomains = ["github.com"]\nvalue = "x"\ngit_push = "none"\n'
+                      "read_only = true\n")
+    shown = json.loads(run("config", "show", "--json").out)["credentials"]["github"]
+    assert (shown["git_push"], shown["read_only"]) == ("none", True)

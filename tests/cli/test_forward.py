@@ -126,3 +126,82 @@ def test_docker_failing_the_probe_is_not_taken_for_an_idle_port(home: Home, fp) 
     assert result.err.splitlines()[0] == (
         f"mux: error: the forward helper does not run in container {ID[:12]}: "
         f"Error response from daemon: Container {ID} is not running")
+
+
+class FakeHelper:
+    """A helper process whose stdout is the given bytes (what a hostile helper sends)."""
+
+    def __init__(self, out: bytes) -> None:
+        import io
+
+        self.stdout, self.stderr, self.stdin = io.BytesIO(out), io.BytesIO(b""), io.BytesIO()
+        self.killed = False
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def poll(self) -> int:
+        return 0
+
+
+def demux(out: bytes, capsys) -> tuple[FakeHelper, F.Tunnel, str]:  # type: ignore[no-untyped-def]
+    import itertools
+    import threading
+
+    tunnel = F.Tunnel.__new__(F.Tunnel)
+    helper = FakeHelper(out)
+    tunnel.proc, tunnel.conns, tunnel.ended = helper, {}, False  # type: ignore[assignment]
+    tunnel.lock, tunnel.ids = threading.Lock(), itertools.count(1)
+    tunnel._demux()
+    return helper, tunnel, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("frame", "words"), [
+    pytest.param(F.HEADER.pack(1, F.DATA, 0xFFFFFFFF), "type 2, 4294967295 bytes", id="4-GiB"),
+    pytest.param(F.HEADER.pack(1, F.DATA, F.MAX_FRAME + 1), f"type 2, {F.MAX_FRAME + 1} bytes", id="one-over"),
+    pytest.param(F.HEADER.pack(1, 99, 0), "type 99, 0 bytes", id="unknown-type"),
+    pytest.param(F.HEADER.pack(1, F.ACK, 8) + b"\0" * 8, "type 5, 8 bytes", id="long-ack"),
+])
+def test_a_bad_frame_ends_the_tunnel_without_reading_it(frame: bytes, words: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    # The payload is never read or buffered: one 4 GiB header once made the host side grow to 314 MB.
+    helper, tunnel, err = demux(frame + b"x" * 1000, capsys)
+    assert tunnel.ended and helper.killed
+    assert f"mux: the forward tunnel sent a bad frame ({words}); closing it" in err
+    assert helper.stdout.tell() == F.HEADER.size
+
+
+def test_helper_close_reason_is_escaped(capsys) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    a, b = socket.socketpair()
+    conn = F.Connection.__new__(F.Connection)
+    F.Connection.__init__(conn, None, 1, a, 80)  # type: ignore[arg-type]
+    conn.receive(F.CLOSE, b"refused \x1b]0;owned\x07")
+    assert capsys.readouterr().err == "mux: port 80: refused \\x1b]0;owned\\x07\n"
+    a.close()
+    b.close()
+
+
+def test_data_past_the_window_closes_that_connection() -> None:
+    import socket
+
+    sent: list[tuple[int, int]] = []
+
+    class Tunnel:
+        def send(self, conn_id: int, kind: int, payload: bytes = b"") -> None:
+            sent.append((conn_id, kind))
+
+    a, b = socket.socketpair()
+    conn = F.Connection(Tunnel(), 7, a, 80)  # type: ignore[arg-type]
+    chunk = b"x" * F.MAX_FRAME
+    for _ in range(F.WINDOW // F.MAX_FRAME):  # a whole window, never acknowledged: still fine
+        conn.receive(F.DATA, chunk)
+    assert not conn.closed and sent == []
+    conn.receive(F.DATA, b"x")  # one byte more than the helper may send unacknowledged
+    assert conn.closed and sent == [(7, F.CLOSE)]
+    assert conn.inbox.qsize() == F.WINDOW // F.MAX_FRAME + 1  # nothing more was queued
+    a.close()
+    b.close()

@@ -313,7 +313,7 @@ def test_bad_config_is_exit_2_naming_file_and_key(home: Home, fp) -> None:  # ty
     assert result.err.splitlines()[0] == (
         f"mux: error: {home.config}: [docker] memroy: unknown key 'memroy' (allowed: image, volumes, env, "
         "network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, rust, ports, context, contexts, "
-        "protect)")
+        "protect, cp_limit, loopback_guarded)")
     assert list(fp.calls) == []
 
 

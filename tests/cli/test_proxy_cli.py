@@ -60,3 +60,37 @@ def test_list_shows_the_egress_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert lines[0].split()[:5] == ["NAME", "BACKEND", "STATUS", "EXIT", "EGRESS"]
     # (EXIT is empty for running sessions, so the egress is the 4th word of a row)
     assert [ln.split()[3] for ln in lines[1:]] == ["proxy-only", "open", "-"]
+
+
+def test_proxy_audit_reads_rotated_files_filters_and_escapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from mux.proxy import audit
+
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MUX_CONFIG", str(tmp_path / "none.toml"))
+    root = tmp_path / "data" / "proxy"
+    root.mkdir(parents=True)
+
+    def entry(session: str | None, path: str, when: str | None = None) -> str:
+        return json.dumps({"time": when or audit.stamp(), "session": session, "host": "h.test", "method": "GET",
+                           "path": path, "injected": False, "status": 200, "duration_ms": 2.5})
+
+    (root / "audit.jsonl.2").write_text(entry("a", "/oldest", "2020-01-01T00:00:00+0000") + "\n")
+    (root / "audit.jsonl.1").write_text(entry("b", "/other") + "\n" + entry("a", "/\x1b]0;x\x07") + "\n")
+    (root / "audit.jsonl").write_text(entry("a", "/newest") + "\n")
+
+    def out(argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        assert not info.value.code
+        return capsys.readouterr().out
+
+    data = json.loads(out(["proxy", "audit", "--session", "a", "--json"]))
+    assert [e["path"] for e in data] == ["/oldest", "/\x1b]0;x\x07", "/newest"]  # oldest file first
+    lines = out(["proxy", "audit", "--session", "a", "--since", "1h"]).splitlines()
+    assert len(lines) == 2 and "/newest" in lines[1] and "\x1b" not in "".join(lines) and "\\x1b" in lines[0]
+    assert len(out(["proxy", "audit"]).splitlines()) == 4
+    code, err = run(["proxy", "audit", "--since", "soon"], capsys)
+    assert code == 2 and err.startswith("mux: error: --since")

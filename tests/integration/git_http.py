@@ -38,6 +38,7 @@ class GitHTTPServer:
         self.root = Path(root)
         self.auth = auth
         self.requests: list[tuple[str, str, int, int]] = []  # (method, path, status, bytes sent)
+        self.seen: list[tuple[str, str]] = []  # (method, path) as soon as a request's headers arrive
         self._lock = threading.Lock()
         self._gate = threading.Event()
         self._gate.set()
@@ -118,6 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
         return hmac.compare_digest(self.headers.get("Authorization", ""), expected)
 
     def _serve(self) -> None:
+        with self.server_state._lock:
+            self.server_state.seen.append((self.command, urlsplit(self.path).path))
         if not self._authorized():
             self._record(401)
             self.send_response(401)

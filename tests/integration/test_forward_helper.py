@@ -35,6 +35,8 @@ def test_committed_helpers_are_the_build_of_the_source(tmp_path: Path) -> None:
 def test_window_is_the_same_on_both_ends() -> None:
     source = (ROOT / "helper" / "forward.c").read_text()
     assert "#define WINDOW (4 * 1024 * 1024)" in source and F.WINDOW == 4 * 1024 * 1024
+    # mux refuses a frame longer than the helper's chunk as a broken tunnel
+    assert "#define CHUNK (256 * 1024)" in source and F.MAX_FRAME == 256 * 1024
 
 
 class Helper:

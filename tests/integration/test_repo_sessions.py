@@ -79,7 +79,8 @@ def test_a_volume_of_yours_at_the_repo_path_is_kept_as_given(images, mux_home, r
 
 def test_existing_branch_and_default_branch(images, mux_home, remote) -> None:
     for name, flags, branch, files in (("r-feat", ["--branch", "feature"], "feature", {"README", "feature.txt"}),
-                                       ("r-main", [], "main", {"README"})):
+                                       # No --branch: the session's own branch, from the default
+                                       ("r-main", [], "mux/r-main", {"README"})):
         assert mux("new", "--repo", str(remote), *flags, name).returncode == 0
         clone = session_dir(name) / "repo"
         assert git("-C", str(clone), "branch", "--show-current").strip() == branch

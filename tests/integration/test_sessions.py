@@ -40,7 +40,7 @@ def test_lifecycle_create_list_exec_stop_start_delete(session) -> None:
         "name": name, "backend": "docker", "status": "running", "created": mine[0]["created"],
         "workdir": str(session["work"]), "image": BUSYBOX, "container": session["container"],
         "repo": "", "branch": "", "agent": "", "egress": "", "exit_code": None, "workdir_exists": True,
-        "context": "default",
+        "context": "default", "push_prefix": {},  # {}: not through the proxy, no credential to push with
     }]
     out = mux("exec", name, "--", "cat", "/workspace/hello.txt", check=True).stdout
     assert out == "hello from the host\n"

@@ -202,6 +202,15 @@ def test_share_mounts_read_only_under_the_session_home(home: Path) -> None:
                  "looks like it holds a credential", id="key-variable-in-settings"),
     pytest.param({".claude/agents/a.md": "curl -H 'Authorization: Bearer abcdefghijklmnopqrstu'"},
                  "~/.claude/agents", "looks like it holds a credential", id="bearer-token"),
+    pytest.param({".aws/config": "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+                  "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"}, "~/.aws",
+                 "(an AWS access key ID, line 2)", id="aws-key-pair"),
+    pytest.param({".claude/CLAUDE.md": "token ghp_16C7e42F292c6912E7710c838347Ae178B4a"}, "~/.claude/CLAUDE.md",
+                 "(a GitHub token, line 1)", id="github-token"),
+    pytest.param({".claude/mcp.json": '{"db": "postgres://app:hunter2secret@db.test/app"}'}, "~/.claude/mcp.json",
+                 "(a URL with a password, line 1)", id="postgres-url"),
+    pytest.param({".config/tool/id": "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"}, "~/.config/tool",
+                 "(a private key block, line 1)", id="private-key-block"),
     pytest.param({}, "~/.claude/missing.json", "does not exist", id="listed-but-missing"),
     pytest.param({}, "/etc/hostname", "not under your home", id="outside-home"),
 ])
@@ -212,6 +221,8 @@ def test_share_refusals(home: Path, files: dict, share: str, message: str) -> No
     with pytest.raises(ConfigError) as info:
         spec_for(home, f'[agents.claude]\nshare = ["{share}"]\n' + ANTHROPIC, agent="claude")
     assert info.value.exit_code == 2 and message in info.value.message
+    for secret in ("wJalrXUt", "ghp_16C7", "hunter2", "AKIAIOSF"):  # the kind is named, never the value
+        assert secret not in info.value.message
 
 
 def test_codex_binary_found_inside_the_npm_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,6 +78,13 @@ def test_full_table(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.param({"filters": {"allowlist_only": 1}}, ["[proxy.filters] allowlist_only", "true or false"],
                      id="allowlist-int"),
         pytest.param({"upstream_ca": "${MUX_TEST_NOPE}"}, ["[proxy] upstream_ca", "MUX_TEST_NOPE"], id="unset-var"),
+        pytest.param({"audit_max_bytes": 10}, ["[proxy] audit_max_bytes", "10", "at least 4096"],
+                     id="audit-size-tiny"),
+        pytest.param({"audit_max_bytes": "4MiB"}, ["[proxy] audit_max_bytes", "size in bytes"], id="audit-size-str"),
+        pytest.param({"audit_keep": -1}, ["[proxy] audit_keep", "0 to 100"], id="audit-keep-negative"),
+        pytest.param({"max_connections": 0}, ["[proxy] max_connections", "1 to 1048576"], id="max-conn-zero"),
+        pytest.param({"auth_timeout": 0}, ["[proxy] auth_timeout", "greater than 0"], id="auth-timeout-zero"),
+        pytest.param({"idle_timeout": "1m"}, ["[proxy] idle_timeout", "seconds"], id="idle-timeout-str"),
     ],
 )
 def test_bad_proxy_table(table: dict[str, object], needles: list[str]) -> None:
@@ -236,11 +243,12 @@ def test_refused_address_kinds(address: str, kind: str) -> None:
 
 def test_public_addresses_pass_and_own_addresses_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
     d = Destinations()
-    monkeypatch.setattr(destinations, "host_addresses", lambda: frozenset({ipaddress.ip_address("203.0.113.7")}))
+    # A host with a public address of its own (only global addresses pass the table).
+    monkeypatch.setattr(destinations, "host_addresses", lambda: frozenset({ipaddress.ip_address("93.184.216.7")}))
     assert d.refusal(ipaddress.ip_address("93.184.216.34")) is None
     assert d.refusal(ipaddress.ip_address("2606:2800:220:1::1")) is None
-    assert "host mux runs on" in (d.refusal(ipaddress.ip_address("203.0.113.7")) or "")
-    assert "host mux runs on" in (d.refusal(ipaddress.ip_address("::ffff:203.0.113.7")) or "")
+    assert "host mux runs on" in (d.refusal(ipaddress.ip_address("93.184.216.7")) or "")
+    assert "host mux runs on" in (d.refusal(ipaddress.ip_address("::ffff:93.184.216.7")) or "")
 
 
 def test_host_addresses_include_loopback_and_the_interfaces() -> None:

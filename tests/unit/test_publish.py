@@ -68,6 +68,12 @@ def test_publish_bad(spec: str, message: str) -> None:
     pytest.param("127.0.0.1::80", False, id="loopback"),
     pytest.param("[::1]:80:80", False, id="ipv6-loopback"),
     pytest.param("10.0.0.1:80:80", False, id="one-address"),
+    # Decided on the parsed address, not its spelling: [::0] is [::].
+    pytest.param("[::0]:80:80", True, id="ipv6-any-spelled-::0"),
+    pytest.param("[0:0::0]:80:80", True, id="ipv6-any-spelled-0:0::0"),
+    pytest.param("[0000:0000:0000:0000:0000:0000:0000:0000]::80/udp", True, id="ipv6-any-long"),
+    pytest.param("[::ffff:0.0.0.0]:80:80", True, id="ipv4-any-mapped"),
+    pytest.param("[::ffff:127.0.0.1]:80:80", False, id="ipv4-loopback-mapped"),
 ])
 def test_exposes_publicly(spec: str, public: bool) -> None:
     assert validate.exposes_publicly(spec) is public
@@ -87,3 +93,8 @@ def test_ports_become_repeated_p_options() -> None:
     argv = A.run_argv(minimal(ports=("127.0.0.1::3000", "127.0.0.1:8080:80/udp")))
     at = argv.index("-p")
     assert argv[at:at + 4] == ["-p", "127.0.0.1::3000", "-p", "127.0.0.1:8080:80/udp"]
+
+
+@pytest.mark.parametrize("spec", ["[::0]:80:80", "[0:0::0]:80:80", "0.0.0.0:80:80"])
+def test_unspecified_spellings_normalise_and_warn(spec: str) -> None:
+    assert validate.exposes_publicly(validate.publish(spec, "--publish"))

@@ -11,7 +11,7 @@ from mux.tui.text import field, line
 @pytest.mark.parametrize("raw, shown", [
     ("plain name", "plain name"),
     ("\x1b[2J\x1b]0;title\x07", "\\x1b[2J\\x1b]0;title\\x07"),
-    ("two\nlines\ttab", "two\\x0alines\\x09tab"),
+    ("two\nlines\ttab", "two\\nlines\\ttab"),
     ("\u202egnp.exe", "\\u202egnp.exe"),  # a bidi override would make it read "exe.png"
     ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
     ("c1\x9bcsi\x7f", "c1\\x9bcsi\\x7f"),

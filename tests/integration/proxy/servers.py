@@ -96,6 +96,10 @@ class TLSHTTPServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             return  # e.g. the proxy refused our certificate: that is for the test to see
         self.RequestHandlerClass(tls, client_address, self)
+        try:  # close_notify on the TLS socket (shutdown_request only sees the plain one)
+            tls.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
 
     def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
         # Send TLS close_notify: HTTP/1.0 bodies end at connection close, and a
@@ -117,11 +121,13 @@ def tls_server(host: str, handler: type[BaseHTTPRequestHandler], pki: Pki) -> TL
 
 
 class EchoUpstream:
-    """HTTPS server answering 200 ``upstream ok``; records (method, path, headers) of each request."""
+    """HTTPS server answering 200 ``upstream ok``; records (method, path, headers) of each request,
+    and in ``raw_headers`` every header line as sent (a dict would hide a second ``Authorization``)."""
 
     def __init__(self, host: str, pki: Pki) -> None:
         self.host, self.pki = host, pki
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.raw_headers: list[list[tuple[str, str]]] = []
         self._httpd: TLSHTTPServer | None = None
 
     @property
@@ -138,6 +144,7 @@ class EchoUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                state.raw_headers.append(list(self.headers.items()))
                 state.requests.append((self.command, self.path, dict(self.headers.items())))
                 body = b"upstream ok\n"
                 self.send_response(200)

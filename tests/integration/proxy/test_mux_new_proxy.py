@@ -108,14 +108,19 @@ def test_private_repo_cloned_and_pushed_through_the_proxy(images, mux_home, pki,
     try:
         with TLSGitServer(root, gateway, pki, auth=("bot", TOKEN)) as server:
             url = f"{server.url}/app.git"
-            made = mux("new", "--repo", url, "--branch", "agent/work", unique_name, env=env)
+            # No --branch: the session starts on its own branch mux/NAME, the one
+            # git_push = "session" (the default) lets it push, so a plain push just works.
+            made = mux("new", "--repo", url, unique_name, env=env)
             assert made.returncode == 0, made.stderr
             push = mux("exec", unique_name, "--", "sh", "-c",
-                       "git commit -q --allow-empty -m 'from the agent' && git push -q origin agent/work")
+                       "git commit -q --allow-empty -m 'from the agent' && git push -q -u origin HEAD")
             assert push.returncode == 0, push.stderr
             log = subprocess.run(["git", "--git-dir", str(root / "app.git"), "log", "-1", "--format=%s",
-                                  "agent/work"], capture_output=True, text=True, check=True).stdout
+                                  f"mux/{unique_name}"], capture_output=True, text=True, check=True).stdout
             assert log == "from the agent\n"
+            other = mux("exec", unique_name, "--", "git", "push", "origin", "HEAD:agent/work")
+            assert other.returncode != 0
+            assert f"mux: push to refs/heads/agent/work refused: session {unique_name}" in other.stderr
         clone = session_dir(unique_name) / "repo"
         assert clone.is_dir()
         stored = subprocess.run(["grep", "-rl", TOKEN, str(clone), str(Path(os.environ["MUX_DATA_DIR"]) / "cache")],

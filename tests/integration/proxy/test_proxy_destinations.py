@@ -27,8 +27,9 @@ pytestmark = pytest.mark.docker
 class HostService:
     """A plain HTTP service on several host addresses, one port; records every request."""
 
-    def __init__(self, addresses: list[str]) -> None:
+    def __init__(self, addresses: list[str], keep_alive: bool = False) -> None:
         self.addresses = addresses
+        self.protocol = "HTTP/1.1" if keep_alive else "HTTP/1.0"
         self.requests: list[tuple[str, str]] = []
         self.servers: list[ThreadingHTTPServer] = []
         self.port = 0
@@ -37,6 +38,8 @@ class HostService:
         state = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = state.protocol
+
             def do_GET(self) -> None:
                 state.requests.append((self.server.server_address[0], self.path))
                 body = b"host service\n"

@@ -39,6 +39,8 @@ domains = ["{gateway}"]
 auth_type = "basic"
 username = "{GIT_USER}"
 password = "${{{TOKEN_ENV}}}"
+# Pushes to main: what every rule allowed before git_push (test_proxy_gitpush.py has the policy).
+git_push = "any"
 """
     yield from start_proxy(tmp_path_factory.mktemp("proxy-git"), config, pki, {})
 

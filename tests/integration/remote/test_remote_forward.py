@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mux import loopback
 from mux.proxy import egress
 from tests.conftest import BUSYBOX, mux
 from tests.integration.proxy.harness import free_port
@@ -21,7 +22,12 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def remote_session(remote_home: Path, remote: RemoteEngine, unique_name: str, tmp_path: Path) -> str:
-    (remote_home / "config.toml").write_text(f'[docker]\nimage = "{BUSYBOX}"\npull = "never"\n')
+    # What mux's refusal asks for on an engine before Docker 28 that it cannot reach the
+    # iptables of: the guard, installed as root on the engine's machine, and the setting.
+    if remote.inside(*loopback.CHECK, check=False).returncode != 0:
+        remote.inside(*loopback.INSTALL)
+    (remote_home / "config.toml").write_text(f'[docker]\nimage = "{BUSYBOX}"\npull = "never"\n'
+                                             "loopback_guarded = true\n")
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "index.html").write_text("served on the other machine\n")
@@ -30,6 +36,22 @@ def remote_session(remote_home: Path, remote: RemoteEngine, unique_name: str, tm
     served = mux("--context", "box", "exec", unique_name, "--", "httpd", "-p", "127.0.0.1:8000", "-h", "/workspace")
     assert served.returncode == 0, served.stderr
     return unique_name
+
+
+def test_a_remote_loopback_publish_without_the_setting_is_refused(remote_home: Path, remote: RemoteEngine,
+                                                                  unique_name: str, tmp_path: Path) -> None:
+    (remote_home / "config.toml").write_text(f'[docker]\nimage = "{BUSYBOX}"\npull = "never"\n')
+    version = remote.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    made = mux("--context", "box", "new", "--copy", "--workdir", str(tmp_path), "-p", "8080", unique_name)
+    if not loopback.before_fix(version):
+        assert made.returncode == 0, made.stderr
+        return
+    assert made.returncode == 2
+    assert made.stderr.startswith(f"mux: error: -p 127.0.0.1::8080: Docker {version} (before 28) lets other "
+                                  "machines on the network reach ports published on 127.0.0.1, and mux cannot "
+                                  "block that (the engine is on another machine)"), made.stderr
+    assert len(made.stderr.splitlines()) == 1
+    assert remote.docker("ps", "-aq", "--filter", f"name=mux-{unique_name}").stdout == ""
 
 
 def test_forward_through_the_remote_engine(remote_session: str, remote: RemoteEngine) -> None:
