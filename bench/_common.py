@@ -50,13 +50,19 @@ class Sandbox:
         self.config.write_text(config or f'[docker]\nimage = "{BUSYBOX}"\npull = "never"\n')
         # Its own MUX_INSTANCE: its sessions are apart from any others on the engine.
         self.instance = f"bench-{self.dir.name.rsplit('-', 1)[-1]}"
+        # Run as root over root-owned temp dirs (as the tests are): such a session runs as
+        # uid 0, which mux refuses unless told (mux.account.session_ids).
         self.env = {**os.environ, "MUX_DATA_DIR": str(self.data), "MUX_CONFIG": str(self.config),
-                    "MUX_INSTANCE": self.instance, "PYTHONPATH": str(ROOT)}
+                    "MUX_INSTANCE": self.instance, "PYTHONPATH": str(ROOT), "MUX_RUN_AS_ROOT": "1"}
+        # Commands run in a project of their own: the sandbox holds mux's data dir and config,
+        # which a session's workdir must never contain (mux/ownfiles.py).
+        self.work = self.dir / "proj"
+        self.work.mkdir()
         self.env.pop("MUX_LOG_LEVEL", None)
 
     def run(self, argv: Sequence[str], *, check: bool = True, cwd: Path | None = None,
             ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(list(argv), env=self.env, cwd=cwd or self.dir,
+        proc = subprocess.run(list(argv), env=self.env, cwd=cwd or self.work,
                               capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise SystemExit(f"bench: {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}")

@@ -1,6 +1,7 @@
 """Benchmark 4: the shared compiler cache. A generated std-only Cargo workspace
 (bench/gen_crate.py) is built in a fresh mux session with an empty sccache dir,
-then in a second fresh session sharing that dir; for reference, the same build
+then in a second fresh session of the same workdir, which shares it (the default
+``[docker.rust] cache_scope = "repo"``: sessions of one repository); for reference, the same build
 by a plain `docker run` without sccache, with the same `CARGO_INCREMENTAL=0` mux
 sets for sccache (so the only difference is the cache). Each round starts from
 an empty cache; hit rates add up every round.
@@ -97,7 +98,7 @@ def main() -> str:
         [["plain `docker run … cargo build` (no sccache, `CARGO_INCREMENTAL=0` too)", cell("raw"), "1.00×", "–"],
          ["mux session 1 (empty cache)", cell("cold"),
           f"{statistics.median(results['cold']) / raw:.2f}×", rate("cold")],
-         ["mux session 2 (fresh session, same cache dir)", cell("warm"),
+         ["mux session 2 (fresh session of the same repository: cache_scope \"repo\")", cell("warm"),
           f"{statistics.median(results['warm']) / raw:.2f}×", rate("warm")]],
     )
 

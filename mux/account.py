@@ -46,3 +46,31 @@ def files(user: str, uid: int, group: str, gid: int, shell: str) -> dict[str, st
     groups[gid] = f"{group}:x:{gid}:"
     return {"passwd": "".join(f"{line}\n" for _, line in sorted(users.items())),
             "group": "".join(f"{line}\n" for _, line in sorted(groups.items()))}
+
+
+ROOT_ENV = "MUX_RUN_AS_ROOT"  # "1": as [docker] run_as_root = true
+
+
+def session_ids(uid: int, gid: int, owner_of: str, *, allow_root: bool) -> tuple[int, int]:
+    """uid:gid a session runs as when mux runs as ``uid``. Never 0 unless allowed: when
+    mux runs as root, a session runs as the owner of ``owner_of`` (its working
+    directory, or where a repo session's clone comes from), as agent sessions do;
+    a root-owned one is refused (a root session's agent could leave setuid-root
+    programs in your files)."""
+    import os
+
+    from mux.errors import ConfigError
+
+    if uid != 0 or allow_root:
+        return uid, gid
+    try:
+        st = os.stat(owner_of)
+    except OSError:
+        st = None
+    if st is not None and st.st_uid != 0:
+        return st.st_uid, st.st_gid
+    raise ConfigError(
+        f"mux runs as root and {owner_of} is owned by root: a session never runs as uid 0 unless you say so",
+        hint="give the directory to a user (`chown -R USER DIR`): the session then runs as its owner; "
+             f"or set [docker] run_as_root = true (or {ROOT_ENV}=1) to run it as root",
+    )

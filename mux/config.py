@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 DEFAULT_IMAGE = "ubuntu:22.04"
 PULL_POLICIES = ("missing", "always", "never")
-DEFAULT_SCCACHE_DIR = "~/.cache/sccache"
+# mux's own: never sccache's default (~/.cache/sccache), which the user's host builds use
+DEFAULT_SCCACHE_DIR = "~/.cache/mux/sccache"
+CACHE_SCOPES = ("repo", "session", "global")
 NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -33,6 +35,7 @@ class RustSettings(NamedTuple):
     binary: Path | None = None
     image_binary: str | None = None  # sccache inside the image: nothing mounted or copied (mux/sccache.py)
     cargo_cache: bool = False
+    cache_scope: str = "repo"  # who shares a cache: sessions of one repository, none, or every session
 
 
 class DockerSettings(NamedTuple):
@@ -42,6 +45,7 @@ class DockerSettings(NamedTuple):
     network: str | None = None
     shell: str = "/bin/bash"
     run_as_user: bool = True
+    run_as_root: bool = False  # mux run as root: a session may run as uid 0 (never by default)
     stop_timeout: int = 10
     pull: str | None = None
     limits: Limits = Limits()
@@ -142,6 +146,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
     settings = DockerSettings(
         image=image, volumes=volumes, env=env, network=network, shell=shell,
         run_as_user=t.boolean("run_as_user", True),
+        run_as_root=t.boolean("run_as_root", False),
         stop_timeout=t.integer("stop_timeout", 10),
         pull=pull,
         limits=_limits(t.table("limits")),
@@ -163,8 +168,8 @@ def _docker(t: Table, base: Path) -> DockerSettings:
     for name in (settings.context, *settings.contexts):
         if name is not None:
             context_name(name, t.where("contexts" if name in settings.contexts else "context"))
-    t.finish("image, volumes, env, network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, "
-             "context, contexts, protect, cp_limit, loopback_guarded, cli")
+    t.finish("image, volumes, env, network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, "
+             "rust, ports, context, contexts, protect, cp_limit, loopback_guarded, cli")
     return settings
 
 
@@ -191,8 +196,10 @@ def _size(value: object, what: str, default: int) -> int:
 
 def _limits(t: Table) -> Limits:
     memory, cpus, swap = t.scalar("memory"), t.scalar("cpus"), t.scalar("memory_swap")
-    t.finish("memory, cpus, memory_swap")
+    pids = t.integer("pids", -1, minimum=0) if "pids" in t.data else None  # None: the default
+    t.finish("memory, cpus, memory_swap, pids")
     return Limits(
+        pids=pids,
         memory=None if memory is None else validate.memory(memory, t.where("memory")),
         cpus=None if cpus is None else validate.cpus(cpus, t.where("cpus")),
         memory_swap=None if swap is None
@@ -207,8 +214,12 @@ def _rust(t: Table) -> RustSettings:
         binary=t.path("binary"),
         image_binary=t.string("image_binary"),
         cargo_cache=t.boolean("cargo_cache", False),
+        cache_scope=t.string("cache_scope", "repo"),
     )
-    t.finish("sccache, cache_dir, binary, image_binary, cargo_cache")
+    t.finish("sccache, cache_dir, binary, image_binary, cargo_cache, cache_scope")
+    if settings.cache_scope not in CACHE_SCOPES:
+        raise ConfigError(f"{t.where('cache_scope')}: must be one of {', '.join(CACHE_SCOPES)}, "
+                          f"got {settings.cache_scope!r}")
     if settings.image_binary is not None and not settings.image_binary.startswith("/"):
         raise ConfigError(f"{t.where('image_binary')}: {settings.image_binary!r} must be an absolute path "
                           "inside the image")

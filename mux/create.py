@@ -99,6 +99,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         cpus=validate.cpus(opts.cpus, "--cpus") if opts.cpus else d.limits.cpus,
         memory_swap=validate.memory(opts.memory_swap, "--memory-swap", allow_unlimited=True)
         if opts.memory_swap else d.limits.memory_swap,
+        pids=d.limits.pids or None,  # 0: no limit
     )
     if limits.memory_swap and limits.memory_swap != "-1":
         if not limits.memory:
@@ -112,8 +113,10 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         from mux.vmengine import check_limits
 
         check_limits(host.rootless, limits)
+    if d.limits.pids is None and not (host.rootless or {}).get("CgroupDriver") == "none":
+        limits = limits._replace(pids=A.DEFAULT_PIDS)  # an engine without cgroups has no pids limit either
     volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
-    volumes += repo_source_mount(opts, d.volumes + volumes) if repo_labels and not host.remote else ()
+    yours = d.volumes + volumes  # the mounts the user asked for (mux adds its own below)
     protection = None
     if not (repo_labels or opts.copy or host.remote):  # the user's own tree, mounted read-write
         from mux import protect
@@ -126,14 +129,24 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         if target in taken:
             raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
                               "(the working directory, the session's HOME and user)")
+    from mux import ownfiles
+
+    where = "--copy source" if opts.copy else "--workdir" if opts.workdir else "the working directory"
+    ownfiles.check_spec_sources(None if repo_labels else workdir, yours,
+                                ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env),
+                                workdir_what=where)
     env: list[tuple[str, str | None]] = []
     if config.git.inject_config:
         env += git_env(config.git.user_name or host.git_name, config.git.user_email or host.git_email)
     rust = None
     if d.rust.sccache:  # [docker.rust] (mux/sccache.py); before the user's env, so theirs wins
-        from mux.sccache import rust_wiring
+        from mux.sccache import rust_wiring, scoped
 
-        rust = rust_wiring(d.rust, session_dir=session_dir, remote=host.remote, instance=paths.instance(host.env))
+        scope = scoped(d.rust, session_dir=session_dir,
+                       source=repo_labels[0][1] if repo_labels else str(workdir))  # the repository's caches
+        rust = rust_wiring(d.rust._replace(cache_dir=scope.cache_dir), session_dir=session_dir,
+                           cargo_cache_dir=scope.cargo_dir, remote=host.remote,
+                           instance=paths.instance(host.env), volume_key=scope.key)
         volumes += rust.volumes
         env += rust.env
     host_env = dict(host.env)
@@ -141,6 +154,16 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     env += [validate.env_entry(e, f"{src}: [docker] env", host_env) for e in d.env]
     env += [validate.env_entry(e, "--env", host_env) for e in opts.env]
     run_as_user = d.run_as_user
+    uid, gid, login, group = host.uid, host.gid, host.login, host.group
+    if run_as_user and host.rootless is None:  # rootless Docker: its uid 0 is you already
+        from mux.repo import local_path, validate_repo_url
+
+        source = local_path(validate_repo_url(opts.repo)) if opts.repo else None
+        uid, gid = account.session_ids(
+            host.uid, host.gid, str(source or host.cwd) if repo_labels else str(workdir),
+            allow_root=d.run_as_root or host.env.get(account.ROOT_ENV) == "1")
+        if uid != host.uid:
+            login, group = account.host_names(uid, gid, {})
     labels = [
         ("mux.session", name), ("mux.backend", "docker"), ("mux.workdir", str(workdir)),
         ("mux.image", image), ("mux.created", host.now.strftime(CREATED_FORMAT)),
@@ -157,17 +180,18 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),
         volumes=d.volumes + volumes, network=network, limits=limits,
-        user=f"{host.uid}:{host.gid}" if run_as_user else None,
+        user=f"{uid}:{gid}" if run_as_user else None,
         home=session_dir / "home" if run_as_user else None,
         hostname=None if (network or "").startswith("container:") else name,  # docker refuses both
         accounts=tuple((session_dir / f, text) for f, text in
-                       account.files(host.login, host.uid, host.group, host.gid, d.shell).items())
+                       account.files(login, uid, group, gid, d.shell).items())
         if run_as_user and not host.remote else (),  # host files: a remote engine cannot mount them
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
         cidfile=session_dir / hostfiles.CIDFILE,
         fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
+        uid0=host.rootless is None and (not run_as_user or uid == 0),
         git_dir=protection.git_dir if protection else None,
         git_source=protection.git_source if protection else None,
         placeholders=protection.placeholders if protection else (),
@@ -188,12 +212,27 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     from mux.agents import AgentRequest, apply
 
     req = AgentRequest(opts.agent, opts.prompt, opts.headless, tuple(opts.command))
-    return apply(config, req, spec, uid=host.uid, gid=host.gid, host_env=host.env,
-                 host_home=Path(host.env.get("HOME") or Path.home()),
-                 session_dir=host.session_dir(spec.name),
-                 user_env_names={e.partition("=")[0] for e in user_env},
-                 remote=host.remote, instance=paths.instance(host.env),
-                 root_is_you=host.rootless is not None)
+    uid, gid = host.uid, host.gid
+    if spec.user and not spec.user.startswith("0:"):  # mux chose one (mux as root: the workdir's owner)
+        uid, gid = (int(x) for x in spec.user.split(":"))
+    made = apply(config, req, spec, uid=uid, gid=gid, host_env=host.env,
+                host_home=Path(host.env.get("HOME") or Path.home()),
+                session_dir=host.session_dir(spec.name),
+                user_env_names={e.partition("=")[0] for e in user_env},
+                remote=host.remote, instance=paths.instance(host.env),
+                root_is_you=host.rootless is not None)
+    from mux import ownfiles  # a `share` entry is mounted (or copied) too: never mux's own files
+
+    own = ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env)
+    mine = host.session_dir(spec.name)  # what mux wrote for this session (the agent's wrapper)
+    added = [v for v in made.volumes if v not in spec.volumes]
+    ownfiles.check_spec_sources(None, tuple(v for v in added if not Path(v.split(":")[0]).is_relative_to(mine)),
+                                own, workdir_what="")
+    for fill in made.fills:
+        for source, _ in fill.files:
+            if not source.is_relative_to(mine):
+                ownfiles.refuse(source, f"[agents.{opts.agent}] share", own)
+    return made._replace(uid0=False)  # an agent never runs as root (mux.agents.agent_user)
 
 
 def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
@@ -212,27 +251,28 @@ def repo_options(opts: NewOptions) -> list[tuple[str, str]]:
     return [("mux.repo", redact_url(url)), ("mux.branch", branch)]
 
 
-def repo_source_mount(opts: NewOptions, volumes: tuple[str, ...]) -> tuple[str, ...]:
-    """A local --repo is mounted at its own path, so `origin` (that path) works
-    inside: the agent can fetch from and push to it (unless a volume already
-    mounts something there)."""
-    from mux.repo import local_path, validate_repo_url
-
-    source = local_path(validate_repo_url(opts.repo or ""))
-    if not source or source in {v.split(":")[1].rstrip("/") for v in volumes}:
-        return ()
-    return (f"{source}:{source}",)
+GIT_IDENTITY = ["git", "-C", "/", "config", "--show-scope", "--get-regexp", r"^user\.(name|email)$"]
 
 
 def host_git_identity(runner: Runner) -> tuple[str | None, str | None]:
-    """The host user's git name and email; none when git is missing or unset."""
+    """The host user's git name and email; none when git is missing or unset.
+
+    From the user's global configuration only (~/.gitconfig and
+    $XDG_CONFIG_HOME/git/config), never from a repository: the one in the current
+    directory may be a workdir an agent wrote, whose .git/config would set the
+    identity of the user's next session. ``-C /``: git looks for no repository here;
+    and only lines of the global scope count, whatever $GIT_DIR or the system config
+    say (``--global`` would read only one of the two global files on git < 2.46)."""
     try:
-        result = runner.query(
-            ["git", "config", "--get-regexp", r"^user\.(name|email)$"], check=False, error=MuxError
-        )
+        result = runner.query(GIT_IDENTITY, check=False, error=MuxError)
     except MuxError:
         return None, None
-    found = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    found = {}
+    for line in result.stdout.splitlines():  # "global<TAB>user.name Ada": the last one wins, as in git
+        scope, _, setting = line.partition("\t")
+        key, sep, value = setting.partition(" ")
+        if scope == "global" and sep:
+            found[key] = value
     return found.get("user.name"), found.get("user.email")
 
 
@@ -376,6 +416,9 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
     host = gather_host(runner, config)
     spec = build_spec(config, opts, host)
     warn_git_identity(config, host)
+    if config.docker.rust.sccache and config.docker.rust.cache_scope == "global":
+        print("mux: warning: [docker.rust] cache_scope = \"global\": every session shares one compiler "
+              "cache, so any session's agent can poison every other session's builds", file=sys.stderr)
     warn_unprotected(config, opts)
     session_dir = host.session_dir(spec.name)
     for port in spec.ports:
@@ -448,6 +491,8 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                 from mux import protect
 
                 protect.prepare(runner, spec, session_dir)
+                if spec.git_dir is not None:  # mux as root: the session's own git directory is its user's
+                    hostfiles.hand_over(runner, spec, [spec.git_dir], recursive=True)
             interrupts.boundary("dirs")
             if opts.agent:
                 from mux.agents import prepare_home

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 DATA_DIR_HINT = "check the data dir (MUX_DATA_DIR): free space and permissions"
 CREATING = ".creating"  # locked by the `mux new` that is making this session
 CIDFILE = "container.id"  # docker run --cidfile: the container this session's `mux new` made
+UID0 = "uid0"  # the session may run as the host's root: its setuid bits are cleared at stop (mux.special)
 _held: dict[Path, int] = {}  # lock fds: kept open until released or this process exits
 
 
@@ -96,6 +97,7 @@ def clone_repo(runner: Runner, spec: SessionSpec, url: str, branch: str | None, 
 
         git_config = host_git_config(spec.name)  # the proxy's credential rules apply
     cloned = repo.clone(url, spec.workdir, branch, progress=progress, git_config=git_config)
+    hand_over(runner, spec, [spec.workdir], recursive=True)
     labels = dict(spec.labels)
     labels["mux.branch"] = cloned.branch
     from mux.workspace.heads import base_labels
@@ -104,12 +106,30 @@ def clone_repo(runner: Runner, spec: SessionSpec, url: str, branch: str | None, 
     return spec._replace(labels=tuple(labels.items()))
 
 
+def hand_over(runner: Runner, spec: SessionSpec, paths_: list[Path], *, recursive: bool = False) -> None:
+    """mux runs as root and the session as another uid (the workdir's owner): what mux
+    made for it (the clone, HOME, cache directories) becomes that uid's."""
+    if not paths_ or os.getuid() != 0 or spec.user is None or spec.user.startswith("0:"):
+        return
+    uid, gid = (int(x) for x in spec.user.split(":"))
+
+    def chown() -> None:
+        for top in paths_:
+            for path in [top, *(top.rglob("*") if recursive else ())]:
+                os.chown(path, uid, gid, follow_symlinks=False)
+
+    host_step(runner, ["chown", *(["-R"] if recursive else []), spec.user, *paths_], chown)
+
+
 def make_dirs(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
     """Directories the container mounts, made as the user (docker would make them as root)."""
     try:
+        if spec.uid0 and not runner.dry_run:  # mux's own note, like the cidfile: not a printed step
+            (session_dir / UID0).touch()
         if spec.home is not None:
             home = spec.home
             host_step(runner, ["mkdir", "-p", "-m", "700", home], lambda: home.mkdir(mode=0o700))
+            hand_over(runner, spec, [home])
         for path, text in spec.accounts:  # the session's passwd and group (mux.account)
             argv, content = write_argv(path, text)
             host_step(runner, argv, partial(path.write_text, content))
@@ -117,6 +137,7 @@ def make_dirs(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
             from mux.sccache import make_dirs as make_cache_dirs
 
             make_cache_dirs(runner, spec.cache_dirs)
+            hand_over(runner, spec, [d for d in spec.cache_dirs if not runner.dry_run and d.stat().st_uid == 0])
     except OSError as exc:
         raise MuxError(f"cannot prepare the session's files in {session_dir}: {exc.strerror}",
                        hint=DATA_DIR_HINT) from None

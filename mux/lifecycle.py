@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from mux import argv as A
 from mux import paths
 from mux.errors import MuxError
-from mux.hostfiles import being_created, remove_session_dir
+from mux.hostfiles import UID0, being_created, remove_session_dir
 from mux.runner import host_step
 from mux.sessions import Session, find, leftovers, list_sessions, not_found
 from mux.startcheck import wait_started
@@ -65,6 +65,38 @@ def simple(runner: Runner, verb: str, name: str) -> None:
         start_checked(runner, session)
     else:
         runner.run(A.stop_argv(session.ref))
+        clear_special(runner, session, [Path(paths.session_dir(session.name), "home")])
+
+
+def clear_special(runner: Runner, session: Session, extra: list[Path]) -> None:
+    """A session that may have run as the host's root: no setuid/setgid file or device
+    node of its stays in its host directories (mux/special.py)."""
+    directory = Path(paths.session_dir(session.name))
+    if runner.dry_run or runner.engine.remote or not (directory / UID0).is_file():
+        return
+    from mux.special import after_root_session
+
+    dirs = [Path(session.workdir)] if session.workdir.startswith("/") else []  # not a volume's name
+    after_root_session(session.name, dirs + extra, lambda top: special_as_root(runner, session, top))
+
+
+def special_as_root(runner: Runner, session: Session, directory: Path) -> list[str] | None:
+    """What a uid-0 session left that this user cannot change (root's files), changed by a
+    throw-away container of the session's image as root, with only ``directory`` mounted.
+    The paths it printed (untrusted: names the agent chose), or None when it failed."""
+    if not session.image:
+        return None
+    from mux.validate import image
+
+    try:
+        argv = A.special_cleanup_argv(image(session.image, "the session's image label"), directory,
+                                      labels=paths.helper_labels("cleanup"))
+    except MuxError:
+        return None
+    done = runner.run(argv, check=False)
+    if done.returncode != 0:
+        return None
+    return [line.removeprefix("/x/") for line in done.stdout.splitlines()[:10000] if line.startswith("/x/")]
 
 
 def attach(runner: Runner, name: str, *, quiet: bool = False) -> int:
@@ -159,6 +191,8 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     left: list[tuple[Session, MuxError]] = []
     for session in doomed:
         directory = Path(paths.session_dir(session.name))
+        if session.container:  # its workdir stays: what a root session left there is cleared
+            clear_special(runner, session, [])
         try:
             if directory.exists() or (runner.dry_run and session.container):
                 try:

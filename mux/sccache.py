@@ -56,10 +56,10 @@ import shutil
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from mux import validate
-from mux.config import RustSettings
+from mux.config import DEFAULT_SCCACHE_DIR, RustSettings
 from mux.errors import ConfigError, MuxError
 
 if TYPE_CHECKING:
@@ -93,6 +93,42 @@ def default_cargo_cache_dir() -> Path:
     return Path(base).expanduser() / "mux" / "cargo"
 
 
+def tool_defaults() -> list[Path]:
+    """The caches the user's own host builds use: a session never writes them."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    cargo = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo").expanduser()
+    found = [cache / "sccache", cargo, Path.home() / ".cache" / "sccache"]
+    if os.environ.get("SCCACHE_DIR"):
+        found.append(Path(os.environ["SCCACHE_DIR"]).expanduser())
+    return [Path(os.path.realpath(p)) for p in found]
+
+
+class Scope(NamedTuple):
+    cache_dir: Path  # the sccache directory this session mounts
+    cargo_dir: Path  # where its shared cargo registry and git caches live
+    key: str | None  # the part of the engine's volume names (remote); None: the session's own volumes
+
+
+def scoped(rust: RustSettings, *, source: str, session_dir: Path) -> Scope:
+    """Where a session's caches live, by ``cache_scope``: shared by the sessions of one
+    repository (``source``: its URL, or the workdir), by none, or by every session.
+    A cache shared with a session lets its agent poison the others' builds."""
+    here = Path(os.path.realpath(rust.cache_dir))
+    for default in tool_defaults():
+        if here == default or here.is_relative_to(default) or default.is_relative_to(here):
+            raise ConfigError(f"[docker.rust] cache_dir {str(rust.cache_dir)!r} holds {default}, a cache your "
+                              "own host builds use: a session's agent could poison them",
+                              hint=f"leave cache_dir unset (mux's own, {DEFAULT_SCCACHE_DIR}) or pick a "
+                                   "directory of its own")
+    if rust.cache_scope == "session":
+        return Scope(session_dir / "sccache", session_dir / "cargo-cache", None)
+    import hashlib
+
+    key = "global" if rust.cache_scope == "global" else \
+        "repo-" + hashlib.sha256(source.rstrip("/").encode()).hexdigest()[:16]
+    return Scope(rust.cache_dir / key, default_cargo_cache_dir() / key, key)
+
+
 def rust_wiring(
     rust: RustSettings,
     *,
@@ -102,13 +138,15 @@ def rust_wiring(
     scripts_dir: Path | None = None,
     remote: bool = False,
     instance: str | None = None,
+    volume_key: str | None = "",
 ) -> RustWiring:
     """Mounts, variables and host directories that give a session the shared cache.
 
     ``session_dir`` (the session's host directory, named like it) is needed with
     ``cargo_cache``; ``scripts_dir`` defaults to this Python's scripts directory.
     ``remote``: the engine cannot see this machine's files, so the caches are named
-    volumes there (of ``instance``) and the binary is copied into one.
+    volumes there (of ``instance``) and the binary is copied into one; ``volume_key``
+    names their scope (mux.sccache.scoped; None: volumes of the session's own).
     """
     binary = None if rust.image_binary else find_binary(rust.binary, which=which, scripts_dir=scripts_dir)
     wrapper = rust.image_binary or CONTAINER_BINARY
@@ -122,7 +160,7 @@ def rust_wiring(
     if rust.cargo_cache and session_dir is None:
         raise ValueError("cargo_cache needs the session's directory")
     if remote:
-        return _remote_wiring(rust, binary, env, session_dir, instance)
+        return _remote_wiring(rust, binary, env, session_dir, instance, volume_key)
     cache = _host_dir(rust.cache_dir, "cache_dir")
     volumes = [f"{cache}:{CONTAINER_CACHE}"] + ([f"{binary}:{CONTAINER_BINARY}:ro"] if binary else [])
     dirs = [cache]
@@ -140,13 +178,18 @@ def rust_wiring(
 
 
 def _remote_wiring(rust: RustSettings, binary: Path | None, env: list[tuple[str, str]],
-                   session_dir: Path | None, instance: str | None) -> RustWiring:
+                   session_dir: Path | None, instance: str | None, key: str | None) -> RustWiring:
     """The same on an engine that cannot see this machine: the cache (and cargo's) in
     volumes shared by the instance's sessions there, the host binary in a volume named
     by its digest, linked from /usr/local/bin/sccache so `sccache` is on PATH as locally."""
     from mux.volumes import program_fill, session_fill, shared_fill
 
-    cache = shared_fill("sccache", "sccache", instance)
+    def cache_fill(what: str) -> VolumeFill:
+        if key is None and session_dir is not None:  # cache_scope "session": removed with it
+            return session_fill(session_dir.name, what, instance)
+        return shared_fill(f"{what}-{key}" if key else what, what, instance)
+
+    cache = cache_fill("sccache")
     fills = [cache]
     volumes = [f"{cache.name}:{CONTAINER_CACHE}"]
     links = []
@@ -160,7 +203,7 @@ def _remote_wiring(rust: RustSettings, binary: Path | None, env: list[tuple[str,
         fills.append(home)
         volumes.append(f"{home.name}:{CONTAINER_CARGO_HOME}")
         for sub in SHARED_CARGO_DIRS:
-            shared = shared_fill(f"cargo-{sub}", f"cargo-{sub}", instance)
+            shared = cache_fill(f"cargo-{sub}")
             fills.append(shared)
             volumes.append(f"{shared.name}:{CONTAINER_CARGO_HOME}/{sub}")
         env.append(("CARGO_HOME", CONTAINER_CARGO_HOME))

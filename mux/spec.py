@@ -14,6 +14,7 @@ class Limits(NamedTuple):
     memory: str | None = None
     cpus: str | None = None
     memory_swap: str | None = None
+    pids: int | None = None  # docker --pids-limit; None: no limit (config: 0)
 
 
 class VolumeFill(NamedTuple):
@@ -55,6 +56,7 @@ class SessionSpec(NamedTuple):
     fills: tuple[VolumeFill, ...] = ()  # named volumes made from host files first (remote engines)
     links: tuple[tuple[str, str], ...] = ()  # (path in the container, target): symlinks made before start
     cache_dirs: tuple[Path, ...] = ()  # [docker.rust]: host cache directories, made as the user (mux/sccache.py)
+    uid0: bool = False  # may run as the host's root (run_as_root, or the image's user): bits cleared at stop
     # A workdir session's protection (mux/protect.py): the user's repository its own git
     # directory is copied from, and the placeholders made in the workdir before the run.
     git_dir: Path | None = None

@@ -27,6 +27,10 @@ _engine: bool | None = None
 # A suite started in the background by a script (`make test &`) inherits SIGINT
 # ignored, and so would every mux it starts: the tests that press Ctrl-C need it.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+# The suite runs as root over root-owned temp directories: its sessions run as uid 0,
+# which mux refuses unless told (mux.account.session_ids). Tests of that default
+# remove it (tests/integration/test_host_integrity.py).
+os.environ.setdefault("MUX_RUN_AS_ROOT", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 

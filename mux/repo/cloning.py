@@ -4,8 +4,11 @@ Network remotes are first fetched into a bare mirror under
 ``<data_dir>/cache/git/<hash>.git``; the session is then cloned from the real
 URL with ``--reference <mirror> --dissociate``, so only objects the mirror lacks
 cross the network and the finished clone owns all its objects (deleting the
-cache cannot break it). Local sources need no cache: a local path is cloned with
-git's hardlinking local clone, a file:// URL through git's transport.
+cache cannot break it). Local sources need no cache: a local path or file:// URL is
+cloned through git's transport (``--no-local``), never with hardlinks or copied
+object files: the session's agent writes its clone, and no file of it may be a
+file of the user's repository (rewriting a hardlinked object in the session would
+rewrite the user's history).
 
 The clone is made in a hidden sibling directory and renamed into place only when
 complete, so ``dest`` either is a whole clone or does not exist.
@@ -102,6 +105,8 @@ def _clone_command(source: _Source, dest: Path, branch: str | None, mirror: Path
     argv = ["git", "clone"]
     if mirror is not None:
         argv += ["--reference", str(mirror), "--dissociate"]
+    else:  # a local source: through the transport, so the clone shares no file with it
+        argv += ["--no-local"]
     if branch:
         argv += ["--branch", branch]
     return [*argv, "--", source.public, str(dest)]

@@ -196,6 +196,7 @@ def run_argv(home: Home, name: str = "s1", *, image: str = IMAGE, env: list[str]
         *(protected_mounts(workdir, home.session_dir(name)) if volumes is None else volumes),
         *(git if env is None else env),
         *(middle or []),
+        "--pids-limit", "4096", *A.SECURITY,
         "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "never", image,
         *(tail if tail is not None else ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session", "/bin/bash"]),
     ]

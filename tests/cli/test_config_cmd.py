@@ -35,7 +35,7 @@ def test_show_json_and_toml_agree(home: Home) -> None:
     as_json = json.loads(run("config", "show", "--json").out)
     assert as_json["source"] == str(home.config)
     assert as_json["docker"]["image"] == "alpine:3"
-    assert as_json["docker"]["limits"] == {"memory": "2g", "cpus": None, "memory_swap": None}
+    assert as_json["docker"]["limits"] == {"memory": "2g", "cpus": None, "memory_swap": None, "pids": None}
     assert as_json["credentials"]["github.com"]["value"] == "(hidden)"
     text = run("config", "show").out
     assert text.startswith(f"# from {home.config}\n")

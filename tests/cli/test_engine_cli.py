@@ -268,6 +268,11 @@ def test_proxy_status_lists_the_tunnels_up_or_down_with_their_sessions(home: Hom
     ]
 
 
+def repo_cache(home: Home) -> str:
+    """The sccache volume of home.proj's repository ([docker.rust] cache_scope = "repo")."""
+    return "mux_sccache-repo-" + hashlib.sha256(str(home.proj).encode()).hexdigest()[:16]
+
+
 def test_sccache_dry_run_on_remote_engine_prints_every_volume_step(home: Home, fp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     make_context(home, "box", "ssh://me@box.test")
     binary = tmp_path / "bin" / "sccache"
@@ -278,7 +283,7 @@ def test_sccache_dry_run_on_remote_engine_prints_every_volume_step(home: Home, f
     home.write_config(home.config.read_text() + f'[docker.rust]\nsccache = true\nbinary = "{binary}"\n')
     # The cache is there already; the program (this binary) is not.
     fp.register(["docker", "--context", "box", "volume", "ls", "-q", "--filter", "label=mux.volume"],
-                stdout="mux_sccache\nmux_sccache-0000\n")
+                stdout=f"{repo_cache(home)}\nmux_sccache-0000\n")
     result = run("--context", "box", "new", "--copy", "--dry-run", "s1")
     assert result.code == 0, result.err
     program, stage = f"mux_sccache-{digest}", home.session_dir("s1") / "stage"
@@ -297,7 +302,7 @@ def test_sccache_dry_run_on_remote_engine_prints_every_volume_step(home: Home, f
     ]
     assert "volume create --label mux.volume=sccache" not in result.out  # the cache is reused
     made = next(ln for ln in lines if ln.startswith("docker --context box create -it"))
-    assert f"-v mux_sccache:/mux/sccache -v {program}:/opt/mux/sccache:ro" in made
+    assert f"-v {repo_cache(home)}:/mux/sccache -v {program}:/opt/mux/sccache:ro" in made
     assert f"{binary}:" not in made  # no path of this machine is mounted there
     link = f"{stage}/link0/sccache"
     assert lines.index(f"ln -s /opt/mux/sccache/sccache {link}") < lines.index(
@@ -324,8 +329,8 @@ def test_failed_copy_into_a_volume_removes_it_and_keeps_the_shared_cache(home: H
     # The half-filled program volume and its helper are removed; the cache, filled, stays.
     failed = calls.index([*box, "cp", "-L", str(binary), f"mux_fill_{program}:/muxfill/sccache"])
     assert calls[failed + 1:failed + 3] == [[*box, "rm", "-f", f"mux_fill_{program}"], [*box, "volume", "rm", program]]
-    assert [*box, "volume", "create", "--label", "mux.volume=sccache", "mux_sccache"] in calls
-    assert not any(c[3:5] == ["volume", "rm"] and "mux_sccache" in c for c in calls)
+    assert [*box, "volume", "create", "--label", "mux.volume=sccache", repo_cache(home)] in calls
+    assert not any(c[3:5] == ["volume", "rm"] and repo_cache(home) in c for c in calls)
     assert not any(c[3:4] == ["create"] and "-it" in c for c in calls)  # no session container was made
     assert not home.session_dir("s1").exists()
 
@@ -335,13 +340,14 @@ def test_a_volume_another_mux_is_filling_is_left_to_it(home: Home, fp, tmp_path:
     home.write_config(home.config.read_text() + '[docker.rust]\nsccache = true\nimage_binary = "/usr/bin/sccache"\n')
     box = ["docker", "--context", "box"]
     fp.register([*box, "volume", "ls", "-q", "--filter", "label=mux.volume"], stdout="")
-    fp.register([*box, "create", "--name", "mux_fill_mux_sccache", fp.any()], returncode=125,
-                stderr='docker: Error response from daemon: Conflict. The container name "/mux_fill_mux_sccache" '
-                'is already in use by container "e1f2".\n')
+    fp.register([*box, "create", "--name", f"mux_fill_{repo_cache(home)}", fp.any()], returncode=125,
+                stderr=f'docker: Error response from daemon: Conflict. The container name '
+                f'"/mux_fill_{repo_cache(home)}" is already in use by container "e1f2".\n')
     fp.register([*box, fp.any()], occurrences=20)
     result = run("--context", "box", "new", "--copy", "s1")
     assert result.code == 4, result.err
-    assert result.err.splitlines()[0] == "mux: error: another mux is copying files into volume mux_sccache right now"
+    assert result.err.splitlines()[0] == (f"mux: error: another mux is copying files into volume {repo_cache(home)} "
+                                          "right now")
     assert not any("rm" in c[3:5] for c in map(list, fp.calls))  # neither its helper nor its volume
     assert not home.session_dir("s1").exists()
 

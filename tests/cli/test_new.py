@@ -8,6 +8,7 @@ import stat
 import pytest
 
 from mux import __version__, account
+from mux import argv as A
 from mux.argv import SHELL_FALLBACK
 from mux.runner import quote, write_argv
 from tests.cli.muxcli import (
@@ -38,7 +39,7 @@ NO_ENGINE = (
     "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
     "Is the docker daemon running?.\nSee 'docker run --help'.\n"
 )
-GIT_IDENTITY = ["git", "config", "--get-regexp", r"^user\.(name|email)$"]
+GIT_IDENTITY = ["git", "-C", "/", "config", "--show-scope", "--get-regexp", r"^user\.(name|email)$"]
 
 
 def test_new_runs_one_docker_run(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +63,9 @@ def test_new_quiet(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
 
 def test_new_reads_git_identity_from_host(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
     home.write_config(f'[docker]\nimage = "{IMAGE}"\npull = "never"\n')
-    fp.register(GIT_IDENTITY, stdout="user.name Grace Hopper\nuser.email grace@example.com\n")
+    # Only the global scope counts: a repository's config (an agent's, in a workdir) never does.
+    fp.register(GIT_IDENTITY, stdout="system\tuser.name Sys\nglobal\tuser.name Grace Hopper\n"
+                "global\tuser.email grace@example.com\nlocal\tuser.name evil\nlocal\tuser.email e@x.test\n")
     env = ["-e", "GIT_CONFIG_COUNT=3", "-e", "GIT_CONFIG_KEY_0=safe.directory", "-e", "GIT_CONFIG_VALUE_0=/workspace",
            "-e", "GIT_CONFIG_KEY_1=user.name", "-e", "GIT_CONFIG_VALUE_1=Grace Hopper",
            "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=grace@example.com"]
@@ -109,7 +112,7 @@ def test_new_every_flag(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None
         "-e", "GIT_CONFIG_KEY_2=user.email", "-e", "GIT_CONFIG_VALUE_2=ada@example.com",
         "-e", "A=1", "-e", "GH_TOKEN",
         "--network", "none", "--memory", "1g", "--memory-swap", "2g", "--cpus", "0.5",
-        "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "always",
+        "--pids-limit", "4096", *A.SECURITY, "--stop-signal", "SIGHUP", "--stop-timeout", "10", "--pull", "always",
         "alpine:3.19", "claude", "--dangerously-skip-permissions", "-p", "do it",
     ]
     register_run(fp, expected)
@@ -149,7 +152,8 @@ inject_config = false
         "-v", f"{home.proj}:/workspace", "-w", "/workspace",
         "-v", f"{home.root}/ssh:/root/.ssh:ro", *protected_mounts(home.proj, home.session_dir("s1")),
         "-e", "TERM=xterm-256color", "--network", "host",
-        "--memory", "512m", "--cpus", "2", "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
+        "--memory", "512m", "--cpus", "2", "--pids-limit", "4096", *A.SECURITY,
+        "--stop-signal", "SIGHUP", "--stop-timeout", "2", "--pull", "never",
         IMAGE, "/bin/sh", "-c", SHELL_FALLBACK, "mux-session", "/bin/zsh",
     ]
     register_run(fp, expected)
@@ -308,8 +312,8 @@ def test_bad_config_is_exit_2_naming_file_and_key(home: Home, fp) -> None:  # ty
     assert result.code == 2
     assert result.err.splitlines()[0] == (
         f"mux: error: {home.config}: [docker] memroy: unknown key 'memroy' (allowed: image, volumes, env, "
-        "network, shell, run_as_user, stop_timeout, pull, limits, rust, ports, context, contexts, protect, "
-        "cp_limit, loopback_guarded, cli)")
+        "network, shell, run_as_user, run_as_root, stop_timeout, pull, limits, rust, ports, context, contexts, "
+        "protect, cp_limit, loopback_guarded, cli)")
     assert list(fp.calls) == []
 
 

@@ -68,7 +68,8 @@ def footprint(images, mux_home):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("argv, code, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_leaves_nothing(footprint, tmp_path, argv, code, words) -> None:
-    result = mux(*argv, cwd=tmp_path)
+    (tmp_path / "proj").mkdir()  # tmp_path holds mux's data dir and config: never a workdir
+    result = mux(*argv, cwd=tmp_path / "proj")
     assert result.returncode == code, result.stderr
     assert words in result.stderr
     assert "Traceback" not in result.stderr

@@ -108,7 +108,8 @@ def test_env_volumes_and_limits_reach_the_container(
     )
     odd = "spaces and 'quotes' \"double\" $HOME `tick` ünïcode\nnew line"
     cleanup_containers.append(f"mux-{unique_name}")
-    result = mux("new", "--env", f"ODD={odd}", unique_name, cwd=tmp_path,
+    (tmp_path / "proj").mkdir()  # tmp_path holds mux's data dir and config: never a workdir
+    result = mux("new", "--env", f"ODD={odd}", unique_name, cwd=tmp_path / "proj",
                  env={"FROM_HOST": "by reference"})
     assert result.returncode == 0, result.stderr
     run = lambda *cmd: mux("exec", unique_name, "--", *cmd, check=True).stdout  # noqa: E731
@@ -126,14 +127,16 @@ def test_env_volumes_and_limits_reach_the_container(
 
 def test_flags_override_config(images, mux_home, unique_name, cleanup_containers, tmp_path) -> None:
     cleanup_containers.append(f"mux-{unique_name}")
+    work = tmp_path / "proj"  # tmp_path holds mux's data dir and config: never a workdir
+    work.mkdir()
     result = mux("new", "--image", DEBIAN, "--network", "none", "--memory", "64m",
-                 "--workdir", str(tmp_path), unique_name)
+                 "--workdir", str(work), unique_name)
     assert result.returncode == 0, result.stderr
     info = inspect(f"mux-{unique_name}")
     assert info["Config"]["Image"] == DEBIAN
     assert info["HostConfig"]["NetworkMode"] == "none"
     assert info["HostConfig"]["Memory"] == 64 << 20
-    assert f"{tmp_path}:/workspace" in info["HostConfig"]["Binds"]
+    assert f"{work}:/workspace" in info["HostConfig"]["Binds"]
 
 
 def test_name_conflict_names_the_holder_and_leaves_it_alone(session) -> None:
@@ -171,7 +174,8 @@ def test_dry_run_printed_commands_make_the_same_container(images, mux_home, clea
     """Run what --dry-run printed by hand: the container equals the one mux makes."""
     by_mux, by_hand = "dry-a", "dry-b"
     cleanup_containers.extend([f"mux-{by_mux}", f"mux-{by_hand}"])
-    flags = ["--memory", "80m", "--env", "A=1 2", "--workdir", str(tmp_path)]
+    (tmp_path / "proj").mkdir()  # tmp_path holds mux's data dir and config: never a workdir
+    flags = ["--memory", "80m", "--env", "A=1 2", "--workdir", str(tmp_path / "proj")]
     printed = mux("new", "--dry-run", *flags, by_hand, "--", "sleep", "3600", check=True).stdout
     assert docker("container", "inspect", f"mux-{by_hand}", check=False).returncode != 0  # ran nothing
     lines = printed.splitlines()

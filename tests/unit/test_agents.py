@@ -77,7 +77,7 @@ def test_claude_headless_whole_argv(home: Path) -> None:
         "-e", f"ANTHROPIC_API_KEY={PLACEHOLDER}",
         "-e", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "-e", "DISABLE_AUTOUPDATER=1",
         "-e", "DISABLE_TELEMETRY=1", "-e", "DISABLE_ERROR_REPORTING=1",
-        "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
+        "--pids-limit", "4096", *A.SECURITY, "--stop-signal", "SIGHUP", "--stop-timeout", "10", "img",
         "/opt/mux/bin/claude", "--model", "opus", "-p", "--", "fix it",
     ]
     (wrapper, text, mode), (profile, _, _) = spec.scripts

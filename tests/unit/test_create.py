@@ -46,7 +46,7 @@ def test_defaults(host: HostFacts) -> None:
                             *(f"{workdir}/{rel}:/workspace/{rel}:ro" for rel in PROTECTED))
     assert spec.git_dir == session / "git" and spec.git_source is None
     assert (workdir / ".envrc", False) in spec.placeholders and (workdir / ".git", True) in spec.placeholders
-    assert spec.network is None and spec.limits == Limits()
+    assert spec.network is None and spec.limits == Limits(pids=4096)
     assert spec.stop_timeout == 10 and spec.pull is None
 
 
@@ -85,7 +85,7 @@ def test_flags_override_config(host: HostFacts) -> None:
     assert spec.image == "busybox:1"
     assert ("mux.image", "busybox:1") in spec.labels
     assert spec.network == "host"
-    assert spec.limits == Limits(memory="8g", cpus="4", memory_swap="16g")
+    assert spec.limits == Limits(memory="8g", cpus="4", memory_swap="16g", pids=4096)
     assert spec.pull == "never"
 
 
@@ -95,7 +95,7 @@ def test_config_used_when_no_flags(host: HostFacts) -> None:
     spec = build_spec(config, NewOptions(name="s1"), host)
     assert (spec.image, spec.network, spec.pull, spec.shell, spec.stop_timeout) == (
         "alpine:3", "none", "always", "/bin/zsh", 2)
-    assert spec.limits == Limits(memory="2g", cpus="1")
+    assert spec.limits == Limits(memory="2g", cpus="1", pids=4096)
 
 
 def test_volumes_and_env_combine(host: HostFacts) -> None:
@@ -159,12 +159,13 @@ def test_rejected(host: HostFacts, opts: NewOptions, config: Config, message: st
 ])
 def test_swap_accepted(host: HostFacts, memory: str, swap: str) -> None:
     spec = build_spec(Config(), NewOptions(name="s", memory=memory, memory_swap=swap), host)
-    assert spec.limits == Limits(memory=memory, memory_swap=swap)
+    assert spec.limits == Limits(memory=memory, memory_swap=swap, pids=4096)
 
 
 @pytest.mark.parametrize("target", ["/workspace", "/workspace/", "/home/mux"], ids=["workspace", "slash", "home"])
 def test_volume_over_mux_own_mounts_is_refused(target: str, tmp_path: Path) -> None:
-    host = HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path, now=datetime(2026, 1, 1, tzinfo=timezone.utc),
-                     data_dir=tmp_path / "data")
+    (tmp_path / "proj").mkdir()
+    host = HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path / "proj",
+                     now=datetime(2026, 1, 1, tzinfo=timezone.utc), data_dir=tmp_path / "data")
     with pytest.raises(ConfigError, match="which mux mounts itself"):
-        build_spec(Config(), NewOptions(name="s", volumes=(f"{tmp_path}:{target}",)), host)
+        build_spec(Config(), NewOptions(name="s", volumes=(f"{tmp_path / 'proj'}:{target}",)), host)

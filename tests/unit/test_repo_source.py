@@ -1,13 +1,13 @@
-"""A local --repo is mounted at its own path, so origin works inside the session."""
+"""Which --repo values are local sources (cloned through git's transport, never mounted)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from mux.create import NewOptions, repo_source_mount
+from mux.config import Config, DockerSettings
+from mux.create import HostFacts, NewOptions, build_spec
 from mux.repo import local_path
 
 
@@ -21,10 +21,13 @@ def test_local_path(url: str, path: str | None) -> None:
     assert local_path(url) == path
 
 
-def test_mounted_at_its_own_path_once(tmp_path: Path) -> None:
+def test_a_local_source_is_never_mounted(tmp_path: Path) -> None:
+    import subprocess
+    from datetime import datetime, timezone
+
     repo = tmp_path / "app"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    opts = NewOptions(name="s1", repo=str(repo))
-    assert repo_source_mount(opts, ()) == (f"{repo}:{repo}",)
-    assert repo_source_mount(opts, (f"{repo}:{repo}:ro",)) == ()
-    assert repo_source_mount(NewOptions(name="s1", repo="https://example.test/app.git"), ()) == ()
+    host = HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path, now=datetime.now(timezone.utc),
+                     data_dir=tmp_path / "data")
+    spec = build_spec(Config(docker=DockerSettings(image="img")), NewOptions(name="s1", repo=str(repo)), host)
+    assert not [v for v in spec.volumes if str(repo) in v]

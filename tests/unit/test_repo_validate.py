@@ -253,10 +253,10 @@ def test_clone_commands_use_a_cached_branch(data_dir: Path) -> None:
 def test_clone_commands_for_a_local_path_have_no_cache(bare: Path, data_dir: Path) -> None:
     (bare / "refs/heads/main").write_text("0" * 40 + "\n")
     assert clone_commands(str(bare), Path("/s/r"), "main") == [
-        ["git", "clone", "--branch", "main", "--", str(bare.resolve()), "/s/r"],
+        ["git", "clone", "--no-local", "--branch", "main", "--", str(bare.resolve()), "/s/r"],
     ]
     assert clone_commands(str(bare), Path("/s/r"), "new") == [
-        ["git", "clone", "--", str(bare.resolve()), "/s/r"],
+        ["git", "clone", "--no-local", "--", str(bare.resolve()), "/s/r"],
         ["git", "-C", "/s/r", "switch", "--quiet", "--create", "new"],
     ]
     assert not (data_dir / "cache").exists()

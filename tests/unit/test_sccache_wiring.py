@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from datetime import datetime, timezone
 from pathlib import Path
@@ -215,7 +216,8 @@ def test_cargo_cache_needs_the_session_dir(tmp_path: Path) -> None:
 # -- wiring into `mux new` ---------------------------------------------------------
 
 def host(tmp_path: Path) -> HostFacts:
-    return HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path, data_dir=tmp_path / "data",
+    (tmp_path / "proj").mkdir(exist_ok=True)
+    return HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path / "proj", data_dir=tmp_path / "data",
                      now=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
 
 
@@ -228,7 +230,8 @@ def rust_config(tmp_path: Path, **rust: object) -> Config:
 def test_build_spec_adds_the_wiring_and_user_env_wins(tmp_path: Path) -> None:
     spec = build_spec(rust_config(tmp_path), NewOptions(name="s1"), host(tmp_path))
     argv = A.run_argv(spec)
-    assert f"{tmp_path}/cache:/mux/sccache" in spec.volumes
+    key = hashlib.sha256(str(tmp_path / "proj").encode()).hexdigest()[:16]  # cache_scope "repo": the workdir's
+    assert f"{tmp_path}/cache/repo-{key}:/mux/sccache" in spec.volumes
     assert f"{tmp_path}/bin/sccache:/usr/local/bin/sccache:ro" in spec.volumes
     assert "RUSTC_WRAPPER=/usr/local/bin/sccache" in argv
     # docker keeps the last -e for a name: the config's own setting must come later.

@@ -104,11 +104,13 @@ def test_wrapper_and_login_snippet_are_read_only(world: AgentWorld, unique_name:
     running(unique_name)
     container = f"mux-{unique_name}"
     for target in ("/opt/mux/bin/claude", "/opt/mux/bin/new", "/etc/profile.d/mux-agent.sh"):
-        for user in ("0", None):  # as root inside too: only the mount can refuse that
+        # As root inside too (under no-new-privileges, `docker exec -u 0` has no capabilities, so
+        # the file's mode refuses it as well as the mount).
+        for user in ("0", None):
             argv = ["exec", *(["-u", user] if user else []), container, "sh", "-c", f'echo "exit 9" >> {target}']
             write = docker(*argv, check=False)
             assert write.returncode != 0, (target, user)
-            refusals = ("Read-only file system",) if user else ("Read-only file system", "Permission denied")
+            refusals = ("Read-only file system", "Permission denied")
             assert any(r in write.stderr for r in refusals), (target, user, write.stderr)
     assert in_session(unique_name, "claude", "--version").stdout.strip() == real_version(world.claude)
     # On the host, the wrapper is mux's file, not the agent's: not writable by the agent's uid.

@@ -168,6 +168,10 @@ def test_shared_settings_are_read_only(world: AgentWorld, unique_name: str) -> N
     (claude_dir / "commands").mkdir(parents=True)
     (claude_dir / "settings.json").write_text('{"model": "claude-fake"}\n')
     (claude_dir / "commands" / "hello.md").write_text("Say hello.\n")
+    # World-writable here, so only the mount (not file permissions) can refuse the agent's
+    # write (root inside cannot: under no-new-privileges, `docker exec -u 0` has no capabilities).
+    (claude_dir / "settings.json").chmod(0o666)
+    (claude_dir / "commands").chmod(0o777)
     world.write_config(claude='share = ["~/.claude/settings.json", "~/.claude/commands"]')
     # An interactive agent (it waits on its terminal), so the session stays up to look inside.
     assert mux("new", "--agent", "claude", unique_name, cwd=world.work).returncode == 0
@@ -175,8 +179,7 @@ def test_shared_settings_are_read_only(world: AgentWorld, unique_name: str) -> N
     shown = docker("exec", container, "cat", "/home/mux/.claude/settings.json", "/home/mux/.claude/commands/hello.md")
     assert shown.stdout == '{"model": "claude-fake"}\nSay hello.\n'
     for target in ("/home/mux/.claude/settings.json", "/home/mux/.claude/commands/new.md"):
-        # As root inside, so only the mount (not file permissions) can refuse.
-        write = docker("exec", "-u", "0", container, "sh", "-c", f'echo x >> "{target}"', check=False)
+        write = docker("exec", container, "sh", "-c", f'echo x >> "{target}"', check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr
     # The rest of ~/.claude is the session's own, writable by the agent's user.
     assert docker("exec", container, "touch", "/home/mux/.claude/mine", check=False).returncode == 0

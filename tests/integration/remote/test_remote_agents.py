@@ -29,6 +29,10 @@ def test_agent_there_gets_its_binary_and_shared_files_in_volumes(
     (claude_dir / "commands").mkdir(parents=True)
     (claude_dir / "settings.json").write_text('{"model": "claude-fake"}\n')
     (claude_dir / "commands" / "hello.md").write_text("Say hello.\n")
+    # World-writable here, so only the mount (not file permissions) can refuse the agent's
+    # write (root inside cannot: under no-new-privileges, `docker exec -u 0` has no capabilities).
+    (claude_dir / "settings.json").chmod(0o666)
+    (claude_dir / "commands").chmod(0o777)
     # A credential is refused there as here: exit 2, nothing made on the engine.
     (claude_dir / ".credentials.json").write_text('{"claudeAiOauth": {}}')
     world.write_config(claude='share = ["~/.claude/.credentials.json"]')
@@ -54,8 +58,7 @@ def test_agent_there_gets_its_binary_and_shared_files_in_volumes(
                               "/home/mux/.claude/commands/hello.md")
         assert shown.stdout == '{"model": "claude-fake"}\nSay hello.\n'
         for target in ("/home/mux/.claude/settings.json", "/home/mux/.claude/commands/new.md"):
-            # As root inside, so only the mount (not file permissions) can refuse.
-            write = remote.docker("exec", "-u", "0", container, "sh", "-c", f'echo x >> "{target}"', check=False)
+            write = remote.docker("exec", container, "sh", "-c", f'echo x >> "{target}"', check=False)
             assert write.returncode != 0 and "Read-only file system" in write.stderr
         # The rest of ~/.claude is the session's own, writable by the agent's user.
         assert remote.docker("exec", container, "touch", "/home/mux/.claude/mine", check=False).returncode == 0
@@ -75,7 +78,9 @@ def test_agent_there_gets_its_binary_and_shared_files_in_volumes(
         found = mux(*BOX, "exec", name, "--", "bash", "-lc", "command -v claude; echo $ANTHROPIC_API_KEY").stdout
         assert found.split() == ["/opt/mux/bin/claude", PLACEHOLDER]
         write = remote.docker("exec", "-u", "0", container, "sh", "-c", "echo x >> /opt/mux/bin/claude", check=False)
-        assert write.returncode != 0 and "Read-only file system" in write.stderr
+        # (an exec'd root has no capabilities under no-new-privileges: the mode refuses it too)
+        assert write.returncode != 0 and any(r in write.stderr for r in ("Read-only file system",
+                                                                         "Permission denied"))
         assert all(m["Type"] == "volume" for m in mounts.values())  # nothing of this machine's paths
         # Deleted: the session's volumes (shared files included) go; the program's stays for the next.
         for session in (one_shot, name):

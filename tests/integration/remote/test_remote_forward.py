@@ -42,7 +42,9 @@ def test_a_remote_loopback_publish_without_the_setting_is_refused(remote_home: P
                                                                   unique_name: str, tmp_path: Path) -> None:
     (remote_home / "config.toml").write_text(f'[docker]\nimage = "{BUSYBOX}"\npull = "never"\n')
     version = remote.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
-    made = mux("--context", "box", "new", "--copy", "--workdir", str(tmp_path), "-p", "8080", unique_name)
+    work = tmp_path / "proj"  # tmp_path holds mux's data dir and config: never a workdir
+    work.mkdir()
+    made = mux("--context", "box", "new", "--copy", "--workdir", str(work), "-p", "8080", unique_name)
     if not loopback.before_fix(version):
         assert made.returncode == 0, made.stderr
         return

@@ -67,7 +67,8 @@ def test_sessions_there_share_a_cache_volume_that_outlives_them(rust_remote, rem
     prefix = f"mux_{own_instance}_"
     digest = hashlib.sha256(find_binary(None).read_bytes()).hexdigest()
     assert volumes(remote, "label=mux.volume=program") == [f"{prefix}sccache-{digest}"]
-    assert volumes(remote) == sorted([f"{prefix}sccache-{digest}", *(prefix + v for v in
+    scope = "repo-" + hashlib.sha256(str(rust_remote.resolve()).encode()).hexdigest()[:16]  # cache_scope "repo"
+    assert volumes(remote) == sorted([f"{prefix}sccache-{digest}", *(f"{prefix}{v}-{scope}" for v in
                                       ("sccache", "cargo-registry", "cargo-git"))])
     # The remote machine's own filesystem has no trace of this machine's cache dir.
     assert remote.inside("test", "-e", str(Path("~/.cache/sccache").expanduser()), check=False).returncode != 0
