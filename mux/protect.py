@@ -147,6 +147,10 @@ def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
     me = str(session_dir)
     with _placeholders() as record:
         for path, is_dir in spec.placeholders:
+            if not _direct(path):  # another session's agent put a link on the way
+                raise MuxError(f"{path} is reached through a symbolic link: mux makes and mounts its "
+                               "placeholders only in the workdir itself",
+                               hint="look at what the link points to, and remove it")
             users = record.get(str(path))
             if os.path.lexists(path):
                 if users is not None and me not in users:
@@ -157,6 +161,11 @@ def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
                 host_step(runner, ["mkdir", path], path.mkdir)
             else:
                 host_step(runner, ["touch", path], partial(path.touch, exist_ok=False))
+
+
+def _direct(path: Path) -> bool:
+    """No symbolic link on the way to ``path`` (the workdir is a resolved path)."""
+    return os.path.realpath(path.parent) == str(path.parent)
 
 
 def copy_git(runner: Runner, source: Path, target: Path) -> None:
@@ -191,8 +200,8 @@ def remove_placeholders(session_dir: Path) -> list[str]:
             del record[line]
             path = Path(line)
             try:
-                if path.is_symlink():
-                    kept.append(f"{path} (now a link)")
+                if path.is_symlink() or not _direct(path):
+                    kept.append(f"{path} (now a link, or reached through one)")
                 elif path.is_dir():
                     path.rmdir()
                 elif path.is_file() and path.stat().st_size == 0:
