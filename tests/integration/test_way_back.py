@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import DEBIAN, mux, session_dir
+from tests.integration.test_repo_sessions import git
 
 pytestmark = pytest.mark.docker
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.com", *args],
-                          cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
