@@ -23,6 +23,7 @@ command -v debootstrap >/dev/null || need debootstrap
 command -v git >/dev/null || need git
 command -v curl >/dev/null || need curl
 command -v npm >/dev/null || need npm  # the real agent clients (tests/agents.sh)
+command -v ip >/dev/null || need iproute2  # the neighbour namespace of tests/integration/test_loopback_publish.py
 command -v tmux >/dev/null || need tmux  # the real terminal `mux tui` runs in (tests/integration/test_tui_tmux.py)
 for pkg in rootlesskit slirp4netns uidmap podman catatonit fuse-overlayfs; do  # tests/integration/rootless, podman
     dpkg -s "$pkg" >/dev/null 2>&1 || need "$pkg"
