@@ -51,7 +51,7 @@ class Sandbox:
         # Its own MUX_INSTANCE: its sessions are apart from any others on the engine.
         self.instance = f"bench-{self.dir.name.rsplit('-', 1)[-1]}"
         # Run as root over root-owned temp dirs (as the tests are): such a session runs as
-        # uid 0, which mux refuses unless told (mux.account.session_ids).
+        # uid 0, which mux refuses unless told (mux.session.account.session_ids).
         self.env = {**os.environ, "MUX_DATA_DIR": str(self.data), "MUX_CONFIG": str(self.config),
                     "MUX_INSTANCE": self.instance, "PYTHONPATH": str(ROOT), "MUX_RUN_AS_ROOT": "1"}
         # Commands run in a project of their own: the sandbox holds mux's data dir and config,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: mux.repo.clone (first and cached second clone) against plain `git clone`.
+"""Benchmark: mux.workspace.repo.clone (first and cached second clone) against plain `git clone`.
 
 Makes a bare repository locally (a few thousand source-like files, a few
 hundred commits, written with `git fast-import`), serves it over loopback
@@ -7,8 +7,8 @@ smart HTTP (`git http-backend`, tests/integration/git_http.py), and times,
 interleaved in each run:
 
   plain   git clone URL DEST
-  first   mux.repo.clone with an empty cache (fetches the mirror, then clones)
-  second  mux.repo.clone again (mirror refreshed by fetch, clone --reference)
+  first   mux.workspace.repo.clone with an empty cache (fetches the mirror, then clones)
+  second  mux.workspace.repo.clone again (mirror refreshed by fetch, clone --reference)
 
 Prints the median and spread (min-max) of wall time and server bytes, and
 each mux variant's ratio to plain git in the same run.
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mux.repo import clone  # noqa: E402
+from mux.workspace.repo import clone  # noqa: E402
 from tests.integration.git_http import GitHTTPServer  # noqa: E402
 
 WORDS = ("self value result error config path item index count name data state "

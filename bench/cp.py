@@ -1,5 +1,5 @@
 """Benchmark: `mux cp`, which reads and writes docker's tar stream itself
-(mux/safetar.py), against plain `docker cp`, both ways, in the same runs.
+(mux/session/safetar.py), against plain `docker cp`, both ways, in the same runs.
 
 Two trees in a busybox container: many small files (2,000 × 50 KB in 20
 directories) and one large file (200 MB). Out: `docker cp ID:PATH DEST` vs
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import BUSYBOX, docker, interleave, ratio, require_images, runs, summary, table  # noqa: E402
 
-from mux import cp, safetar  # noqa: E402
-from mux.runner import Runner  # noqa: E402
+from mux.engine.runner import Runner  # noqa: E402
+from mux.session import cp, safetar  # noqa: E402
 
 LABEL = "mux.bench=cp"
 TREES = [

@@ -54,7 +54,7 @@ def peak_rss_mib(pid: int) -> float:
 
 def main() -> str:
     require_images(DEBIAN)
-    from mux.proxy import netinfo
+    from mux.egress import netinfo
     from tests.integration.proxy.servers import TLSGitServer, make_pki
 
     gateway = netinfo.bridge_gateway()

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BUSYBOX, MUX, Sandbox, docker, interleave, ratio, require_images, runs, summary, table  # noqa: E402
 
-from mux import argv as A  # noqa: E402
-from mux.sessions import PS_FORMAT  # noqa: E402
+from mux.engine import argv as A  # noqa: E402
+from mux.session.sessions import PS_FORMAT  # noqa: E402
 
 COUNTS = (1, 50, 200)
 

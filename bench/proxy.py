@@ -85,7 +85,7 @@ def check_cost() -> list[list[str]]:
 
 def main() -> str:
     require_images(DEBIAN)
-    from mux.proxy import netinfo
+    from mux.egress import netinfo
     from tests.integration.proxy.servers import make_pki
 
     gateway = netinfo.bridge_gateway()

@@ -1,4 +1,4 @@
-"""Benchmark: what the remote tunnel's fail-closed checks (mux/reach.py) cost `mux new`.
+"""Benchmark: what the remote tunnel's fail-closed checks (mux/egress/reach.py) cost `mux new`.
 
 A second engine runs in a container here, reached over ssh (as in
 tests/integration/remote). `mux --context box new --copy` of a proxied session is
@@ -31,8 +31,9 @@ ENGINE_IMAGE = "mux-test/remote-engine"
 ENGINE_FLAGS = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
                 "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
                 "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/var/lib/docker:exec"]
-UNCHECKED = ("import sys, mux.reach, mux.volumes; mux.reach.listening = lambda *a, **k: None; "
-             "mux.volumes.reach_probe = lambda *a, **k: None; sys.argv[0] = 'mux'; from mux.cli import main; main()")
+UNCHECKED = ("import sys, mux.egress.reach, mux.session.volumes; mux.egress.reach.listening = lambda *a, **k: None; "
+             "mux.session.volumes.reach_probe = lambda *a, **k: None; sys.argv[0] = 'mux'; "
+             "from mux.cli import main; main()")
 
 
 def start_engine(box: Sandbox) -> str:
@@ -94,7 +95,7 @@ def main() -> str:
         warm = interleave({"checked": lambda: new(checked), "unchecked": lambda: new(unchecked)}, n)
         state = next((box.data / "tunnels").glob("*.json"))
         gateway = json.loads(state.read_text())["forwards"][0].split(":")[0]
-        from mux import reach
+        from mux.egress import reach
 
         sock = next(Path("/tmp", f"mux-{os.getuid()}").glob(f"{state.stem}.sock"))
         ssh_port = box.run(["docker", "port", engine, "22/tcp"]).stdout.split()[0].rsplit(":", 1)[1]

@@ -2,7 +2,7 @@
 
 `docker run -d` returns once the container's init runs; the session's command is
 exec'd a moment later and may fail (`mux new NAME -- nosuchcmd`). mux asks
-`docker top` (mux/startcheck.py) until the command runs or the container
+`docker top` (mux/session/startcheck.py) until the command runs or the container
 stopped. This times that check against the `docker run -d` it follows, in the
 same runs, on a fresh container each time.
 """
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import BUSYBOX, docker, require_images, runs, summary, table  # noqa: E402
 
-from mux.runner import Runner  # noqa: E402
-from mux.startcheck import wait_started  # noqa: E402
+from mux.engine.runner import Runner  # noqa: E402
+from mux.session.startcheck import wait_started  # noqa: E402
 
 LABEL = "mux.bench=startcheck"
 

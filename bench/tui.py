@@ -110,8 +110,8 @@ def main() -> str:
     in_sandbox(box)
     tag = uuid.uuid4().hex[:6]
     names = [f"tu{tag}-{i:02d}" for i in range(COUNT)]
-    from mux import argv as A
-    from mux.sessions import PS_FORMAT
+    from mux.engine import argv as A
+    from mux.session.sessions import PS_FORMAT
 
     raw = A.ps_argv(PS_FORMAT, instance=box.instance)
     try:

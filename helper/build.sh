@@ -4,8 +4,8 @@
 # musl binaries that run in any Linux image, for amd64 and arm64.
 #   PYTHON: the interpreter that has ziglang (default: this checkout's .venv, which
 #           `make install` makes; never whatever python3 comes first on PATH)
-#   NAME forward (default): helper/forward.c -> mux/forward_bin/mux-forward-ARCH
-#   NAME relay:             helper/relay.c   -> mux/proxy/relay_bin/mux-relay-ARCH
+#   NAME forward (default): helper/forward.c -> mux/session/forward_bin/mux-forward-ARCH
+#   NAME relay:             helper/relay.c   -> mux/egress/relay_bin/mux-relay-ARCH
 # The output is deterministic, so tests check the committed binaries against a rebuild.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

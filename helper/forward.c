@@ -18,7 +18,7 @@
  * buffer grows past WINDOW.
  *
  * Static (musl), no dependency on the image: it runs in busybox, distroless or
- * scratch images alike. Built by helper/build.sh into mux/forward_bin/.
+ * scratch images alike. Built by helper/build.sh into mux/session/forward_bin/.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -17,7 +17,7 @@
  * either, a new connection is accepted and closed at once, so the others go on.
  *
  * Static (musl), no dependency on the image it runs in. Built by
- * helper/build.sh (NAME relay) into mux/proxy/relay_bin/.
+ * helper/build.sh (NAME relay) into mux/egress/relay_bin/.
  */
 #include <arpa/inet.h>
 #include <errno.h>

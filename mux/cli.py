@@ -21,8 +21,8 @@ from mux.errors import MuxError
 
 if TYPE_CHECKING:  # types only: `mux --help` imports none of these
     from mux.config import Config
-    from mux.engine import Engine
-    from mux.runner import Runner
+    from mux.engine.choice import Engine
+    from mux.engine.runner import Runner
 
 
 class State:
@@ -48,10 +48,10 @@ class State:
         return self._config
 
     def engine(self) -> Engine:
-        """The engine of this command (mux/engine.py); the config is read only
+        """The engine of this command (mux/engine/choice.py); the config is read only
         when neither --context nor the environment decides."""
         if self._engine is None:
-            from mux import engine
+            from mux.engine import choice as engine
 
             if self.cli_name() != "docker":
                 configured = self.engine_settings()[0] if not self.context else None
@@ -64,8 +64,8 @@ class State:
         return self._engine
 
     def cli_name(self) -> str:
-        """docker or podman: $MUX_DOCKER_CLI, then `[docker] cli` (mux/engine_cli.py)."""
-        from mux import engine_cli
+        """docker or podman: $MUX_DOCKER_CLI, then `[docker] cli` (mux/engine/clis.py)."""
+        from mux.engine import clis as engine_cli
 
         if os.environ.get(engine_cli.ENV):
             self._cli_source = f"${engine_cli.ENV}"
@@ -74,8 +74,8 @@ class State:
         if self._config is not None:
             configured = self._config.docker.cli
         else:
-            from mux import engine
             from mux.configfile import cli_setting
+            from mux.engine import choice as engine
             from mux.errors import ConfigError
 
             try:
@@ -101,7 +101,7 @@ class State:
     def engines(self) -> list[Engine]:
         """The engines `mux list` asks: [docker] contexts, unless --context or the
         environment names one."""
-        from mux import engine
+        from mux.engine import choice as engine
 
         if self.engine().cli != "docker":
             return [self.engine()]  # podman: this machine's, no docker contexts
@@ -109,7 +109,7 @@ class State:
         return [engine.named(name) for name in contexts] or [self.engine()]
 
     def runner(self, dry_run: bool = False) -> Runner:
-        from mux.runner import Runner
+        from mux.engine.runner import Runner
 
         return Runner(dry_run=dry_run, verbose=self.verbose, engine=self.engine())
 
@@ -236,7 +236,7 @@ def report(error: MuxError, verbose: bool) -> None:
     from mux.safetext import escape
 
     message, hint = error.message, error.hint
-    chosen = sys.modules.get("mux.engine_cli")  # loaded only when a command chose its CLI
+    chosen = sys.modules.get("mux.engine.clis")  # loaded only when a command chose its CLI
     if chosen is not None and chosen.ACTIVE != "docker":
         message, hint = chosen.own_words(message), hint and chosen.own_words(hint)
     # Messages quote docker's stderr, labels and paths a session wrote: escaped.
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.unraisablehook = _interrupt_lost
     verbose = global_verbose(argv if argv is not None else sys.argv[1:])
     verbose = verbose or os.environ.get("MUX_LOG_LEVEL", "").lower() == "debug"
-    chosen = sys.modules.get("mux.engine_cli")
+    chosen = sys.modules.get("mux.engine.clis")
     if chosen is not None:  # a new command (tests run many in one process) chooses again
         setattr(chosen, "ACTIVE", "docker")  # noqa: B010
     try:

@@ -33,7 +33,7 @@ class RustSettings(NamedTuple):
     sccache: bool = False
     cache_dir: Path = Path(DEFAULT_SCCACHE_DIR).expanduser()  # HOME does not change while mux runs
     binary: Path | None = None
-    image_binary: str | None = None  # sccache inside the image: nothing mounted or copied (mux/sccache.py)
+    image_binary: str | None = None  # sccache inside the image: nothing mounted or copied (mux/session/sccache.py)
     cargo_cache: bool = False
     cache_scope: str = "repo"  # who shares a cache: sessions of one repository, none, or every session
 
@@ -51,12 +51,12 @@ class DockerSettings(NamedTuple):
     limits: Limits = Limits()
     rust: RustSettings = RustSettings()
     ports: tuple[str, ...] = ()
-    context: str | None = None  # docker context sessions go to (mux/engine.py)
+    context: str | None = None  # docker context sessions go to (mux/engine/choice.py)
     contexts: tuple[str, ...] = ()  # engines `mux list` asks, in parallel
-    protect: tuple[str, ...] | None = None  # workdir paths protected besides mux/protect.py's; () turns it off
-    cp_limit: int = 1 << 30  # bytes `mux cp` and --copy move at most (0: no limit; mux/safetar.py)
-    loopback_guarded: bool = False  # the engine's host drops non-lo packets to 127/8 (mux/loopback.py)
-    cli: str | None = None  # the container CLI: docker (None) or podman (mux/engine_cli.py)
+    protect: tuple[str, ...] | None = None  # paths protected besides mux/workspace/protect.py's; () turns it off
+    cp_limit: int = 1 << 30  # bytes `mux cp` and --copy move at most (0: no limit; mux/session/safetar.py)
+    loopback_guarded: bool = False  # the engine's host drops non-lo packets to 127/8 (mux/egress/loopback.py)
+    cli: str | None = None  # the container CLI: docker (None) or podman (mux/engine/clis.py)
 
 
 class GitSettings(NamedTuple):
@@ -66,7 +66,7 @@ class GitSettings(NamedTuple):
 
 
 class AgentSettings(NamedTuple):
-    """One ``[agents.NAME]`` table: what it changes in a preset (mux/agents.py), or a
+    """One ``[agents.NAME]`` table: what it changes in a preset (mux/session/agents.py), or a
     whole new agent. None: not set here, the preset's value stands."""
 
     command: str | None = None
@@ -160,10 +160,10 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         cli=t.string("cli"),
     )
     if settings.cli is not None:
-        from mux.engine_cli import check
+        from mux.engine.clis import check
 
         check(settings.cli, t.where("cli"))
-    from mux.engine import context_name
+    from mux.engine.choice import context_name
 
     for name in (settings.context, *settings.contexts):
         if name is not None:
@@ -176,7 +176,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
 def _protect(t: Table) -> tuple[str, ...] | None:
     if "protect" not in t.data:
         return None
-    from mux.protect import check_paths
+    from mux.workspace.protect import check_paths
 
     return check_paths(t.strings("protect"), t.where("protect"))
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux import paths
+from mux.engine.runner import PERMISSION_HINT, Runner, docker_failure
 from mux.errors import MuxError
-from mux.runner import PERMISSION_HINT, Runner, docker_failure
-from mux.sessions import Scan, leftovers, scan, strangers
+from mux.session.sessions import Scan, leftovers, scan, strangers
 
 if TYPE_CHECKING:
     from mux.cli import State
@@ -55,7 +55,7 @@ def _engine(runner: Runner) -> Check:
 
 
 def _location(runner: Runner) -> Check:
-    """Local or remote, as mux/engine.py decides it: what sessions there can mount."""
+    """Local or remote, as mux/engine/choice.py decides it: what sessions there can mount."""
     if runner.engine.remote:
         return Check("location", True, f"remote ({runner.engine.host}): sessions get their /workspace and "
                      "HOME in volumes there (--repo or --copy); local paths are refused")
@@ -126,7 +126,7 @@ def _containers(runner: Runner, found: Scan | MuxError) -> Check:
     if half:
         problems.append((f"sessions whose container never started: {', '.join(half)}",
                          f"`mux delete {half[0]}` removes one (or `mux start {half[0]}` to see why it fails)"))
-    # (A session whose files are all in volumes on its engine keeps none here: mux/volumes.py.)
+    # (A session whose files are all in volumes on its engine keeps none here: mux/session/volumes.py.)
     local = not runner.engine.remote  # session files here belong to sessions on a local engine
     homeless = [s.name for s in found.sessions
                 if local and not s.workdir.startswith("volume:") and not os.path.isdir(paths.session_dir(s.name))]
@@ -150,10 +150,10 @@ def _containers(runner: Runner, found: Scan | MuxError) -> Check:
 
 def _volume_leftovers(runner: Runner, sessions: set[str]) -> list[tuple[str, str]]:
     """Volumes of sessions that are gone, and copies into volumes that never finished.
-    The volumes sessions share on an engine (caches, programs: mux/volumes.py) are
+    The volumes sessions share on an engine (caches, programs: mux/session/volumes.py) are
     kept on purpose and are no leftovers."""
-    from mux.hostfiles import being_created
-    from mux.volumes import sessions_volumes, unfinished_fills
+    from mux.session.hostfiles import being_created
+    from mux.session.volumes import sessions_volumes, unfinished_fills
 
     docker = shlex.join(["docker", *runner.engine.docker_args()])
     problems = []
@@ -242,7 +242,7 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
     current = control.status()
     if not current.running or current.port is None:
         if runner.engine.remote:  # a tunnel must not outlive the proxy (it crashed, say)
-            from mux import tunnel
+            from mux.egress import tunnel
 
             try:
                 ends = tunnel.live_ends(runner, runner.engine)
@@ -255,7 +255,7 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         return []  # the proxy check already says so
     checks = []
     if runner.engine.remote:
-        from mux import tunnel
+        from mux.egress import tunnel
 
         try:
             up = tunnel.is_up(runner, runner.engine)
@@ -276,7 +276,7 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         except MuxError as exc:
             return [Check("tunnel", False, exc.message, exc.hint or "")]
         if misbound:
-            from mux import reach
+            from mux.egress import reach
 
             gateway, _, port = misbound[0].rpartition(":")
             return [Check("tunnel", False, reach.loopback_only(runner.engine, gateway, int(port)).message,
@@ -286,7 +286,7 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
                             "(sessions there reach it)"))
         host = "host.docker.internal"
     else:
-        from mux.vmengine import proxy_host
+        from mux.engine.vm import proxy_host
 
         try:
             host = proxy_host(runner, cfg.proxy.host_address) or "host.docker.internal"
@@ -310,7 +310,7 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
 
 def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     """The egress relay of each running proxy-only session of this instance on the
-    engine (mux/proxy/egress.py): there, running, and on a remote engine forwarding to
+    engine (mux/egress/relay.py): there, running, and on a remote engine forwarding to
     where mux's tunnel to the proxy listens there, up. A session's next `mux exec`
     (start, attach) starts its relay, or makes it again, and brings the tunnel up:
     that is the fix."""
@@ -319,8 +319,8 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     sessions = [s.name for s in found.sessions if s.egress == "proxy-only" and s.running]
     if not sessions:
         return None
-    from mux.proxy import egress
-    from mux.proxy.session import relay_port
+    from mux.egress import relay as egress
+    from mux.egress.wiring import relay_port
 
     users: dict[int, list[str]] = {}
     elsewhere = []  # their proxy settings are in another data dir (another machine's mux)
@@ -334,7 +334,7 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     problems, fine = [], []
     try:
         if runner.engine.remote:
-            from mux import tunnel
+            from mux.egress import tunnel
 
             ends: tuple[str, ...] | None = tunnel.live_ends(runner, runner.engine)
         else:
@@ -368,7 +368,7 @@ def _sccache(cfg: Config | None) -> Check | None:
     if cfg.docker.rust.image_binary:
         return Check("sccache", True, f"the image's {cfg.docker.rust.image_binary} (image_binary)")
     try:
-        from mux.sccache import find_binary
+        from mux.session.sccache import find_binary
 
         binary = find_binary(cfg.docker.rust.binary)
     except MuxError as exc:
@@ -378,14 +378,14 @@ def _sccache(cfg: Config | None) -> Check | None:
 
 def _git_identity(cfg: Config | None, runner: Runner) -> Check | None:
     """Commits inside a session need a name and an email (from [git] or the host)."""
-    from mux import gitident
+    from mux.workspace import gitident
 
     if cfg is not None and not cfg.git.inject_config:
         return None
     name = cfg.git.user_name if cfg is not None else None
     email = cfg.git.user_email if cfg is not None else None
     if not (name and email):
-        from mux.create import host_git_identity
+        from mux.session.create import host_git_identity
 
         host_name, host_email = host_git_identity(runner)
         name, email = name or host_name, email or host_email
@@ -412,7 +412,7 @@ def run_checks(state: State) -> list[Check]:
         checks += [*([] if podman else [_socket(runner.engine.host)]), _engine(runner), _location(runner)]
         answers = checks[-2].ok
         if podman:
-            from mux.podman_setup import checks as podman_checks
+            from mux.engine.podman_setup import checks as podman_checks
 
             checks += podman_checks(runner, cfg)
         if answers:
@@ -431,7 +431,7 @@ def run_checks(state: State) -> list[Check]:
     if podman:  # the fixes of the shared checks are written for docker
         from dataclasses import replace
 
-        from mux.engine_cli import own_words
+        from mux.engine.clis import own_words
 
         checks = [replace(c, detail=own_words(c.detail), fix=own_words(c.fix)) for c in checks]
     return checks

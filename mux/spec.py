@@ -19,7 +19,7 @@ class Limits(NamedTuple):
 
 class VolumeFill(NamedTuple):
     """A named volume a session on a remote engine mounts, made before it from host
-    files (mux/volumes.py), since no host path can be mounted there."""
+    files (mux/session/volumes.py), since no host path can be mounted there."""
 
     name: str
     labels: tuple[tuple[str, str], ...]
@@ -46,18 +46,18 @@ class SessionSpec(NamedTuple):
     extra_hosts: tuple[str, ...] = ()
     hostname: str | None = None
     # (host file, its text): written before `docker run`, mounted read-only at
-    # /etc/<file name> (the session's passwd and group, see mux.account)
+    # /etc/<file name> (the session's passwd and group, see mux.session.account)
     accounts: tuple[tuple[Path, str], ...] = ()
     ports: tuple[str, ...] = ()  # docker -p specs, the host address always written out
     tty: bool = True  # -it: a terminal to attach to; off for one-shot (headless) agents
-    workspace_volume: str | None = None  # named volume at /workspace instead of workdir (mux/volumes.py)
+    workspace_volume: str | None = None  # named volume at /workspace instead of workdir (mux/session/volumes.py)
     home_volume: str | None = None  # named volume as HOME instead of the host directory ``home``
     cidfile: Path | None = None  # docker run --cidfile: where docker writes the new container's ID
     fills: tuple[VolumeFill, ...] = ()  # named volumes made from host files first (remote engines)
     links: tuple[tuple[str, str], ...] = ()  # (path in the container, target): symlinks made before start
-    cache_dirs: tuple[Path, ...] = ()  # [docker.rust]: host cache directories, made as the user (mux/sccache.py)
+    cache_dirs: tuple[Path, ...] = ()  # [docker.rust]: host cache dirs, made as the user (mux/session/sccache.py)
     uid0: bool = False  # may run as the host's root (run_as_root, or the image's user): bits cleared at stop
-    # A workdir session's protection (mux/protect.py): the user's repository its own git
+    # A workdir session's protection (mux/workspace/protect.py): the user's repository its own git
     # directory is copied from, and the placeholders made in the workdir before the run.
     git_dir: Path | None = None
     git_source: Path | None = None

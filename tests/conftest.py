@@ -28,7 +28,7 @@ _engine: bool | None = None
 # ignored, and so would every mux it starts: the tests that press Ctrl-C need it.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 # The suite runs as root over root-owned temp directories: its sessions run as uid 0,
-# which mux refuses unless told (mux.account.session_ids). Tests of that default
+# which mux refuses unless told (mux.session.account.session_ids). Tests of that default
 # remove it (tests/integration/test_host_integrity.py).
 os.environ.setdefault("MUX_RUN_AS_ROOT", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -123,7 +123,7 @@ def mux_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MUX_CONFIG", str(config))
     monkeypatch.delenv("MUX_LOG_LEVEL", raising=False)
     # A session's default workdir is the current directory: a project of the test's
-    # own, not this checkout (a workdir session makes placeholders there, mux/protect.py).
+    # own, not this checkout (a workdir session makes placeholders there, mux/workspace/protect.py).
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
     monkeypatch.chdir(cwd)

@@ -95,11 +95,11 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool
     """Write a commented default config file."""
     state = state_of(ctx)
     path = target_path(state.config_path)
-    from mux.runner import Runner
+    from mux.engine.runner import Runner
 
     runner = Runner(dry_run=dry_run, verbose=state.verbose)  # host steps only: no engine needed
     if agents and path.exists() and not force:
-        from mux.agents import missing_rules
+        from mux.session.agents import missing_rules
 
         rules = missing_rules(agents, state.config())
         if not rules:
@@ -113,8 +113,8 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool
         raise ConfigError(f"{path} already exists", hint="use --force to replace it (the old file is kept as .bak)")
     text = None
     if agents:
-        from mux.agents import missing_rules
         from mux.config import Config
+        from mux.session.agents import missing_rules
 
         text = template_path().read_text() + missing_rules(agents, Config())
     backup = _write(path, runner, text)
@@ -128,7 +128,7 @@ def _write(path: Path, runner: Any = None, text: str | None = None, append: bool
     Returns the backup."""
     import shutil
 
-    from mux.runner import Runner, host_step, write_argv
+    from mux.engine.runner import Runner, host_step, write_argv
 
     runner = runner or Runner()
     backup = path.with_name(path.name + ".bak") if path.exists() and not append else None

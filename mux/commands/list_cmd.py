@@ -24,8 +24,8 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     """List sessions (one `docker ps` call; state comes from container labels)."""
     import json
 
-    from mux.listing import gather
-    from mux.sessions import leftovers
+    from mux.session.listing import gather
+    from mux.session.sessions import leftovers
     from mux.table import created_local, render
 
     if running and stopped:

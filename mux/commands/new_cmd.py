@@ -1,4 +1,4 @@
-"""`mux new`: its flags, read into mux.create's NewOptions."""
+"""`mux new`: its flags, read into mux.session.create's NewOptions."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
     """
     from pathlib import Path
 
-    from mux.create import NewOptions, create
+    from mux.session.create import NewOptions, create
     from mux.validate import named_volume_notes
 
     state = state_of(ctx)

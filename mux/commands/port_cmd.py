@@ -1,4 +1,4 @@
-"""`mux port` and `mux forward`: reach what a session serves (mux/ports.py, mux/forward.py)."""
+"""`mux port` and `mux forward`: reach what a session serves (mux/session/ports.py, mux/session/forward.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def port(ctx: click.Context, as_json: bool, name: str) -> None:
     """
     import json
 
-    from mux import ports as P
-    from mux.sessions import find
+    from mux.session import ports as P
+    from mux.session.sessions import find
     from mux.table import render
 
     runner = state_of(ctx).runner()
@@ -57,7 +57,7 @@ def forward(ctx: click.Context, address: str, dry_run: bool, name: str, ports: t
       mux forward app 5173          # 127.0.0.1:5173 -> port 5173 in app
       mux forward app 8080:80 :9229 # and a free local port -> 9229
     """
-    from mux.forward import forward as run_forward
+    from mux.session.forward import forward as run_forward
 
     state = state_of(ctx)
     run_forward(state.runner(dry_run), name, list(ports), address=address, say=state.say)

@@ -14,13 +14,13 @@ from mux.errors import ConfigError
 def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
     """A session wired to the proxy gets it running, on the current config (exit 5 if it
     cannot); its relay and tunnel too. With --dry-run, what that would run is printed."""
-    from mux.proxy.session import ensure_proxy_for
+    from mux.egress.wiring import ensure_proxy_for
 
     state = state_of(ctx)
     runner = state.runner(dry_run)
     ensure_proxy_for(name, state.config, runner)  # the config is read only for proxied sessions
     if state.engine().remote:  # and its tunnel, for a session on another machine
-        from mux.tunnel import ensure_for_session
+        from mux.egress.tunnel import ensure_for_session
 
         ensure_for_session(runner, name)
 
@@ -35,7 +35,7 @@ def attach(ctx: click.Context, dry_run: bool, name: str) -> None:
     Detach with Ctrl-P Ctrl-Q; the session keeps running. Exiting its shell
     stops the session (`mux attach` starts it again).
     """
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     state = state_of(ctx)
     _proxy_for(ctx, name, dry_run)
@@ -66,7 +66,7 @@ def stop(ctx: click.Context, dry_run: bool, names: tuple[str, ...]) -> None:
 
 def _simple(ctx: click.Context, verb: str, names: tuple[str, ...], dry_run: bool) -> None:
     """`docker start|stop` per name, each reported; failures do not stop the rest."""
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     state = state_of(ctx)
     runner = state.runner(dry_run)
@@ -90,7 +90,7 @@ def _simple(ctx: click.Context, verb: str, names: tuple[str, ...], dry_run: bool
 @click.pass_context
 def delete(ctx: click.Context, force: bool, all_: bool, dry_run: bool, names: tuple[str, ...]) -> None:
     """Delete sessions: their containers and their files under the data dir."""
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     if bool(names) == all_:
         raise ConfigError("give a session NAME or --all (not both); several NAMEs are fine")
@@ -121,7 +121,7 @@ def exec_(ctx: click.Context, dry_run: bool, interactive: bool, tty: bool, name:
       mux exec my-session -- git status
       mux exec -it my-session bash
     """
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     if command[:1] == ("--",):
         command = command[1:]
@@ -138,7 +138,7 @@ def exec_(ctx: click.Context, dry_run: bool, interactive: bool, tty: bool, name:
 @click.pass_context
 def logs(ctx: click.Context, follow: bool, name: str) -> None:
     """Show the output of session NAME's main process."""
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     ctx.exit(lifecycle.logs(state_of(ctx).runner(), name, follow=follow))
 
@@ -162,7 +162,7 @@ def cp(ctx: click.Context, dry_run: bool, source: str, dest: str) -> None:
       mux cp my-session:results ./results
       mux --context box cp ./data.csv my-session:input/
     """
-    from mux.cp import copy
+    from mux.session.cp import copy
 
     state = state_of(ctx)
     copy(state.runner(dry_run), source, dest, limit=state.config().docker.cp_limit)

@@ -92,8 +92,8 @@ def _dry_stop(st: control.ProxyStatus) -> None:
 def stop(dry_run: bool) -> None:
     """Stop the proxy (also cleans up after one that crashed), and end the ssh
     tunnels remote engines reach it through."""
-    from mux.runner import Runner
-    from mux.tunnel import end_all
+    from mux.egress.tunnel import end_all
+    from mux.engine.runner import Runner
 
     if dry_run:
         st = control.status()
@@ -114,9 +114,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Whether the proxy runs (exit 0) or not (exit 5), where, its CA, the sessions
     registered with it, whether it runs the config as it is now (stale), and the ssh
     tunnels remote engines' sessions reach it through."""
-    from mux import tunnel
+    from mux.egress import tunnel
+    from mux.engine.runner import Runner
     from mux.proxy import registry
-    from mux.runner import Runner
 
     st = control.status()
     settings, config_path = load_settings(ctx)
@@ -187,7 +187,7 @@ def audit(session: str | None, since: str | None, as_json: bool) -> None:
         after = audit_log.parse_since(since) if since else None
     except ValueError as exc:
         raise ConfigError(f"--since: {exc}") from None
-    from mux.proxy.session import registry_key
+    from mux.egress.wiring import registry_key
 
     path = ProxyFiles.default().audit
     # The log names a session as the registry does (INSTANCE+NAME under $MUX_INSTANCE).

@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mux.egress import netinfo
+from mux.engine.runner import Runner, spawn_detached
 from mux.errors import ConfigError, ProxyError
-from mux.proxy import ca, netinfo, registry
+from mux.proxy import ca, registry
 from mux.proxy.files import ProxyFiles, write_public
 from mux.proxy.settings import UPSTREAM_CA_ENV, ProxySettings, parse_credentials
-from mux.runner import Runner, spawn_detached
 
 INSTALL_HINT = "install the proxy engine: pip install 'mux[proxy]'"
 LOOPBACK = "127.0.0.1"
@@ -127,7 +128,7 @@ def ensure_commands(settings: ProxySettings, config_path: Path | None = None,
                     files: ProxyFiles | None = None) -> list[list[str]]:
     """What ``ensure`` would do, as commands (for --dry-run): nothing when the proxy
     runs these settings; else stop a stale one, write the policy, start the server."""
-    from mux.runner import write_argv
+    from mux.engine.runner import write_argv
 
     files = files or ProxyFiles.default()
     current = status(files)
@@ -146,7 +147,7 @@ def stop_if_unused(files: ProxyFiles) -> bool:
         if registry.names(files) or not stop(files):
             return False
     if files.root == ProxyFiles.default().root:  # no tunnel forwards to a port where no proxy listens
-        from mux.tunnel import end_all
+        from mux.egress.tunnel import end_all
 
         end_all(Runner())
     return True

@@ -73,10 +73,10 @@ class ProxySettings:
     timeout: float = DEFAULT_TIMEOUT
     upstream_ca: Path | None = None
     filters: Filters = field(default_factory=Filters)
-    # "open" | "proxy-only" (mux.proxy.egress); None: proxy-only if allowlist_only, else open
+    # "open" | "proxy-only" (mux.egress.relay); None: proxy-only if allowlist_only, else open
     egress: str | None = None
     # The name or address sessions reach the proxy at (default: host-gateway, or what a
-    # VM engine documents; see mux/vmengine.py).
+    # VM engine documents; see mux/engine/vm.py).
     host_address: str | None = None
     # The audit log rotates at this size, keeping this many old files (mux.proxy.audit).
     audit_max_bytes: int = DEFAULT_MAX_BYTES

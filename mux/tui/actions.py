@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from mux.engine.runner import Runner
 from mux.errors import MuxError
-from mux.runner import Runner
 from mux.tui.text import line
 
 if TYPE_CHECKING:
@@ -37,11 +37,11 @@ def runner_for(state: State, row: Row, *, verbose: bool = False) -> Runner:
 def _proxy_for(state: State, runner: Runner, name: str) -> None:
     """As `mux start` and `mux attach` do: a proxied session gets its proxy (and, on a
     remote engine, its tunnel) before it starts."""
-    from mux.proxy.session import ensure_proxy_for
+    from mux.egress.wiring import ensure_proxy_for
 
     ensure_proxy_for(name, state.config, runner)
     if runner.engine.remote:
-        from mux.tunnel import ensure_for_session
+        from mux.egress.tunnel import ensure_for_session
 
         ensure_for_session(runner, name)
 
@@ -56,7 +56,7 @@ def acted_on(row: Row) -> str:
 
 def toggle(state: State, row: Row) -> str:
     """`mux stop NAME` for a running session, `mux start NAME` otherwise; what was done."""
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     name = acted_on(row)
     runner = runner_for(state, row)
@@ -70,7 +70,7 @@ def toggle(state: State, row: Row) -> str:
 
 def delete(state: State, row: Row, *, force: bool) -> str:
     """`mux delete [--force] NAME`: its refusals (running, unsaved work) raise, unchanged."""
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     name = acted_on(row)
     lifecycle.delete(runner_for(state, row), name, force=force, quiet=True)
@@ -84,7 +84,7 @@ def refused(error: MuxError) -> bool:
 
 def attach(state: State, row: Row) -> int:
     """`mux attach NAME` on this terminal (the caller has handed it over); its exit code."""
-    from mux import lifecycle
+    from mux.session import lifecycle
 
     name = acted_on(row)
     runner = runner_for(state, row)
@@ -94,8 +94,8 @@ def attach(state: State, row: Row) -> int:
 
 def follow_logs(state: State, row: Row) -> subprocess.Popen[bytes]:
     """`mux logs -f NAME`'s docker command, its output (stdout and stderr) on one pipe."""
-    from mux import argv as A
-    from mux.sessions import find
+    from mux.engine import argv as A
+    from mux.session.sessions import find
 
     name = acted_on(row)
     runner = runner_for(state, row)
@@ -116,10 +116,10 @@ def diff_text(state: State, row: Row) -> list[str]:
 
 
 def create(state: State, fields: NewFields) -> SessionSpec:
-    """`mux new` by its own code (mux.create) with these flags; the runner echoes each
+    """`mux new` by its own code (mux.session.create) with these flags; the runner echoes each
     docker command (`-v`), which the form shows as progress."""
-    from mux.create import NewOptions
-    from mux.create import create as make
+    from mux.session.create import NewOptions
+    from mux.session.create import create as make
 
     opts = NewOptions(name=fields.name.strip(), repo=fields.repo.strip() or None,
                       agent=fields.agent.strip() or None, image=fields.image.strip() or None)

@@ -26,7 +26,7 @@ from mux.tui.widgets import SessionTable
 
 if TYPE_CHECKING:
     from mux.cli import State
-    from mux.engine import Engine
+    from mux.engine.choice import Engine
     from mux.tui.data import Row, Snapshot
 
 REFRESH_EVERY = 2.0  # seconds

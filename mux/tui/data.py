@@ -13,15 +13,15 @@ import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
-from mux import argv as A
 from mux import paths
+from mux.engine import argv as A
+from mux.engine.runner import Runner
 from mux.errors import MuxError
-from mux.runner import Runner
 from mux.tui.text import field
 
 if TYPE_CHECKING:
-    from mux.engine import Engine
-    from mux.sessions import Session
+    from mux.engine.choice import Engine
+    from mux.session.sessions import Session
 
 COLUMNS = ("NAME", "STATE", "AGENT", "REPO", "EGRESS", "PORTS", "CONTEXT", "CREATED")
 PORTS_FORMAT = "{{.ID}}\t{{.Ports}}"
@@ -62,8 +62,8 @@ def _ports(engine: Engine, found: dict[str, dict[str, str]]) -> None:
 
 def snapshot(engines: list[Engine], fallback: Engine) -> Snapshot:
     """Every session of every engine, as `mux list` finds them, ready to show."""
-    from mux.listing import gather
-    from mux.sessions import leftovers
+    from mux.session.listing import gather
+    from mux.session.sessions import leftovers
     from mux.table import created_local
 
     began = time.monotonic()

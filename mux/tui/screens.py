@@ -189,7 +189,7 @@ class Refused(ModalScreen[str]):
 
 
 class NewSession(ModalScreen[str]):
-    """`mux new NAME --repo URL --agent AGENT --image IMAGE`, by mux.create itself; each
+    """`mux new NAME --repo URL --agent AGENT --image IMAGE`, by mux.session.create itself; each
     docker command it runs, its warnings and its error are shown below the form."""
 
     BINDINGS = [Binding("escape", "close", "back")]

@@ -24,7 +24,7 @@ from mux.names import WORKSPACE
 from mux.workspace import gitbox
 
 if TYPE_CHECKING:
-    from mux.runner import Runner
+    from mux.engine.runner import Runner
 
 DIFF_LIMIT = 256 << 20  # bytes of diff brought back; more is cut, and says so
 SCRIPT = r"""
@@ -74,7 +74,7 @@ def diff(runner: Runner, name: str, *, stat: bool, paths: Sequence[str], pager: 
 
 def changes(runner: Runner, name: str, *, stat: bool, paths: Sequence[str]) -> str:
     """Session ``name``'s changes as the text `mux diff` shows, escaped and bounded."""
-    from mux.sessions import find
+    from mux.session.sessions import find
 
     specs = pathspecs(paths)
     session = find(runner, name)

@@ -24,8 +24,8 @@ from mux.workspace import gitbox
 from mux.workspace.heads import COMMIT
 
 if TYPE_CHECKING:
-    from mux.runner import Runner
-    from mux.sessions import Session
+    from mux.engine.runner import Runner
+    from mux.session.sessions import Session
 
 BUNDLE_LIMIT = 2 << 30  # bytes; a bigger bundle is refused, not fetched
 HEADER_LIMIT = 16 << 20
@@ -85,7 +85,7 @@ def bundle_refs(bundle: Path) -> list[tuple[str, str]]:
 def default_into(session: Session, cwd: Path) -> Path:
     """The local --repo source, else the repository in the current directory."""
     if session.repo:
-        from mux.repo import local_path
+        from mux.workspace.repo import local_path
 
         source = local_path(session.repo)
         if source is not None and Path(source).is_dir():
@@ -111,8 +111,8 @@ def check_into(runner: Runner, into: Path) -> Path:
 
 
 def fetch(runner: Runner, name: str, *, into: Path | None, quiet: bool = False) -> None:
-    from mux.runner import quote
-    from mux.sessions import find
+    from mux.engine.runner import quote
+    from mux.session.sessions import find
 
     session = find(runner, name)
     tree, _ = gitbox.session_tree(runner, session)

@@ -28,8 +28,8 @@ from mux import paths
 from mux.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mux.runner import Result, Runner
-    from mux.sessions import Session
+    from mux.engine.runner import Result, Runner
+    from mux.session.sessions import Session
 
 BOX_ROOT = "/r"  # trees are mounted at /r/0, /r/1, ...; git never looks above (GIT_CEILING_DIRECTORIES)
 OUTPUT_LIMIT = 4 << 20  # bytes of a text answer; more is a check that failed
@@ -100,7 +100,7 @@ class Tree(NamedTuple):
     image: str  # the box's image: the session's own
     user: str  # uid[:gid] the box runs as: the session's; "" until asked (a volume's: its container's)
     ref: str = ""  # the session's container (to ask its user)
-    git_dir: str = ""  # a workdir session's own git directory (mux.protect), mounted over the tree's .git
+    git_dir: str = ""  # a workdir session's own git directory (mux.workspace.protect), mounted over the tree's .git
 
 
 class NoTree(NamedTuple):
@@ -121,8 +121,8 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
     """Where session's repository is; None when it has none to read (a workdir session,
     unless ``workdir``: then its directory, when that is a git work tree)."""
     from mux import validate
-    from mux.protect import GIT_DIR
-    from mux.volumes import WORKDIR_PREFIX, in_volumes, volume_name
+    from mux.session.volumes import WORKDIR_PREFIX, in_volumes, volume_name
+    from mux.workspace.protect import GIT_DIR
 
     image = session.image
     try:
@@ -148,7 +148,7 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
         own = Path(paths.session_dir(session.name), GIT_DIR)  # what the session has at /workspace/.git
         # Its own git directory: a copy of the user's, or an empty one until the agent runs `git init`.
         git_dir = str(own) if not cloned and (own / "HEAD").is_file() and not own.is_symlink() else ""
-        # A workdir's .git may be mux's empty placeholder (mux.protect): a repository has a HEAD.
+        # A workdir's .git may be mux's empty placeholder (mux.workspace.protect): a repository has a HEAD.
         dot_git = directory / ".git"
         if not cloned and not git_dir and (directory.is_symlink() or not (
                 dot_git.is_file() or (dot_git / "HEAD").is_file())):
@@ -168,7 +168,7 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
 def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
     """Trees whose user is unknown (volumes) get their session container's, all in one
     `docker inspect`."""
-    from mux import argv as A
+    from mux.engine import argv as A
 
     refs = [t.ref for t in trees if not t.user and t.ref]
     users: dict[str, str] = {}
@@ -252,7 +252,7 @@ def session_tree(runner: Runner, session: Session) -> tuple[Tree, str]:
     """``session``'s tree (a clone, workspace volume, or a workdir that is a git work tree),
     its user asked from the engine, and its ``mux.base`` label ("" when none); refusals
     are one line (exit 1)."""
-    from mux import argv as A
+    from mux.engine import argv as A
     from mux.errors import MuxError
     from mux.workspace.heads import BASE_LABEL, COMMIT
 

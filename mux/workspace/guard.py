@@ -20,8 +20,8 @@ from mux.workspace import gitbox
 from mux.workspace.gitbox import NoTree, Tree, escape
 
 if TYPE_CHECKING:
-    from mux.runner import Runner
-    from mux.sessions import Session
+    from mux.engine.runner import Runner
+    from mux.session.sessions import Session
 
 MAX_BRANCHES = 1000  # more is reported as a reason, not counted one by one
 # sh, after gitbox.HARDEN; "$@" are the trees' mount points. The output goes through

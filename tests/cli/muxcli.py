@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from mux import __version__, paths
-from mux import argv as A
 from mux.cli import main
-from mux.runner import quote
-from mux.sessions import PS_FORMAT
+from mux.engine import argv as A
+from mux.engine.runner import quote
+from mux.session.sessions import PS_FORMAT
 
 FROZEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 IMAGE = "mux-test/busybox"
@@ -46,7 +46,7 @@ def register_run(fp, argv: list[str], cid: str = NEW_ID) -> None:  # type: ignor
 
 def mounts(cid: str = CID) -> list[str]:
     """How a start checks that the session's bind-mounted directories still exist."""
-    from mux.lifecycle import BIND_SOURCES
+    from mux.session.lifecycle import BIND_SOURCES
 
     return ["docker", "container", "inspect", "--format", BIND_SOURCES, cid]
 
@@ -124,7 +124,7 @@ def home(mux_home: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.setattr(paths, "SYSTEM_CONFIG", str(mux_home / "etc" / "mux" / "config.toml"))
-    monkeypatch.setattr("mux.create.datetime", _Frozen)
+    monkeypatch.setattr("mux.session.create.datetime", _Frozen)
     proj = (mux_home / "proj").resolve()
     proj.mkdir()
     monkeypatch.chdir(proj)
@@ -151,7 +151,7 @@ def execs(monkeypatch: pytest.MonkeyPatch, fp) -> list[list[str]]:  # type: igno
     return calls
 
 
-# What a workdir session mounts over the user's project (mux/protect.py), spelled out
+# What a workdir session mounts over the user's project (mux/workspace/protect.py), spelled out
 # here so a change to the list shows in the tests: its own git directory at .git,
 # the rest read-only onto themselves.
 PROTECTED = [".gitmodules", ".envrc", ".vscode", ".idea", ".mcp.json", ".claude/settings.json",

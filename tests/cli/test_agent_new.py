@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mux import agentshell
-from mux.runner import quote, write_argv
+from mux.engine.runner import quote, write_argv
+from mux.session import agentshell
 from tests.cli.muxcli import IMAGE, Home, run
 
 CONFIG = (f'[docker]\nimage = "{IMAGE}"\npull = "never"\n[git]\ninject_config = false\n'

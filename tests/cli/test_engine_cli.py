@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.sessions import PS_FORMAT
+from mux.session.sessions import PS_FORMAT
 from tests.cli.muxcli import CID, Home, probe, ps_line, ps_one, run
 
 
@@ -74,7 +74,7 @@ def test_copy_dry_run_on_local_engine_prints_volume_steps(home: Home, fp, tmp_pa
     assert first[:3] == [["docker", "volume", "create"], ["docker", "volume", "create"], ["docker", "create", "-it"]]
     assert "-v mux-s1-workspace:/workspace" in result.out
     assert "-v mux-s1-home:/home/mux" in result.out
-    assert "docker cp - mux-s1:/" in result.out  # the tar made by mux (mux/safetar.py)
+    assert "docker cp - mux-s1:/" in result.out  # the tar made by mux (mux/session/safetar.py)
 
 
 def tar_of_dir(name: str) -> bytes:
@@ -158,7 +158,7 @@ def test_context_flag_lists_only_that_engine(home: Home, fp) -> None:  # type: i
 
 @pytest.mark.parametrize("how", ["flag", "config", "allowlist"])
 def test_proxy_only_on_a_remote_engine_dry_run_prints_tunnel_network_and_relay_there(home: Home, fp, how: str) -> None:  # type: ignore[no-untyped-def]
-    from mux.proxy import egress
+    from mux.egress import relay as egress
 
     make_context(home, "box", "ssh://me@box.test")
     proxy = {"flag": "", "config": 'egress = "proxy-only"\n',
@@ -210,7 +210,7 @@ def test_dry_run_prints_only_the_tunnel_steps_a_run_would_take(home: Home, fp, f
                 stdout='[{"Subnet":"172.30.0.0/16","Gateway":"172.30.0.1"}]\n')
     fp.register(["ssh", "-S", fp.any(min=1, max=1), "-O", "check", fp.any()], returncode=0)  # the master is up
     if forwarded:
-        key = hashlib.sha256(f"{home.data}\0ssh://me@box.test".encode()).hexdigest()[:16]  # mux/tunnel.py
+        key = hashlib.sha256(f"{home.data}\0ssh://me@box.test".encode()).hexdigest()[:16]  # mux/egress/tunnel.py
         (home.data / "tunnels").mkdir(parents=True)
         (home.data / "tunnels" / f"{key}.json").write_text(
             '{"host": "ssh://me@box.test", "context": "box", "forwards": ["172.30.0.1:18080:127.0.0.1:18080"]}')
@@ -233,8 +233,8 @@ def test_proxy_status_lists_the_tunnels_up_or_down_with_their_sessions(home: Hom
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
-    from mux import tunnel
-    from mux.engine import Engine
+    from mux.egress import tunnel
+    from mux.engine.choice import Engine
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the control sockets' directory
     up, down = Engine("box", "ssh://me@box.test", "test"), Engine("default", "ssh://me@dead.test:2222", "test")
@@ -353,9 +353,9 @@ def test_a_volume_another_mux_is_filling_is_left_to_it(home: Home, fp, tmp_path:
 
 
 def test_session_volumes_read_back_are_checked(home: Home, fp, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from mux import argv as A
-    from mux.runner import Runner
-    from mux.volumes import sessions_volumes, unfinished_fills
+    from mux.engine import argv as A
+    from mux.engine.runner import Runner
+    from mux.session.volumes import sessions_volumes, unfinished_fills
 
     monkeypatch.setenv("MUX_INSTANCE", "i1")
     fp.register(A.volume_ls_argv(instance="i1"), stdout=(
@@ -374,10 +374,10 @@ def test_dry_run_delete_of_the_last_remote_proxy_only_session_prints_what_goes_t
         home: Home, fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
-    from mux import argv as A
-    from mux import tunnel
-    from mux.engine import Engine
-    from mux.proxy import egress
+    from mux.egress import relay as egress
+    from mux.egress import tunnel
+    from mux.engine import argv as A
+    from mux.engine.choice import Engine
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     make_context(home, "box", "ssh://me@box.test")

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mux import forward as F
+from mux.engine.runner import quote
 from mux.errors import ConfigError
-from mux.runner import quote
+from mux.session import forward as F
 from tests.cli.muxcli import Home, probe, ps_line, ps_one, run
 
 ID = "0123abcd" * 8
@@ -71,7 +71,7 @@ def test_stopped_session_is_refused_before_docker_exec(home: Home, fp) -> None: 
 
 
 def test_port_lists_published_ports(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    from mux.ports import INSPECT_FORMAT
+    from mux.session.ports import INSPECT_FORMAT
 
     fp.register(ps_one("s1"), stdout=ps_line("s1"))
     bound = {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],

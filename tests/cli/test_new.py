@@ -7,10 +7,11 @@ import stat
 
 import pytest
 
-from mux import __version__, account
-from mux import argv as A
-from mux.argv import SHELL_FALLBACK
-from mux.runner import quote, write_argv
+from mux import __version__
+from mux.engine import argv as A
+from mux.engine.argv import SHELL_FALLBACK
+from mux.engine.runner import quote, write_argv
+from mux.session import account
 from tests.cli.muxcli import (
     IMAGE,
     NEW_ID,

@@ -1,5 +1,5 @@
 """`[docker] cli = "podman"` / $MUX_DOCKER_CLI: the podman argv each command issues, with
-output recorded from Debian's rootless podman 4.3.1 (mux/engine_cli.py holds the differences)."""
+output recorded from Debian's rootless podman 4.3.1 (mux/engine/clis.py holds the differences)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from mux import engine_cli
-from mux.runner import quote
-from mux.sessions import PS_FORMAT
+from mux.engine import clis as engine_cli
+from mux.engine.runner import quote
+from mux.session.sessions import PS_FORMAT
 from tests.cli.muxcli import BASE_CONFIG, CID, NEW_ID, TOP_STARTED, Home, placeholder_steps, run, run_argv
 from tests.cli.test_new import account_writes
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mux import loopback
-from mux.runner import quote
+from mux.egress import loopback
+from mux.engine.runner import quote
 from tests.cli.muxcli import BASE_CONFIG, Home, register_run, run, run_argv, top
 
 VERSION = list(loopback.VERSION)
@@ -91,8 +91,8 @@ def test_every_spelling_of_every_interface_warns(home: Home, fp, spec: str) -> N
 
 @pytest.fixture
 def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mux.loopback.os.geteuid", lambda: 0)
-    monkeypatch.setattr("mux.loopback.shutil.which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr("mux.egress.loopback.os.geteuid", lambda: 0)
+    monkeypatch.setattr("mux.egress.loopback.shutil.which", lambda name: f"/usr/sbin/{name}")
 
 
 def test_an_old_engine_gets_the_guard_installed_once_before_the_run(home: Home, fp, as_root) -> None:  # type: ignore[no-untyped-def]
@@ -136,7 +136,7 @@ REFUSAL = ("mux: error: -p 127.0.0.1::3000: Docker 20.10.24+dfsg1 (before 28) le
 
 
 def test_not_root_on_an_old_engine_is_refused_naming_the_version_and_the_fixes(home: Home, fp, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("mux.loopback.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("mux.egress.loopback.os.geteuid", lambda: 1000)
     fp.register(VERSION, stdout="20.10.24+dfsg1\n")
     result = run("new", "-p", "3000", "s1")
     assert result.code == 2
@@ -146,8 +146,8 @@ def test_not_root_on_an_old_engine_is_refused_naming_the_version_and_the_fixes(h
 
 
 def test_no_iptables_is_refused(home: Home, fp, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("mux.loopback.os.geteuid", lambda: 0)
-    monkeypatch.setattr("mux.loopback.shutil.which", lambda name: None)
+    monkeypatch.setattr("mux.egress.loopback.os.geteuid", lambda: 0)
+    monkeypatch.setattr("mux.egress.loopback.shutil.which", lambda name: None)
     fp.register(VERSION, stdout="20.10.24+dfsg1\n")
     result = run("new", "-p", "3000", "s1")
     assert (result.code, result.err.splitlines()) == (2, [REFUSAL.format(why="no iptables here")])
@@ -171,7 +171,7 @@ def test_a_failing_install_is_refused_with_iptables_reason(home: Home, fp, as_ro
 ])
 def test_no_version_asked_when_no_guard_is_needed(home: Home, fp, monkeypatch, config: str,  # type: ignore[no-untyped-def]
                                                  args: list[str]) -> None:
-    monkeypatch.setattr("mux.loopback.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("mux.egress.loopback.os.geteuid", lambda: 1000)
     home.write_config(BASE_CONFIG.replace('pull = "never"\n', 'pull = "never"\n' + config))
     result = run("new", "--dry-run", *args, "s1")
     assert result.code == 0, result.err

@@ -1,13 +1,13 @@
-"""The egress relay as read back from docker (mux/proxy/egress.py): what doctor
+"""The egress relay as read back from docker (mux/egress/relay.py): what doctor
 and a session's next start/attach/exec act on. Labels and arguments are input."""
 
 from __future__ import annotations
 
 import pytest
 
+from mux.egress import relay as egress
+from mux.engine.runner import Runner
 from mux.errors import DockerError
-from mux.proxy import egress
-from mux.runner import Runner
 
 
 def inspect(fp, stdout: str, returncode: int = 0) -> egress.Relay | None:  # type: ignore[no-untyped-def]

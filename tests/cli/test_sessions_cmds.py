@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mux.argv import SHELL_FALLBACK
+from mux.engine.argv import SHELL_FALLBACK
 from tests.cli.muxcli import CID, IMAGE, PS_ALL, TOP_STARTED, Home, mounts, probe, ps_line, ps_one, run, top
 
 SOCK_DENIED = (
@@ -278,7 +278,7 @@ def test_delete_leftover_clone_with_unsaved_work_is_refused(home: Home, fp, monk
 
 
 def test_delete_leaves_a_session_being_created_alone(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    from mux.hostfiles import lock_creation
+    from mux.session.hostfiles import lock_creation
 
     home.session_dir("s1").mkdir(parents=True)
     lock_creation(home.session_dir("s1"))  # as a concurrent `mux new` would hold it
@@ -448,7 +448,7 @@ def test_exec_docker_missing_at_exec_time(home: Home, fp, monkeypatch: pytest.Mo
 
 
 def test_list_shows_a_session_being_created_as_nothing_missing(home: Home, fp) -> None:  # type: ignore[no-untyped-def]
-    from mux.hostfiles import lock_creation
+    from mux.session.hostfiles import lock_creation
 
     (home.session_dir("born")).mkdir(parents=True)
     lock_creation(home.session_dir("born"))  # a `mux new` still at work on it

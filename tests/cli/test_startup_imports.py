@@ -34,9 +34,9 @@ def test_light_commands_import_nothing_heavy(args: list[str], tmp_path) -> None:
 
 # What every start-up of a session command would pay for, measured in bench/installed.py:
 # the config parser and validators, pathlib (~3.5 ms), the other commands' modules.
-NOT_FOR_LIST = ("mux.config", "mux.validate", "mux.spec", "mux.repo", "mux.commands.config_cmd",
+NOT_FOR_LIST = ("mux.config", "mux.validate", "mux.spec", "mux.workspace.repo", "mux.commands.config_cmd",
                 "mux.commands.port_cmd", "mux.commands.new_cmd", "mux.commands.session_cmd", "mux.proxy.cli",
-                "tomllib", "shutil", "dataclasses", "_strptime", "pathlib", "shlex", "mux.hostfiles",
+                "tomllib", "shutil", "dataclasses", "_strptime", "pathlib", "shlex", "mux.session.hostfiles",
                 "mux.commands.tui_cmd", "mux.tui", "textual")
 
 

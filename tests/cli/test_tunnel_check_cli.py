@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mux import tunnel
-from mux.engine import Engine
+from mux.egress import tunnel
+from mux.engine.choice import Engine
+from mux.engine.runner import Runner
 from mux.errors import ProxyError
 from mux.proxy import control
-from mux.runner import Runner
 from tests.cli.muxcli import Home, run
 
 BOX = Engine("box", "ssh://me@box.test", "--context", pass_context=True)

@@ -1,4 +1,4 @@
-"""The forward helper: the binaries in mux/forward_bin are what helper/forward.c
+"""The forward helper: the binaries in mux/session/forward_bin are what helper/forward.c
 builds, and its frame protocol (described there) on a real engine, in an image
 with nothing but busybox."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import forward as F
-from mux.forward import HELPERS
+from mux.session import forward as F
+from mux.session.forward import HELPERS
 from tests.conftest import BUSYBOX, ROOT, docker
 
 HEADER = struct.Struct(">IBI")
@@ -28,7 +28,7 @@ def test_committed_helpers_are_the_build_of_the_source(tmp_path: Path) -> None:
                    env={**os.environ, "PYTHON": sys.executable})
     for arch in ("amd64", "arm64"):
         assert (tmp_path / f"mux-forward-{arch}").read_bytes() == (HELPERS / f"mux-forward-{arch}").read_bytes(), (
-            f"mux/forward_bin/mux-forward-{arch} is stale: run `make helper` and commit the result")
+            f"mux/session/forward_bin/mux-forward-{arch} is stale: run `make helper` and commit the result")
         assert (HELPERS / f"mux-forward-{arch}").stat().st_mode & 0o755 == 0o755
 
 

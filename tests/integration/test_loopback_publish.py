@@ -1,4 +1,4 @@
-"""A port published on 127.0.0.1 reaches only this machine (mux/loopback.py).
+"""A port published on 127.0.0.1 reaches only this machine (mux/egress/loopback.py).
 
 A real neighbour: a network namespace joined to this host by a veth pair, with
 127.0.0.1 routed to the host (as a LAN machine could route it). On Docker before
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import loopback
-from mux.runner import quote
+from mux.egress import loopback
+from mux.engine.runner import quote
 from tests.conftest import mux
 from tests.integration.test_ports import Forward, forwards, get, new_session, serve_on_loopback, site  # noqa: F401
 

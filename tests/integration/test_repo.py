@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from mux.errors import ConfigError, MuxError
-from mux.hostfiles import remove_tree
-from mux.repo import (
+from mux.session.hostfiles import remove_tree
+from mux.workspace.repo import (
     ClonedRepo,
     RepoError,
     cache_path,
@@ -143,7 +143,7 @@ def test_branch_rules_agree_with_git_check_ref_format(name: str, tmp_path: Path)
 
 
 def test_importing_mux_repo_does_not_import_gitpython() -> None:
-    code = "import sys, mux.repo; mux.repo.clone_commands; print('git' in sys.modules)"
+    code = "import sys, mux.repo; mux.workspace.repo.clone_commands; print('git' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -320,7 +320,7 @@ def test_signal_during_clone_leaves_nothing(
 ) -> None:
     """A real signal to a real mux process while the server holds the fetch open."""
     dest = tmp_path / "sessions/s1/repo"
-    code = ("import sys; from pathlib import Path; from mux.repo import clone, RepoError\n"
+    code = ("import sys; from pathlib import Path; from mux.workspace.repo import clone, RepoError\n"
             "try: clone(sys.argv[1], Path(sys.argv[2]), None, progress=False)\n"
             "except RepoError as e: print(e.message); sys.exit(e.exit_code)\n")
     server.hold_uploads()
@@ -444,7 +444,7 @@ def test_concurrent_clones_share_one_cache_safely(
 
 def unsaved_work(path: Path) -> list[str]:
     """What `mux delete` would say about a clone at ``path``: the git box's answer."""
-    from mux.runner import Runner
+    from mux.engine.runner import Runner
     from mux.workspace import gitbox, guard
 
     require_engine()
@@ -632,7 +632,7 @@ def test_remove_clone_as_the_owner_with_read_only_files_and_dirs(origin: Path, t
             os.lchown(p, 4242, 4242)
         for d in (repo / "locked/deeper", repo / "locked", repo / ".git/objects"):
             os.chmod(d, 0o555)
-        code = ("import sys; from pathlib import Path; from mux.hostfiles import remove_tree; "
+        code = ("import sys; from pathlib import Path; from mux.session.hostfiles import remove_tree; "
                 "remove_tree(Path(sys.argv[1]))")
         child = subprocess.run([sys.executable, "-c", code, str(repo)], user=4242, group=4242,
                                extra_groups=[], capture_output=True, text=True, timeout=120)

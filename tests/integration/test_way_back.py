@@ -184,7 +184,7 @@ def test_diff_of_a_workdir_session_against_its_head_at_creation(debian_home, use
     assert mux("exec", unique_name, "--", "sh", "-c", "echo from agent >> README").returncode == 0
     out = mux("diff", unique_name)
     assert out.returncode == 0 and "+from agent" in out.stdout, out.stderr
-    # The agent commits into the session's own git directory (mux.protect), which the box reads.
+    # The agent commits into the session's own git directory (mux.workspace.protect), which the box reads.
     assert mux("exec", unique_name, "--", "git", "commit", "-qam", "agent: workdir commit").returncode == 0
     assert git("log", "-1", "--format=%s", cwd=user_repo) == "first\n"  # the user's .git: untouched
     mine = tmp_path / "mine"

@@ -1,7 +1,7 @@
 """A workdir session cannot reach what the user's own tools run: a hostile agent in a
 real session writes at the user's .git, .envrc, editor and agent settings and shell
 files; the host's copies (canaries) stay as they were, and its commits still work, in
-a git directory of the session's own (mux/protect.py)."""
+a git directory of the session's own (mux/workspace/protect.py)."""
 
 from __future__ import annotations
 

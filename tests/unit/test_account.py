@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import account
-from mux.runner import write_argv
+from mux.engine.runner import write_argv
+from mux.session import account
 
 
 def test_files_name_root_the_user_and_nobody() -> None:

@@ -1,4 +1,4 @@
-"""mux.agents: presets + [agents.NAME] -> the session's command, variables and mounts (pure)."""
+"""mux.session.agents: presets + [agents.NAME] -> the session's command, variables and mounts (pure)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from mux import __version__
-from mux import argv as A
 from mux import config as C
-from mux.agents import AGENT_DIR, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
 from mux.configfile import loads as toml_loads
-from mux.create import HostFacts, NewOptions, build_spec
+from mux.engine import argv as A
 from mux.errors import ConfigError
+from mux.session.agents import AGENT_DIR, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
+from mux.session.create import HostFacts, NewOptions, build_spec
 from tests.cli.muxcli import protected_mounts
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -331,7 +331,7 @@ def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, m
 
 
 def test_on_rootless_docker_the_agent_runs_as_its_root(home: Path) -> None:
-    """That engine's uid 0 is the user running mux (mux/vmengine.py); any other uid
+    """That engine's uid 0 is the user running mux (mux/engine/vm.py); any other uid
     there is a subordinate one, which could not write the workdir."""
     rootless = HostFacts(uid=0, gid=0, env={"HOME": str(home)}, cwd=home.parent / "proj", now=NOW,
                          data_dir=home.parent / "data", rootless={"SecurityOptions": ["name=rootless"]})

@@ -1,4 +1,4 @@
-"""mux.agentshell: the agent's wrapper, the session's PATH from the image, login shells."""
+"""mux.session.agentshell: the agent's wrapper, the session's PATH from the image, login shells."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mux import agentshell as S
+from mux.engine.runner import Runner
 from mux.errors import ConfigError, DockerError
-from mux.runner import Runner
+from mux.session import agentshell as S
 from mux.spec import SessionSpec
 
 INSPECT = S.image_env_argv("img")
@@ -132,7 +132,7 @@ def test_login_snippet_puts_the_wrapper_dir_first_once(tmp_path: Path) -> None:
 
 def test_files_are_written_as_printed_and_not_writable(tmp_path: Path) -> None:
     text = S.wrapper("codex", HOSTILE, "/opt/mux/agents", "hint")
-    from mux.runner import write_argv
+    from mux.engine.runner import write_argv
 
     assert write_argv(tmp_path / "x", text)[1] == text  # the printed write holds exactly this text
     scripts = S.files(tmp_path / "s1", "codex", text)

@@ -1,4 +1,4 @@
-"""mux.argv: typed spec in, whole docker argv out."""
+"""mux.engine.argv: typed spec in, whole docker argv out."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import argv as A
 from mux.config import Limits
+from mux.engine import argv as A
 from mux.spec import SessionSpec
 
 SHELL = ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session"]
@@ -149,7 +149,7 @@ def test_repeated_and_env_helpers() -> None:
 
 
 def test_ps_argv_scopes_to_an_instance_when_one_is_set() -> None:
-    from mux.argv import ps_argv
+    from mux.engine.argv import ps_argv
 
     assert ps_argv("{{.ID}}", name="s", instance="ci") == [
         "docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",

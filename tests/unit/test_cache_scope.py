@@ -9,8 +9,8 @@ import pytest
 
 from mux.config import Config, DockerSettings, RustSettings, parse
 from mux.configfile import loads
-from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
+from mux.session.create import HostFacts, NewOptions, build_spec
 
 
 def spec_for(tmp_path: Path, scope: str, workdir: str = "a", repo: str | None = None, name: str = "s1"):  # type: ignore[no-untyped-def]
@@ -60,7 +60,7 @@ def test_default_cache_dir_is_muxs_own() -> None:
 
 @pytest.mark.parametrize("where", ["~/.cache/sccache", "~/.cache", "~/.cargo", "~/.cargo/registry"])
 def test_a_tools_host_default_is_refused(tmp_path: Path, where: str) -> None:
-    from mux.sccache import scoped
+    from mux.session.sccache import scoped
 
     with pytest.raises(ConfigError, match="a cache your own host builds use"):
         scoped(RustSettings(sccache=True, cache_dir=Path(where).expanduser()), source="x", session_dir=tmp_path)

@@ -1,4 +1,4 @@
-"""mux.create.build_spec: config + flags + fixed host facts -> SessionSpec (pure)."""
+"""mux.session.create.build_spec: config + flags + fixed host facts -> SessionSpec (pure)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from mux import __version__
 from mux.config import Config, DockerSettings, GitSettings, Limits
-from mux.create import HostFacts, NewOptions, build_spec, git_env
 from mux.errors import ConfigError
+from mux.session.create import HostFacts, NewOptions, build_spec, git_env
 from tests.cli.muxcli import PROTECTED
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -42,7 +42,7 @@ def test_defaults(host: HostFacts) -> None:
     assert spec.env == tuple(git_env("Host Name", "host@example.com"))
     assert spec.command == () and spec.shell == "/bin/bash"
     session = host.data_dir / "sessions" / "s1"
-    assert spec.volumes == (f"{session}/git:/workspace/.git",  # mux/protect.py
+    assert spec.volumes == (f"{session}/git:/workspace/.git",  # mux/workspace/protect.py
                             *(f"{workdir}/{rel}:/workspace/{rel}:ro" for rel in PROTECTED))
     assert spec.git_dir == session / "git" and spec.git_source is None
     assert (workdir / ".envrc", False) in spec.placeholders and (workdir / ".git", True) in spec.placeholders

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mux import engine
+from mux.engine import choice as engine
 from mux.errors import ConfigError
 
 
@@ -90,7 +90,7 @@ def test_context_without_docker_endpoint(cfg: Path) -> None:
     ("ssh://me@[::1]", ["-l", "me", "--", "::1"]),
 ])
 def test_tunnel_target_from_the_engine(host: str, args: list[str]) -> None:
-    from mux.tunnel import ssh_target
+    from mux.egress.tunnel import ssh_target
 
     assert ssh_target(engine.Engine("box", host, "--context")).args() == args
 
@@ -98,7 +98,7 @@ def test_tunnel_target_from_the_engine(host: str, args: list[str]) -> None:
 @pytest.mark.parametrize("host", ["tcp://box.test:2376", "ssh://-oProxyCommand=x", "ssh://me@box.test:99999",
                                   "ssh://a b@box.test"])
 def test_tunnel_target_refuses_what_is_not_a_plain_ssh_host(host: str) -> None:
-    from mux.tunnel import ssh_target
+    from mux.egress.tunnel import ssh_target
 
     with pytest.raises(ConfigError):
         ssh_target(engine.Engine("box", host, "--context"))

@@ -1,13 +1,13 @@
-"""Docker command lines as podman's (mux/engine_cli.py): each difference, pinned."""
+"""Docker command lines as podman's (mux/engine/clis.py): each difference, pinned."""
 
 from __future__ import annotations
 
 import pytest
 
-from mux import argv as A
-from mux import engine_cli as E
+from mux.engine import argv as A
+from mux.engine import clis as E
 from mux.errors import ConfigError
-from mux.sessions import PS_FORMAT
+from mux.session.sessions import PS_FORMAT
 
 RUN_HEAD = ["docker", "run", "-d", "-it", "--init", "--name", "mux-s1", "--label", "mux.session=s1",
             "--label", "mux.backend=docker"]

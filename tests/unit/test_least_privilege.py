@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mux import account, special
 from mux.config import Config, DockerSettings, parse
-from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
+from mux.session import account
+from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.workspace import special
 
 
 def host(tmp_path: Path, uid: int = 0, env: dict[str, str] | None = None) -> HostFacts:
@@ -105,7 +106,7 @@ def test_clear_bits_and_devices_never_following_links(tmp_path: Path) -> None:
 
 
 def test_special_cleanup_argv_sees_only_the_directory() -> None:
-    from mux import argv as A
+    from mux.engine import argv as A
 
     assert A.special_cleanup_argv("img", "/d/w", labels=[("mux.helper", "cleanup")]) == [
         "docker", "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",

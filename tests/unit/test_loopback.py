@@ -1,4 +1,4 @@
-"""mux/loopback.py: which publishes need the guard, which engines lack Docker 28's,
+"""mux/egress/loopback.py: which publishes need the guard, which engines lack Docker 28's,
 and what mux does where it cannot install it."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from mux import loopback
-from mux.engine import Engine
+from mux.egress import loopback
+from mux.engine.choice import Engine
+from mux.engine.runner import Result
 from mux.errors import ConfigError
-from mux.runner import Result
 
 
 @pytest.mark.parametrize(("specs", "needing"), [

@@ -9,8 +9,8 @@ import pytest
 
 from mux import ownfiles
 from mux.config import Config, DockerSettings
-from mux.create import HostFacts, NewOptions, build_spec
 from mux.errors import ConfigError
+from mux.session.create import HostFacts, NewOptions, build_spec
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The rootless-podman set-up checks of `mux doctor` (mux/podman_setup.py), on made-up files."""
+"""The rootless-podman set-up checks of `mux doctor` (mux/engine/podman_setup.py), on made-up files."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mux import engine_cli, podman_setup
 from mux.config import Config, DockerSettings
+from mux.engine import clis as engine_cli
+from mux.engine import podman_setup
 from mux.spec import Limits
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import ports as P
-from mux.runner import Runner
+from mux.engine.runner import Runner
+from mux.session import ports as P
 
 ID = "ab" * 32
 

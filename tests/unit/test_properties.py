@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mux import argv as A
 from mux import paths
 from mux.config import Limits
+from mux.engine import argv as A
+from mux.engine.runner import quote
 from mux.names import SESSION_NAME
-from mux.runner import quote
 from mux.spec import SessionSpec
 from mux.validate import ENV_NAME
 from tests.cli.muxcli import placeholder_steps, run
@@ -85,24 +85,24 @@ def test_dry_run_prints_what_would_run(sandbox: Path, name: str, values: list[tu
     args += [name, "--", *command] if command else [name]
     data = Path(tempfile.mkdtemp(dir=sandbox))
     with mock.patch.dict(os.environ, {"MUX_DATA_DIR": str(data)}), \
-            mock.patch("mux.create.datetime") as clock:
+            mock.patch("mux.session.create.datetime") as clock:
         from datetime import datetime, timezone
 
         clock.now.return_value = datetime(2026, 1, 2, tzinfo=timezone.utc)
         dry = run("new", "--dry-run", *args[1:])
         assert dry.code == 0, dry.err
         calls: list[list[str]] = []
-        with mock.patch("mux.runner.subprocess.Popen", _fake_popen(calls)):
+        with mock.patch("mux.engine.runner.subprocess.Popen", _fake_popen(calls)):
             real = run(*args)
         assert real.code == 0, real.err
     (docker_run,) = [c for c in calls if c[1] != "top"]  # top: the started check, a query
     mkdir, passwd, group, rest = dry.out.split("\n", 3)
-    # The session's own git directory and the protected paths' placeholders (mux/protect.py).
+    # The session's own git directory and the protected paths' placeholders (mux/workspace/protect.py).
     made = "".join(f"{line}\n" for line in placeholder_steps(workdir, data / "sessions" / name))
     assert rest.startswith(made)
     docker_text = rest[len(made):]
     assert shlex.split(mkdir) == ["mkdir", "-p", "-m", "700", str(data / "sessions" / name / "home")]
-    for line, file in ((passwd, "passwd"), (group, "group")):  # the session's user (mux.account)
+    for line, file in ((passwd, "passwd"), (group, "group")):  # the session's user (mux.session.account)
         assert shlex.split(line)[:4] == ["sh", "-c", 'printf "%s\\n" "$@" > "$0"', str(data / "sessions" / name / file)]
     # A value with a newline makes the quoted command span lines; it is still one command.
     assert shlex.split(docker_text) == docker_run

@@ -1,4 +1,4 @@
-"""mux/protect.py's placeholders: made, shared and removed only in the workdir itself."""
+"""mux/workspace/protect.py's placeholders: made, shared and removed only in the workdir itself."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mux import protect
+from mux.engine.runner import Runner
 from mux.errors import MuxError
-from mux.runner import Runner
 from mux.spec import SessionSpec
+from mux.workspace import protect
 
 
 def spec(workdir: Path) -> SessionSpec:

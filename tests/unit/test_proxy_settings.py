@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from mux.argv import run_argv
 from mux.config import Config
-from mux.create import wire_proxy
+from mux.egress import relay as egress
+from mux.egress.wiring import Wiring, session_wiring
+from mux.engine.argv import run_argv
+from mux.engine.runner import Runner
 from mux.errors import ConfigError, ProxyError
-from mux.proxy import destinations, domains, egress, registry
+from mux.proxy import destinations, domains, registry
 from mux.proxy.destinations import Destinations, host_addresses, refusal_text
 from mux.proxy.files import ProxyFiles
-from mux.proxy.session import Wiring, session_wiring
 from mux.proxy.settings import (
     Filters,
     ProxySettings,
@@ -23,7 +24,7 @@ from mux.proxy.settings import (
     parse_credentials,
     parse_proxy_settings,
 )
-from mux.runner import Runner
+from mux.session.create import wire_proxy
 from mux.spec import SessionSpec
 
 SRC = "/home/u/.config/mux/config.toml"
@@ -331,7 +332,7 @@ def test_registry_unreadable_is_an_error_naming_the_file(files: ProxyFiles) -> N
 
 
 
-# -- egress modes (mux.proxy.egress) ------------------------------------------------------
+# -- egress modes (mux.egress.relay) ------------------------------------------------------
 
 
 def config_with(proxy: dict[str, object] | None) -> Config:
@@ -401,7 +402,7 @@ def test_two_instances_register_the_same_session_name_apart(files: ProxyFiles, t
     assert urls["two"].startswith("HTTP_PROXY=http://mux-two+same:")
     assert registry.names(files) == ["one+same", "two+same"]
     monkeypatch.setenv("MUX_INSTANCE", "one")
-    from mux.proxy.session import forget_session
+    from mux.egress.wiring import forget_session
 
     forget_session("same", files)
     assert registry.names(files) == ["two+same"]  # the other instance's session still opens the proxy

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import argv as A
 from mux import config, validate
+from mux.engine import argv as A
 from mux.errors import ConfigError
 
 

@@ -1,11 +1,11 @@
-"""mux/reach.py: reading where a remote host listens, and the lines that name sshd's settings."""
+"""mux/egress/reach.py: reading where a remote host listens, and the lines that name sshd's settings."""
 
 from __future__ import annotations
 
 import pytest
 
-from mux import reach
-from mux.engine import Engine
+from mux.egress import reach
+from mux.engine.choice import Engine
 
 HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
 # Port 47123 (B813): bound to 127.0.0.1 (GatewayPorts no), to 172.18.0.1, and an

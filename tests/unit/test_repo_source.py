@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mux.config import Config, DockerSettings
-from mux.create import HostFacts, NewOptions, build_spec
-from mux.repo import local_path
+from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.workspace.repo import local_path
 
 
 @pytest.mark.parametrize(("url", "path"), [

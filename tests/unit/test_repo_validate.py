@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mux.errors import ConfigError
-from mux.repo import cache_path, clone_commands, redact_url, validate_branch, validate_repo_url
+from mux.workspace.repo import cache_path, clone_commands, redact_url, validate_branch, validate_repo_url
 
 
 @pytest.fixture

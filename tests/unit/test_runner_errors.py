@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mux.engine.runner import docker_failure, quote
 from mux.errors import DockerError
-from mux.runner import docker_failure, quote
 
 SOCK_DENIED = (
     "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: "

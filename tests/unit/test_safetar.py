@@ -1,4 +1,4 @@
-"""mux/safetar.py on crafted tar streams: what a hostile engine or session could
+"""mux/session/safetar.py on crafted tar streams: what a hostile engine or session could
 put in `docker cp`'s archive, extracted into a temp directory with canaries beside it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mux import safetar
+from mux.session import safetar
 
 
 def archive(*members: tuple[str, str, object]) -> io.BytesIO:
@@ -160,7 +160,7 @@ def test_world_write_is_cleared(place: tuple[Path, Path]) -> None:
 
 
 def test_moving_into_place_replaces_links_and_never_writes_through_them(tmp_path: Path) -> None:
-    from mux.cp import _place
+    from mux.session.cp import _place
 
     canary_file, canary_dir = tmp_path / "canary.txt", tmp_path / "canary"
     canary_file.write_text("untouched")

@@ -1,4 +1,4 @@
-"""mux.sccache: [docker.rust] settings in, whole mounts and variables out."""
+"""mux.session.sccache: [docker.rust] settings in, whole mounts and variables out."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Callable
 
 import pytest
 
-from mux import argv as A
 from mux.config import Config, DockerSettings, RustSettings
-from mux.create import HostFacts, NewOptions, build_spec
+from mux.engine import argv as A
+from mux.engine.runner import Runner
 from mux.errors import ConfigError, MuxError
-from mux.runner import Runner
-from mux.sccache import make_dirs, rust_wiring
+from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.sccache import make_dirs, rust_wiring
 
 BASE_ENV = (
     ("RUSTC_WRAPPER", "/usr/local/bin/sccache"),

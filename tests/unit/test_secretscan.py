@@ -1,11 +1,11 @@
-"""mux/secretscan.py: credentials in files an agent preset would share, found and
+"""mux/session/secretscan.py: credentials in files an agent preset would share, found and
 named by kind and key, never by value."""
 
 from __future__ import annotations
 
 import pytest
 
-from mux.secretscan import entropy, find
+from mux.session.secretscan import entropy, find
 
 AWS_ID, AWS_SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 GHP = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from mux import paths
-from mux import sessions as S
 from mux import table as T
+from mux.engine.runner import Result
 from mux.errors import MuxError
-from mux.runner import Result
+from mux.session import sessions as S
 
 
 def ps_line(name: str, state: str = "running", **labels: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mux.startcheck import command_started
+from mux.session.startcheck import command_started
 
 HEADER = "UID  PID   PPID  C  STIME  TTY  TIME      CMD"
 INIT = "root 4121  4101  0  08:33  ?    00:00:00  /sbin/docker-init -- nosuchcmd"

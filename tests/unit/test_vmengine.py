@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mux import vmengine
 from mux.config import Limits
-from mux.engine import Engine
+from mux.engine import vm as vmengine
+from mux.engine.choice import Engine
+from mux.engine.runner import Runner
 from mux.errors import ConfigError
-from mux.runner import Runner
 
 INFO = Path(__file__).parent / "docker_info"
 
@@ -111,7 +111,7 @@ def test_no_docker_info_unless_the_socket_is_yours(fp, tmp_path: Path, monkeypat
 def test_proxy_only_needs_an_ipv4_host_address(fp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The egress relay connects to an address: a host name there is exit 2 before
     anything is made (no docker call at all)."""
-    from mux.proxy.session import proxy_only_network
+    from mux.egress.wiring import proxy_only_network
     from mux.proxy.settings import default_settings
 
     monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path))

@@ -1,6 +1,6 @@
 #!/bin/sh
 # sshd for the docker CLI's ssh:// transport (`docker system dial-stdio` runs
-# here; GatewayPorts for mux's proxy tunnel, see mux/tunnel.py), then the
+# here; GatewayPorts for mux's proxy tunnel, see mux/egress/tunnel.py), then the
 # engine itself. --cgroup-parent keeps its containers' cgroups apart from the
 # outer engine's.
 set -e

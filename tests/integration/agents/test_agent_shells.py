@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from mux.agents import PLACEHOLDER
+from mux.session.agents import PLACEHOLDER
 from tests.conftest import BUSYBOX, DEBIAN, docker, mux, session_dir
 from tests.integration.agents.conftest import AgentWorld
 

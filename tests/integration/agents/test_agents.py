@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mux.agents import PLACEHOLDER
+from mux.session.agents import PLACEHOLDER
 from tests.conftest import BUSYBOX, docker, mux, session_dir
 from tests.integration.agents.conftest import AGENT_UID, AgentWorld, wait_exit
 

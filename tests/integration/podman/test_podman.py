@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.proxy import netinfo
+from mux.egress import netinfo
 from tests.integration.podman.conftest import PodmanUser
 from tests.integration.proxy.harness import free_port
 from tests.integration.proxy.servers import EchoUpstream, Pki, make_pki
@@ -215,7 +215,7 @@ def test_published_port_and_forward(podman: PodmanUser) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{listed[0]['host_port']}/index.html", timeout=10) as r:
         assert r.read() == b"hello from the session\n"
     # Rootless, the port is a socket of podman's rootlessport on 127.0.0.1, not a DNAT rule
-    # (what lets a neighbour reach docker's "loopback" ports, mux/loopback.py): no guard needed.
+    # (what lets a neighbour reach docker's "loopback" ports, mux/egress/loopback.py): no guard needed.
     nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
     assert f"--dport {listed[0]['host_port']}" not in nat
     fwd = subprocess.Popen([sys.executable, "-m", "mux", "forward", "pm-web", "0:8000"], env=podman.env,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mux import podman_setup
+from mux.engine import podman_setup
 from tests.conftest import BUSYBOX, mux
 
 pytestmark = pytest.mark.docker

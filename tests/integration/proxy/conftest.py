@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mux.proxy import netinfo
+from mux.egress import netinfo
 from tests.conftest import require_engine
 from tests.integration.proxy.servers import EchoUpstream, Pki, make_pki
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.proxy import egress
+from mux.egress import relay as egress
 from tests.conftest import DEBIAN, ROOT, docker, mux
 from tests.integration.proxy.harness import free_port
 from tests.integration.proxy.servers import EchoUpstream, Pki

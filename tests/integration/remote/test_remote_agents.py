@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mux.agents import PLACEHOLDER
+from mux.session.agents import PLACEHOLDER
 from tests.conftest import mux
 from tests.integration.agents.conftest import AGENT_UID, AgentWorld, clients, wait_exit, world  # noqa: F401 - fixtures
 from tests.integration.remote.conftest import RemoteEngine

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import pytest
 
-from mux.proxy import egress
+from mux.egress import relay as egress
 from tests.conftest import BUSYBOX, mux
 from tests.integration.remote.conftest import RemoteEngine
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.proxy import egress
+from mux.egress import relay as egress
 from tests.conftest import mux
 from tests.integration.remote.conftest import (
     TOKEN,

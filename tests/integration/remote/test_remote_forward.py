@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mux import loopback
-from mux.proxy import egress
+from mux.egress import loopback
+from mux.egress import relay as egress
 from tests.conftest import BUSYBOX, mux
 from tests.integration.proxy.harness import free_port
 from tests.integration.remote.conftest import RemoteEngine, connects, direct_targets

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.proxy.session import registry_key
+from mux.egress.wiring import registry_key
 from tests.conftest import BUSYBOX, mux, session_dir
 from tests.integration.remote.conftest import TOKEN, assert_nowhere_on, ca_key_line
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.sccache import find_binary
+from mux.session.sccache import find_binary
 from tests.conftest import mux
 from tests.integration.remote.conftest import RemoteEngine
 from tests.integration.test_sccache import COMPILE, SOURCE, stat

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from mux.engine import Engine
-from mux.reach import parse_listening
-from mux.tunnel import _files
+from mux.egress.reach import parse_listening
+from mux.egress.tunnel import _files
+from mux.engine.choice import Engine
 from tests.conftest import BUSYBOX, DEBIAN, mux, session_dir
 from tests.integration.remote.conftest import RemoteEngine
 

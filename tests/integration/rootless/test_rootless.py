@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mux.proxy import netinfo
+from mux.egress import netinfo
 from tests.conftest import DEBIAN, session_dir
 from tests.integration.proxy.harness import free_port
 from tests.integration.proxy.servers import EchoUpstream, Pki, make_pki

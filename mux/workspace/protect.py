@@ -1,0 +1,213 @@
+"""Workdir sessions: the user's `.git` and the files their tools run from stay out of
+the agent's reach, and the agent can still commit.
+
+A workdir session mounts the user's project read-write at /workspace. What the
+user's own tools later run from there (git's config and hooks, direnv's `.envrc`,
+an editor's tasks, an agent's settings and commands, shell start-up files) would
+run what the agent wrote. So, in a workdir session:
+
+- the user's `.git` is never mounted: the session gets a git directory of its own
+  at /workspace/.git, a copy of the user's repository made at `mux new` (no
+  hardlink, no file shared), with the user's index, so the agent's commits land
+  there and come back only as data (`mux fetch`, `mux diff`); outside a
+  repository, an empty one (so `git init` lands there, not in the user's tree);
+- every protected path is mounted read-only onto itself; one that does not exist
+  is made first as an empty placeholder (an empty file, or directory), so the
+  agent cannot create it either. mux records what it made in the data dir (with
+  the sessions using it: sessions of one workdir share them) and removes it at
+  the `mux delete` of the last of them (if it is still empty: what the user has
+  put there since is theirs).
+
+A mask on `.git/hooks` and `.git/config` alone would not do: `commondir`, a
+crafted index or `info/attributes` reach the same, so the whole `.git` is
+replaced. `[docker] protect` adds paths; `protect = []` or `--unprotected` turns
+this off (with a warning).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from mux.errors import ConfigError, MuxError
+from mux.names import WORKSPACE
+
+if TYPE_CHECKING:
+    from mux.engine.runner import Runner
+    from mux.spec import SessionSpec
+
+# A trailing slash: a directory (its placeholder is an empty directory).
+PROTECTED = (
+    ".git/", ".gitmodules", ".envrc", ".vscode/", ".idea/", ".mcp.json",
+    ".claude/settings.json", ".claude/settings.local.json", ".claude/commands/", ".claude/agents/",
+    ".bashrc", ".bash_profile", ".zshrc", ".zprofile", ".profile",
+)
+PLACEHOLDERS = "placeholders.json"  # in the data dir: the placeholders mux made, and their sessions
+GIT_DIR = "git"  # the session's own git directory, in the session dir, mounted at /workspace/.git
+
+
+class Protection(NamedTuple):
+    volumes: tuple[str, ...] = ()  # -v specs: the session's git dir, and read-only binds
+    placeholders: tuple[tuple[Path, bool], ...] = ()  # (host path, is a directory): made before the run
+    git_dir: Path | None = None  # the session's own git directory, mounted at /workspace/.git
+    git_source: Path | None = None  # the user's repository it is copied from (None: it starts empty)
+
+
+def check_paths(entries: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """``[docker] protect`` entries: paths relative to the workdir, inside it."""
+    for entry in entries:
+        parts = entry.rstrip("/").split("/")
+        if not entry or entry.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ConfigError(f"{where}: {entry!r} is not a path inside the workdir: write it relative "
+                              "to the workdir, like \".env\" or \"scripts/\" (no '..', not absolute)")
+    return entries
+
+
+def wanted(extra: tuple[str, ...] | None, unprotected: bool) -> tuple[str, ...]:
+    """The protected paths of a session: the defaults plus ``[docker] protect``; none
+    when it is ``[]`` or --unprotected."""
+    if unprotected or extra == ():
+        return ()
+    return PROTECTED + tuple(p for p in extra or () if p not in PROTECTED)
+
+
+def plan(workdir: Path, session_dir: Path, protected: tuple[str, ...]) -> Protection:
+    """What a workdir session needs for ``protected`` (looks at the workdir, writes nothing).
+    Every path that may need a placeholder is listed; :func:`prepare` decides at run time."""
+    volumes: list[str] = []
+    placeholders: list[tuple[Path, bool]] = []
+    git_dir = git_source = None
+    for entry in protected:
+        is_dir = entry.endswith("/")
+        rel = entry.rstrip("/")
+        host = workdir / rel
+        inside = f"{WORKSPACE}/{rel}"
+        if rel == ".git" and not (os.path.lexists(host) and (host.is_symlink() or not host.is_dir())):
+            # A repository: the session works on a copy of it. None (or an empty
+            # placeholder of another session's): an empty one, so `git init` works
+            # there and not in the user's tree. (A worktree's .git file: read-only.)
+            git_dir = session_dir / GIT_DIR
+            if (host / "HEAD").is_file():
+                git_source = workdir
+            else:
+                placeholders.append((host, True))
+            volumes.append(f"{git_dir}:{inside}")
+            continue
+        for parent in reversed(Path(rel).parents[:-1]):  # directories on the way
+            if (workdir / parent, True) not in placeholders:
+                placeholders.append((workdir / parent, True))
+        placeholders.append((host, is_dir))
+        volumes.append(f"{host}:{inside}:ro")
+    return Protection(tuple(volumes), tuple(placeholders), git_dir, git_source)
+
+
+@contextmanager
+def _placeholders() -> Iterator[dict[str, list[str]]]:
+    """The data dir's record of the placeholders mux made: path -> the session
+    directories that use it. Sessions of one workdir share them, so a delete
+    removes one only when no other session (of any instance) still mounts it."""
+    from mux import paths
+    from mux.proxy.files import write_private
+
+    root = Path(paths.data_dir())
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{PLACEHOLDERS}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            found = json.loads((root / PLACEHOLDERS).read_text())
+        except (OSError, ValueError):
+            found = {}
+        record = {str(k): [u for u in v if os.path.isdir(u)] for k, v in found.items()
+                  if isinstance(v, list)} if isinstance(found, dict) else {}
+        yield record
+        write_private(root / PLACEHOLDERS, json.dumps(record))
+
+
+def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
+    """Before `docker run`: the session's git directory and the placeholders. A missing
+    path is made (and recorded first); one that is another session's placeholder is
+    shared; one of the user's own is left as it is."""
+    from mux.engine.runner import host_step
+
+    if spec.git_source is not None:
+        copy_git(runner, spec.git_source, session_dir / GIT_DIR)
+    elif spec.git_dir is not None:
+        host_step(runner, ["mkdir", spec.git_dir], spec.git_dir.mkdir)
+    if runner.dry_run:
+        for path, is_dir in spec.placeholders:
+            if not os.path.lexists(path):
+                runner.show(["mkdir" if is_dir else "touch", path])
+        return
+    me = str(session_dir)
+    with _placeholders() as record:
+        for path, is_dir in spec.placeholders:
+            if not _direct(path):  # another session's agent put a link on the way
+                raise MuxError(f"{path} is reached through a symbolic link: mux makes and mounts its "
+                               "placeholders only in the workdir itself",
+                               hint="look at what the link points to, and remove it")
+            users = record.get(str(path))
+            if os.path.lexists(path):
+                if users is not None and me not in users:
+                    users.append(me)  # another session's placeholder: shared
+                continue
+            record[str(path)] = [me]
+            if is_dir:
+                host_step(runner, ["mkdir", path], path.mkdir)
+            else:
+                host_step(runner, ["touch", path], partial(path.touch, exist_ok=False))
+
+
+def _direct(path: Path) -> bool:
+    """No symbolic link on the way to ``path`` (the workdir is a resolved path)."""
+    return os.path.realpath(path.parent) == str(path.parent)
+
+
+def copy_git(runner: Runner, source: Path, target: Path) -> None:
+    """The session's own git directory: a copy of the user's repository (objects copied,
+    never hardlinked), not bare, with the user's index (what they had staged)."""
+    from mux.engine.runner import host_step
+
+    git = ["git", "-c", "core.hooksPath=/dev/null"]
+    runner.run([*git, "clone", "--bare", "--no-hardlinks", "-q", "--", source, target], error=MuxError)
+    runner.run([*git, "--git-dir", target, "config", "core.bare", "false"], error=MuxError)
+    index = source / ".git" / "index"
+    if index.is_file():
+        import shutil
+
+        host_step(runner, ["cp", index, target / "index"], lambda: shutil.copyfile(index, target / "index"))
+
+
+def remove_placeholders(session_dir: Path) -> list[str]:
+    """At delete (and undo): the placeholders this session used that no other session
+    uses any more, newest first, each only while still empty; what is left, as messages."""
+    me = str(session_dir)
+    kept = []
+    with _placeholders() as record:
+        for line in reversed(list(record)):
+            users = record[line]
+            if me in users:
+                users.remove(me)
+            elif users:
+                continue  # not this session's
+            if users:
+                continue  # another session still mounts it
+            del record[line]
+            path = Path(line)
+            try:
+                if path.is_symlink() or not _direct(path):
+                    kept.append(f"{path} (now a link, or reached through one)")
+                elif path.is_dir():
+                    path.rmdir()
+                elif path.is_file() and path.stat().st_size == 0:
+                    path.unlink()
+                elif path.exists():
+                    kept.append(f"{path} (no longer empty)")
+            except OSError:
+                kept.append(f"{path} (not empty)")
+    return kept
