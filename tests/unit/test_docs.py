@@ -369,3 +369,13 @@ def test_source_paths_exist() -> None:
 def test_readme_is_a_front_page() -> None:
     lines = (ROOT / "README.md").read_text().count("\n")
     assert lines < README_MAX_LINES, f"README.md has {lines} lines: move a topic to docs/"
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/sessions.md"])
+def test_protected_paths_are_the_ones_mux_protects(page: str) -> None:
+    """The list of paths a workdir session cannot write is mux/workspace/protect.py's."""
+    from mux.workspace.protect import PROTECTED
+
+    text = (ROOT / page).read_text()
+    missing = [p for p in PROTECTED if p != ".git/" and f"`{p}`" not in text]
+    assert not missing, f"{page} does not list these protected paths: {missing}"
