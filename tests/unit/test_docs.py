@@ -1,7 +1,7 @@
 """The documentation shows only what mux accepts: README.md and docs/*.md.
 
 - every `mux ...` command line (code blocks, and inline code in the text): its
-  command and subcommand exist, and every long option it uses is one of that
+  command and subcommand exist, and every option it uses (long, and short ones) is one of that
   command's (Click's own command objects, so no process is started);
 - every TOML block is a config mux's own checker accepts (mux.config.parse, as
   `mux config show` reads a file), and every key shown commented out
@@ -123,6 +123,15 @@ def long_options(command: click.Command) -> set[str]:
     return names
 
 
+def short_options(command: click.Command) -> set[str]:
+    ctx = click.Context(command, info_name=command.name)
+    names = {"-h"} if "-h" in ctx.help_option_names else set()
+    for param in command.get_params(ctx):
+        if isinstance(param, click.Option):
+            names.update(o for o in param.opts if re.fullmatch(r"-[A-Za-z]", o))
+    return names
+
+
 def takes_value(command: click.Command, option: str) -> bool:
     ctx = click.Context(command, info_name=command.name)
     for param in command.get_params(ctx):
@@ -158,13 +167,23 @@ def check_command(text: str) -> str | None:
         assert sub is not None
         command, path = sub, f"{path} {word}"
     known = long_options(command)
+    short = short_options(command)
+    interspersed = command.context_settings.get("allow_interspersed_args", True)
     for word in words:
         bare = word.strip("[]()|,.")
         if bare == "--":
             break  # what follows goes to the session's (or agent's) command
+        if not bare.startswith("-") and not interspersed:
+            break  # `mux exec NAME bash -l`: after NAME, the command's own words
         for option in re.findall(r"(?:^|[\[|/])(--[A-Za-z][\w-]*)", word):
             if option not in known:
                 return f"{path} has no option {option}"
+        flags = re.fullmatch(r"-([A-Za-z]+)", bare)
+        for letter in flags[1] if flags else "":
+            if f"-{letter}" not in short:
+                return f"{path} has no option -{letter}"
+            if takes_value(command, f"-{letter}"):
+                break  # `-p3000`: the rest is its value
     return None
 
 
@@ -187,7 +206,8 @@ def test_command_exists_with_its_options(where: str, text: str) -> None:
     ("mux proxy start|halt", "mux proxy has no command 'halt'"),
     ("mux --contxt box list", "mux has no option --contxt"),
     ("mux list [--json] [--running|--stoped]", "mux list has no option --stoped"),
-], ids=["command", "option", "alternative", "global", "bracketed"])
+    ("mux logs -x NAME", "mux logs has no option -x"),
+], ids=["command", "option", "alternative", "global", "bracketed", "short"])
 def test_the_checker_catches(text: str, problem: str) -> None:
     assert check_command(text) == problem
 
@@ -195,7 +215,8 @@ def test_the_checker_catches(text: str, problem: str) -> None:
 def test_the_checker_accepts() -> None:
     for text in ("mux --context box new --dry-run --repo URL fix", "mux -v new -v ~/d:/d s",
                  "mux new api -- claude --dangerously-skip-permissions", "mux ls --json",
-                 "mux new --proxy/--no-proxy", "mux config init --agent claude"):
+                 "mux new --proxy/--no-proxy", "mux config init --agent claude",
+                 "mux exec -it my-session bash -l", "mux new -p3000 app"):
         assert check_command(text) is None, text
 
 
