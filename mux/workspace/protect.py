@@ -29,6 +29,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -50,6 +51,12 @@ PROTECTED = (
 )
 PLACEHOLDERS = "placeholders.json"  # in the data dir: the placeholders mux made, and their sessions
 GIT_DIR = "git"  # the session's own git directory, in the session dir, mounted at /workspace/.git
+# In the session dir, beside (never inside) its git directory, so out of the agent's reach:
+# the refs that git directory started with, which the delete guard counts as saved.
+BASE_FILE = "git-base"
+BASE_HEADER = "# mux git-base v1"
+BASE_LIMIT = 16 << 20  # bytes; a bigger record is refused (the guard then cannot tell)
+_BASE_LINE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) (HEAD|refs/[^\x00-\x20\x7f~^:?*\[\\]{1,255})")
 
 
 class Protection(NamedTuple):
@@ -181,6 +188,62 @@ def copy_git(runner: Runner, source: Path, target: Path) -> None:
         import shutil
 
         host_step(runner, ["cp", index, target / "index"], lambda: shutil.copyfile(index, target / "index"))
+    record_base(runner, target, target.parent / BASE_FILE)
+
+
+def record_base(runner: Runner, git_dir: Path, record: Path) -> None:
+    """The refs ``git_dir`` (just copied, before any agent ran) starts with, into
+    ``record``: what `mux delete` counts as saved. Host git reads mux's own fresh copy."""
+    from mux.engine.runner import quote
+    from mux.proxy.files import write_private
+
+    argv = ["git", "--git-dir", str(git_dir), "show-ref", "--head"]
+    if runner.dry_run:
+        print(f"{quote(argv)} > {quote([record])}", file=runner.out)
+        return
+    found = runner.query(argv, check=False, error=MuxError)
+    if found.returncode not in (0, 1) or (found.returncode == 1 and found.stdout.strip()):
+        raise MuxError(f"cannot read the refs of the session's git directory {git_dir}: "
+                       f"{found.stderr.strip()[-200:] or f'exit status {found.returncode}'}")
+    text = "\n".join([BASE_HEADER, *found.stdout.splitlines()]) + "\n"
+    parse_base(text.encode())  # what the guard will read back: it must parse
+    write_private(record, text)
+
+
+def parse_base(raw: bytes) -> list[str]:
+    """The commits (object names) a :data:`BASE_FILE` record lists, deduplicated.
+    Anything else in it (a line that is not ``NAME REF``, a wrong header, more than
+    :data:`BASE_LIMIT` bytes) is a ValueError: the guard then cannot tell."""
+    if len(raw) > BASE_LIMIT:
+        raise ValueError(f"it is larger than {BASE_LIMIT >> 20} MiB")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError("it is not text") from None
+    lines = text.split("\n")
+    if lines[0] != BASE_HEADER or lines[-1] != "":
+        raise ValueError("it is not mux's record (header or last line)")
+    found: dict[str, None] = {}
+    for line in lines[1:-1]:
+        m = _BASE_LINE.fullmatch(line)
+        if m is None or ".." in line or line.endswith((".lock", "/")):
+            raise ValueError(f"a line is not a ref: {line[:80]!r}")
+        found[m.group(1)] = None
+    return list(found)
+
+
+def read_base(session_dir: Path) -> list[str]:
+    """The commits the session's git directory started with; none when mux recorded
+    none (an empty start, or a session made before the record). ValueError: unreadable."""
+    path = session_dir / BASE_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ValueError(exc.strerror or "it cannot be read") from None
+    with os.fdopen(fd, "rb") as fh:
+        return parse_base(fh.read(BASE_LIMIT + 1))
 
 
 def remove_placeholders(session_dir: Path) -> list[str]:

@@ -180,7 +180,10 @@ def test_delete_all_checks_workdir_and_clone_sessions_in_one_box(images, other_u
     out = mux_as(user, "-v", "delete", "--all")
     assert out.returncode == 1 and f"{busy}: " in out.stderr, out.stderr
     assert len([ln for ln in out.stderr.splitlines() if ln.startswith("+ docker run")]) == 1, out.stderr
-    assert not any(ln.startswith("+ git") for ln in out.stderr.splitlines())
+    # Host git reads only the refs of the user's own repository, never a session's files.
+    host_git = [ln for ln in out.stderr.splitlines() if ln.startswith("+ git")]
+    assert host_git and all(ln == f"+ git --git-dir {project}/.git for-each-ref '--format=%(objectname)'"
+                            for ln in host_git), host_git
     left = {s["name"] for s in json.loads(mux_as(user, "list", "--json").stdout)}
     assert left == {busy}
     assert mux_as(user, "delete", "--force", busy).returncode == 0
@@ -214,9 +217,10 @@ def test_a_hostile_git_dir_runs_nothing_here(images, other_user, project, unique
     refused = mux_as(user, "delete", unique_name)
     assert not canary.exists(), f"the agent's {plant} ran on this machine at delete"
     assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 2, refused.stderr
-    mux_as(user, "fetch", unique_name)  # it may fail (a commondir elsewhere): it must run nothing here
+    fetched = mux_as(user, "fetch", unique_name)
     assert not canary.exists(), f"the agent's {plant} ran on this machine at fetch"
-    mux_as(user, "delete", "--all")
+    assert fetched.returncode == 0, fetched.stderr
+    deleted = mux_as(user, "delete", "--all")  # fetched: nothing is lost
     assert not canary.exists(), f"the agent's {plant} ran on this machine at delete --all"
-    assert mux_as(user, "delete", "--force", unique_name).returncode == 0
-    assert not canary.exists()
+    assert deleted.returncode == 0, deleted.stderr
+    assert not session_dir(unique_name, user["base"] / "data", user["env"]).exists()
