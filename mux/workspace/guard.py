@@ -281,8 +281,8 @@ def _ref_name(ref: str) -> str:
     shown = escape(ref)
     for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
         if ref.startswith(prefix):
-            return f"{kind} {shown.removeprefix(prefix)!r}"
-    return "its stash (git stash list)" if ref == "refs/stash" else f"ref {shown!r}"
+            return f"{kind} '{shown.removeprefix(prefix)}'"  # escaped already: no repr's doubled backslashes
+    return "its stash (git stash list)" if ref == "refs/stash" else f"ref '{shown}'"
 
 
 def own_reasons(records: list[tuple[str, str]], tree: Tree) -> list[str]:
@@ -316,7 +316,7 @@ def own_reasons(records: list[tuple[str, str]], tree: Tree) -> list[str]:
         elif key == "ref":
             ref = parts[1] if len(parts) > 1 else ""
             if not _ANY_REF.fullmatch(ref):
-                out.append(f"a ref named {escape(ref)[:100]!r}, which git does not allow")
+                out.append(f"a ref named '{escape(ref)[:100]}', which git does not allow")
             elif not _COUNT.fullmatch(first):
                 out.append(f"{_ref_name(ref)}: cannot count its commits {NOT_HERE}")
             elif int(first):
