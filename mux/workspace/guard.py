@@ -14,10 +14,13 @@ when it got through tree N; a tree without its end was not checked.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mux import paths
 from mux.workspace import gitbox
 from mux.workspace.gitbox import NoTree, Tree, escape
+from mux.workspace.protect import read_base, refs_state
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -130,11 +133,14 @@ def unsaved_work(runner: Runner, sessions: list[Session]) -> dict[str, list[str]
             tree = gitbox.own_git_tree(session)
             if isinstance(tree, Tree):
                 try:
-                    saved[tree.key] = saved_commits(runner, session)
+                    base = read_base(Path(paths.session_dir(session.name)))
                 except ValueError as exc:
                     found[tree.key] = ["it cannot be checked for unsaved work: mux's record of the refs its "
                                        f"git directory started with cannot be read ({exc})"]
                     continue
+                if base.state and refs_state(Path(tree.source)) == base.state:
+                    continue  # its refs' files are as mux copied them: no commit of the agent's is reachable
+                saved[tree.key] = saved_commits(runner, session, base.commits)
         if isinstance(tree, NoTree):
             found[tree.key] = [f"it cannot be checked for unsaved work: {tree.why}"]
         elif tree is not None:
@@ -151,18 +157,13 @@ def unsaved_work(runner: Runner, sessions: list[Session]) -> dict[str, list[str]
     return found
 
 
-def saved_commits(runner: Runner, session: Session) -> list[str]:
-    """What a workdir session's own git directory holds that is safe already: the refs
-    it started with (mux's record, outside the agent's reach: mux.workspace.protect)
-    and every ref of the user's own repository, the workdir's (where `mux fetch` puts
+def saved_commits(runner: Runner, session: Session, started: list[str]) -> list[str]:
+    """What a workdir session's own git directory holds that is safe already: the
+    commits it ``started`` with (mux's record, outside the agent's reach:
+    mux.workspace.protect) and every ref of the user's own repository, the workdir's (where `mux fetch` puts
     refs/remotes/mux/NAME/*). That repository was never mounted in the session; host
-    git reads only its refs there. ValueError: the record cannot be trusted."""
-    from pathlib import Path
-
-    from mux import paths
-    from mux.workspace.protect import read_base
-
-    found = dict.fromkeys(read_base(Path(paths.session_dir(session.name))))
+    git reads only its refs there."""
+    found = dict.fromkeys(started)
     user_git = Path(session.workdir, ".git") if session.workdir.startswith("/") else None
     if user_git is not None and user_git.is_dir() and not user_git.is_symlink() and (user_git / "HEAD").is_file():
         listed = runner.query(["git", "--git-dir", str(user_git), "for-each-ref", "--format=%(objectname)"],

@@ -113,9 +113,24 @@ def test_a_session_whose_agent_did_nothing_deletes_at_once(images, other_user, p
     # Edits to the workdir's files are the user's own files on this machine: nothing is lost.
     agent(user, unique_name, "cd /workspace && echo edit >> app.py && echo new > new.txt && git add new.txt")
     assert mux_as(user, "stop", unique_name).returncode == 0
-    deleted = mux_as(user, "delete", unique_name)
-    assert deleted.returncode == 0 and deleted.stderr == "", deleted.stderr
+    deleted = mux_as(user, "-v", "delete", unique_name)
+    assert deleted.returncode == 0 and "mux: " not in deleted.stderr, deleted.stderr
+    # Its refs' files are as mux copied them (mux's record says so): no box was needed.
+    assert "+ docker run" not in deleted.stderr
     assert (project / "new.txt").read_text() == "new\n"
+
+
+def test_new_refs_on_the_users_commits_are_nothing_new(images, other_user, project, unique_name,
+                                                       cleanup_containers) -> None:
+    user = other_user
+    cleanup_containers.append(f"mux-{unique_name}")
+    new_session(user, unique_name)
+    agent(user, unique_name, "cd /workspace && git branch agent-copy side && git tag -a -m t agent-tag v1 && "
+                             "git checkout -q side && git pack-refs --all")
+    assert mux_as(user, "stop", unique_name).returncode == 0
+    deleted = mux_as(user, "-v", "delete", unique_name)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "+ docker run" in deleted.stderr  # its refs changed: the box counted, and found nothing new
 
 
 def test_commits_on_no_branch_and_the_users_own_refs(images, other_user, project, unique_name,

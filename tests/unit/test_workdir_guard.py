@@ -21,9 +21,10 @@ OWN = gitbox.Tree("s1", "bind", "/data/sessions/s1/git", "mux-test/debian", "100
 
 def test_a_record_lists_its_commits_once() -> None:
     text = f"{BASE_HEADER}\n{A} HEAD\n{A} refs/heads/main\n{B} refs/tags/v1\n"
-    assert parse_base(text.encode()) == [A, B]
-    assert parse_base(f"{BASE_HEADER}\n".encode()) == []  # a repository with no commit yet
-    assert parse_base(f"{BASE_HEADER}\n{'c' * 64} refs/heads/x\n".encode()) == ["c" * 64]  # sha256
+    assert parse_base(text.encode()) == ([A, B], "")
+    assert parse_base(f"{BASE_HEADER}\n".encode()) == ([], "")  # a repository with no commit yet
+    assert parse_base(f"{BASE_HEADER}\n{'c' * 64} refs/heads/x\n".encode()).commits == ["c" * 64]  # sha256
+    assert parse_base(f"{BASE_HEADER}\n= {'e' * 64}\n{A} HEAD\n".encode()) == ([A], "e" * 64)
 
 
 @pytest.mark.parametrize("raw", [
@@ -42,6 +43,8 @@ def test_a_record_lists_its_commits_once() -> None:
     f"{BASE_HEADER}\n{A} refs/heads/é\n".encode(),  # not ascii
     f"{BASE_HEADER}\n{A} HEAD\r\n".encode(),
     f"{BASE_HEADER}\n\n".encode(),
+    f"{BASE_HEADER}\n= {'e' * 63}\n{A} HEAD\n".encode(),  # a state that is no digest
+    f"{BASE_HEADER}\n{A} HEAD\n= {'e' * 64}\n".encode(),  # a state out of place
 ], ids=lambda raw: repr(raw[-24:]))
 def test_a_malformed_record_cannot_be_trusted(raw: bytes) -> None:
     with pytest.raises(ValueError):
@@ -49,7 +52,7 @@ def test_a_malformed_record_cannot_be_trusted(raw: bytes) -> None:
 
 
 def test_an_oversized_or_linked_record_cannot_be_trusted(tmp_path: Path) -> None:
-    assert read_base(tmp_path) == []  # none made (an empty start, or an older mux): nothing counts as saved
+    assert read_base(tmp_path) == ([], "")  # none made (an empty start, or an older mux): nothing counts as saved
     big = BASE_HEADER + "\n" + f"{A} refs/heads/main\n" * (BASE_LIMIT // 57 + 1)
     (tmp_path / protect.BASE_FILE).write_text(big)
     with pytest.raises(ValueError, match="larger"):
@@ -79,6 +82,36 @@ def test_a_damaged_record_refuses_without_running_the_box(tmp_path: Path, monkey
 
     found = guard.unsaved_work(NoRunner(), [session])  # type: ignore[arg-type]
     assert list(found) == ["s1"] and "cannot be read (a line is not a ref" in found["s1"][0]
+
+
+def test_the_refs_state_changes_with_any_ref_and_gives_up_on_what_it_cannot_read(tmp_path: Path) -> None:
+    own = tmp_path / "git"
+    (own / "refs" / "heads").mkdir(parents=True)
+    (own / "HEAD").write_text("ref: refs/heads/main\n")
+    (own / "packed-refs").write_text(f"{A} refs/heads/main\n")
+    (own / "index").write_bytes(b"staged")
+    first = protect.refs_state(own)
+    assert first is not None and protect.refs_state(own) == first
+    (own / "index").write_bytes(b"staged again")  # not a ref: a workdir's staging is the user's files
+    (own / "objects").mkdir()
+    assert protect.refs_state(own) == first
+    (own / "refs" / "heads" / "main").write_text(f"{B}\n")  # a commit moved main
+    second = protect.refs_state(own)
+    assert second not in (None, first)
+    (own / "refs" / "heads" / "main").unlink()
+    (own / "packed-refs").unlink()  # missing and empty differ
+    (own / "packed-refs").write_text("")
+    assert protect.refs_state(own) not in (None, first)
+    (own / "packed-refs").write_text(f"{A} refs/heads/main\n")
+    assert protect.refs_state(own) == first
+    for name, make in (("commondir", lambda p: p.write_text("../x\n")), ("worktrees", Path.mkdir),
+                       ("reftable", Path.mkdir), ("refs/heads/fifo", os.mkfifo),
+                       ("refs/heads/link", lambda p: p.symlink_to("/etc/hostname")),
+                       ("refs/tags", lambda p: p.symlink_to(tmp_path))):
+        make(own / name)
+        assert protect.refs_state(own) is None, name  # only the git box can tell
+        (own / name).rmdir() if (own / name).is_dir() and not (own / name).is_symlink() else (own / name).unlink()
+        assert protect.refs_state(own) == first, name
 
 
 def rec(text: str) -> list[tuple[str, str]]:
