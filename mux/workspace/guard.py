@@ -7,6 +7,14 @@ refuse); neither are reflog-only commits or unpushed tags. Every check that
 cannot run, or prints what it should not, is a reason (fail closed): a
 refusal that `--force` overrides.
 
+A workdir session's own git directory (mux.workspace.protect) is checked for its
+commits only (the workdir's files are the user's own, on this machine): those that
+neither the refs it started with (mux's record in the session dir, which the agent
+cannot write) nor any ref of the user's repository (where `mux fetch` puts
+refs/remotes/mux/NAME/*) reach. The box gets those commits on its stdin (``N own``,
+then ``N ^COMMIT`` lines); when the directory's refs' files are still as mux copied
+them (a digest in the record, read as bytes), nothing is new and no box runs.
+
 The box prints one record per line, ``N KEY ...`` for tree /r/N, and ``N end``
 when it got through tree N; a tree without its end was not checked.
 """

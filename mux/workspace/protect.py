@@ -11,6 +11,9 @@ run what the agent wrote. So, in a workdir session:
   hardlink, no file shared), with the user's index, so the agent's commits land
   there and come back only as data (`mux fetch`, `mux diff`); outside a
   repository, an empty one (so `git init` lands there, not in the user's tree);
+  the refs the copy starts with are recorded beside it (:data:`BASE_FILE`, out of
+  the agent's reach), so `mux delete` can tell the agent's commits from the user's
+  (mux.workspace.guard);
 - every protected path is mounted read-only onto itself; one that does not exist
   is made first as an empty placeholder (an empty file, or directory), so the
   agent cannot create it either. mux records what it made in the data dir (with
