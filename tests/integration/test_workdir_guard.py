@@ -239,3 +239,20 @@ def test_a_hostile_git_dir_runs_nothing_here(images, other_user, project, unique
     assert not canary.exists(), f"the agent's {plant} ran on this machine at delete --all"
     assert deleted.returncode == 0, deleted.stderr
     assert not session_dir(unique_name, user["base"] / "data", user["env"]).exists()
+
+
+def test_a_session_without_mux_s_record_is_vouched_for_by_the_users_repository(
+        images, other_user, project, unique_name, cleanup_containers) -> None:
+    """A session made before the record (an older mux): only the user's own refs count as saved."""
+    user = other_user
+    cleanup_containers.append(f"mux-{unique_name}")
+    new_session(user, unique_name)
+    directory = session_dir(unique_name, user["base"] / "data", user["env"])
+    record = directory / "git-base"
+    assert record.read_text().startswith("# mux git-base v1\n= ")
+    assert (record.stat().st_mode & 0o777) == 0o600
+    record.unlink()
+    assert mux_as(user, "stop", unique_name).returncode == 0
+    deleted = mux_as(user, "-v", "delete", unique_name)
+    assert deleted.returncode == 0 and "+ docker run" in deleted.stderr, deleted.stderr
+    assert not directory.exists()
