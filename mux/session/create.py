@@ -15,7 +15,7 @@ from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, DockerError, MuxError
 from mux.names import CONTAINER_HOME, CREATED_FORMAT, WORKSPACE, container_name, session_name
-from mux.session import account, hostfiles
+from mux.session import account, hostfiles, layout
 from mux.session.startcheck import wait_started
 from mux.spec import SessionSpec
 
@@ -189,7 +189,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         if run_as_user and not host.remote else (),  # host files: a remote engine cannot mount them
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
-        cidfile=session_dir / hostfiles.CIDFILE,
+        cidfile=session_dir / layout.CIDFILE,
         fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
         uid0=host.rootless is None and (not run_as_user or uid == 0),
@@ -328,7 +328,7 @@ def name_taken(runner: Runner, name: str, session_dir: Path | None = None) -> Mu
             return MuxError(f"{session_dir} is in the way: it is not a session's directory (a link or a "
                             "file), and mux never removes what is not its own",
                             hint="look at it, and move it away yourself (`mux doctor` lists such entries)")
-        if hostfiles.being_created(session_dir):
+        if layout.being_created(session_dir):
             return MuxError(f"session {name!r} is being created by another mux right now")
         return MuxError(
             f"session {name!r} has files in {session_dir} but no container (removed by hand, "

@@ -41,7 +41,7 @@ from mux.engine import argv as A
 from mux.engine.runner import Runner, host_step
 from mux.errors import ConfigError, DockerError
 from mux.names import CONTAINER_HOME, SESSION_NAME, WORKSPACE
-from mux.session.sessions import ENGINE_MARKER
+from mux.session.layout import ENGINE_MARKER, HOST_ALIAS, proxy_address, remove_tree
 from mux.spec import SessionSpec, VolumeFill
 
 if TYPE_CHECKING:
@@ -244,7 +244,6 @@ def reach_probe(runner: Runner, spec: SessionSpec, tunnel_end: str) -> Probe:
     the background (``Probe.verdict`` waits)."""
     from mux.egress import reach
     from mux.egress.relay import alias
-    from mux.egress.wiring import HOST_ALIAS, proxy_address
 
     port = int(tunnel_end.rpartition(":")[2])
     address = proxy_address(spec.name) or (f"{alias(port)}:{port}" if spec.network else f"{HOST_ALIAS}:{port}")
@@ -312,8 +311,6 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         for local, inside in copies:
             runner.run(A.cp_argv(f"{local}/.", f"{spec.container}:{inside}"))
         if remove_source:
-            from mux.session.hostfiles import remove_tree
-
             host_step(runner, ["rm", "-rf", source], partial(remove_tree, source))
         runner.run(A.start_argv(spec.container))
         host_step(runner, ["rm", "-rf", stage], partial(shutil.rmtree, stage, ignore_errors=True))

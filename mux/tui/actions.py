@@ -35,15 +35,10 @@ def runner_for(state: State, row: Row, *, verbose: bool = False) -> Runner:
 
 
 def _proxy_for(state: State, runner: Runner, name: str) -> None:
-    """As `mux start` and `mux attach` do: a proxied session gets its proxy (and, on a
-    remote engine, its tunnel) before it starts."""
-    from mux.egress.wiring import ensure_proxy_for
+    """As `mux start` and `mux attach` do (mux.session.lifecycle.ready)."""
+    from mux.session import lifecycle
 
-    ensure_proxy_for(name, state.config, runner)
-    if runner.engine.remote:
-        from mux.egress.tunnel import ensure_for_session
-
-        ensure_for_session(runner, name)
+    lifecycle.ready(runner, state.config, name)
 
 
 def acted_on(row: Row) -> str:
