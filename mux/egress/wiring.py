@@ -25,6 +25,7 @@ from mux.proxy import control, registry
 from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
 from mux.proxy.settings import ProxySettings
 from mux.session.layout import ENV_FILE_NAME, HOST_ALIAS
+from mux.spec import Far, Mount
 
 if TYPE_CHECKING:
     from mux.config import Config
@@ -41,7 +42,7 @@ class Wiring:
 
     env: tuple[tuple[str, str], ...] = ()  # -e K=V, nothing secret: NO_PROXY and the CA variables
     env_file: Path | None = None  # --env-file: the four proxy URLs, which hold the session secret
-    volumes: tuple[str, ...] = ()  # -v HOST:CONTAINER:ro, the CA bundle directory
+    mounts: tuple[Mount, ...] = ()  # the CA bundle directory, read-only (copied into a remote session)
     add_hosts: tuple[str, ...] = ()  # --add-host host.docker.internal:host-gateway (bridge networks)
     proxy_address: str | None = None  # HOST:PORT as the container reaches it (no secret)
 
@@ -173,7 +174,7 @@ def session_wiring(
     return Wiring(
         env=env,
         env_file=env_file,
-        volumes=(f"{files.public}:{CONTAINER_CA_DIR}:ro",),
+        mounts=(Mount(str(files.public), CONTAINER_CA_DIR, read_only=True, far=Far("copy")),),
         add_hosts=add_hosts,
         proxy_address=f"{host}:{port}",
     )

@@ -54,7 +54,7 @@ from mux.errors import ConfigError, MuxError
 from mux.names import CONTAINER_HOME
 from mux.session import agentshell
 from mux.session.agentshell import AGENT_BIN
-from mux.spec import SessionSpec
+from mux.spec import Far, Mount, SessionSpec
 
 if TYPE_CHECKING:
     from mux.config import Config
@@ -434,14 +434,13 @@ def wrapper_text(agent: Agent) -> str:
 
 def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid: int,
           host_env: Mapping[str, str], host_home: Path, session_dir: Path,
-          user_env_names: set[str], remote: bool = False, instance: str | None = None,
-          root_is_you: bool = False) -> SessionSpec:
+          user_env_names: set[str], root_is_you: bool = False) -> SessionSpec:
     """The agent's command, variables, mounts and label on top of ``spec``. Pure but for
-    looking at host files (the binary, shared files). ``remote``: the engine cannot see
-    this machine's files, so the binary and shared files are copied into volumes of
-    ``instance`` there (mux/session/volumes.py). ``root_is_you``: rootless Docker, whose uid 0
-    is the user running mux (mux/engine/vm.py): the agent runs as it, never as a
-    subordinate uid that could not write the workdir."""
+    looking at host files (the binary, shared files). On a remote engine, which cannot
+    see this machine's files, the binary and shared files are copied into volumes there
+    (each Mount's ``far``, rendered by mux/session/mounts.py). ``root_is_you``: rootless
+    Docker, whose uid 0 is the user running mux (mux/engine/vm.py): the agent runs as it,
+    never as a subordinate uid that could not write the workdir."""
     if req.headless and req.prompt is None:
         raise ConfigError("--headless needs --prompt: the one-shot run's instructions")
     if spec.network == "none":
@@ -458,43 +457,27 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
         )
     user_share = config.agents.get(req.name)
     shared = shared_files(agent, host_home, strict=user_share is not None and user_share.share is not None)
-    volumes, fills, links = list(spec.volumes), list(spec.fills), list(spec.links)
     program = PurePosixPath(agent.command).name
-    if agent.binary is not None and remote:  # copied into a volume there, once per binary
-        from mux.session.volumes import program_fill
-
-        fill = program_fill(agent.binary, program, instance)
-        fills.append(fill)
-        volumes.append(f"{fill.name}:{AGENT_DIR}:ro")
-    elif agent.binary is not None:
-        volumes.append(f"{agent.binary}:{AGENT_DIR}/{program}:ro")
-    if shared and remote:  # copies in a volume of the session's, linked from their places in HOME
-        from mux.session.volumes import session_fill
-
-        fill = session_fill(spec.name, "shared", instance, tuple((s.host, s.target) for s in shared))
-        fills.append(fill)
-        volumes.append(f"{fill.name}:{SHARED_DIR}:ro")
-        links += [(f"{CONTAINER_HOME}/{s.target}", f"{SHARED_DIR}/{s.target}") for s in shared]
-    else:
-        volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
+    mounts = list(spec.mounts)
+    if agent.binary is not None:  # remote: copied into a volume there, once per binary
+        mounts.append(Mount(str(agent.binary), f"{AGENT_DIR}/{program}", True,
+                            far=Far("program", program, at=AGENT_DIR)))
+    copies = tuple((s.host, s.target) for s in shared)  # remote: in a volume of the session's, linked from HOME
+    mounts += [Mount(str(s.host), f"{CONTAINER_HOME}/{s.target}", True,
+                     far=Far("own", "shared", files=copies, at=SHARED_DIR, link=f"{SHARED_DIR}/{s.target}"))
+               for s in shared]
     scripts = agentshell.files(session_dir, program, wrapper_text(agent))
-    if remote:  # the wrapper in a volume of the session's; login shells' snippet linked to it
-        from mux.session.volumes import session_fill
-
-        fill = session_fill(spec.name, agentshell.BIN_DIR, instance,
-                            tuple((path, path.name) for path, _, _ in scripts))
-        fills.append(fill)
-        volumes.append(f"{fill.name}:{AGENT_BIN}:ro")
-        links.append((agentshell.PROFILE, f"{AGENT_BIN}/{agentshell.PROFILE_FILE}"))
-    else:
-        volumes += [f"{session_dir / agentshell.BIN_DIR}:{AGENT_BIN}:ro",
-                    f"{scripts[1][0]}:{agentshell.PROFILE}:ro"]
+    wrapper = Far("own", agentshell.BIN_DIR, files=tuple((path, path.name) for path, _, _ in scripts), at=AGENT_BIN)
+    mounts += [Mount(str(session_dir / agentshell.BIN_DIR), AGENT_BIN, True, far=wrapper),
+               # remote: login shells' snippet linked to the wrapper's volume
+               Mount(str(scripts[1][0]), agentshell.PROFILE, True,
+                     far=wrapper._replace(link=f"{AGENT_BIN}/{agentshell.PROFILE_FILE}"))]
     env = [*((k, PLACEHOLDER) for k in keys), *agent.env]
     return spec._replace(
         command=command(agent, req), scripts=spec.scripts + scripts,
         env=tuple(env) + spec.env,
-        volumes=tuple(volumes), fills=tuple(fills), links=tuple(links),
-        user=f"{uid}:{gid}" if root_is_you else agent_user(uid, gid, spec.workdir),
+        mounts=tuple(mounts),
+        policy=spec.policy._replace(user=f"{uid}:{gid}" if root_is_you else agent_user(uid, gid, spec.workdir)),
         home=spec.home or session_dir / "home",
         labels=spec.labels + (("mux.agent", agent.name),),
         tty=not req.headless,
@@ -512,7 +495,7 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
     if home is None or spec.user is None:
         return
     preset = PRESETS.get(name)
-    targets = [v.split(":")[1] for v in spec.volumes] + [path for path, _ in spec.links]
+    targets = [m.target for m in spec.mounts] + [path for path, _ in spec.links]
     dirs = sorted({home / PurePosixPath(t).parent.relative_to(CONTAINER_HOME)
                    for t in targets if t.startswith(CONTAINER_HOME + "/")})
     dirs += sorted({(home / rel).parent for rel, _ in (preset.seed if preset else ())})

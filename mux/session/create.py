@@ -16,8 +16,9 @@ from mux.engine.runner import Runner
 from mux.errors import ConfigError, DockerError, MuxError
 from mux.names import CONTAINER_HOME, CREATED_FORMAT, WORKSPACE, container_name, session_name
 from mux.session import account, hostfiles, layout
+from mux.session.mounts import for_engine
 from mux.session.startcheck import wait_started
-from mux.spec import SessionSpec
+from mux.spec import Mount, RunPolicy, SessionSpec
 
 if TYPE_CHECKING:
     from mux.egress.reach import Probe
@@ -116,24 +117,26 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         check_limits(host.rootless, limits)
     if d.limits.pids is None and not (host.rootless or {}).get("CgroupDriver") == "none":
         limits = limits._replace(pids=A.DEFAULT_PIDS)  # an engine without cgroups has no pids limit either
-    volumes = tuple(validate.volume(v, "--volume", host.cwd) for v in opts.volumes)
-    yours = d.volumes + volumes  # the mounts the user asked for (mux adds its own below)
+    # The user's mounts, checked (mux adds its own below)
+    yours = tuple(Mount.parse(v) for v in d.volumes) + tuple(
+        Mount.parse(validate.volume(v, "--volume", host.cwd)) for v in opts.volumes)
+    mounts = yours
     protection = None
     if not (repo_labels or opts.copy or host.remote):  # the user's own tree, mounted read-write
         from mux.workspace import protect
 
         protection = protect.plan(workdir, session_dir, protect.wanted(d.protect, opts.unprotected))
-        volumes += protection.volumes
+        mounts += protection.mounts
     taken = (WORKSPACE, CONTAINER_HOME, "/etc/passwd", "/etc/group") if d.run_as_user else (WORKSPACE,)
-    for spec_text in d.volumes + volumes:
-        target = spec_text.split(":")[1].rstrip("/")
+    for mount in mounts:
+        target = mount.target.rstrip("/")
         if target in taken:
-            raise ConfigError(f"volume {spec_text!r} mounts over {target}, which mux mounts itself "
+            raise ConfigError(f"volume {mount.text!r} mounts over {target}, which mux mounts itself "
                               "(the working directory, the session's HOME and user)")
     from mux import ownfiles
 
     where = "--copy source" if opts.copy else "--workdir" if opts.workdir else "the working directory"
-    ownfiles.check_spec_sources(None if repo_labels else workdir, yours,
+    ownfiles.check_spec_sources(None if repo_labels else workdir, tuple(m.text for m in yours),
                                 ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env),
                                 workdir_what=where)
     env: list[tuple[str, str | None]] = []
@@ -146,9 +149,8 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         scope = scoped(d.rust, session_dir=session_dir,
                        source=repo_labels[0][1] if repo_labels else str(workdir))  # the repository's caches
         rust = rust_wiring(d.rust._replace(cache_dir=scope.cache_dir), session_dir=session_dir,
-                           cargo_cache_dir=scope.cargo_dir, remote=host.remote,
-                           instance=paths.instance(host.env), volume_key=scope.key)
-        volumes += rust.volumes
+                           cargo_cache_dir=scope.cargo_dir, volume_key=scope.key)
+        mounts += rust.mounts
         env += rust.env
     host_env = dict(host.env)
     src = str(config.source) if config.source else "config"
@@ -180,23 +182,23 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
     spec = SessionSpec(
         name=name, image=image, workdir=workdir, labels=tuple(labels),
         command=tuple(opts.command), shell=d.shell, env=tuple(env),
-        volumes=d.volumes + volumes, network=network, limits=limits,
-        user=f"{uid}:{gid}" if run_as_user else None,
+        mounts=mounts, network=network, limits=limits._replace(pids=None),
+        policy=RunPolicy(user=f"{uid}:{gid}" if run_as_user else None, pids_limit=limits.pids),
         home=session_dir / "home" if run_as_user else None,
         hostname=None if (network or "").startswith("container:") else name,  # docker refuses both
         accounts=tuple((session_dir / f, text) for f, text in
                        account.files(login, uid, group, gid, d.shell).items())
-        if run_as_user and not host.remote else (),  # host files: a remote engine cannot mount them
+        if run_as_user else (),  # host files: a remote engine goes without (mux.session.mounts)
         stop_timeout=d.stop_timeout, pull=opts.pull or d.pull,
         ports=d.ports + tuple(validate.publish(p, "--publish") for p in opts.ports),
         cidfile=session_dir / layout.CIDFILE,
-        fills=rust.fills if rust else (), links=rust.links if rust else (),
         cache_dirs=rust.dirs_to_create if rust else (),
         uid0=host.rootless is None and (not run_as_user or uid == 0),
         git_dir=protection.git_dir if protection else None,
         git_source=protection.git_source if protection else None,
         placeholders=protection.placeholders if protection else (),
     )
+    spec = for_engine(spec, remote=host.remote, instance=paths.instance(host.env))
     return agent_spec(config, opts, host, spec, user_env=d.env + opts.env)
 
 
@@ -217,19 +219,19 @@ def agent_spec(config: Config, opts: NewOptions, host: HostFacts, spec: SessionS
     if spec.user and not spec.user.startswith("0:"):  # mux chose one (mux as root: the workdir's owner)
         uid, gid = (int(x) for x in spec.user.split(":"))
     made = apply(config, req, spec, uid=uid, gid=gid, host_env=host.env,
-                host_home=Path(host.env.get("HOME") or Path.home()),
-                session_dir=host.session_dir(spec.name),
-                user_env_names={e.partition("=")[0] for e in user_env},
-                remote=host.remote, instance=paths.instance(host.env),
-                root_is_you=host.rootless is not None)
+                 host_home=Path(host.env.get("HOME") or Path.home()),
+                 session_dir=host.session_dir(spec.name),
+                 user_env_names={e.partition("=")[0] for e in user_env},
+                 root_is_you=host.rootless is not None)
+    made = for_engine(made, remote=host.remote, instance=paths.instance(host.env))
     from mux import ownfiles  # a `share` entry is mounted (or copied) too: never mux's own files
 
     own = ownfiles.own_paths(host.data_dir or paths.data_dir(), config.source, host.env)
     mine = host.session_dir(spec.name)  # what mux wrote for this session (the agent's wrapper)
-    added = [v for v in made.volumes if v not in spec.volumes]
-    ownfiles.check_spec_sources(None, tuple(v for v in added if not Path(v.split(":")[0]).is_relative_to(mine)),
+    added = [m for m in made.mounts if m not in spec.mounts]
+    ownfiles.check_spec_sources(None, tuple(m.text for m in added if not Path(m.source).is_relative_to(mine)),
                                 own, workdir_what="")
-    for fill in made.fills:
+    for fill in made.fills[len(spec.fills):]:
         for source, _ in fill.files:
             if not source.is_relative_to(mine):
                 ownfiles.refuse(source, f"[agents.{opts.agent}] share", own)
@@ -468,15 +470,14 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
                     raise name_taken(runner, spec.name, session_dir)
                 interrupts.boundary("claimed")  # made, not yet in the undo: the deferral covers it
                 undo.files = True
-            copies: list[tuple[Path, str]] = []
             if proxy is not None:
                 undo.proxy = not runner.dry_run
                 # A remote engine: its tunnel first (a proxy-only relay forwards to its end there)
                 far = V.tunnel_up(runner, proxy.port) if runner.engine.remote else None
                 undo.far = far is not None and not runner.dry_run
                 spec = wire_proxy(runner, proxy, spec, proxy_only=egress == "proxy-only", tunnel_end=far)
-                if far is not None:  # the CA bundle copied in (mux/session/volumes.py)
-                    spec, copies = V.ca_copied_in(spec)
+                # its CA bundle: mounted, or copied into a session on another machine
+                spec = for_engine(spec, remote=runner.engine.remote, instance=paths.instance())
                 interrupts.boundary("proxy-wired")
             if opts.repo:
                 from mux.workspace.repo import validate_repo_url
@@ -505,7 +506,7 @@ def create(runner: Runner, config: Config, opts: NewOptions, *, progress: bool =
             undo.container = not runner.dry_run
             if volumes:  # create, fill and start; it removes what it made if that fails
                 V.create_session(runner, spec, session_dir, remove_source=bool(opts.repo),
-                                 copies=copies, cp_limit=config.docker.cp_limit)
+                                 copies=spec.copies, cp_limit=config.docker.cp_limit)
                 undo.volumes = [] if runner.dry_run else V.session_volumes(spec)
                 ref = spec.container
                 if far is not None:  # from inside the session, while its start is checked: no wait of its own
@@ -624,6 +625,6 @@ def wire_proxy(runner: Runner, proxy: ProxySettings, spec: SessionSpec, *, proxy
     return spec._replace(
         env=tuple(wiring.env) + spec.env,
         env_files=spec.env_files + ((wiring.env_file,) if wiring.env_file else ()),
-        volumes=spec.volumes + tuple(wiring.volumes),
+        mounts=spec.mounts + wiring.mounts,
         extra_hosts=spec.extra_hosts + tuple(wiring.add_hosts),
     )

@@ -75,7 +75,7 @@ def test_pids_limit(tmp_path: Path, proj: Path, text: str, pids: int | None) -> 
     from mux.configfile import loads
 
     config = parse(loads(text), tmp_path / "c.toml", {})
-    assert build_spec(config, NewOptions(name="s1"), host(tmp_path, uid=1000)).limits.pids == pids
+    assert build_spec(config, NewOptions(name="s1"), host(tmp_path, uid=1000)).policy.pids_limit == pids
 
 
 def test_pids_must_be_a_count(tmp_path: Path) -> None:
