@@ -13,8 +13,9 @@ from mux import config as C
 from mux.configfile import loads as toml_loads
 from mux.engine import argv as A
 from mux.errors import ConfigError
-from mux.session.agents import AGENT_DIR, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
+from mux.session.agents import AGENT_DIR, PLACEHOLDER, agent_user, missing_rules
 from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.presets import _claude_binary, _codex_binary
 from tests.cli.muxcli import protected_mounts
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
