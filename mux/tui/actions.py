@@ -113,8 +113,8 @@ def diff_text(state: State, row: Row) -> list[str]:
 def create(state: State, fields: NewFields) -> SessionSpec:
     """`mux new` by its own code (mux.session.create) with these flags; the runner echoes each
     docker command (`-v`), which the form shows as progress."""
-    from mux.session.create import NewOptions
     from mux.session.create import create as make
+    from mux.session.plan import NewOptions
 
     opts = NewOptions(name=fields.name.strip(), repo=fields.repo.strip() or None,
                       agent=fields.agent.strip() or None, image=fields.image.strip() or None)

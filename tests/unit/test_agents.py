@@ -14,7 +14,7 @@ from mux.configfile import loads as toml_loads
 from mux.engine import argv as A
 from mux.errors import ConfigError
 from mux.session.agents import AGENT_DIR, PLACEHOLDER, agent_user, missing_rules
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 from mux.session.presets import _claude_binary, _codex_binary
 from tests.cli.muxcli import protected_mounts
 

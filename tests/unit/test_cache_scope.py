@@ -10,7 +10,7 @@ import pytest
 from mux.config import Config, DockerSettings, RustSettings, parse
 from mux.configfile import loads
 from mux.errors import ConfigError
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 
 
 def spec_for(tmp_path: Path, scope: str, workdir: str = "a", repo: str | None = None, name: str = "s1"):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""mux.session.create.build_spec: config + flags + fixed host facts -> SessionSpec (pure)."""
+"""mux.session.plan.build_spec: config + flags + fixed host facts -> SessionSpec (pure)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from mux import __version__
 from mux.config import Config, DockerSettings, GitSettings, Limits
 from mux.errors import ConfigError
-from mux.session.create import HostFacts, NewOptions, build_spec, git_env
+from mux.session.plan import HostFacts, NewOptions, build_spec, git_env
 from tests.cli.muxcli import PROTECTED
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ import pytest
 from mux.config import Config, DockerSettings, parse
 from mux.errors import ConfigError
 from mux.session import account
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 from mux.workspace import special
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mux.config import Config, DockerSettings
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 from mux.workspace.repo import local_path
 
 

@@ -14,8 +14,8 @@ from mux.config import Config, DockerSettings, RustSettings
 from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, MuxError
-from mux.session.create import HostFacts, NewOptions, build_spec
 from mux.session.mounts import for_engine
+from mux.session.plan import HostFacts, NewOptions, build_spec
 from mux.session.sccache import RustWiring, make_dirs, rust_wiring
 from mux.spec import SessionSpec
 
