@@ -18,7 +18,6 @@ from mux import paths
 from mux.engine import argv as A
 from mux.errors import MuxError, SessionNotFound
 from mux.names import CREATED_FORMAT, SESSION_NAME, container_name
-from mux.session.layout import ENGINE_MARKER, being_created
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -180,6 +179,8 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
         directory = os.path.join(root, name)
         if name in names or not is_session_dir(directory):
             continue
+        from mux.session.layout import ENGINE_MARKER, being_created  # only for a directory docker does not know
+
         # A directory a running `mux new` holds is a session being born, not a leftover.
         if being_created(directory) or os.path.exists(os.path.join(directory, ENGINE_MARKER)):
             continue  # ENGINE_MARKER: on another engine (mux/session/volumes.py)
