@@ -1,6 +1,8 @@
 """`mux new`, planned: config + flags + facts gathered beforehand -> the final spec and the
-ordered steps that make it. Pure: no processes, no files written (mux/session/create.py does
-the steps, with their undo; `--dry-run` runs the same steps with a runner that prints).
+ordered steps that make it. Pure but for looking at host files (the workdir's .git, the
+programs to mount; a remote engine's program volumes are named by a digest, remembered in
+the data dir): no processes, nothing made. mux/session/create.py does the steps, with their
+undo; `--dry-run` does the same steps with a runner that prints instead.
 """
 
 from __future__ import annotations
