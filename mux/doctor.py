@@ -152,7 +152,7 @@ def _volume_leftovers(runner: Runner, sessions: set[str]) -> list[tuple[str, str
     """Volumes of sessions that are gone, and copies into volumes that never finished.
     The volumes sessions share on an engine (caches, programs: mux/session/volumes.py) are
     kept on purpose and are no leftovers."""
-    from mux.session.hostfiles import being_created
+    from mux.session.layout import being_created
     from mux.session.volumes import sessions_volumes, unfinished_fills
 
     docker = shlex.join(["docker", *runner.engine.docker_args()])

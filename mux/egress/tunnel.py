@@ -40,6 +40,7 @@ from mux import paths
 from mux.engine.choice import Engine
 from mux.engine.runner import Runner, spawn_detached
 from mux.errors import ConfigError, DockerError, ProxyError
+from mux.session.layout import ENV_FILE_NAME
 
 LOOPBACK = "127.0.0.1"
 SSH_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]")
@@ -235,7 +236,6 @@ def _log_tail(log: Path) -> str:
 
 def ensure_for_session(runner: Runner, name: str) -> None:
     """start/attach/exec of a proxied session on a remote engine: its tunnel up."""
-    from mux.egress.wiring import ENV_FILE_NAME
     from mux.errors import MuxError
     from mux.names import session_name
     from mux.proxy import control
@@ -268,7 +268,7 @@ def _probe_session(runner: Runner, name: str) -> None:
     from mux import validate
     from mux.egress import reach
     from mux.egress import relay as egress
-    from mux.egress.wiring import HOST_ALIAS, proxy_address
+    from mux.session.layout import HOST_ALIAS, proxy_address
     from mux.session.sessions import find
 
     address = proxy_address(name)
@@ -297,8 +297,8 @@ def users(host: str) -> set[tuple[str | None, str]]:
     """(instance, session) of every proxied session on the engine at ``host`` whose
     files are in this data dir, every instance's: they share its tunnels. Found by
     the marker mux/session/volumes.py leaves in a remote session's directory."""
-    from mux.egress.wiring import ENV_FILE_NAME
-    from mux.session.sessions import ENGINE_MARKER, is_session_dir
+    from mux.session.layout import ENGINE_MARKER
+    from mux.session.sessions import is_session_dir
 
     found = set()
     for instance, where in paths.all_sessions_roots():

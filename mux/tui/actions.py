@@ -35,15 +35,10 @@ def runner_for(state: State, row: Row, *, verbose: bool = False) -> Runner:
 
 
 def _proxy_for(state: State, runner: Runner, name: str) -> None:
-    """As `mux start` and `mux attach` do: a proxied session gets its proxy (and, on a
-    remote engine, its tunnel) before it starts."""
-    from mux.egress.wiring import ensure_proxy_for
+    """As `mux start` and `mux attach` do (mux.session.lifecycle.ready)."""
+    from mux.session import lifecycle
 
-    ensure_proxy_for(name, state.config, runner)
-    if runner.engine.remote:
-        from mux.egress.tunnel import ensure_for_session
-
-        ensure_for_session(runner, name)
+    lifecycle.ready(runner, state.config, name)
 
 
 def acted_on(row: Row) -> str:
@@ -118,8 +113,8 @@ def diff_text(state: State, row: Row) -> list[str]:
 def create(state: State, fields: NewFields) -> SessionSpec:
     """`mux new` by its own code (mux.session.create) with these flags; the runner echoes each
     docker command (`-v`), which the form shows as progress."""
-    from mux.session.create import NewOptions
     from mux.session.create import create as make
+    from mux.session.plan import NewOptions
 
     opts = NewOptions(name=fields.name.strip(), repo=fields.repo.strip() or None,
                       agent=fields.agent.strip() or None, image=fields.image.strip() or None)
