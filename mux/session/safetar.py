@@ -13,10 +13,12 @@ is counted and named in one line (:class:`Refusals`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -363,8 +365,10 @@ def walk(source: Path, name: str, refusals: Refusals, *, limit: int, what: str,
     return entries
 
 
-def write(out: IO[bytes], entries: list[Entry], refusals: Refusals) -> None:
-    """The tar stream of ``entries`` (from :func:`walk`) to ``out``."""
+def write(out: IO[bytes], entries: list[Entry], refusals: Refusals,
+          sent: Callable[[Entry, str | None], None] | None = None) -> None:
+    """The tar stream of ``entries`` (from :func:`walk`) to ``out``. ``sent``: told of each
+    entry that went out, with the sha256 of the bytes sent for a file (None for others)."""
     with tarfile.TarFile(fileobj=_Counting(out), mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
                          copybufsize=CHUNK) as tar:
         root_fd = os.open(entries[0].root, os.O_RDONLY | os.O_DIRECTORY) if entries else -1
@@ -381,31 +385,40 @@ def write(out: IO[bytes], entries: list[Entry], refusals: Refusals) -> None:
                     info.type = tarfile.DIRTYPE
                     tar.addfile(info)
                 else:
-                    _add_file(tar, info, root_fd, e, refusals)
+                    digest = _add_file(tar, info, root_fd, e, refusals)
+                    if sent is not None and digest is not None:
+                        sent(e, digest)
+                    continue
+                if sent is not None:
+                    sent(e, None)
         finally:
             if root_fd >= 0:
                 os.close(root_fd)
 
 
-def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, root_fd: int, e: Entry, refusals: Refusals) -> None:
+def _add_file(tar: tarfile.TarFile, info: tarfile.TarInfo, root_fd: int, e: Entry,
+              refusals: Refusals) -> str | None:
+    """The file sent; the sha256 of its bytes as sent, or None when it was left out."""
     try:
         parent = _open_dirs(root_fd, e.parts[:-1], create=False)
     except OSError:
         refusals.add("left out {} entr(ies) that changed while copying", e.name)
-        return
+        return None
     try:
         fd = os.open(e.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
     except OSError:
         refusals.add("left out {} entr(ies) that changed while copying", e.name)
-        return
+        return None
     finally:
         os.close(parent)
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             refusals.add("left out {} entr(ies) that changed while copying", e.name)
-            return
+            return None
         info.size = e.st.st_size
-        tar.addfile(info, _Exactly(fh, e.st.st_size))
+        data = _Exactly(fh, e.st.st_size)
+        tar.addfile(info, data)
+        return data.hash.hexdigest()
 
 
 class _Exactly:
@@ -414,10 +427,12 @@ class _Exactly:
 
     def __init__(self, fh: IO[bytes], size: int) -> None:
         self._fh, self._left = fh, size
+        self.hash = hashlib.sha256()  # of what was sent (mux.workspace.copyguard's record)
 
     def read(self, n: int = -1) -> bytes:
         n = self._left if n < 0 else min(n, self._left)
         data = self._fh.read(n)
         data += b"\0" * (n - len(data))
         self._left -= n
+        self.hash.update(data)
         return data

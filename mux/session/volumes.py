@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from mux.egress.reach import Probe
     from mux.engine.choice import Engine
     from mux.session.sessions import Session
+    from mux.workspace.copyguard import Record
 
 SHARED_LABEL = "mux.volume"  # a volume sessions share: what it holds (its value)
 FILL_MOUNT = "/muxfill"  # where a fill helper mounts the volume it fills
@@ -281,7 +282,12 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         made_container = True
         workspace = PurePosixPath(WORKSPACE)
         source = spec.workdir
-        copy_workdir(runner, Path(source), f"{spec.container}:{workspace.parent}", workspace.name, cp_limit)
+        copied = copy_workdir(runner, Path(source), f"{spec.container}:{workspace.parent}", workspace.name,
+                              cp_limit)
+        if copied is not None and not remove_source:  # what `mux delete` compares the volume with
+            from mux.workspace.copyguard import write_record
+
+            write_record(session_dir, copied)
         home = PurePosixPath(CONTAINER_HOME)
         if spec.home_volume is not None:
             empty = stage / home.name
@@ -320,25 +326,28 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         raise
 
 
-def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -> None:
+def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -> Record | None:
     """``source`` into the container as ``at``/``name``, by mux cp's rules (mux/session/safetar.py):
     no link out of it, no device node or fifo, no setuid/setgid bit; what was left out is
-    said in one line."""
+    said in one line. The digest of what was sent (mux.workspace.copyguard); None when dry."""
     from mux.session import safetar
+    from mux.workspace.copyguard import Manifest
 
     refusals = safetar.Refusals()
     argv = A.cp_argv("-", at)
     if runner.dry_run:
         runner.show(argv)
-        return
+        return None
     source = Path(os.path.realpath(source))  # the directory itself, as docker cp -L took it
     entries = safetar.walk(source, name, refusals, limit=limit, what=f"the working directory {source}",
                            contents=False)
+    manifest = Manifest(name)
     with runner.pipe(argv, write=True) as p:
-        safetar.write(p.stream, entries, refusals)
+        safetar.write(p.stream, entries, refusals, manifest.sent)
     line = refusals.line(f"copied {source} into the session, but")
     if line:
         print(line, file=runner.err)
+    return manifest.record()
 
 
 def make_links(runner: Runner, links: Sequence[tuple[PurePosixPath, str]], base: Path) -> None:

@@ -224,10 +224,11 @@ def mount_args(trees: Sequence[Tree]) -> list[str]:
 
 
 def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
-             *, tmp_size: str = "64m", stdin: bool = False) -> list[str]:
+             *, tmp_size: str = "64m", stdin: bool = False, prelude: str = HARDEN) -> list[str]:
     """`docker run` of the git box: ``script`` (sh) runs with the trees at /r/0.. and
     ``args`` after them as "$@"; the trees' mount points come first in "$@".
-    ``stdin``: the script reads data on its standard input."""
+    ``stdin``: the script reads data on its standard input. ``prelude``: "" for a box
+    that runs no git (mux.workspace.copyguard)."""
     env = list(GIT_ENV) + [("GIT_CONFIG_COUNT", str(len(GIT_CONFIG)))]
     for i, (key, value) in enumerate(GIT_CONFIG):
         env += [(f"GIT_CONFIG_KEY_{i}", key), (f"GIT_CONFIG_VALUE_{i}", value)]
@@ -242,7 +243,7 @@ def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: It
         argv += ["-e", f"{k}={v}"]
     if stdin:
         argv.append("-i")
-    argv += [*mount_args(trees), "--entrypoint", "/bin/sh", image, "-c", HARDEN + script, "gitbox"]
+    argv += [*mount_args(trees), "--entrypoint", "/bin/sh", image, "-c", prelude + script, "gitbox"]
     return argv + [f"{BOX_ROOT}/{i}" for i in range(len(trees))] + list(args)
 
 

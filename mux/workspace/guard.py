@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from mux import paths
 from mux.workspace import gitbox
+from mux.workspace.copyguard import COPY_WORDS
 from mux.workspace.gitbox import NoTree, Tree, escape
 from mux.workspace.protect import read_base, refs_state
 
@@ -162,6 +163,9 @@ def unsaved_work(runner: Runner, sessions: list[Session]) -> dict[str, list[str]
             ready.append(item)
     for group in gitbox.groups(ready):
         found.update(check(runner, group, saved))
+    from mux.workspace.copyguard import unsaved  # a copy of the workdir in a volume: no repository there
+
+    found.update(unsaved(runner, sessions))
     return found
 
 
@@ -349,6 +353,10 @@ def own_reasons(records: list[tuple[str, str]], tree: Tree) -> list[str]:
 def refusal_hint(refused: list[tuple[str, list[str]]]) -> str:
     """The hint of `mux delete`'s refusal: for a workdir session's commits, the way back."""
     fetchable = [name for name, why in refused if any(NOT_HERE in r for r in why)]
+    copied = [name for name, why in refused if any(COPY_WORDS in r for r in why)]
+    if not fetchable and copied:
+        who = copied[0] if len(copied) == 1 else "NAME"
+        return f"`mux cp {who}:/workspace DEST` copies its files here; or use --force to delete anyway"
     if not fetchable:
         return DEFAULT_HINT
     who = fetchable[0] if len(fetchable) == 1 else "NAME"

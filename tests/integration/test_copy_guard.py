@@ -61,7 +61,7 @@ def test_delete_refuses_while_the_agents_edit_is_only_in_the_volume(
         images, mux_home, work, unique_name) -> None:
     new_copy(unique_name, work)
     agent(unique_name, "echo edited >> /workspace/app.py")
-    assert_refused(unique_name, "its workspace volume differs from what mux copied in")
+    assert_refused(unique_name, "its workspace copy differs from what mux copied in")
 
 
 @pytest.mark.parametrize("script", [
@@ -93,7 +93,7 @@ def test_hostile_files_do_not_hang_or_fool_the_box(images, mux_home, work, uniqu
     agent(unique_name, "cd /workspace && ln -s / root && ln -s /dev/zero zero && mkfifo fifo && "
           f"printf 'touch {canary}\\n' > \"$(printf 'a\\nb\\033[31m')\" && "
           "truncate -s 64G huge")
-    assert_refused(unique_name, "workspace volume")
+    assert_refused(unique_name, "its workspace copy")
     assert not canary.exists()
 
 
