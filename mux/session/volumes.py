@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from mux.egress.reach import Probe
     from mux.engine.choice import Engine
     from mux.session.sessions import Session
-    from mux.workspace.copyguard import Record
+    from mux.workspace.copyrecord import Record
 
 SHARED_LABEL = "mux.volume"  # a volume sessions share: what it holds (its value)
 FILL_MOUNT = "/muxfill"  # where a fill helper mounts the volume it fills
@@ -285,7 +285,7 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         copied = copy_workdir(runner, Path(source), f"{spec.container}:{workspace.parent}", workspace.name,
                               cp_limit)
         if copied is not None and not remove_source:  # what `mux delete` compares the volume with
-            from mux.workspace.copyguard import write_record
+            from mux.workspace.copyrecord import write_record
 
             write_record(session_dir, copied)
         home = PurePosixPath(CONTAINER_HOME)
@@ -331,7 +331,7 @@ def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -
     no link out of it, no device node or fifo, no setuid/setgid bit; what was left out is
     said in one line. The digest of what was sent (mux.workspace.copyguard); None when dry."""
     from mux.session import safetar
-    from mux.workspace.copyguard import Manifest
+    from mux.workspace.copyrecord import Manifest
 
     refusals = safetar.Refusals()
     argv = A.cp_argv("-", at)

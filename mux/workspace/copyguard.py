@@ -1,138 +1,35 @@
 """What deleting a session whose /workspace is a copy in a volume would lose.
 
-A --copy session, and a workdir session on a remote engine, hold the agent's work
-only in their workspace volume. At `mux new` mux records, in the session's data
-dir (mode 600, outside the agent's reach), one digest over what it sent into that
-volume (:class:`Manifest`, fed by mux.session.safetar as it writes the stream):
-a sorted list of NUL-terminated records, one per entry under /workspace::
-
-    d NAME                      a directory
-    f SIZE SHA256 NAME          a regular file: the bytes sent
-    l LEN TARGET NAME           a symlink (LEN: the target's length in bytes)
-    o NAME                      anything else (mux never copies one in)
-
-At delete a box on the session's engine (mux.workspace.gitbox's: no network, the
-volume read-only, as the session's uid; no git needed) computes the same over the
-volume: find without following links, hashes of regular files only (a fifo or
-device node is never opened), bounded by :data:`MAX_ENTRIES` and :data:`MAX_BYTES`
-(beyond: it cannot tell). It prints one line, parsed strictly. A digest that
-differs, a missing or unreadable record, a box that fails: a reason (fail closed).
-One cost: a session's unchanged copy is hashed again at each delete (measured:
-a few thousand files in well under a second).
+A --copy session, and a workdir session on a remote engine (which needs --copy),
+hold the agent's work only in their workspace volume. mux recorded what it copied
+in at `mux new` (mux.workspace.copyrecord). At delete a box on the session's engine
+(mux.workspace.gitbox's: no network, the volume read-only, as the session's uid, no
+capabilities; no git needed) computes the same digest over the volume: find without
+following links, hashes of regular files only (a fifo or device node is never
+opened), bounded by :data:`MAX_ENTRIES` and :data:`MAX_BYTES` (beyond: it cannot
+tell). It prints one short line, parsed strictly. A digest that differs, a missing
+or unreadable record, a box that fails or prints anything else: a reason (fail
+closed), which --force overrides.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from mux.workspace import gitbox
+from mux.workspace.copyrecord import Record, read_record
 from mux.workspace.gitbox import Tree, escape
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
-    from mux.session.safetar import Entry
     from mux.session.sessions import Session
 
-RECORD_FILE = "copy-base"
-HEADER = "# mux copy-base v1"
-RECORD_LIMIT = 4096  # bytes; a bigger record cannot be mux's
 MAX_ENTRIES = 200_000
 MAX_BYTES = 4 << 30
 COPY_WORDS = "its workspace copy"  # in every reason of this guard (mux.workspace.guard.refusal_hint)
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-_COUNT = re.compile(r"\d{1,15}")
 _ANSWER = re.compile(r"copy (\d{1,15}) (\d{1,15}) ([0-9a-f]{64})|copy x ([ -~]{0,200})")
-
-
-class Record(NamedTuple):
-    digest: str
-    entries: int
-    size: int  # bytes of the regular files
-
-    def text(self) -> str:
-        return f"{HEADER}\nsha256 {self.digest}\nentries {self.entries}\nbytes {self.size}\n"
-
-
-class Manifest:
-    """The records of what went into /workspace, collected as mux sends them."""
-
-    def __init__(self, top: str) -> None:
-        self._prefix = top + "/"  # the archive's names start with the workspace's own
-        self._records: list[bytes] = []
-        self._size = 0
-
-    def sent(self, entry: Entry, digest: str | None) -> None:
-        import stat
-
-        if not entry.name.startswith(self._prefix):
-            return  # the workspace itself: the volume's root
-        name = os.fsencode(entry.name[len(self._prefix):])
-        if entry.link is not None:
-            target = os.fsencode(entry.link)
-            self._records.append(b"l %d %s %s\0" % (len(target), target, name))
-        elif stat.S_ISDIR(entry.st.st_mode):
-            self._records.append(b"d %s\0" % name)
-        elif digest is not None:
-            self._records.append(b"f %d %s %s\0" % (entry.st.st_size, digest.encode(), name))
-            self._size += entry.st.st_size
-
-    def record(self) -> Record:
-        return Record(digest_of(self._records), len(self._records), self._size)
-
-
-def digest_of(records: list[bytes]) -> str:
-    """What the box computes: sha256 over the records sorted as bytes (sort -z, LC_ALL=C)."""
-    h = hashlib.sha256()
-    for r in sorted(records):
-        h.update(r)
-    return h.hexdigest()
-
-
-def write_record(session_dir: Path, record: Record) -> None:
-    from mux.proxy.files import write_private
-
-    write_private(session_dir / RECORD_FILE, record.text())
-
-
-def parse_record(raw: bytes) -> Record:
-    """ValueError (in words) unless ``raw`` is exactly a record mux writes."""
-    if len(raw) > RECORD_LIMIT:
-        raise ValueError("it is larger than any mux writes")
-    try:
-        lines = raw.decode("ascii").split("\n")
-    except UnicodeDecodeError:
-        raise ValueError("it is not text") from None
-    if len(lines) != 5 or lines[0] != HEADER or lines[4] != "":
-        raise ValueError("it is not in mux's format")
-    keys = ("sha256", "entries", "bytes")
-    values = []
-    for key, line in zip(keys, lines[1:4], strict=True):
-        found, _, value = line.partition(" ")
-        if found != key or not (_DIGEST if key == "sha256" else _COUNT).fullmatch(value):
-            raise ValueError("it is not in mux's format")
-        values.append(value)
-    return Record(values[0], int(values[1]), int(values[2]))
-
-
-def read_record(session_dir: Path) -> Record | None:
-    """The session's record; None when there is none (a session made before it).
-    ValueError: there is one that cannot be read."""
-    try:
-        fd = os.open(session_dir / RECORD_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ValueError(exc.strerror or "it cannot be read") from None
-    with os.fdopen(fd, "rb") as fh:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise ValueError("it is not a file")
-        return parse_record(fh.read(RECORD_LIMIT + 1))
 
 
 # sh (dash, busybox ash), after gitbox's prelude: $1 the volume, $2..$5 the scripts that

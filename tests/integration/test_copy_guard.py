@@ -111,3 +111,24 @@ def test_a_record_that_cannot_be_read_is_refused(images, mux_home, work, unique_
     assert record.stat().st_mode & 0o777 == 0o600
     record.write_text("# mux copy-base v1\nsha256 zz\n")
     assert_refused(unique_name, "cannot be checked for unsaved work")
+
+
+@pytest.mark.parametrize("image", ["busybox", "debian"])
+def test_odd_names_copied_in_and_untouched_delete_without_a_prompt(images, mux_home, tmp_path, unique_name,
+                                                                   image) -> None:
+    """The box's digest is mux's for every name mux copies: busybox's tools and GNU's."""
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(config.read_text().replace(images["busybox"], images[image]))
+    work = tmp_path / "proj"
+    (work / "a dir" / "-n").mkdir(parents=True)
+    for name in ("new\nline", "back\\slash", "tab\there", "caf\u00e9", "-e", "a dir/-n/x", "  ", "%s\\0"):
+        (work / name).write_text(f"{name}\n")
+    (work / "empty").write_bytes(b"")
+    (work / "nonl").write_bytes(b"no newline at the end")
+    os.symlink("new\nline", work / "link\nto")
+    os.symlink("a dir/-n", work / "dirlink")
+    new_copy(unique_name, work)
+    assert mux("stop", unique_name).returncode == 0
+    done = mux("delete", unique_name)
+    assert done.returncode == 0, done.stderr
+    assert not volume_exists(unique_name)

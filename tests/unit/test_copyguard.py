@@ -1,4 +1,4 @@
-"""The --copy guard's record (mux/workspace/copyguard.py): its format, its parsing
+"""The --copy guard (mux/workspace/copyrecord.py, copyguard.py): its format, its parsing
 (hostile or oversized: cannot tell), the manifest fed by safetar, and how the box's
 answer is read. The box itself runs in tests/integration/test_copy_guard.py."""
 
@@ -13,8 +13,8 @@ import pytest
 
 from mux.engine.runner import Result
 from mux.session import safetar
-from mux.workspace import copyguard
-from mux.workspace.copyguard import HEADER, Manifest, Record, parse_record, read_record
+from mux.workspace import copyguard, copyrecord
+from mux.workspace.copyrecord import HEADER, Manifest, Record, parse_record, read_record
 from mux.workspace.gitbox import Tree
 
 DIGEST = "a" * 64
@@ -23,8 +23,8 @@ GOOD = f"{HEADER}\nsha256 {DIGEST}\nentries 3\nbytes 12\n".encode()
 
 def test_a_record_reads_back_as_written(tmp_path: Path) -> None:
     record = Record(DIGEST, 3, 12)
-    copyguard.write_record(tmp_path, record)
-    path = tmp_path / copyguard.RECORD_FILE
+    copyrecord.write_record(tmp_path, record)
+    path = tmp_path / copyrecord.RECORD_FILE
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.read_bytes() == GOOD
     assert read_record(tmp_path) == record
@@ -49,7 +49,7 @@ def test_no_record_is_none(tmp_path: Path) -> None:
     GOOD.replace(b"bytes 12", "bytes １２".encode()),  # digits, but not ASCII ones
     b"\xff" + GOOD,
     GOOD + b"\n" * 5000,
-    b"x" * (copyguard.RECORD_LIMIT + 1),
+    b"x" * (copyrecord.RECORD_LIMIT + 1),
 ])
 def test_a_record_not_exactly_muxs_cannot_tell(raw: bytes) -> None:
     with pytest.raises(ValueError):
@@ -57,7 +57,7 @@ def test_a_record_not_exactly_muxs_cannot_tell(raw: bytes) -> None:
 
 
 def test_an_oversized_record_is_read_only_to_its_limit(tmp_path: Path) -> None:
-    (tmp_path / copyguard.RECORD_FILE).write_bytes(GOOD + b"#" * (100 << 20))
+    (tmp_path / copyrecord.RECORD_FILE).write_bytes(GOOD + b"#" * (100 << 20))
     with pytest.raises(ValueError, match="larger"):
         read_record(tmp_path)
 
@@ -65,11 +65,11 @@ def test_an_oversized_record_is_read_only_to_its_limit(tmp_path: Path) -> None:
 def test_a_record_that_is_a_link_or_a_fifo_cannot_tell(tmp_path: Path) -> None:
     good = tmp_path / "elsewhere"
     good.write_bytes(GOOD)
-    os.symlink(good, tmp_path / copyguard.RECORD_FILE)
+    os.symlink(good, tmp_path / copyrecord.RECORD_FILE)
     with pytest.raises(ValueError):
         read_record(tmp_path)
-    os.unlink(tmp_path / copyguard.RECORD_FILE)
-    os.mkfifo(tmp_path / copyguard.RECORD_FILE)
+    os.unlink(tmp_path / copyrecord.RECORD_FILE)
+    os.mkfifo(tmp_path / copyrecord.RECORD_FILE)
     with pytest.raises(ValueError, match="not a file"):
         read_record(tmp_path)  # O_NONBLOCK: never waits for a writer
 
