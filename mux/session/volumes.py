@@ -282,8 +282,10 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         made_container = True
         workspace = PurePosixPath(WORKSPACE)
         source = spec.workdir
+        mounted = tuple(str(PurePosixPath(m.target).relative_to(workspace)) for m in spec.mounts
+                        if PurePosixPath(m.target).is_relative_to(workspace) and PurePosixPath(m.target) != workspace)
         copied = copy_workdir(runner, Path(source), f"{spec.container}:{workspace.parent}", workspace.name,
-                              cp_limit)
+                              cp_limit, mounted)
         if copied is not None and not remove_source:  # what `mux delete` compares the volume with
             from mux.workspace.copyrecord import write_record
 
@@ -326,10 +328,12 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         raise
 
 
-def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -> Record | None:
+def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int,
+                 mounted: tuple[str, ...] = ()) -> Record | None:
     """``source`` into the container as ``at``/``name``, by mux cp's rules (mux/session/safetar.py):
     no link out of it, no device node or fifo, no setuid/setgid bit; what was left out is
-    said in one line. The digest of what was sent (mux.workspace.copyguard); None when dry."""
+    said in one line. The digest of what was sent (mux.workspace.copyrecord; ``mounted``: other
+    mounts inside the copy); None when dry."""
     from mux.session import safetar
     from mux.workspace.copyrecord import Manifest
 
@@ -341,7 +345,7 @@ def copy_workdir(runner: Runner, source: Path, at: str, name: str, limit: int) -
     source = Path(os.path.realpath(source))  # the directory itself, as docker cp -L took it
     entries = safetar.walk(source, name, refusals, limit=limit, what=f"the working directory {source}",
                            contents=False)
-    manifest = Manifest(name)
+    manifest = Manifest(name, mounted)
     with runner.pipe(argv, write=True) as p:
         safetar.write(p.stream, entries, refusals, manifest.sent)
     line = refusals.line(f"copied {source} into the session, but")

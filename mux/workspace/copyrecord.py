@@ -39,12 +39,15 @@ class Record(NamedTuple):
 
 
 class Manifest:
-    """The records of what went into /workspace, collected as mux sends them."""
+    """The records of what went into /workspace, collected as mux sends them.
+    ``mounted``: the session's other mounts inside /workspace (relative paths): what is
+    copied under one lands there, not in the workspace volume, which keeps only the
+    mount point (a directory, its parents made by the engine)."""
 
-    def __init__(self, top: str) -> None:
+    def __init__(self, top: str, mounted: tuple[str, ...] = ()) -> None:
         self._prefix = top + "/"  # the archive's names start with the workspace's own
-        self._records: list[bytes] = []
-        self._size = 0
+        self._mounted = [os.fsencode(m) for m in mounted]
+        self._records: dict[bytes, tuple[bytes, int]] = {}  # name: (record, bytes of a file)
 
     def sent(self, entry: Entry, digest: str | None) -> None:
         import stat
@@ -54,15 +57,22 @@ class Manifest:
         name = os.fsencode(entry.name[len(self._prefix):])
         if entry.link is not None:
             target = os.fsencode(entry.link)
-            self._records.append(b"l %d %s %s\0" % (len(target), target, name))
+            self._records[name] = (b"l %d %s %s\0" % (len(target), target, name), 0)
         elif stat.S_ISDIR(entry.st.st_mode):
-            self._records.append(b"d %s\0" % name)
+            self._records[name] = (b"d %s\0" % name, 0)
         elif digest is not None:
-            self._records.append(b"f %d %s %s\0" % (entry.st.st_size, digest.encode(), name))
-            self._size += entry.st.st_size
+            self._records[name] = (b"f %d %s %s\0" % (entry.st.st_size, digest.encode(), name), entry.st.st_size)
 
     def record(self) -> Record:
-        return Record(digest_of(self._records), len(self._records), self._size)
+        found = {n: r for n, r in self._records.items()
+                 if not any(n == m or n.startswith(m + b"/") for m in self._mounted)}
+        for m in self._mounted:
+            parts = m.split(b"/")
+            for i in range(1, len(parts) + 1):
+                d = b"/".join(parts[:i])
+                found[d] = (b"d %s\0" % d, 0)
+        records = [r for r, _ in found.values()]
+        return Record(digest_of(records), len(records), sum(n for _, n in found.values()))
 
 
 def digest_of(records: list[bytes]) -> str:

@@ -132,3 +132,17 @@ def test_odd_names_copied_in_and_untouched_delete_without_a_prompt(images, mux_h
     done = mux("delete", unique_name)
     assert done.returncode == 0, done.stderr
     assert not volume_exists(unique_name)
+
+
+def test_a_volume_mounted_inside_the_copy_is_not_counted_as_a_change(images, mux_home, work, unique_name) -> None:
+    """What mux copies under another mount lands in that volume; the workspace keeps the mount point."""
+    other = f"{unique_name}-deps"
+    try:
+        made = mux("new", "--copy", "--workdir", str(work), "--volume", f"{other}:/workspace/src",
+                   "--volume", f"{other}:/workspace/not/there/yet", unique_name)
+        assert made.returncode == 0, made.stderr
+        agent(unique_name, "echo build output > /workspace/src/out.o")  # in the other volume: kept anyway
+        done = mux("delete", unique_name)
+        assert done.returncode == 0, done.stderr
+    finally:
+        docker("volume", "rm", other, check=False)

@@ -157,3 +157,17 @@ def test_a_box_that_fails_cannot_tell() -> None:
 def test_what_the_box_says_it_cannot_tell_is_passed_on() -> None:
     (why,) = copyguard.check(Box("copy x more than 200000 entries\n"), TREE, RECORD)  # type: ignore[arg-type]
     assert why.endswith(": more than 200000 entries")
+
+
+def test_what_lands_in_another_mount_is_left_out_but_its_mount_point_is_kept(tmp_path: Path) -> None:
+    tree = tmp_path / "proj"
+    (tree / "deps" / "x").mkdir(parents=True)
+    (tree / "deps" / "x" / "f").write_text("in the other volume")
+    (tree / "deps2").write_text("not under it")
+    refusals = safetar.Refusals()
+    entries = safetar.walk(tree, "workspace", refusals, limit=0, what="t", contents=False)
+    manifest = Manifest("workspace", ("deps", "a/b"))
+    safetar.write(io.BytesIO(), entries, refusals, manifest.sent)
+    records = [b"d deps\0", b"d a\0", b"d a/b\0",
+               b"f 12 %s deps2\0" % hashlib.sha256(b"not under it").hexdigest().encode()]
+    assert manifest.record() == Record(hashlib.sha256(b"".join(sorted(records))).hexdigest(), 4, 12)
