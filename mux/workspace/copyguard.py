@@ -31,12 +31,13 @@ MAX_BYTES = 4 << 30
 # bytes of records the box sorts (its memory); cut beyond, so the digest differs: a refusal, never a pass
 RECORDS_LIMIT = 256 << 20
 COPY_WORDS = "its workspace copy"  # in every reason of this guard (mux.workspace.guard.refusal_hint)
-_ANSWER = re.compile(r"copy (\d{1,15}) (\d{1,15}) ([0-9a-f]{64})|copy x ([ -~]{0,200})")
+_ANSWER = re.compile(r"copy (\d{1,15}) (\d{1,15}) ([0-9a-f]{64}|differs)|copy x ([ -~]{0,200})")
 
 
 # sh (dash, busybox ash), after gitbox's prelude: $1 the volume, $2..$5 the scripts that
-# print the records of directories, files, links and the rest; anything on stderr
-# (an unreadable file, a directory find cannot enter) means it cannot tell.
+# print the records of directories, files, links and the rest, $6 $7 the entries and bytes
+# mux recorded (other counts: it differs, nothing is hashed); anything on stderr (an
+# unreadable file, a directory find cannot enter) means it cannot tell.
 SCRIPT = r"""
 nl='
 '
@@ -46,8 +47,9 @@ n=$(find . ! -name . -exec printf '%.0sx' {} + 2>/tmp/.bad | head -c MAXN1 | wc 
 [ "$n" -lt MAXN1 ] || { echo "copy x more than MAXN entries"; exit 0; }
 b=$(find . -type f -exec stat -c %s -- {} + 2>>/tmp/.bad | awk '{t+=$1} END {printf "%.0f", t}')
 case $b in ''|*[!0-9]*) echo "copy x the files cannot be sized"; exit 0;; esac
-[ "${#b}" -lt 16 ] && [ "$b" -le MAXB ] || { echo "copy x more than MAXB bytes of files"; exit 0; }
 [ -s /tmp/.bad ] && { echo "copy x some of it cannot be read"; exit 0; }
+[ "$n" = "$6" ] && [ "$b" = "$7" ] || { echo "copy $n $b differs"; exit 0; }
+[ "${#b}" -lt 16 ] && [ "$b" -le MAXB ] || { echo "copy x more than MAXB bytes of files"; exit 0; }
 {
   find . ! -name . -type d -exec sh -c "$2" sh {} +
   find . -type f -exec sh -c "$3" sh {} +
@@ -91,7 +93,8 @@ OTHERS = r"""for f; do printf 'o %s\0' "${f#./}"; done"""
 
 def check(runner: Runner, tree: Tree, record: Record) -> list[str]:
     """The reasons deleting ``tree`` (a workspace volume, its user known) would lose work."""
-    argv = gitbox.box_argv(tree.image, tree.user, [tree], SCRIPT, [DIRS, FILES, LINKS, OTHERS], prelude="")
+    scripts = [DIRS, FILES, LINKS, OTHERS, str(record.entries), str(record.size)]
+    argv = gitbox.box_argv(tree.image, tree.user, [tree], SCRIPT, scripts, prelude="")
     result = runner.query(argv, check=False)
     m = _ANSWER.fullmatch(result.stdout.strip("\n")) if len(result.stdout) < 512 else None
     if result.returncode != 0 or m is None:

@@ -72,6 +72,11 @@ def test_delete_refuses_while_the_agents_edit_is_only_in_the_volume(
     "printf 'x = 1\\n' > '/workspace/src/lib.py\n2' && rm /workspace/src/lib.py",
     "mkfifo /workspace/pipe",
     "mkdir /workspace/src/.hidden",
+    # the same entries and bytes: only the digest tells
+    "sed -i s/hi/ho/ /workspace/app.py",
+    "mv /workspace/src/lib.py /workspace/src/lib.pz",
+    "ln -sfn app.pz /workspace/link",
+    "rmdir /workspace/empty && mkdir /workspace/emptz",
 ])
 def test_every_kind_of_change_is_seen(images, mux_home, work, unique_name, script) -> None:
     new_copy(unique_name, work)

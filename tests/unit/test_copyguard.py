@@ -132,9 +132,12 @@ def test_the_same_digest_is_no_reason() -> None:
     assert not any("git" in a and "nogit" in a for a in argv)  # no git needed in the image
 
 
-def test_another_digest_is_a_reason() -> None:
-    (why,) = copyguard.check(Box(f"copy 4 13 {'b' * 64}\n"), TREE, RECORD)  # type: ignore[arg-type]
+@pytest.mark.parametrize("stdout", [f"copy 3 12 {'b' * 64}\n", "copy 4 13 differs\n"])
+def test_another_digest_or_other_counts_are_a_reason(stdout: str) -> None:
+    box = Box(stdout)
+    (why,) = copyguard.check(box, TREE, RECORD)  # type: ignore[arg-type]
     assert why.startswith("its workspace copy differs from what mux copied in")
+    assert box.argv[-2:] == ["3", "12"]  # the box hashes nothing unless the counts are mux's
 
 
 @pytest.mark.parametrize("stdout", [
