@@ -128,10 +128,12 @@ def test_odd_names_copied_in_and_untouched_delete_without_a_prompt(images, mux_h
     (work / "a dir" / "-n").mkdir(parents=True)
     for name in ("new\nline", "back\\slash", "tab\there", "caf\u00e9", "-e", "a dir/-n/x", "  ", "%s\\0"):
         (work / name).write_text(f"{name}\n")
+    (work / os.fsdecode(b"not-utf8-\xff")).write_bytes(b"bytes")
     (work / "empty").write_bytes(b"")
     (work / "nonl").write_bytes(b"no newline at the end")
     os.symlink("new\nline", work / "link\nto")
     os.symlink("a dir/-n", work / "dirlink")
+    os.symlink("caf\u00e9", work / "ln-\u00e9")  # a target of more bytes than characters
     new_copy(unique_name, work)
     assert mux("stop", unique_name).returncode == 0
     done = mux("delete", unique_name)
