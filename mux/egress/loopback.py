@@ -30,6 +30,8 @@ import shutil
 import weakref
 from collections.abc import Iterable
 
+from mux import paths
+from mux.engine import clis as engine_cli
 from mux.engine.runner import Runner, quote
 from mux.errors import ConfigError
 
@@ -84,7 +86,6 @@ def _socket_id(runner: Runner) -> str | None:
 def _cache_path(host: str) -> str:
     import hashlib
 
-    from mux import paths
 
     return os.path.join(paths.data_dir(), "engines", f"version-{hashlib.sha256(host.encode()).hexdigest()[:16]}.json")
 
@@ -127,7 +128,6 @@ def ensure_guard(runner: Runner, specs: Iterable[str], *, guarded: bool, session
     loop = loopback_v4(specs)
     if not loop or guarded:
         return
-    from mux.engine import clis as engine_cli
 
     if runner.engine.cli == engine_cli.PODMAN and engine_cli.rootless():
         return  # rootlessport listens on this machine's 127.0.0.1 itself: no DNAT to guard

@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux.egress import netinfo
-from mux.errors import ConfigError, ProxyError
-from mux.paths import session_dir
+from mux import names
+from mux.egress import netinfo, tunnel
+from mux.egress import relay as egress
+from mux.engine.vm import proxy_host
+from mux.errors import ConfigError, MuxError, ProxyError
+from mux.paths import instance, session_dir
 from mux.proxy import control, registry
 from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
-from mux.proxy.settings import ProxySettings
+from mux.proxy.settings import ProxySettings, default_settings
 
 if TYPE_CHECKING:
     from mux.config import Config
@@ -61,10 +64,6 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
     """For start/attach/exec: a session wired to the proxy gets it running, on the
     config the user has now (with a dry-run runner: the commands that would do it,
     printed). Sessions without the proxy cost one stat()."""
-    from mux import names
-    from mux.errors import MuxError
-    from mux.proxy.settings import default_settings
-
     try:
         names.session_name(session_name)
     except MuxError:
@@ -87,9 +86,6 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
     """A proxy-only session's egress relay for ``port`` running: started if stopped,
     made again if gone (as `mux new` makes it, in its own image; on a remote engine
     with the tunnel up first, since the relay forwards to its end there)."""
-    from mux.egress import relay as egress
-    from mux.proxy.settings import default_settings
-
     relay = egress.inspect_relay(runner, port)
     if relay is not None:
         if not relay.running:
@@ -97,8 +93,6 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
         return
     tunnel_end = None
     if runner.engine.remote:
-        from mux.egress import tunnel
-
         tunnel_end = tunnel.ensure(runner, runner.engine, port)
     proxy_only_network(runner, config.proxy or default_settings(), tunnel_end, port=port)
 
@@ -106,8 +100,6 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
 def relay_port(session_name: str) -> int | None:
     """The port of a proxy-only session's egress relay, from its env-file here (its
     proxy URL names the relay's alias); None for other sessions, or none here."""
-    from mux.egress import relay as egress
-
     try:
         host, _, port = Path(session_dir(session_name), ENV_FILE_NAME).read_text().split("@", 1)[1] \
             .split("\n", 1)[0].rpartition(":")
@@ -200,9 +192,6 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, tunnel_end: str 
     slirp4netns). ``port``: the proxy's port an existing session was given (default:
     the running proxy's, else the configured one). Returns the network to run on and
     the name the session reaches the proxy at."""
-    from mux.egress import relay as egress
-    from mux.engine.vm import proxy_host
-
     files = ProxyFiles.default()
     current = control.status(files)
     port = port or (current.port if current.running and current.port else settings.port)
@@ -236,8 +225,6 @@ def registry_key(session_name: str) -> str:
     """The session's name in the proxy's registry (and its proxy user): the proxy serves
     every instance, so another instance's session of the same name is another key.
     ``+`` is in no session or instance name."""
-    from mux.paths import instance
-
     inst = instance()
     return f"{inst}+{session_name}" if inst else session_name
 

@@ -24,8 +24,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from mux import paths
-from mux.errors import ConfigError
+from mux import paths, validate
+from mux.engine import argv as A
+from mux.errors import ConfigError, MuxError
+from mux.safetext import escape as safe
+from mux.workspace.heads import BASE_LABEL, COMMIT
+from mux.workspace.protect import GIT_DIR
 
 if TYPE_CHECKING:
     from mux.engine.runner import Result, Runner
@@ -112,17 +116,13 @@ class NoTree(NamedTuple):
 
 def escape(text: str) -> str:
     """What a session wrote, printable: mux.safetext's escaping (the one mux has), uncut."""
-    from mux.safetext import escape as safe
-
     return safe(text, limit=0)
 
 
 def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
     """Where session's repository is; None when it has none to read (a workdir session,
     unless ``workdir``: then its directory, when that is a git work tree)."""
-    from mux import validate
-    from mux.session.volumes import WORKDIR_PREFIX, in_volumes, volume_name
-    from mux.workspace.protect import GIT_DIR
+    from mux.session.volumes import WORKDIR_PREFIX, in_volumes, volume_name  # here: breaks the map
 
     image = session.image
     try:
@@ -168,8 +168,6 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
 def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
     """Trees whose user is unknown (volumes) get their session container's, all in one
     `docker inspect`."""
-    from mux.engine import argv as A
-
     refs = [t.ref for t in trees if not t.user and t.ref]
     users: dict[str, str] = {}
     if refs:
@@ -252,10 +250,6 @@ def session_tree(runner: Runner, session: Session) -> tuple[Tree, str]:
     """``session``'s tree (a clone, workspace volume, or a workdir that is a git work tree),
     its user asked from the engine, and its ``mux.base`` label ("" when none); refusals
     are one line (exit 1)."""
-    from mux.engine import argv as A
-    from mux.errors import MuxError
-    from mux.workspace.heads import BASE_LABEL, COMMIT
-
     tree = tree_of(session, workdir=True)
     if tree is None:
         raise MuxError(f"session {session.name!r} has no git repository to read",

@@ -35,6 +35,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from mux import paths
+from mux.engine.runner import host_step
 from mux.errors import ConfigError, MuxError
 from mux.names import WORKSPACE
 
@@ -112,8 +114,7 @@ def _placeholders() -> Iterator[dict[str, list[str]]]:
     """The data dir's record of the placeholders mux made: path -> the session
     directories that use it. Sessions of one workdir share them, so a delete
     removes one only when no other session (of any instance) still mounts it."""
-    from mux import paths
-    from mux.proxy.files import write_private
+    from mux.proxy.files import write_private  # here: breaks the map (test_layers.py)
 
     root = Path(paths.data_dir())
     root.mkdir(parents=True, exist_ok=True)
@@ -133,8 +134,6 @@ def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
     """Before `docker run`: the session's git directory and the placeholders. A missing
     path is made (and recorded first); one that is another session's placeholder is
     shared; one of the user's own is left as it is."""
-    from mux.engine.runner import host_step
-
     if spec.git_source is not None:
         copy_git(runner, spec.git_source, session_dir / GIT_DIR)
     elif spec.git_dir is not None:
@@ -171,8 +170,6 @@ def _direct(path: Path) -> bool:
 def copy_git(runner: Runner, source: Path, target: Path) -> None:
     """The session's own git directory: a copy of the user's repository (objects copied,
     never hardlinked), not bare, with the user's index (what they had staged)."""
-    from mux.engine.runner import host_step
-
     git = ["git", "-c", "core.hooksPath=/dev/null"]
     runner.run([*git, "clone", "--bare", "--no-hardlinks", "-q", "--", source, target], error=MuxError)
     runner.run([*git, "--git-dir", target, "config", "core.bare", "false"], error=MuxError)

@@ -291,7 +291,7 @@ def _make_parents(parent: Path) -> list[Path]:
 
 
 def _discard(dirs: list[Path], created: list[Path]) -> None:
-    from mux.session.hostfiles import remove_tree
+    from mux.session.hostfiles import remove_tree  # here: breaks the map, a cycle
 
     # git's helpers (index-pack) may outlive a killed git for a moment and
     # recreate files; retry rather than leave a partial clone behind.
