@@ -8,6 +8,7 @@ dependency, it does not remove it.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -88,6 +89,12 @@ KNOWN_CYCLES: list[set[str]] = [
 ]
 
 
+@functools.cache
+def here() -> list[Import]:
+    """This checkout's imports, read once for all the tests."""
+    return imports()
+
+
 def allowed(imp: Import) -> bool:
     src, dst = layer(imp.source), layer(imp.target)
     may = MAY_IMPORT[src]
@@ -104,21 +111,21 @@ def new_cycles(found: list[Import], known: list[set[str]]) -> list[list[str]]:
 
 
 def test_every_import_follows_the_map() -> None:
-    assert violations(imports()) == []
+    assert violations(here()) == []
 
 
 def test_no_new_import_cycle() -> None:
-    assert new_cycles(imports(), KNOWN_CYCLES) == []
+    assert new_cycles(here(), KNOWN_CYCLES) == []
 
 
 def test_no_cycle_among_module_level_imports() -> None:
     # an import-time cycle works or fails by import order: none at all, exceptions or not
-    found = [i for i in imports() if not i.in_function]
+    found = [i for i in here() if not i.in_function]
     assert cycles(runtime_edges(found)) == []
 
 
 def test_every_exception_is_still_needed() -> None:
-    found = imports()
+    found = here()
     breaking = {(i.source, i.target) for i in found if not allowed(i)}
     assert sorted(set(EXCEPTIONS) - breaking) == [], "fixed: drop these from EXCEPTIONS"
     still = [set(c) for c in cycles(runtime_edges(found))]
@@ -153,11 +160,16 @@ def test_the_map_page_places_each_moved_module() -> None:
         assert f"`{path}`" in row, (module, where)
 
 
+@functools.cache
+def trees() -> dict[str, ast.Module]:
+    return {name: ast.parse(path.read_text()) for name, path in modules().items()}
+
+
 # Only these modules may use these libraries (rules in docs/layout.md).
 def _importers(library: str) -> set[str]:
     found = set()
-    for name, path in modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
+    for name, tree in trees().items():
+        for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             if any(n == library or n.startswith(f"{library}.") for n in names):
@@ -167,8 +179,7 @@ def _importers(library: str) -> set[str]:
 
 def test_only_the_runner_starts_processes() -> None:
     starters = set()
-    for name, path in modules().items():
-        tree = ast.parse(path.read_text())
+    for name, tree in trees().items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
                     and re.fullmatch(r"system|exec\w*|spawn\w*|fork\w*|posix_spawn\w*|popen", node.attr):
@@ -195,7 +206,7 @@ def test_the_proxy_process_loads_only_proxy_and_ground_code() -> None:
     # what loads with it, and what its own functions import when they run; the ground
     # floor's function-level imports above (configfile's engine checks) are not on its path
     edges: dict[str, set[str]] = {}
-    for i in imports():
+    for i in here():
         if not i.types_only and (not i.in_function or layer(i.source) == "proxy"):
             edges.setdefault(i.source, set()).add(i.target)
     seen, todo = set(), ["mux.proxy.server"]
@@ -205,6 +216,15 @@ def test_the_proxy_process_loads_only_proxy_and_ground_code() -> None:
             seen.add(module)
             todo.extend(edges.get(module, ()))
     assert sorted(m for m in seen if layer(m) not in {"proxy", "ground"}) == []
+
+
+PROCESS_ONLY = {"mux.proxy.server", "mux.proxy.addon", "mux.proxy.gate"}  # what runs inside mitmproxy
+
+
+def test_the_rest_of_mux_uses_the_proxys_data_never_its_process() -> None:
+    # session and egress read settings, domains, registry and files; the process is spawned
+    assert sorted({f"{i.source} -> {i.target}" for i in here()
+                   if i.target in PROCESS_ONLY and i.source not in PROCESS_ONLY}) == []
 
 
 # The checker itself must be able to fail: a tree with one upward import and one cycle.
