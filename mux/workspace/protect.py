@@ -39,6 +39,7 @@ from mux import paths
 from mux.engine.runner import host_step
 from mux.errors import ConfigError, MuxError
 from mux.names import WORKSPACE
+from mux.ownfiles import write_private
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -114,8 +115,6 @@ def _placeholders() -> Iterator[dict[str, list[str]]]:
     """The data dir's record of the placeholders mux made: path -> the session
     directories that use it. Sessions of one workdir share them, so a delete
     removes one only when no other session (of any instance) still mounts it."""
-    from mux.proxy.files import write_private  # here: breaks the map (test_layers.py)
-
     root = Path(paths.data_dir())
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{PLACEHOLDERS}.lock", "a") as lock:

@@ -72,8 +72,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("mux.workspace.gitbox", "mux.session.sessions"): "Session, types only",
     ("mux.workspace.guard", "mux.session.sessions"): "Session, types only",
     ("mux.workspace.repo.cloning", "mux.session.hostfiles"): "remove_tree: part of the 9-file cycle (engineer 'plan')",
-    # workspace -> proxy: protected paths written with the proxy's private-file helper
-    ("mux.workspace.protect", "mux.proxy.files"): "write_private",
     # egress -> session: the tunnel finds sessions and reads ENGINE_MARKER, the leaf
     # definition engineer "plan" is moving out of session/ to break the cycle
     ("mux.egress.tunnel", "mux.session.sessions"): "find, ENGINE_MARKER, is_session_dir",
