@@ -49,8 +49,9 @@ def forward(ctx: click.Context, address: str, dry_run: bool, name: str, ports: t
     """Forward local ports to ports of running session NAME, until Ctrl-C.
 
     Reaches servers that listen only on the session's own 127.0.0.1, in any
-    image, without recreating the session. Each connection is one
-    `docker exec` of a small helper that mux copies into the container.
+    image, without recreating the session. Every connection travels, as
+    frames, through one `docker exec` of a small helper that mux copies into
+    the container: a connection costs a frame, not a process.
 
     \b
     Examples:

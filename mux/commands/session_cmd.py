@@ -83,7 +83,7 @@ def _simple(ctx: click.Context, verb: str, names: tuple[str, ...], dry_run: bool
 
 @click.command()
 @click.option("-f", "--force", is_flag=True,
-              help="Delete even if running (and, for repo sessions, with unsaved work).")
+              help="Delete even if running or with unsaved work (a clone's changes, a workdir session's own commits).")
 @click.option("--all", "all_", is_flag=True, help="Delete every session (only the safe ones without --force).")
 @dry_run_option
 @click.argument("names", metavar="[NAME...]", nargs=-1)

@@ -214,7 +214,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     if refused:
         lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]
         what = f"session {refused[0][0].name!r}" if name else f"{len(refused)} session(s)"
-        raise MuxError(
-            f"not deleting {what}: " + " | ".join(lines),
-            hint="stop it first (`mux stop NAME`), save its work, or use --force to delete anyway",
-        )
+        from mux.workspace.guard import refusal_hint
+
+        raise MuxError(f"not deleting {what}: " + " | ".join(lines),
+                       hint=refusal_hint([(s.name, r) for s, r in refused]))

@@ -165,6 +165,32 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
     return found
 
 
+def own_git_tree(session: Session) -> Tree | NoTree | None:
+    """A workdir session's own git directory (mux.workspace.protect), alone, as the tree
+    (its commits are what deleting it loses; the workdir's files are the user's own);
+    None when the session has none, or no commit could be in it yet (no HEAD)."""
+    from mux import validate
+    from mux.session.volumes import in_volumes
+    from mux.workspace.protect import GIT_DIR
+
+    if session.repo or in_volumes(session):
+        return None
+    own = Path(paths.session_dir(session.name), GIT_DIR)
+    if own.is_symlink() or not own.is_dir() or not (own / "HEAD").exists():
+        return None
+    image = session.image
+    try:
+        image = validate.image(image, "the session's image label") if image else ""
+    except ConfigError:
+        return NoTree(session.name, f"its image label {escape(image)!r} is not an image reference")
+    if not image:
+        return NoTree(session.name, "its container is gone, so its image (the git box's) is unknown")
+    if not _SAFE_PATH.fullmatch(str(own)):
+        return NoTree(session.name, f"{escape(str(own))} cannot be mounted (',', ':' or a quote)")
+    st = own.lstat()  # the session's uid: mux hands the directory to it
+    return Tree(session.name, "bind", str(own), image, f"{st.st_uid}:{st.st_gid}", session.ref)
+
+
 def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
     """Trees whose user is unknown (volumes) get their session container's, all in one
     `docker inspect`."""
@@ -196,9 +222,10 @@ def mount_args(trees: Sequence[Tree]) -> list[str]:
 
 
 def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
-             *, tmp_size: str = "64m") -> list[str]:
+             *, tmp_size: str = "64m", stdin: bool = False) -> list[str]:
     """`docker run` of the git box: ``script`` (sh) runs with the trees at /r/0.. and
-    ``args`` after them as "$@"; the trees' mount points come first in "$@"."""
+    ``args`` after them as "$@"; the trees' mount points come first in "$@".
+    ``stdin``: the script reads data on its standard input."""
     env = list(GIT_ENV) + [("GIT_CONFIG_COUNT", str(len(GIT_CONFIG)))]
     for i, (key, value) in enumerate(GIT_CONFIG):
         env += [(f"GIT_CONFIG_KEY_{i}", key), (f"GIT_CONFIG_VALUE_{i}", value)]
@@ -211,6 +238,8 @@ def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: It
         argv += ["--label", f"{k}={v}"]
     for k, v in env:
         argv += ["-e", f"{k}={v}"]
+    if stdin:
+        argv.append("-i")
     argv += [*mount_args(trees), "--entrypoint", "/bin/sh", image, "-c", HARDEN + script, "gitbox"]
     return argv + [f"{BOX_ROOT}/{i}" for i in range(len(trees))] + list(args)
 
@@ -223,10 +252,14 @@ def groups(trees: Sequence[Tree]) -> list[list[Tree]]:
     return list(by.values())
 
 
-def run_text(runner: Runner, trees: Sequence[Tree], script: str, args: Iterable[str] = ()) -> Result:
-    """Run ``script`` in one box over ``trees`` (same image and user); its output as text,
-    checked for size by the caller (``too_long``)."""
-    return runner.query(box_argv(trees[0].image, trees[0].user, trees, script, args), check=False)
+def run_text(runner: Runner, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
+             *, input: str | None = None) -> Result:
+    """Run ``script`` in one box over ``trees`` (same image and user), ``input`` (if any)
+    on its stdin; its output as text, checked for size by the caller (``too_long``)."""
+    argv = box_argv(trees[0].image, trees[0].user, trees, script, args, stdin=input is not None)
+    if input is None:
+        return runner.query(argv, check=False)
+    return runner.query(argv, check=False, input=input)
 
 
 def too_long(result: Result) -> bool:
