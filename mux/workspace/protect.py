@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from mux import paths
-from mux.engine.runner import host_step
+from mux.engine.runner import host_step, quote
 from mux.errors import ConfigError, MuxError
 from mux.names import WORKSPACE
 from mux.ownfiles import write_private
@@ -193,9 +193,6 @@ def copy_git(runner: Runner, source: Path, target: Path) -> None:
 def record_base(runner: Runner, git_dir: Path, record: Path) -> None:
     """The refs ``git_dir`` (just copied, before any agent ran) starts with, into
     ``record``: what `mux delete` counts as saved. Host git reads mux's own fresh copy."""
-    from mux.engine.runner import quote
-    from mux.proxy.files import write_private
-
     argv = ["git", "--git-dir", str(git_dir), "show-ref", "--head"]
     if runner.dry_run:
         print(f"{quote(argv)} > {quote([record])}", file=runner.out)
