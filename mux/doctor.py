@@ -30,7 +30,7 @@ from mux.proxy.control import stale
 from mux.proxy.settings import default_settings
 from mux.safetext import escape
 from mux.session.create import host_git_identity
-from mux.session.hostfiles import being_created
+from mux.session.layout import being_created
 from mux.session.sccache import find_binary
 from mux.session.sessions import Scan, leftovers, scan, strangers
 from mux.session.volumes import sessions_volumes, unfinished_fills

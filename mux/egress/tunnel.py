@@ -44,6 +44,7 @@ from mux.engine.runner import Runner, spawn_detached
 from mux.errors import ConfigError, DockerError, MuxError, ProxyError
 from mux.names import session_name
 from mux.proxy import control
+from mux.session.layout import ENGINE_MARKER, ENV_FILE_NAME, HOST_ALIAS, proxy_address
 
 LOOPBACK = "127.0.0.1"
 SSH_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]")
@@ -235,8 +236,6 @@ def _log_tail(log: Path) -> str:
 
 def ensure_for_session(runner: Runner, name: str) -> None:
     """start/attach/exec of a proxied session on a remote engine: its tunnel up."""
-    from mux.egress.wiring import ENV_FILE_NAME  # here: the wiring imports the tunnel
-
     try:
         session_name(name)
     except MuxError:
@@ -262,7 +261,6 @@ def _forwarding(runner: Runner, engine: Engine, port: int) -> bool:
 def _probe_session(runner: Runner, name: str) -> None:
     """mux/egress/reach.py's check for an existing session: from inside it while it runs,
     else from a short-lived container on the network its egress puts it on."""
-    from mux.egress.wiring import HOST_ALIAS, proxy_address  # here: the wiring imports the tunnel
     from mux.session.sessions import find  # here: breaks the map (test_layers.py)
 
     address = proxy_address(name)
@@ -291,8 +289,7 @@ def users(host: str) -> set[tuple[str | None, str]]:
     """(instance, session) of every proxied session on the engine at ``host`` whose
     files are in this data dir, every instance's: they share its tunnels. Found by
     the marker mux/session/volumes.py leaves in a remote session's directory."""
-    from mux.egress.wiring import ENV_FILE_NAME  # here: the wiring imports the tunnel
-    from mux.session.sessions import ENGINE_MARKER, is_session_dir  # here: breaks the map (test_layers.py)
+    from mux.session.sessions import is_session_dir  # here: breaks the map (test_layers.py)
 
     found = set()
     for instance, where in paths.all_sessions_roots():

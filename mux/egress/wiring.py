@@ -21,22 +21,24 @@ from typing import TYPE_CHECKING
 from mux import names
 from mux.egress import netinfo, tunnel
 from mux.egress import relay as egress
+from mux.egress.tunnel import end_all
+from mux.engine.runner import Runner
 from mux.engine.vm import proxy_host
 from mux.errors import ConfigError, MuxError, ProxyError
 from mux.paths import instance, session_dir
 from mux.proxy import control, registry
 from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
 from mux.proxy.settings import ProxySettings, default_settings
+from mux.session.layout import ENV_FILE_NAME, HOST_ALIAS
+from mux.spec import Far, Mount
 
 if TYPE_CHECKING:
     from mux.config import Config
     from mux.engine.runner import Runner
 
-HOST_ALIAS = "host.docker.internal"
 NO_PROXY = f"localhost,127.0.0.1,::1,{HOST_ALIAS}"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 CA_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO")
-ENV_FILE_NAME = "proxy.env"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Wiring:
 
     env: tuple[tuple[str, str], ...] = ()  # -e K=V, nothing secret: NO_PROXY and the CA variables
     env_file: Path | None = None  # --env-file: the four proxy URLs, which hold the session secret
-    volumes: tuple[str, ...] = ()  # -v HOST:CONTAINER:ro, the CA bundle directory
+    mounts: tuple[Mount, ...] = ()  # the CA bundle directory, read-only (copied into a remote session)
     add_hosts: tuple[str, ...] = ()  # --add-host host.docker.internal:host-gateway (bridge networks)
     proxy_address: str | None = None  # HOST:PORT as the container reaches it (no secret)
 
@@ -108,16 +110,6 @@ def relay_port(session_name: str) -> int | None:
     return int(port) if port.isdigit() and host == egress.alias(int(port)) else None
 
 
-def proxy_address(session_name: str) -> str | None:
-    """HOST:PORT of the proxy as the session's env-file here names it (no secret); None
-    if it has none."""
-    try:
-        first = Path(session_dir(session_name), ENV_FILE_NAME).read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    host, _, port = first.rpartition("@")[2].rpartition(":")
-    return f"{host}:{port}" if host and port.isdigit() else None
-
 
 def session_wiring(
     settings: ProxySettings,
@@ -176,7 +168,7 @@ def session_wiring(
     return Wiring(
         env=env,
         env_file=env_file,
-        volumes=(f"{files.public}:{CONTAINER_CA_DIR}:ro",),
+        mounts=(Mount(str(files.public), CONTAINER_CA_DIR, read_only=True, far=Far("copy")),),
         add_hosts=add_hosts,
         proxy_address=f"{host}:{port}",
     )
@@ -233,8 +225,9 @@ def forget_session(session_name: str, files: ProxyFiles | None = None) -> None:
     """For ``mux delete``: the session's secret stops working (its env-file goes with
     its dir). The last session using the proxy stops it: nothing listens for no one."""
     files = files or ProxyFiles.default()
-    if registry.forget(files, registry_key(session_name)) == 0:
-        control.stop_if_unused(files)
+    if registry.forget(files, registry_key(session_name)) == 0 and control.stop_if_unused(files) \
+            and files.root == ProxyFiles.default().root:  # no tunnel forwards to a port where no proxy listens
+        end_all(Runner())
 
 
 def host_git_env(session_name: str, files: ProxyFiles | None = None) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from mux.names import CONTAINER_HOME, WORKSPACE
 
 if TYPE_CHECKING:
-    from mux.spec import SessionSpec
+    from mux.spec import Mount, RunPolicy, SessionSpec
 
 DOCKER = "docker"
 # The default session runs the configured shell, or /bin/sh when the image lacks
@@ -20,10 +20,7 @@ SHELL_FALLBACK = (
 # An interactive shell ignores SIGTERM but ends on SIGHUP, the signal a closing
 # terminal sends; every other program's default action on SIGHUP is to exit too.
 STOP_SIGNAL = "SIGHUP"
-# Every session: no privilege gained through setuid programs or file capabilities,
-# no raw sockets (ARP spoofing of other sessions; ping uses ICMP datagram sockets,
-# which docker allows), no device nodes, no file capabilities set, no audit writes, no
-# changing capability sets (measured: apt-get, gcc, git, ping need none of these).
+# What policy_args renders for the default RunPolicy (mux.spec.DROPPED_CAPS says why).
 SECURITY = ["--security-opt", "no-new-privileges",
             *(a for cap in ("NET_RAW", "MKNOD", "SETFCAP", "AUDIT_WRITE", "SETPCAP") for a in ("--cap-drop", cap))]
 DEFAULT_PIDS = 4096  # [docker.limits] pids: a fork bomb stops there, a big build does not
@@ -45,18 +42,32 @@ def env_args(env: Iterable[tuple[str, str | None]]) -> list[str]:
     return repeated("-e", (name if value is None else f"{name}={value}" for name, value in env))
 
 
+def mount_args(mounts: Iterable[Mount]) -> list[str]:
+    """The mounts as docker -v takes them; what a remote engine gets instead of this
+    machine's paths was decided before (mux.session.mounts.for_engine)."""
+    return repeated("-v", (m.text for m in mounts))
+
+
+def policy_args(policy: RunPolicy) -> list[str]:
+    """The run policy's limits on what the session's processes may do (the user: -u, see run_argv)."""
+    argv = option("--pids-limit", policy.pids_limit)
+    argv += ["--security-opt", "no-new-privileges"] if policy.no_new_privileges else []
+    argv += repeated("--cap-drop", policy.cap_drop) + repeated("--cap-add", policy.cap_add)
+    return argv
+
+
 def run_argv(spec: SessionSpec) -> list[str]:
     argv = [DOCKER, "run", "-d", *(["-it"] if spec.tty else []), "--init", "--name", spec.container]
     argv += option("--cidfile", spec.cidfile)  # the ID of what docker made, even if start fails
     argv += option("--hostname", spec.hostname)
     argv += repeated("--label", (f"{k}={v}" for k, v in spec.labels))
     argv += ["-v", f"{spec.workspace_volume or spec.workdir}:{WORKSPACE}", "-w", WORKSPACE]
-    argv += option("-u", spec.user)
+    argv += option("-u", spec.policy.user)
     home = spec.home_volume or spec.home
     if home is not None:
         argv += ["-v", f"{home}:{CONTAINER_HOME}", "-e", f"HOME={CONTAINER_HOME}"]
     argv += repeated("-v", (f"{path}:/etc/{path.name}:ro" for path, _ in spec.accounts))
-    argv += repeated("-v", spec.volumes)
+    argv += mount_args(spec.mounts)
     argv += repeated("--env-file", spec.env_files)
     argv += env_args(spec.env)
     argv += option("--network", spec.network)
@@ -66,8 +77,7 @@ def run_argv(spec: SessionSpec) -> list[str]:
     argv += option("--memory", spec.limits.memory)
     argv += option("--memory-swap", spec.limits.memory_swap)
     argv += option("--cpus", spec.limits.cpus)
-    argv += option("--pids-limit", spec.limits.pids)
-    argv += SECURITY
+    argv += policy_args(spec.policy)
     argv += ["--stop-signal", STOP_SIGNAL, "--stop-timeout", str(spec.stop_timeout)]
     argv += option("--pull", spec.pull)
     argv.append(spec.image)

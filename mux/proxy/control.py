@@ -143,11 +143,7 @@ def stop_if_unused(files: ProxyFiles) -> bool:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if registry.names(files) or not stop(files):
             return False
-    if files.root == ProxyFiles.default().root:  # no tunnel forwards to a port where no proxy listens
-        from mux.egress.tunnel import end_all  # here: the tunnel imports control
-
-        end_all(Runner())
-    return True
+    return True  # the caller ends the tunnels to it (mux.egress.wiring.forget_session)
 
 
 def stale(settings: ProxySettings, config_path: Path | None, files: ProxyFiles | None = None) -> bool | None:

@@ -22,7 +22,7 @@ from mux.names import CREATED_FORMAT, SESSION_NAME, container_name, session_name
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
 
-ENGINE_MARKER = "engine"  # in a session dir: the session lives on a remote engine (mux/session/volumes.py)
+
 LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent", "egress",
           "instance")
 # One JSON object per container, labels read one by one so that no value (a
@@ -177,7 +177,7 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
         directory = os.path.join(root, name)
         if name in names or not is_session_dir(directory):
             continue
-        from mux.session.hostfiles import being_created  # only for a directory docker does not know
+        from mux.session.layout import ENGINE_MARKER, being_created  # only for a directory docker does not know
 
         # A directory a running `mux new` holds is a session being born, not a leftover.
         if being_created(directory) or os.path.exists(os.path.join(directory, ENGINE_MARKER)):

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from mux.egress.tunnel import ensure_for_session
-from mux.egress.wiring import ensure_proxy_for
 from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import MuxError
 from mux.session import lifecycle
-from mux.session.create import NewOptions
 from mux.session.create import create as make
+from mux.session.plan import NewOptions
 from mux.session.sessions import find
 from mux.tui.text import line
 from mux.workspace.diff import changes
@@ -43,11 +41,8 @@ def runner_for(state: State, row: Row, *, verbose: bool = False) -> Runner:
 
 
 def _proxy_for(state: State, runner: Runner, name: str) -> None:
-    """As `mux start` and `mux attach` do: a proxied session gets its proxy (and, on a
-    remote engine, its tunnel) before it starts."""
-    ensure_proxy_for(name, state.config, runner)
-    if runner.engine.remote:
-        ensure_for_session(runner, name)
+    """As `mux start` and `mux attach` do (mux.session.lifecycle.ready)."""
+    lifecycle.ready(runner, state.config, name)
 
 
 def acted_on(row: Row) -> str:

@@ -44,10 +44,11 @@ from mux.engine.runner import host_step, quote
 from mux.errors import ConfigError, MuxError
 from mux.names import WORKSPACE
 from mux.ownfiles import write_private
+from mux.spec import Mount
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
-    from mux.spec import SessionSpec
+    from mux.spec import Mount, SessionSpec
 
 # A trailing slash: a directory (its placeholder is an empty directory).
 PROTECTED = (
@@ -66,7 +67,7 @@ _BASE_LINE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) (HEAD|refs/[^\x00-\x20\x7f
 
 
 class Protection(NamedTuple):
-    volumes: tuple[str, ...] = ()  # -v specs: the session's git dir, and read-only binds
+    mounts: tuple[Mount, ...] = ()  # the session's git dir, and read-only binds
     placeholders: tuple[tuple[Path, bool], ...] = ()  # (host path, is a directory): made before the run
     git_dir: Path | None = None  # the session's own git directory, mounted at /workspace/.git
     git_source: Path | None = None  # the user's repository it is copied from (None: it starts empty)
@@ -93,7 +94,7 @@ def wanted(extra: tuple[str, ...] | None, unprotected: bool) -> tuple[str, ...]:
 def plan(workdir: Path, session_dir: Path, protected: tuple[str, ...]) -> Protection:
     """What a workdir session needs for ``protected`` (looks at the workdir, writes nothing).
     Every path that may need a placeholder is listed; :func:`prepare` decides at run time."""
-    volumes: list[str] = []
+    mounts: list[Mount] = []
     placeholders: list[tuple[Path, bool]] = []
     git_dir = git_source = None
     for entry in protected:
@@ -110,14 +111,14 @@ def plan(workdir: Path, session_dir: Path, protected: tuple[str, ...]) -> Protec
                 git_source = workdir
             else:
                 placeholders.append((host, True))
-            volumes.append(f"{git_dir}:{inside}")
+            mounts.append(Mount(str(git_dir), inside))
             continue
         for parent in reversed(Path(rel).parents[:-1]):  # directories on the way
             if (workdir / parent, True) not in placeholders:
                 placeholders.append((workdir / parent, True))
         placeholders.append((host, is_dir))
-        volumes.append(f"{host}:{inside}:ro")
-    return Protection(tuple(volumes), tuple(placeholders), git_dir, git_source)
+        mounts.append(Mount(str(host), inside, read_only=True))
+    return Protection(tuple(mounts), tuple(placeholders), git_dir, git_source)
 
 
 @contextmanager

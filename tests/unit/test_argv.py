@@ -8,7 +8,7 @@ import pytest
 
 from mux.config import Limits
 from mux.engine import argv as A
-from mux.spec import SessionSpec
+from mux.spec import Mount, RunPolicy, SessionSpec
 
 SHELL = ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session"]
 
@@ -39,10 +39,10 @@ def test_run_all_options() -> None:
         shell="/usr/bin/zsh",
         env=(("A", "1"), ("EMPTY", ""), ("BYREF", None), ("SPACED", "a b=c")),
         env_files=(Path("/run/mux/s1.env"),),
-        volumes=("/data:/data:ro", "cache:/cache"),
+        mounts=(Mount("/data", "/data", read_only=True), Mount("cache", "/cache")),
         network="host",
-        limits=Limits(memory="4g", cpus="1.5", memory_swap="8g", pids=100),
-        user="1000:1000",
+        limits=Limits(memory="4g", cpus="1.5", memory_swap="8g"),
+        policy=RunPolicy(user="1000:1000", pids_limit=100),
         home=Path("/d/sessions/s1/home"),
         stop_timeout=3,
         pull="never",
@@ -79,7 +79,7 @@ def test_run_command_after_double_dash_replaces_shell() -> None:
 
 
 def test_run_as_user_off_has_no_user_and_no_home() -> None:
-    argv = A.run_argv(minimal(user=None, home=None))
+    argv = A.run_argv(minimal(home=None))
     assert "-u" not in argv
     assert not any(a.startswith("HOME=") for a in argv)
     assert argv.count("-v") == 1

@@ -37,6 +37,7 @@ PLACED = {
     "mux.doctor": "doctor",
     "mux.proxy.cli": "cli",  # the `mux proxy` click group
     "mux.proxy.control": "egress",  # starts the proxy process on the host, beside the relay and tunnel
+    "mux.session.layout": "ground",  # a session's file names: a leaf every layer reads (imports paths, errors)
 }
 PACKAGES = {"engine", "proxy", "workspace", "egress", "session", "commands", "tui"}
 
@@ -71,19 +72,16 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("mux.workspace.gitbox", "mux.session.volumes"): "a session's volume names (engineer 'plan')",
     ("mux.workspace.gitbox", "mux.session.sessions"): "Session, types only",
     ("mux.workspace.guard", "mux.session.sessions"): "Session, types only",
-    ("mux.workspace.repo.cloning", "mux.session.hostfiles"): "remove_tree: part of the 9-file cycle (engineer 'plan')",
-    # egress -> session: the tunnel finds sessions and reads ENGINE_MARKER, the leaf
-    # definition engineer "plan" is moving out of session/ to break the cycle
-    ("mux.egress.tunnel", "mux.session.sessions"): "find, ENGINE_MARKER, is_session_dir",
+    # egress -> session: the tunnel finds a session by name, and tells session directories
+    # apart, with the session record's code
+    ("mux.egress.tunnel", "mux.session.sessions"): "find, is_session_dir",
 }
 
-# Cycles between modules today (imports inside functions count). Engineer "plan" is
-# breaking the 9-file one (hostfiles' leaf definitions, ENV_FILE_NAME, ENGINE_MARKER).
+# Cycles between modules today (imports inside functions count). The 9-file one
+# (hostfiles, wiring, repo, sccache, sessions, tunnel, volumes, control) is gone: its
+# shared names live in mux/session/layout.py (tests/unit/test_import_cycle.py).
 KNOWN_CYCLES: list[set[str]] = [
-    {"mux.doctor", "mux.engine.podman_setup"},
-    {"mux.egress.tunnel", "mux.egress.wiring", "mux.proxy.control", "mux.session.hostfiles",
-     "mux.session.sccache", "mux.session.sessions", "mux.session.volumes", "mux.workspace.repo",
-     "mux.workspace.repo.cloning"},
+    {"mux.doctor", "mux.engine.podman_setup"},  # podman set-up ends with doctor's checks
 ]
 
 
