@@ -25,9 +25,10 @@ from mux.egress.tunnel import end_all
 from mux.engine.runner import Runner
 from mux.engine.vm import proxy_host
 from mux.errors import ConfigError, MuxError, ProxyError
+from mux.ownfiles import write_private
 from mux.paths import instance, session_dir
 from mux.proxy import control, registry
-from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
+from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles
 from mux.proxy.settings import ProxySettings, default_settings
 from mux.session.layout import ENV_FILE_NAME, HOST_ALIAS
 from mux.spec import Far, Mount

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mux.ownfiles import write_private  # noqa: F401  (moved there; callers import it from here too)
 from mux.paths import data_dir
 
 # mitmproxy loads its CA from ``<confdir>/mitmproxy-ca.pem`` (key + certificate);

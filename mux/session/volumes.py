@@ -108,7 +108,7 @@ def file_digest(path: Path) -> str:
             h.update(block)
     digest = h.hexdigest()
     known = {k: v for k, v in (known.items() if isinstance(known, dict) else []) if not k.startswith(f"{path}\0")}
-    from mux.proxy.files import write_private
+    from mux.ownfiles import write_private
 
     try:  # a cache: when it cannot be written, the next run hashes again
         cache.parent.mkdir(parents=True, exist_ok=True)
