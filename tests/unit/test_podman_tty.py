@@ -25,3 +25,12 @@ def test_the_pieces_are_the_bytes(data: bytes) -> None:
 def test_only_podman_attach_is_wanted() -> None:
     assert not podman_tty.wanted(["docker", "attach", "x"])
     assert not podman_tty.wanted(["podman", "exec", "x"])
+
+
+def test_words_follow_the_active_cli(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mux.engine import clis
+
+    monkeypatch.setattr(clis, "ACTIVE", "docker")
+    assert clis.words("`docker rm x` removes it") == "`docker rm x` removes it"
+    monkeypatch.setattr(clis, "ACTIVE", "podman")
+    assert clis.words("`docker rm x` removes it") == "`podman rm x` removes it"

@@ -326,3 +326,17 @@ def test_detach_in_tmux(podman: PodmanUser) -> None:
     assert sessions(podman)["pm-tmux"]["status"] == "running"
     assert podman.mux("delete", "--force", "pm-tmux").returncode == 0
     assert leftovers(podman) == []
+
+
+def test_messages_name_podman_commands(podman: PodmanUser) -> None:
+    """On a podman engine the error and its hint suggest podman's commands, not docker's."""
+    network = f"mux-egress-{podman.env['MUX_INSTANCE']}"
+    assert podman.podman("network", "create", "--label", f"mux.instance={podman.env['MUX_INSTANCE']}",
+                         network).returncode == 0
+    made = podman.mux("new", "--egress", "proxy-only", "pm-msg", cwd=podman.base / "work")
+    assert made.returncode == 4, made.stderr
+    assert made.stderr.splitlines()[:2] == [
+        f"mux: error: a podman network named {network} exists but mux did not make it as its proxy-only network",
+        f"mux: hint: remove or rename it (`podman network rm {network}`)"], made.stderr
+    assert "docker" not in made.stderr.lower()
+    assert leftovers(podman) == [network]
