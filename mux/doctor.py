@@ -64,7 +64,9 @@ def _engine(runner: Runner) -> Check:
     where = "" if engine.source == "default" else f" ({engine.describe()})"
     if out.returncode != 0:
         err = docker_failure(out.argv, out.returncode, out.stderr)
-        return Check("engine", False, err.message + where, err.hint or "start Docker, then check `docker info`")
+        fallback = ("start Docker, then check `docker info`" if engine.cli == "docker"
+                    else "`podman info` shows what podman says")
+        return Check("engine", False, err.message + where, err.hint or fallback)
     what = "podman" if engine.cli != "docker" else "Docker engine"
     return Check("engine", True, f"{what} {out.stdout.strip()} answers{where}")
 
@@ -148,7 +150,7 @@ def _containers(runner: Runner, found: Scan | MuxError) -> Check:
     if homeless:
         problems.append((f"sessions whose files under the data dir are missing: {', '.join(homeless)}",
                          f"`mux delete --force {homeless[0]}` removes one (starting it would let "
-                         "docker re-create its HOME as root)"))
+                         "the engine re-create its HOME as root)"))
     orphans = [s.name for s in leftovers(found.sessions)] if local else []
     if orphans:
         problems.append((f"session files with no container: {', '.join(orphans)}",

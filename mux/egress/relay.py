@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from mux import paths
+from mux.engine import clis
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, DockerError, ProxyError
 
@@ -136,7 +137,7 @@ def _ensure_network(runner: Runner, network: str) -> None:
                           f'{{{{index .Options "{INHIBIT}"}}}}', network], check=False)
     if found.returncode == 0:
         if found.stdout.split() != ["proxy-only", "true", "true"]:
-            raise DockerError(f"a docker network named {network} exists but mux did not make it as its "
+            raise DockerError(f"a {clis.ACTIVE} network named {network} exists but mux did not make it as its "
                               "proxy-only network", hint=f"remove or rename it (`docker network rm {network}`)")
         return
     runner.run(["docker", "network", "create", "--internal", "-o", f"{INHIBIT}=true",

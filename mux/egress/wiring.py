@@ -209,7 +209,15 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, tunnel_end: str 
             raise ProxyError(
                 f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
                 "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
-        gateway = found or netinfo.bridge_gateway(runner) or "172.17.0.1"
+        bridge = found or netinfo.bridge_gateway(runner)
+        if bridge is None and runner.engine.cli == "podman":
+            # Measured: the relay cannot sit on slirp4netns (10.0.2.2) and on the egress
+            # network at once, so without docker0 it has no path to the proxy yet.
+            raise ProxyError(
+                "--egress proxy-only on podman: this machine has no Docker bridge, the path mux's egress "
+                "relay takes to the proxy", hint="use --egress open (the session still goes through the proxy, "
+                "at 10.0.2.2), or set [proxy] host_address to an address of this machine and [proxy] bind to match")
+        gateway = bridge or "172.17.0.1"
     network = egress.ensure(runner, gateway=gateway, port=port, lock=files.root / "egress.lock")
     return network, egress.alias(port)
 

@@ -226,3 +226,9 @@ def own_words(text: str) -> str:
     """A message's docker commands (`docker rename ...`, `docker pull ...`) as podman's:
     the hints of mux's features are written for docker."""
     return re.sub(r"`docker (?!save IMAGE \| )", "`podman ", text)
+
+
+def words(text: str) -> str:
+    """``text`` (a message or hint of mux's) in the words of this command's CLI: the
+    suggested `docker ...` commands become `podman ...` ones on a podman engine."""
+    return own_words(text) if ACTIVE != DOCKER else text

@@ -317,6 +317,10 @@ class Runner:
         self._echo(args)
         sys.stdout.flush()
         sys.stderr.flush()
+        from mux.engine import podman_tty  # podman 4.3's detach keys need a pty of mux's
+
+        if podman_tty.wanted(args):
+            return podman_tty.attach(args)
         interrupted: list[int] = []
         # A Python handler (not SIG_IGN) is reset to the default in the child at exec.
         previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))

@@ -74,7 +74,9 @@ def snapshot(engines: list[Engine], fallback: Engine) -> Snapshot:
     try:
         pairs, foreign, warnings = gather(engines, verbose=False)
     except MuxError as exc:  # one engine, not answering: the screen stays, with the reason
-        pairs, foreign, warnings = [], [], [exc.message + (f" ({exc.hint})" if exc.hint else "")]
+        from mux.engine.clis import words
+
+        pairs, foreign, warnings = [], [], [words(exc.message + (f" ({exc.hint})" if exc.hint else ""))]
     for t in threads:
         t.join()
     by_name = {e.name: e for e in engines}
