@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import pty
 import select
 import signal
 import sys
@@ -73,17 +72,18 @@ def _copy_size(src: int, dst: int) -> None:
         pass
 
 
-def attach(args: list[str]) -> int:
-    """Run ``args`` on a pty between this terminal and it; its exit code (128+N: signal N)."""
+def child_terminal() -> None:
+    """In the child, before it execs podman: the pty is its terminal; this terminal's size
+    first, and raw from the start, so what comes before podman's own raw mode is neither
+    echoed nor lost."""
+    _copy_size(sys.stdout.fileno(), 0)
+    tty.setraw(0, termios.TCSANOW)
+
+
+def attach(pid: int, master: int) -> int:
+    """Carry bytes between this terminal and the child ``pid`` on the pty ``master``
+    (mux.engine.runner started it there); its exit code (128+N: signal N)."""
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    pid, master = pty.fork()
-    if pid == 0:  # the child: the pty is its terminal; the size first, then podman
-        _copy_size(stdout, 0)
-        tty.setraw(0, termios.TCSANOW)  # from the start: what comes before podman's own raw mode is not echoed or lost
-        try:
-            os.execvp(args[0], args)
-        finally:
-            os._exit(127)
     saved = termios.tcgetattr(stdin)
     previous = signal.signal(signal.SIGWINCH, lambda n, f: _copy_size(stdout, master))
     try:

@@ -10,6 +10,7 @@ caller's own error class) carrying the command, exit status and stderr.
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -320,7 +321,14 @@ class Runner:
         from mux.engine import podman_tty  # podman 4.3's detach keys need a pty of mux's
 
         if podman_tty.wanted(args):
-            return podman_tty.attach(args)
+            pid, master = pty.fork()
+            if pid == 0:  # the child: podman on a terminal of mux's
+                try:
+                    podman_tty.child_terminal()
+                    os.execvp(args[0], args)
+                finally:
+                    os._exit(127)
+            return podman_tty.attach(pid, master)
         interrupted: list[int] = []
         # A Python handler (not SIG_IGN) is reset to the default in the child at exec.
         previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))

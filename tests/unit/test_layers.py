@@ -180,6 +180,9 @@ def test_only_the_runner_starts_processes() -> None:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
                     and re.fullmatch(r"system|exec\w*|spawn\w*|fork\w*|posix_spawn\w*|popen", node.attr):
                 starters.add(name)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "pty" \
+                    and node.attr in ("fork", "spawn"):
+                starters.add(name)
             if isinstance(node, ast.ImportFrom) and node.module == "subprocess" and any(
                     a.name not in {"PIPE", "DEVNULL", "STDOUT", "TimeoutExpired", "CalledProcessError"}
                     for a in node.names):
