@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux.egress import netinfo
+from mux.engine.argv import EngineArgv
 from mux.errors import ConfigError, ProxyError
 from mux.paths import session_dir
 from mux.proxy import control, registry
@@ -93,7 +94,7 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
     relay = egress.inspect_relay(runner, port)
     if relay is not None:
         if not relay.running:
-            runner.run(["docker", "start", relay.name])
+            runner.run(EngineArgv(["start", relay.name]))
         return
     tunnel_end = None
     if runner.engine.remote:
