@@ -3,11 +3,12 @@
 Every command is an argv list (never a shell string). An engine command is an
 :class:`~mux.engine.argv.EngineArgv`, verb first: the runner puts its engine's base argv
 in front (``docker``, ``docker --context NAME``, ``podman``) and, for podman, rewrites it
-in podman's words (mux/engine/clis.py); any other list is a host command and runs as it is. With ``dry_run`` a command
-that would change something is printed, shell-quoted, instead of run, so what is
-printed is exactly what would run. With ``verbose`` every command is echoed to
-stderr as ``+ cmd`` before it runs. Failures become :class:`DockerError` (or the
-caller's own error class) carrying the command, exit status and stderr.
+in podman's words (mux/engine/clis.py); any other list is a host command and runs as
+it is. With ``dry_run`` a command that would change something is printed, shell-quoted,
+instead of run, so what is printed is exactly what would run. With ``verbose`` every
+command is echoed to stderr as ``+ cmd`` before it runs. Failures become
+:class:`DockerError` (or the caller's own error class) carrying the command, exit status
+and stderr.
 """
 
 from __future__ import annotations
