@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from mux.spec import SessionSpec
 
 
-
 class EngineArgv(list[str]):
     """A container-engine command, verb first: ``EngineArgv(["start", ref])``. The Runner
     runs it as ``docker start REF``, ``docker --context box start REF`` or ``podman start
