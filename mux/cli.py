@@ -102,7 +102,7 @@ class State:
         environment names one."""
         from mux.engine import choice as engine
 
-        if self.engine().cli != "docker":
+        if self.engine().kind != "docker":
             return [self.engine()]  # podman: this machine's, no docker contexts
         contexts = () if self.context or engine.decided_by_env(os.environ) else self.engine_settings()[1]
         return [engine.named(name) for name in contexts] or [self.engine()]

@@ -20,9 +20,10 @@ from mux import colour, paths
 from mux.egress import reach, tunnel
 from mux.egress import relay as egress
 from mux.egress.wiring import relay_port
+from mux.engine.argv import EngineArgv
 from mux.engine.clis import own_words
 from mux.engine.podman_setup import checks as podman_checks
-from mux.engine.runner import PERMISSION_HINT, Runner, docker_failure
+from mux.engine.runner import PERMISSION_HINT, Runner
 from mux.engine.vm import proxy_host
 from mux.errors import MuxError
 from mux.proxy import control
@@ -39,6 +40,7 @@ from mux.workspace import gitident
 if TYPE_CHECKING:
     from mux.cli import State
     from mux.config import Config
+    from mux.engine.choice import Engine
 
 
 @dataclass(frozen=True)
@@ -51,23 +53,23 @@ class Check:
 
 def _docker_cli(runner: Runner) -> Check:
     try:
-        out = runner.query(["docker", "version", "--format", "{{.Client.Version}}"], check=False)
+        out = runner.query(EngineArgv(["version", "--format", "{{.Client.Version}}"]), check=False)
     except MuxError as exc:
-        return Check(f"{runner.engine.cli} CLI", False, exc.message, exc.hint or "")
+        return Check(f"{runner.engine.kind} CLI", False, exc.message, exc.hint or "")
     version = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown version"
-    return Check(f"{runner.engine.cli} CLI", True, f"{runner.engine.cli} {version}")
+    return Check(f"{runner.engine.kind} CLI", True, f"{runner.engine.kind} {version}")
 
 
 def _engine(runner: Runner) -> Check:
-    out = runner.query(["docker", "info", "--format", "{{.ServerVersion}}"], check=False)
+    out = runner.query(EngineArgv(["info", "--format", "{{.ServerVersion}}"]), check=False)
     engine = runner.engine
     where = "" if engine.source == "default" else f" ({engine.describe()})"
     if out.returncode != 0:
-        err = docker_failure(out.argv, out.returncode, out.stderr)
-        fallback = ("start Docker, then check `docker info`" if engine.cli == "docker"
+        err = runner.failure(out)
+        fallback = ("start Docker, then check `docker info`" if engine.kind == "docker"
                     else "`podman info` shows what podman says")
         return Check("engine", False, err.message + where, err.hint or fallback)
-    what = "podman" if engine.cli != "docker" else "Docker engine"
+    what = "podman" if engine.kind != "docker" else "Docker engine"
     return Check("engine", True, f"{what} {out.stdout.strip()} answers{where}")
 
 
@@ -83,20 +85,20 @@ def _image(runner: Runner, cfg: Config | None) -> Check | None:
     if cfg is None:
         return None
     image = cfg.docker.image
-    out = runner.query(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False)
+    out = runner.query(EngineArgv(["image", "inspect", "--format", "{{.Id}}", image]), check=False)
     if out.returncode == 0:
         return Check("image", True, f"{image} is on the engine")
     if cfg.docker.pull == "never":
         return Check("image", False, f"{image} is not on the engine and pull = \"never\"",
-                     f"`docker {' '.join(runner.engine.docker_args() + ['pull', image])}`, or "
+                     f"`{runner.engine.shown(['pull', image])}`, or "
                      "`docker save IMAGE | docker --context NAME load` for a local image")
     return Check("image", True, f"{image} is not on the engine yet; `mux new` pulls it")
 
 
-def _socket(host: str = "unix:///var/run/docker.sock") -> Check:
-    if not host.startswith("unix://"):
-        return Check("socket", True, f"{host} (not a local socket)")
-    sock = Path(host[len("unix://"):])
+def _socket(engine: Engine) -> Check:
+    if engine.socket is None:
+        return Check("socket", True, f"{engine.host} (not a local socket)")
+    sock = Path(engine.socket)
     if not sock.exists():
         return Check("socket", False, f"{sock} does not exist", "start the Docker engine (dockerd)")
     if not os.access(sock, os.R_OK | os.W_OK):
@@ -109,7 +111,7 @@ def _names(runner: Runner) -> Check:
     mux's own others (the egress relay, short-lived helpers) say what they are by label."""
     fmt = '{{.Names}}\t{{.Label "mux.session"}}{{.Label "mux.egress-relay"}}{{.Label "mux.helper"}}'
     try:
-        named = runner.query(["docker", "ps", "-a", "--filter", "name=mux-", "--format", fmt])
+        named = runner.query(EngineArgv(["ps", "-a", "--filter", "name=mux-", "--format", fmt]))
     except MuxError as exc:
         return Check("names", False, exc.message, exc.hint or "")
     impostors = [name for name, _, label in (ln.partition("\t") for ln in named.stdout.splitlines())
@@ -169,7 +171,7 @@ def _volume_leftovers(runner: Runner, sessions: set[str]) -> list[tuple[str, str
     """Volumes of sessions that are gone, and copies into volumes that never finished.
     The volumes sessions share on an engine (caches, programs: mux/session/volumes.py) are
     kept on purpose and are no leftovers."""
-    docker = shlex.join(["docker", *runner.engine.docker_args()])
+    docker = runner.engine.shown([])
     problems = []
     try:
         gone = [v for v, s in sessions_volumes(runner)
@@ -295,9 +297,9 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         except MuxError as exc:
             return [Check("reach", False, exc.message, exc.hint or "")]
     labels = paths.helper_labels("doctor")
-    argv = ["docker", "run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
-            "--add-host", "host.docker.internal:host-gateway", cfg.docker.image,
-            "sh", "-c", REACH_SCRIPT, "sh", f"http://{host}:{current.port}/"]
+    argv = EngineArgv(["run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
+                       "--add-host", "host.docker.internal:host-gateway", cfg.docker.image,
+                       "sh", "-c", REACH_SCRIPT, "sh", f"http://{host}:{current.port}/"])
     out = runner.query(argv, check=False, timeout=60)
     said = (out.stdout + out.stderr).strip()
     if re.search(r"HTTP(/1\.[01])? [1-5][0-9][0-9]", said):
@@ -399,9 +401,9 @@ def run_checks(state: State) -> list[Check]:
     config_check, cfg = _config(state)
     found: Scan | MuxError = MuxError("the engine does not answer")
     answers = False
-    podman = runner.engine.cli != "docker"  # podman: no socket to check (no service needed)
+    podman = runner.engine.kind != "docker"  # podman: no socket to check (no service needed)
     if checks[0].ok:
-        checks += [*([] if podman else [_socket(runner.engine.host)]), _engine(runner), _location(runner)]
+        checks += [*([] if podman else [_socket(runner.engine)]), _engine(runner), _location(runner)]
         answers = checks[-2].ok
         if podman:
             checks += podman_checks(runner, cfg)

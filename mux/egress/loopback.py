@@ -32,6 +32,7 @@ from collections.abc import Iterable
 
 from mux import paths
 from mux.engine import clis as engine_cli
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import Runner, quote
 from mux.errors import ConfigError
 
@@ -39,7 +40,7 @@ FIXED_IN = (28, 0)  # the first Docker release that drops non-lo packets to publ
 RULE = ("PREROUTING", "-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP")
 CHECK = ("iptables", "-t", "raw", "-C", *RULE)
 INSTALL = ("iptables", "-t", "raw", "-I", *RULE)
-VERSION = ("docker", "version", "--format", "{{.Server.Version}}")
+VERSION = ("version", "--format", "{{.Server.Version}}")  # an engine command (EngineArgv), verb first
 _versions: weakref.WeakKeyDictionary[Runner, str] = weakref.WeakKeyDictionary()  # per mux command
 
 
@@ -65,7 +66,7 @@ def engine_version(runner: Runner) -> str:
         socket = _socket_id(runner)
         version = _cached(runner.engine.host, socket) if socket else None
         if version is None:
-            out = runner.query(VERSION).stdout.strip()
+            out = runner.query(EngineArgv(VERSION)).stdout.strip()
             version = "".join(c if c.isprintable() else "?" for c in out[:64])
             if socket:
                 _keep(runner.engine.host, socket, version)
@@ -74,10 +75,10 @@ def engine_version(runner: Runner) -> str:
 
 
 def _socket_id(runner: Runner) -> str | None:
-    if runner.engine.remote or runner.dry_run:
+    if runner.engine.socket is None or runner.dry_run:
         return None
     try:
-        st = os.stat(runner.engine.host.removeprefix("unix://"))
+        st = os.stat(runner.engine.socket)
     except OSError:
         return None
     return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
@@ -129,7 +130,7 @@ def ensure_guard(runner: Runner, specs: Iterable[str], *, guarded: bool, session
     if not loop or guarded:
         return
 
-    if runner.engine.cli == engine_cli.PODMAN and engine_cli.rootless():
+    if runner.engine.kind == engine_cli.PODMAN and engine_cli.rootless():
         return  # rootlessport listens on this machine's 127.0.0.1 itself: no DNAT to guard
     version = engine_version(runner)
     if not before_fix(version):

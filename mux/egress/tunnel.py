@@ -39,6 +39,7 @@ from pathlib import Path
 from mux import paths, validate
 from mux.egress import reach
 from mux.egress import relay as egress
+from mux.engine.argv import EngineArgv
 from mux.engine.choice import CONTEXT_NAME, Engine
 from mux.engine.runner import Runner, spawn_detached
 from mux.errors import ConfigError, DockerError, MuxError, ProxyError
@@ -85,7 +86,7 @@ def ssh_target(engine: Engine) -> SshTarget:
 
 def remote_gateway(runner: Runner) -> str:
     """The remote engine's default bridge gateway (what host-gateway resolves to there)."""
-    out = runner.query(["docker", "network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"])
+    out = runner.query(EngineArgv(["network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"]))
     try:
         configs = json.loads(out.stdout)
     except ValueError:

@@ -22,6 +22,7 @@ from mux import names
 from mux.egress import netinfo, tunnel
 from mux.egress import relay as egress
 from mux.egress.tunnel import end_all
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import Runner
 from mux.engine.vm import proxy_host
 from mux.errors import ConfigError, MuxError, ProxyError
@@ -92,7 +93,7 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
     relay = egress.inspect_relay(runner, port)
     if relay is not None:
         if not relay.running:
-            runner.run(["docker", "start", relay.name])
+            runner.run(EngineArgv(["start", relay.name]))
         return
     tunnel_end = None
     if runner.engine.remote:
@@ -210,7 +211,7 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, tunnel_end: str 
                 f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
                 "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
         bridge = found or netinfo.bridge_gateway(runner)
-        if bridge is None and runner.engine.cli == "podman":
+        if bridge is None and runner.engine.kind == "podman":
             # Measured: the relay cannot sit on slirp4netns (10.0.2.2) and on the egress
             # network at once, so without docker0 it has no path to the proxy yet.
             raise ProxyError(

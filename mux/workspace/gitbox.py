@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from mux import paths, validate
 from mux.engine import argv as A
+from mux.engine.argv import EngineArgv
 from mux.errors import ConfigError, MuxError
 from mux.safetext import escape as safe
 from mux.workspace.heads import BASE_LABEL, COMMIT
@@ -195,7 +196,8 @@ def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
     refs = [t.ref for t in trees if not t.user and t.ref]
     users: dict[str, str] = {}
     if refs:
-        listed = runner.query([*A.inspect_argv(refs[0], "{{.Id}} {{.Config.User}}")[:-1], *refs], check=False)
+        inspect = A.inspect_argv(refs[0], "{{.Id}} {{.Config.User}}")[:-1]  # every ref, not just the first
+        listed = runner.query(EngineArgv([*inspect, *refs]), check=False)
         for line in listed.stdout.splitlines()[:len(refs)]:
             cid, _, user = line.partition(" ")
             users[cid] = user.strip() or "0:0"
@@ -220,7 +222,7 @@ def mount_args(trees: Sequence[Tree]) -> list[str]:
 
 
 def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
-             *, tmp_size: str = "64m", stdin: bool = False) -> list[str]:
+             *, tmp_size: str = "64m", stdin: bool = False) -> EngineArgv:
     """`docker run` of the git box: ``script`` (sh) runs with the trees at /r/0.. and
     ``args`` after them as "$@"; the trees' mount points come first in "$@".
     ``stdin``: the script reads data on its standard input."""
@@ -228,10 +230,10 @@ def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: It
     for i, (key, value) in enumerate(GIT_CONFIG):
         env += [(f"GIT_CONFIG_KEY_{i}", key), (f"GIT_CONFIG_VALUE_{i}", value)]
     labels = paths.helper_labels("gitbox")
-    argv = ["docker", "run", "--rm", "--pull", "never", "--network", "none", "--cap-drop", "ALL",
+    argv = EngineArgv(["run", "--rm", "--pull", "never", "--network", "none", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges", "--read-only",
             "--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={tmp_size},mode=1777",
-            "--pids-limit", "256", "--log-driver", "none", "-u", user]
+            "--pids-limit", "256", "--log-driver", "none", "-u", user])
     for k, v in labels:
         argv += ["--label", f"{k}={v}"]
     for k, v in env:

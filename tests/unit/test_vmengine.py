@@ -148,7 +148,7 @@ def test_proxy_only_on_podman_without_a_docker_bridge_says_so(fp, tmp_path: Path
     monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(netinfo, "bridge_gateway", lambda runner=None: None)
     fp.register(["podman", "info", "--format", "{{json .}}"], stdout="{}")
-    podman = Runner(engine=Engine("default", "unix:///run/user/1000/podman/podman.sock", "default", cli="podman"))
+    podman = Runner(engine=Engine("default", "unix:///run/user/1000/podman/podman.sock", "default", kind="podman"))
     with pytest.raises(ProxyError, match="no Docker bridge") as caught:
         proxy_only_network(podman, default_settings())
     assert caught.value.exit_code == 5 and "--egress open" in (caught.value.hint or "")
