@@ -31,7 +31,6 @@ DOCKER = "docker"
 PODMAN = "podman"
 CLIS = (DOCKER, PODMAN)
 ENV = "MUX_DOCKER_CLI"
-LABEL = "mux.cli"  # on a podman session's container: the CLI it was made with
 # What a rootless container reaches this machine's loopback at (slirp4netns, with
 # allow_host_loopback): the stand-in for docker's host-gateway.
 HOST_LOOPBACK = "10.0.2.2"
@@ -159,7 +158,6 @@ def _create(rest: list[str], is_rootless: bool, drop_limits: bool) -> list[str]:
                 continue
             out += [arg, value]
             if arg == "--label" and value.startswith("mux.session="):
-                out += ["--label", f"{LABEL}={PODMAN}"]
                 if is_rootless and not any(a == "--userns" or a.startswith("--userns=") for a in rest):
                     out.append("--userns=keep-id")
             continue

@@ -66,6 +66,7 @@ def gather_host(runner: Runner, config: Config) -> HostFacts:
         uid=uid, gid=gid, env=dict(os.environ), cwd=Path.cwd(),
         now=datetime.now(timezone.utc), git_name=git_name, git_email=git_email, login=login, group=group,
         data_dir=Path(paths.data_dir()), remote=runner.engine.remote, rootless=rootless,
+        backend=runner.engine.kind,
     )
 
 

@@ -64,14 +64,14 @@ def test_network_members() -> None:
     assert E.translate(argv) == ["podman", "ps", "-a", "--filter", "network=mux-egress", "--format", "{{.Names}} "]
 
 
-def test_run_records_cli_and_keeps_id_rootless() -> None:
+def test_run_keeps_id_rootless() -> None:
     argv = [*RUN_HEAD, "-u", "1000:1000", "mux-test/busybox", "sh", "-c", "--label mux.session=x"]
     assert E.translate(argv, is_rootless=True) == [
         "podman", "run", "-d", "-it", "--init", "--name", "mux-s1", "--label", "mux.session=s1",
-        "--label", "mux.cli=podman", "--userns=keep-id", "--label", "mux.backend=docker", "-u", "1000:1000",
+        "--userns=keep-id", "--label", "mux.backend=docker", "-u", "1000:1000",
         "mux-test/busybox", "sh", "-c", "--label mux.session=x"]
     rootful = E.translate(argv)
-    assert "--userns=keep-id" not in rootful and "mux.cli=podman" in rootful
+    assert "--userns=keep-id" not in rootful
 
 
 def test_explicit_userns_is_kept() -> None:
