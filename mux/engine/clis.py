@@ -251,6 +251,35 @@ def not_answering(lowered: str) -> bool:
     return any(words in lowered for words in NOT_ANSWERING)
 
 
+# Docker's wording of the run failures `mux new` explains in the user's terms (podman's
+# is mapped to these by docker_wording).
+NAME_IN_USE = "is already in use by container"
+PORT_FAILURES = ("address already in use", "port is already allocated", "programming external connectivity")
+NO_SUCH_IMAGE = "No such image"
+PULL_FAILURES = ("Unable to find image", "pull access denied", "manifest unknown")
+
+
+def name_in_use(stderr: str) -> bool:
+    return NAME_IN_USE in stderr
+
+
+def port_taken(stderr: str) -> bool:
+    return any(m in stderr for m in PORT_FAILURES)
+
+
+def no_such_image(stderr: str) -> bool:
+    return NO_SUCH_IMAGE in stderr
+
+
+def pull_failed(stderr: str) -> bool:
+    return any(m in stderr for m in PULL_FAILURES)
+
+
+def container_in_use(stderr: str) -> bool:
+    """A name another container holds (a shared volume's fill by another mux, say)."""
+    return "is already in use" in stderr
+
+
 # What to install when the CLI itself is missing from PATH.
 MISSING_HINTS = {
     DOCKER: "install the Docker CLI (Debian: `apt-get install docker.io`) or put it on PATH",

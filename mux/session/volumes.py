@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from mux import paths
 from mux.engine import argv as A
+from mux.engine import clis
 from mux.engine.runner import Runner, host_step
 from mux.errors import ConfigError, DockerError
 from mux.names import CONTAINER_HOME, SESSION_NAME, WORKSPACE
@@ -174,7 +175,7 @@ def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, 
             runner.run(A.fill_helper_argv(helper, fill.name, str(mount), image, pull=pull,
                                           labels=paths.helper_labels("fill")))
         except DockerError as exc:
-            if "is already in use" not in exc.stderr:
+            if not clis.container_in_use(exc.stderr):
                 raise
             ours = False  # another `mux new` is filling this shared volume right now
             raise DockerError(f"another mux is copying files into volume {fill.name} right now",
