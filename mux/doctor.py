@@ -12,11 +12,12 @@ import re
 import shlex
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux import colour, paths
+from mux.checks import Check
 from mux.egress import reach, tunnel
 from mux.egress import relay as egress
 from mux.egress.wiring import relay_port
@@ -41,14 +42,6 @@ if TYPE_CHECKING:
     from mux.cli import State
     from mux.config import Config
     from mux.engine.choice import Engine
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 def _docker_cli(runner: Runner) -> Check:

@@ -17,12 +17,12 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mux.checks import Check
 from mux.engine import clis as engine_cli
 from mux.engine.argv import EngineArgv
 
 if TYPE_CHECKING:
     from mux.config import Config
-    from mux.doctor import Check
     from mux.engine.runner import Runner
 
 WANT_IDS = 65536  # what most images need: ids up to 65534 (nobody) mapped
@@ -31,8 +31,6 @@ INSTALL = "Debian/Ubuntu: `sudo apt-get install {pkg}`; Fedora: `sudo dnf instal
 
 
 def _check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
-    from mux.doctor import Check
-
     return Check(name, ok, detail, fix)
 
 
