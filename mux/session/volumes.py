@@ -28,6 +28,9 @@ closed; delete removes the volumes with the container.
 
 from __future__ import annotations
 
+# Imports inside functions here are for remote engines and --copy only: at module level
+# every local `mux new` would load them (~39 more modules, -X importtime).
+
 import os
 import re
 import shutil
