@@ -9,7 +9,6 @@ from __future__ import annotations
 
 # Imports inside functions here are the features a session may not use (the proxy, agents,
 # sccache): at module level they would cost every `mux new` ~27 more modules (-X importtime).
-
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 # Imports inside functions here are for remote engines and --copy only: at module level
 # every local `mux new` would load them (~39 more modules, -X importtime).
-
 import os
 import re
 import shutil
