@@ -17,11 +17,12 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mux.checks import Check
 from mux.engine import clis as engine_cli
+from mux.engine.argv import EngineArgv
 
 if TYPE_CHECKING:
     from mux.config import Config
-    from mux.doctor import Check
     from mux.engine.runner import Runner
 
 WANT_IDS = 65536  # what most images need: ids up to 65534 (nobody) mapped
@@ -30,8 +31,6 @@ INSTALL = "Debian/Ubuntu: `sudo apt-get install {pkg}`; Fedora: `sudo dnf instal
 
 
 def _check(name: str, ok: bool, detail: str, fix: str = "") -> Check:
-    from mux.doctor import Check
-
     return Check(name, ok, detail, fix)
 
 
@@ -108,7 +107,7 @@ def check_init(paths: tuple[str, ...] = INIT_PATHS) -> Check:
 
 
 def check_storage(runner: Runner) -> Check:
-    out = runner.query(["docker", "info", "--format", "{{.Store.GraphDriverName}}"], check=False)
+    out = runner.query(EngineArgv(["info", "--format", "{{.Store.GraphDriverName}}"]), check=False)
     driver = out.stdout.strip()
     if out.returncode != 0 or not driver:
         return _check("storage", False, "podman info does not answer", "`podman info` shows why")

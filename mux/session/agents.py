@@ -47,11 +47,15 @@ from urllib.parse import urlsplit
 
 from mux import validate
 from mux.config import AgentSettings
+from mux.engine.runner import host_step
 from mux.errors import ConfigError, MuxError
 from mux.names import CONTAINER_HOME
+from mux.proxy import domains
+from mux.proxy.settings import parse_credentials
 from mux.session import agentshell
 from mux.session.agentshell import AGENT_BIN
 from mux.session.presets import PLACEHOLDER, PRESETS, Preset, not_executable
+from mux.session.secretscan import find
 from mux.spec import Far, Mount, SessionSpec
 
 if TYPE_CHECKING:
@@ -188,8 +192,6 @@ def missing_rules(names: tuple[str, ...], config: Config) -> str:
 
 
 def covering_rule(agent: Agent, raw_credentials: Mapping[str, object], source: str) -> object:
-    from mux.proxy import domains
-    from mux.proxy.settings import parse_credentials
 
     rules = parse_credentials({"credentials": dict(raw_credentials)}, source)
     rule = next((r for r in rules if domains.any_match(r.domains, agent.api_host)), None)
@@ -275,7 +277,6 @@ def _refuse_credentials(path: Path, where: str) -> None:
                 data = fh.read(MAX_SCAN_BYTES)
         except OSError as exc:
             raise ConfigError(f"{where}: cannot read {f}: {exc.strerror}") from None
-        from mux.session.secretscan import find
 
         found = find(data)
         if found:  # the kind and the key or line, never the value: this reaches terminals and logs
@@ -367,7 +368,6 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
     """Before `docker run`: the HOME's seed files and the shared files' parent
     directories (made by mux, not by dockerd as root), all owned by the agent's user.
     A HOME volume (--copy) is filled from the same directory (mux.session.volumes)."""
-    from mux.engine.runner import host_step
 
     agentshell.write_files(runner, spec)
     home = spec.home or (session_dir / HOME_SEED if spec.home_volume else None)

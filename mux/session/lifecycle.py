@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux import paths
+from mux.egress.relay import remove_if_unused
+from mux.egress.tunnel import ensure_for_session
+from mux.egress.wiring import ensure_proxy_for
 from mux.engine import argv as A
 from mux.engine.runner import host_step
 from mux.errors import MuxError
@@ -22,6 +25,10 @@ from mux.session.hostfiles import remove_session_dir
 from mux.session.layout import UID0, being_created
 from mux.session.sessions import Session, find, leftovers, list_sessions, not_found
 from mux.session.startcheck import wait_started
+from mux.session.volumes import after_delete
+from mux.validate import image
+from mux.workspace.guard import refusal_hint, unsaved_work
+from mux.workspace.special import after_root_session
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,11 +43,9 @@ def ready(runner: Runner, load_config: Callable[[], Config], name: str) -> None:
     now (exit 5 if it cannot), a proxy-only one its relay, and one on a remote engine
     its tunnel. With a dry-run runner, what that would run is printed. The config is
     read only for proxied sessions; the others cost one stat()."""
-    from mux.egress.wiring import ensure_proxy_for
 
     ensure_proxy_for(name, load_config, runner)
     if runner.engine.remote:  # and its tunnel, for a session on another machine
-        from mux.egress.tunnel import ensure_for_session
 
         ensure_for_session(runner, name)
 
@@ -93,7 +98,6 @@ def clear_special(runner: Runner, session: Session, extra: list[Path]) -> None:
     directory = Path(paths.session_dir(session.name))
     if runner.dry_run or runner.engine.remote or not (directory / UID0).is_file():
         return
-    from mux.workspace.special import after_root_session
 
     dirs = [Path(session.workdir)] if session.workdir.startswith("/") else []  # not a volume's name
     after_root_session(session.name, dirs + extra, lambda top: special_as_root(runner, session, top))
@@ -105,7 +109,6 @@ def special_as_root(runner: Runner, session: Session, directory: Path) -> list[s
     The paths it printed (untrusted: names the agent chose), or None when it failed."""
     if not session.image:
         return None
-    from mux.validate import image
 
     try:
         argv = A.special_cleanup_argv(image(session.image, "the session's image label"), directory,
@@ -151,7 +154,6 @@ def remove_as_root(runner: Runner, session: Session, directory: Path) -> bool:
     cannot be tried (no image known, a remote engine) or fails."""
     if runner.engine.remote or not session.image or runner.dry_run:
         return False
-    from mux.validate import image
 
     try:
         entries = sorted(p.name for p in directory.iterdir())
@@ -188,7 +190,6 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     unsaved: dict[str, list[str]] = {}
     idle = [s for s in sessions if not force and not s.running]
     if idle:  # their repositories, read by git in one throwaway container (mux.workspace), never here
-        from mux.workspace.guard import unsaved_work
 
         unsaved = unsaved_work(runner, idle)
     for session in sessions:
@@ -200,11 +201,9 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     containers = [s.ref for s in doomed if s.container]
     if containers:
         runner.run(A.rm_argv(containers, force=force))
-        from mux.session.volumes import after_delete
 
         after_delete(runner, doomed)
     if any(s.egress == "proxy-only" for s in doomed):  # the last one takes mux's egress network along
-        from mux.egress.relay import remove_if_unused
 
         remove_if_unused(runner, leaving={s.container for s in doomed})
     left: list[tuple[Session, MuxError]] = []
@@ -233,7 +232,6 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     if refused:
         lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]
         what = f"session {refused[0][0].name!r}" if name else f"{len(refused)} session(s)"
-        from mux.workspace.guard import refusal_hint
 
         raise MuxError(f"not deleting {what}: " + " | ".join(lines),
                        hint=refusal_hint([(s.name, r) for s, r in refused]))

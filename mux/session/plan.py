@@ -7,6 +7,8 @@ undo; `--dry-run` does the same steps with a runner that prints instead.
 
 from __future__ import annotations
 
+# Imports inside functions here are the features a session may not use (the proxy, agents,
+# sccache): at module level they would cost every `mux new` ~27 more modules (-X importtime).
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +68,7 @@ class HostFacts(NamedTuple):
     group: str = "mux"
     remote: bool = False  # the engine cannot see this machine's files
     rootless: Mapping[str, Any] | None = None  # the engine's docker info when rootless Docker run by you
+    backend: str = "docker"  # the engine's kind (docker or podman): the session's mux.backend label
 
     def session_dir(self, name: str) -> Path:
         """Session ``name``'s files under this host's data dir, in its instance."""
@@ -168,7 +171,7 @@ def build_spec(config: Config, opts: NewOptions, host: HostFacts) -> SessionSpec
         if uid != host.uid:
             login, group = account.host_names(uid, gid, {})
     labels = [
-        ("mux.session", name), ("mux.backend", "docker"), ("mux.workdir", str(workdir)),
+        ("mux.session", name), ("mux.backend", host.backend), ("mux.workdir", str(workdir)),
         ("mux.image", image), ("mux.created", host.now.strftime(CREATED_FORMAT)),
         ("mux.version", __version__), *repo_labels,
     ]

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from mux import validate
 from mux.config import DEFAULT_SCCACHE_DIR, RustSettings
+from mux.engine.runner import host_step
 from mux.errors import ConfigError, MuxError
 from mux.spec import Far, Mount
 
@@ -243,7 +244,6 @@ def _no_colon(path: Path, what: str) -> Path:
 def make_dirs(runner: Runner, dirs: tuple[Path, ...]) -> None:
     """Create the wiring's host directories (``dirs_to_create``) as the user (dry-run:
     print ``mkdir -p``); a remote engine's wiring has none (its caches are volumes there)."""
-    from mux.engine.runner import host_step
 
     def action() -> None:
         for d in dirs:

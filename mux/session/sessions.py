@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from mux import paths
 from mux.engine import argv as A
 from mux.errors import MuxError, SessionNotFound
-from mux.names import CREATED_FORMAT, SESSION_NAME, container_name
+from mux.names import CREATED_FORMAT, SESSION_NAME, container_name, session_name
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -144,8 +144,6 @@ def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
 def find(runner: Runner, name: str) -> Session:
     """The session called ``name``, found by label (so a renamed container still
     counts); a container that merely holds the name mux-NAME is not it."""
-    from mux.names import session_name
-
     session_name(name)
     found = list_sessions(runner, name)
     if not found:

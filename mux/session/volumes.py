@@ -28,6 +28,8 @@ closed; delete removes the volumes with the container.
 
 from __future__ import annotations
 
+# Imports inside functions here are for remote engines and --copy only: at module level
+# every local `mux new` would load them (~39 more modules, -X importtime).
 import os
 import re
 import shutil
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from mux import paths
 from mux.engine import argv as A
+from mux.engine import clis
 from mux.engine.runner import Runner, host_step
 from mux.errors import ConfigError, DockerError
 from mux.names import CONTAINER_HOME, SESSION_NAME, WORKSPACE
@@ -109,7 +112,7 @@ def file_digest(path: Path) -> str:
             h.update(block)
     digest = h.hexdigest()
     known = {k: v for k, v in (known.items() if isinstance(known, dict) else []) if not k.startswith(f"{path}\0")}
-    from mux.proxy.files import write_private
+    from mux.ownfiles import write_private
 
     try:  # a cache: when it cannot be written, the next run hashes again
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +178,7 @@ def fill_volume(runner: Runner, fill: VolumeFill, image: str, pull: str | None, 
             runner.run(A.fill_helper_argv(helper, fill.name, str(mount), image, pull=pull,
                                           labels=paths.helper_labels("fill")))
         except DockerError as exc:
-            if "is already in use" not in exc.stderr:
+            if not clis.container_in_use(exc.stderr):
                 raise
             ours = False  # another `mux new` is filling this shared volume right now
             raise DockerError(f"another mux is copying files into volume {fill.name} right now",

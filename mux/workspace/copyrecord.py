@@ -84,7 +84,7 @@ def digest_of(records: list[bytes]) -> str:
 
 
 def write_record(session_dir: Path, record: Record) -> None:
-    from mux.proxy.files import write_private
+    from mux.ownfiles import write_private
 
     write_private(session_dir / RECORD_FILE, record.text())
 

@@ -39,8 +39,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from mux import paths
+from mux.engine.runner import host_step, quote
 from mux.errors import ConfigError, MuxError
 from mux.names import WORKSPACE
+from mux.ownfiles import write_private
+from mux.spec import Mount
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -90,8 +94,6 @@ def wanted(extra: tuple[str, ...] | None, unprotected: bool) -> tuple[str, ...]:
 def plan(workdir: Path, session_dir: Path, protected: tuple[str, ...]) -> Protection:
     """What a workdir session needs for ``protected`` (looks at the workdir, writes nothing).
     Every path that may need a placeholder is listed; :func:`prepare` decides at run time."""
-    from mux.spec import Mount
-
     mounts: list[Mount] = []
     placeholders: list[tuple[Path, bool]] = []
     git_dir = git_source = None
@@ -124,9 +126,6 @@ def _placeholders() -> Iterator[dict[str, list[str]]]:
     """The data dir's record of the placeholders mux made: path -> the session
     directories that use it. Sessions of one workdir share them, so a delete
     removes one only when no other session (of any instance) still mounts it."""
-    from mux import paths
-    from mux.proxy.files import write_private
-
     root = Path(paths.data_dir())
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{PLACEHOLDERS}.lock", "a") as lock:
@@ -145,8 +144,6 @@ def prepare(runner: Runner, spec: SessionSpec, session_dir: Path) -> None:
     """Before `docker run`: the session's git directory and the placeholders. A missing
     path is made (and recorded first); one that is another session's placeholder is
     shared; one of the user's own is left as it is."""
-    from mux.engine.runner import host_step
-
     if spec.git_source is not None:
         copy_git(runner, spec.git_source, session_dir / GIT_DIR)
     elif spec.git_dir is not None:
@@ -183,8 +180,6 @@ def _direct(path: Path) -> bool:
 def copy_git(runner: Runner, source: Path, target: Path) -> None:
     """The session's own git directory: a copy of the user's repository (objects copied,
     never hardlinked), not bare, with the user's index (what they had staged)."""
-    from mux.engine.runner import host_step
-
     git = ["git", "-c", "core.hooksPath=/dev/null"]
     runner.run([*git, "clone", "--bare", "--no-hardlinks", "-q", "--", source, target], error=MuxError)
     runner.run([*git, "--git-dir", target, "config", "core.bare", "false"], error=MuxError)
@@ -199,9 +194,6 @@ def copy_git(runner: Runner, source: Path, target: Path) -> None:
 def record_base(runner: Runner, git_dir: Path, record: Path) -> None:
     """The refs ``git_dir`` (just copied, before any agent ran) starts with, into
     ``record``: what `mux delete` counts as saved. Host git reads mux's own fresh copy."""
-    from mux.engine.runner import quote
-    from mux.proxy.files import write_private
-
     argv = ["git", "--git-dir", str(git_dir), "show-ref", "--head"]
     if runner.dry_run:
         print(f"{quote(argv)} > {quote([record])}", file=runner.out)

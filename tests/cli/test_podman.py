@@ -43,7 +43,8 @@ def podman(request: pytest.FixtureRequest, home: Home, monkeypatch: pytest.Monke
 
 
 def podman_run(home: Home, middle: list[str] | None = None) -> list[str]:
-    argv = run_argv(home, middle=middle)
+    # a podman session's mux.backend label says podman (the docker run's says docker)
+    argv = [("mux.backend=podman" if a == "mux.backend=docker" else a) for a in run_argv(home, middle=middle)]
     out = engine_cli.translate(argv, is_rootless=True, drop_limits=True)
     return out
 
@@ -57,9 +58,9 @@ def test_list_reads_podman_ps(podman: Home, fp) -> None:  # type: ignore[no-unty
     assert list(fp.calls) == [PODMAN_PS_ALL]
 
 
-def test_new_runs_podman_with_keep_id_and_the_cli_label(podman: Home, fp) -> None:  # type: ignore[no-untyped-def]
+def test_new_runs_podman_with_keep_id_and_the_backend_label(podman: Home, fp) -> None:  # type: ignore[no-untyped-def]
     expected = podman_run(podman)
-    assert expected[11:16] == ["--label", "mux.session=s1", "--label", "mux.cli=podman", "--userns=keep-id"]
+    assert expected[11:16] == ["--label", "mux.session=s1", "--userns=keep-id", "--label", "mux.backend=podman"]
     fp.register(expected, stdout=NEW_ID + "\n")
     fp.register(["podman", "top", NEW_ID], stdout=TOP_STARTED)
     result = run("new", "s1")

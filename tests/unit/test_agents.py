@@ -62,7 +62,7 @@ def test_claude_headless_whole_argv(home: Path) -> None:
     data = home.parent / "data" / "sessions" / "s1"
     proj = home.parent / "proj"
     assert A.run_argv(spec) == [
-        "docker", "run", "-d", "--init", "--name", "mux-s1",  # no -it: one-shot output goes to the logs
+        "run", "-d", "--init", "--name", "mux-s1",  # no -it: one-shot output goes to the logs
         "--cidfile", f"{data}/container.id", "--hostname", "s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={proj}",
         "--label", "mux.image=img", "--label", "mux.created=2026-01-02T03:04:05Z",

@@ -33,7 +33,7 @@ def test_choose_rejects(env: dict[str, str], configured: str | None, message: st
 
 
 def test_ps_labels_and_raw_state() -> None:
-    out = E.translate(A.ps_argv(PS_FORMAT))
+    out = E.translate(["podman", *A.ps_argv(PS_FORMAT)])
     assert out[:6] == ["podman", "ps", "-a", "--no-trunc", "--filter", "label=mux.session"]
     fmt = out[-1]
     assert '{{json (index .Labels "mux.session")}}' in fmt and ".Label " not in fmt
@@ -64,14 +64,14 @@ def test_network_members() -> None:
     assert E.translate(argv) == ["podman", "ps", "-a", "--filter", "network=mux-egress", "--format", "{{.Names}} "]
 
 
-def test_run_records_cli_and_keeps_id_rootless() -> None:
+def test_run_keeps_id_rootless() -> None:
     argv = [*RUN_HEAD, "-u", "1000:1000", "mux-test/busybox", "sh", "-c", "--label mux.session=x"]
     assert E.translate(argv, is_rootless=True) == [
         "podman", "run", "-d", "-it", "--init", "--name", "mux-s1", "--label", "mux.session=s1",
-        "--label", "mux.cli=podman", "--userns=keep-id", "--label", "mux.backend=docker", "-u", "1000:1000",
+        "--userns=keep-id", "--label", "mux.backend=docker", "-u", "1000:1000",
         "mux-test/busybox", "sh", "-c", "--label mux.session=x"]
     rootful = E.translate(argv)
-    assert "--userns=keep-id" not in rootful and "mux.cli=podman" in rootful
+    assert "--userns=keep-id" not in rootful
 
 
 def test_explicit_userns_is_kept() -> None:

@@ -109,7 +109,7 @@ def test_special_cleanup_argv_sees_only_the_directory() -> None:
     from mux.engine import argv as A
 
     assert A.special_cleanup_argv("img", "/d/w", labels=[("mux.helper", "cleanup")]) == [
-        "docker", "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
+        "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
         "--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--cap-add", "FOWNER", "--cap-add", "DAC_OVERRIDE",
         "--label", "mux.helper=cleanup", "-v", "/d/w:/x", "--entrypoint", "find", "img", "/x", "-xdev",
         "(", "-type", "b", "-o", "-type", "c", ")", "-print", "-exec", "rm", "-f", "{}", "+",
