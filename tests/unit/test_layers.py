@@ -71,6 +71,9 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("mux.workspace.gitbox", "mux.session.volumes"): "a session's volume names (engineer 'plan')",
     ("mux.workspace.gitbox", "mux.session.sessions"): "Session, types only",
     ("mux.workspace.guard", "mux.session.sessions"): "Session, types only",
+    ("mux.workspace.copyguard", "mux.session.sessions"): "Session, types only",
+    ("mux.workspace.copyguard", "mux.session.volumes"): "is its /workspace a volume (engineer 'copyguard')",
+    ("mux.workspace.copyrecord", "mux.session.safetar"): "Entry, types only: what safetar sent",
     # egress -> session: the tunnel finds a session by name, and tells session directories
     # apart, with the session record's code
     ("mux.egress.tunnel", "mux.session.sessions"): "find, is_session_dir",
