@@ -35,6 +35,7 @@ from mitmproxy.proxy import server_hooks
 from mux.proxy import domains
 from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES, WINDOW, AuditLog, stamp
 from mux.proxy.destinations import Destinations, Unresolvable, refusal_text
+from mux.proxy.front import front as front_of
 from mux.proxy.limits import Limits
 from mux.proxy.registry import Registry
 from mux.proxy.registry import digest as registry_digest
@@ -121,6 +122,10 @@ class MuxPolicy:
             flow.response.headers["Connection"] = "close"
 
     def client_connected(self, client: connection.Client) -> None:
+        front, peer = front_of(), client.peername
+        named = front.client((str(peer[0]), int(peer[1]))) if front is not None and peer else None
+        if named is not None:
+            client.peername = named  # through the egress relay: limits, logs, audit are the client's
         why = self.limits.connected(client.id, str(client.peername[0]) if client.peername else "?")
         if why is not None:
             client.error = f"mux proxy: {why}"  # mitmproxy closes it before reading a byte

@@ -171,10 +171,8 @@ sleep {hold}
 
 def test_a_flood_of_connections_does_not_knock_the_relay_over(proxied, pki: Pki, gateway: str,
                                                               unique_name: str) -> None:
-    """The relay holds and recovers. Behind it every session has the relay's one address,
-    so the proxy's per-address limit on connections that have not authenticated is
-    shared: the flood's idle ones hold it until the proxy's auth_timeout closes them
-    (README: the limitation), then the other session's requests go through again."""
+    """The relay holds and recovers: 1,500 connections from one session, in one process,
+    never restarted; the other session's requests go through while the flood holds."""
     config = Path(os.environ["MUX_CONFIG"])
     config.write_text(config.read_text().replace("timeout = 30\n", "timeout = 30\nauth_timeout = 3\n", 1))
     flooder, other = f"{unique_name}f", f"{unique_name}o"
