@@ -40,6 +40,7 @@ from mux.proxy.limits import Limits
 from mux.proxy.registry import Registry
 from mux.proxy.registry import digest as registry_digest
 from mux.proxy.settings import CredentialRule, Filters
+from mux.proxy.splice import Splicer
 
 log = logging.getLogger("mux.proxy")
 REALM = 'Basic realm="mux proxy"'
@@ -68,6 +69,8 @@ class MuxPolicy:
         self._flusher: asyncio.Task[None] | None = None
         self.limits = limits or Limits()
         self.destinations = Destinations(filters.allowed_networks)
+        # Passthrough tunnels leave mitmproxy once the ClientHello is read (mux.proxy.splice).
+        self.splicer = Splicer(self.limits.idle_timeout, self._spliced_closed)
         # client connection id -> its tunnel, once a CONNECT succeeded: requests inside
         # an intercepted tunnel carry no proxy credentials of their own.
         self.tunnels: dict[str, Tunnel] = {}
@@ -147,6 +150,8 @@ class MuxPolicy:
         address = data.context.server.address
         if address is None or self.rule_for(address[0]) is None:
             data.ignore_connection = True
+            if data.context.client.id in self.tunnels:  # its CONNECT was authenticated and checked
+                self.splicer.take(data.context)
         else:
             # Talk to the CONNECT target under its own name, whatever SNI the client sent.
             data.context.server.sni = address[0]
@@ -219,9 +224,13 @@ class MuxPolicy:
         self.written.pop(data.server.id, None)
 
     def client_disconnected(self, client: connection.Client) -> None:
-        self.limits.disconnected(client.id)
+        if client.id not in self.splicer.spliced:  # a spliced tunnel counts until its sockets close
+            self.limits.disconnected(client.id)
         self.tunnels.pop(client.id, None)
         self.pins.pop(client.id, None)
+
+    def _spliced_closed(self, conn: str) -> None:
+        self.limits.disconnected(conn)
 
     # -- helpers -----------------------------------------------------------------
 
