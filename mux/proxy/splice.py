@@ -14,8 +14,9 @@ read each chunk into Python, pass it through its layers and write it out again
    sockets are duplicated;
 3. mitmproxy's connection is cancelled: it closes its descriptors (close, never
    shutdown: the sockets stay open through the duplicates) and forgets the tunnel;
-4. two threads move the bytes with ``os.splice`` through a pipe each (in the kernel,
-   without the GIL), pass half-closes on, and close both sockets at the end.
+4. one thread (for all spliced tunnels) moves the bytes with non-blocking
+   ``os.splice`` through a pipe per direction (in the kernel, without the GIL),
+   passes half-closes on, and closes both sockets at the end.
 
 The connection stays counted in the limits until the threads end (``Limits``), and
 an idle one (no byte either way for ``idle_timeout``) is closed, as mitmproxy's
@@ -26,8 +27,10 @@ wants to talk, data is still queued after a while), the tunnel stays mitmproxy's
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -46,6 +49,7 @@ class Splicer:
         self.idle_timeout = idle_timeout
         self.finished = finished  # called in the event loop with the client id, once both sockets are closed
         self.spliced: set[str] = set()  # client ids whose sockets mux holds
+        self.pump = Pump(idle_timeout, self._done)
 
     def take(self, context: Any) -> None:
         """Take the tunnel of this (ignored) TLS context over, as soon as mitmproxy lets go."""
@@ -64,8 +68,8 @@ class Splicer:
         if (handler is None or not isinstance(layer, TCPLayer) or layer.flow is not None
                 or client.state is not ConnectionState.OPEN or server.state is not ConnectionState.OPEN
                 or any(io is None or io.writer is None or io.reader is None for io in ios)):
-            if tries < 20 and handler is not None:  # the TCP layer may not be there yet
-                asyncio.get_running_loop().call_later(0.005, self._attempt, context, tries + 1)
+            if tries < 40 and handler is not None:  # the TCP layer may not be there yet
+                asyncio.get_running_loop().call_later(0 if tries < 8 else 0.002, self._attempt, context, tries + 1)
             return
         if layer._handle_event != layer.relay_messages:
             return
@@ -91,7 +95,7 @@ class Splicer:
         io_client = ios[0]
         if io_client.handler is not None:
             io_client.handler.cancel("mux proxy: tunnel spliced")
-        Tunnel(client.id, fds[0], fds[1], pending, self.idle_timeout, self._done).start(asyncio.get_running_loop())
+        self.pump.add(Tunnel(client.id, fds, pending))
 
     def _done(self, client_id: str) -> None:
         self.spliced.discard(client_id)
@@ -99,80 +103,151 @@ class Splicer:
 
 
 class Tunnel:
-    """The two sockets of one spliced tunnel and the two threads that move its bytes."""
+    """One spliced tunnel: its two sockets, and per direction a pipe and what is in it."""
 
-    def __init__(self, conn: str, client: int, server: int, pending: list[bytes], idle_timeout: float,
-                 done: Callable[[str], None]) -> None:
+    def __init__(self, conn: str, fds: list[int], pending: list[bytes]) -> None:
         self.conn = conn
-        self.socks = [socket.socket(fileno=client), socket.socket(fileno=server)]
+        self.fds = fds
         self.pending = pending  # read from side d by mitmproxy, not yet sent to the other
-        self.idle = idle_timeout
-        self.last = time.monotonic()
-        self.done = done
-        self.lock = threading.Lock()
-        self.running = 2
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        for s in self.socks:
-            s.setblocking(True)
-            # Wake up now and then to see whether the tunnel is idle both ways.
-            s.settimeout(None)
-            tick = max(1.0, min(self.idle, 30.0))
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                         int(tick).to_bytes(8, "little") + (0).to_bytes(8, "little"))
-        for d in (0, 1):
-            threading.Thread(target=self._pump, args=(d,), name=f"mux-splice-{d}", daemon=True).start()
-
-    def _pump(self, d: int) -> None:
-        src, dst = self.socks[d], self.socks[1 - d]
-        r, w = os.pipe()
-        try:
+        self.pipes = [os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) for _ in (0, 1)]
+        for _, w in self.pipes:
             try:
-                import fcntl
-
                 fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
             except OSError:
                 pass  # the default 64 KiB pipe: slower, still right
+        self.in_pipe = [0, 0]  # bytes of direction d in its pipe
+        self.eof = [False, False]  # side d sent its last byte (and the other side was told)
+        self.last = time.monotonic()
+        self.closed = False
+
+    def wants(self, side: int) -> int:
+        """The epoll events socket ``side`` waits for."""
+        events = 0
+        if not self.eof[side] and not self.in_pipe[side] and not self.pending[side]:
+            events |= select.EPOLLIN  # direction side: read from it
+        other = 1 - side
+        if self.in_pipe[other] or self.pending[other]:
+            events |= select.EPOLLOUT  # direction other: write to it
+        return events
+
+    def move(self, d: int) -> None:
+        """Move what can move in direction d (side d to side 1-d) without blocking.
+        OSError (reset, broken pipe): the tunnel is over."""
+        src, dst = self.fds[d], self.fds[1 - d]
+        r, w = self.pipes[d]
+        while True:
             if self.pending[d]:
-                dst.sendall(self.pending[d])
-            while True:
                 try:
-                    n = os.splice(src.fileno(), w, CHUNK)
-                except BlockingIOError:  # SO_RCVTIMEO: nothing came for a while
-                    if time.monotonic() - self.last >= self.idle:
-                        log.info("closing a spliced tunnel: idle for %.0f s (idle_timeout)", self.idle)
-                        self._break()
-                        return
-                    continue
-                if n == 0:
-                    dst.shutdown(socket.SHUT_WR)  # a half-close passes on
+                    sent = os.write(dst, self.pending[d])
+                except BlockingIOError:
+                    return
+                self.pending[d] = self.pending[d][sent:]
+                continue
+            if self.in_pipe[d]:
+                try:
+                    self.in_pipe[d] -= os.splice(r, dst, self.in_pipe[d], flags=os.SPLICE_F_NONBLOCK)
+                except BlockingIOError:
                     return
                 self.last = time.monotonic()
-                while n:
-                    n -= os.splice(r, dst.fileno(), n)
-        except OSError:
-            self._break()
-        finally:
+                continue
+            if self.eof[d]:
+                return
+            try:
+                got = os.splice(src, w, CHUNK, flags=os.SPLICE_F_NONBLOCK)
+            except BlockingIOError:
+                return
+            if got == 0:
+                self.eof[d] = True
+                _shutdown(dst, socket.SHUT_WR)  # a half-close passes on
+                return
+            self.in_pipe[d] = got
+
+    @property
+    def finished(self) -> bool:
+        return all(self.eof) and not any(self.in_pipe) and not any(self.pending)
+
+    def close(self) -> None:
+        self.closed = True
+        for fd in self.fds:
+            os.close(fd)
+        for r, w in self.pipes:
             os.close(r)
             os.close(w)
-            self._ended()
 
-    def _break(self) -> None:
-        for s in self.socks:  # the other thread wakes up too
+
+def _shutdown(fd: int, how: int) -> None:
+    s = socket.socket(fileno=fd)
+    try:
+        s.shutdown(how)
+    except OSError:
+        pass
+    finally:
+        s.detach()  # the descriptor stays the tunnel's
+
+
+class Pump:
+    """One thread for every spliced tunnel: epoll, then non-blocking splices (the GIL
+    is released in both), so a new tunnel starts no thread and a flood of them costs
+    descriptors, which the limits bound, not threads."""
+
+    def __init__(self, idle_timeout: float, done: Callable[[str], None]) -> None:
+        self.idle = idle_timeout
+        self.done = done
+        self.epoll = select.epoll()
+        self.by_fd: dict[int, tuple[Tunnel, int]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+
+    def add(self, tunnel: Tunnel) -> None:
+        """From the event loop: the tunnel's sockets join the pump's epoll, which wakes
+        the pump thread when they are ready (no wake-up of our own, no queue: each costs
+        a switch of the GIL on the connection's way)."""
+        if self.thread is None:
+            self.loop = asyncio.get_running_loop()
+            self.thread = threading.Thread(target=self._run, name="mux-splice", daemon=True)
+            self.thread.start()
+        for side, fd in enumerate(tunnel.fds):
+            self.by_fd[fd] = (tunnel, side)
+        for side, fd in enumerate(tunnel.fds):
+            self.epoll.register(fd, tunnel.wants(side))
+
+    def _run(self) -> None:
+        swept = time.monotonic()
+        while True:
+            for fd, _ in self.epoll.poll(1.0):
+                found = self.by_fd.get(fd)
+                if found is not None and not found[0].closed:
+                    self._service(found[0])
+            if time.monotonic() - swept >= 1.0:
+                swept = time.monotonic()
+                for tunnel in {t for t, _ in list(self.by_fd.values())}:  # list(): the loop adds to it
+                    if swept - tunnel.last >= self.idle:
+                        log.info("closing a spliced tunnel: idle for %.0f s (idle_timeout)", self.idle)
+                        self._end(tunnel)
+
+    def _service(self, tunnel: Tunnel) -> None:
+        try:
+            for d in (0, 1):
+                tunnel.move(d)
+        except OSError:
+            self._end(tunnel)
+            return
+        if tunnel.finished:
+            self._end(tunnel)
+            return
+        for side, fd in enumerate(tunnel.fds):
+            self.epoll.modify(fd, tunnel.wants(side))
+
+    def _end(self, tunnel: Tunnel) -> None:
+        for fd in tunnel.fds:
+            self.by_fd.pop(fd, None)
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                self.epoll.unregister(fd)
             except OSError:
                 pass
-
-    def _ended(self) -> None:
-        with self.lock:
-            self.running -= 1
-            last = self.running == 0
-        if last:
-            for s in self.socks:
-                s.close()
+        tunnel.close()
+        if self.loop is not None:
             try:
-                self.loop.call_soon_threadsafe(self.done, self.conn)
+                self.loop.call_soon_threadsafe(self.done, tunnel.conn)
             except RuntimeError:
                 pass  # the proxy is stopping
