@@ -9,7 +9,8 @@ before it on the same client connection:
    host, loopback, private, link-local...) -> else 403; the address checked is
    pinned, and ``server_connect`` connects to exactly that address;
 4. CONNECT to a host with a credential rule is intercepted (TLS terminated, the
-   header injected into each request); any other CONNECT is tunnelled untouched.
+   header injected into each request); any other CONNECT is tunnelled untouched,
+   and once its ClientHello is read its sockets leave mitmproxy (``splice``).
 Rules match the CONNECT target (or, for plain HTTP, the absolute URL's host); a
 credential is only injected into HTTPS, where mitmproxy has verified the upstream.
 
