@@ -39,7 +39,7 @@ from _common import DEBIAN, ROOT, Sandbox, interleave, require_images, runs, tab
 
 BULK_MIB = int(os.environ.get("MUX_BENCH_PROXY_MIB", "200"))
 KEEPALIVE_REQUESTS = 200
-NEW_CONN_REQUESTS = 30
+NEW_CONN_REQUESTS = int(os.environ.get("MUX_BENCH_PROXY_NEWCONN", "30"))
 
 
 def free_port() -> int:

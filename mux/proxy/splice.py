@@ -32,6 +32,7 @@ import logging
 import os
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,9 @@ class Splicer:
         self.finished = finished  # called in the event loop with the client id, once both sockets are closed
         self.spliced: set[str] = set()  # client ids whose sockets mux holds
         self.pump = Pump(idle_timeout, self._done)
+        # The pump thread wants the GIL for a moment per chunk; by default a busy event
+        # loop keeps it up to 5 ms before it must hand it over.
+        sys.setswitchinterval(0.0005)
 
     def take(self, context: Any) -> None:
         """Take the tunnel of this (ignored) TLS context over, as soon as mitmproxy lets go."""
@@ -92,10 +96,12 @@ class Splicer:
             io.reader._buffer.clear()
         fds = [os.dup(io.writer.get_extra_info("socket").fileno()) for io in ios]
         self.spliced.add(client.id)
-        io_client = ios[0]
-        if io_client.handler is not None:
-            io_client.handler.cancel("mux proxy: tunnel spliced")
         self.pump.add(Tunnel(client.id, fds, pending))
+        # mitmproxy's clean-up (hooks through every addon) is Python work that would hold
+        # the GIL while the pump carries the rest of the TLS handshake: a little later.
+        handler_task = ios[0].handler
+        if handler_task is not None:
+            asyncio.get_running_loop().call_later(0.05, handler_task.cancel, "mux proxy: tunnel spliced")
 
     def _done(self, client_id: str) -> None:
         self.spliced.discard(client_id)
