@@ -41,7 +41,7 @@ def main() -> str:
     tag = uuid.uuid4().hex[:6]
     made: list[str] = []
     rows = []
-    raw = A.ps_argv(PS_FORMAT, instance=box.instance)  # exactly the call `mux list` makes
+    raw = ["docker", *A.ps_argv(PS_FORMAT, instance=box.instance)]  # exactly the call `mux list` makes
     try:
         with ThreadPoolExecutor(4) as pool:
             for count in COUNTS:

@@ -102,8 +102,8 @@ def main() -> str:
         listen = ["ssh", "-S", str(sock), "-o", "BatchMode=yes", "-l", "root", "-p", ssh_port, "--", "127.0.0.1",
                   "cat", "/proc/net/tcp"]
         probe = ["docker", "--context", "box", *reach.probe_argv(DEBIAN, None, ["host.docker.internal:host-gateway"],
-                                                                  f"host.docker.internal:{port}", [])[1:]]
-        inside = ["docker", "--context", "box", *reach.exec_argv("mux-anchor", f"host.docker.internal:{port}")[1:]]
+                                                                  f"host.docker.internal:{port}", [])]
+        inside = ["docker", "--context", "box", *reach.exec_argv("mux-anchor", f"host.docker.internal:{port}")]
         plain = ["docker", "--context", "box", "run", "--rm", DEBIAN, "true"]
         pieces = interleave({"listen": lambda: box.timed(listen), "inside": lambda: box.timed(inside),
                              "probe": lambda: box.timed(probe), "plain": lambda: box.timed(plain)}, n)

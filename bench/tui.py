@@ -113,7 +113,7 @@ def main() -> str:
     from mux.engine import argv as A
     from mux.session.sessions import PS_FORMAT
 
-    raw = A.ps_argv(PS_FORMAT, instance=box.instance)
+    raw = ["docker", *A.ps_argv(PS_FORMAT, instance=box.instance)]
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda n: make(n, box.instance), names))

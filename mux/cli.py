@@ -17,7 +17,7 @@ except KeyboardInterrupt:  # Ctrl-C while mux is still starting (the `mux` scrip
     sys.exit(130)
 
 from mux import __version__
-from mux.errors import MuxError
+from mux.errors import ConfigError, MuxError
 
 if TYPE_CHECKING:  # types only: `mux --help` imports none of these
     from mux.config import Config
@@ -76,7 +76,6 @@ class State:
         else:
             from mux.configfile import cli_setting
             from mux.engine import choice as engine
-            from mux.errors import ConfigError
 
             try:
                 configured = cli_setting(self.config_path)
@@ -103,7 +102,7 @@ class State:
         environment names one."""
         from mux.engine import choice as engine
 
-        if self.engine().cli != "docker":
+        if self.engine().kind != "docker":
             return [self.engine()]  # podman: this machine's, no docker contexts
         contexts = () if self.context or engine.decided_by_env(os.environ) else self.engine_settings()[1]
         return [engine.named(name) for name in contexts] or [self.engine()]

@@ -160,10 +160,10 @@ def _docker(t: Table, base: Path) -> DockerSettings:
         cli=t.string("cli"),
     )
     if settings.cli is not None:
-        from mux.engine.clis import check
+        from mux.engine.clis import check  # here: breaks the map (test_layers.py)
 
         check(settings.cli, t.where("cli"))
-    from mux.engine.choice import context_name
+    from mux.engine.choice import context_name  # here: breaks the map (test_layers.py)
 
     for name in (settings.context, *settings.contexts):
         if name is not None:
@@ -176,7 +176,7 @@ def _docker(t: Table, base: Path) -> DockerSettings:
 def _protect(t: Table) -> tuple[str, ...] | None:
     if "protect" not in t.data:
         return None
-    from mux.workspace.protect import check_paths
+    from mux.workspace.protect import check_paths  # here: breaks the map (test_layers.py)
 
     return check_paths(t.strings("protect"), t.where("protect"))
 

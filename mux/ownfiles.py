@@ -5,6 +5,7 @@ every session's proxy secret; one that can write mux's config adds its own domai
 to a credential rule, and the next proxy start sends it the real token. So a
 workdir, a ``volumes`` entry or a ``--copy`` source that is, contains or lies
 inside any of these is refused before anything is made (exit 2), naming the path.
+Files holding secrets are written readable by the user only (``write_private``).
 """
 
 from __future__ import annotations
@@ -67,3 +68,16 @@ def check_spec_sources(workdir: Path | None, volumes: tuple[str, ...], own: list
         source = spec.split(":")[0]
         if source.startswith("/"):  # a named volume is docker's, not a host path
             refuse(Path(source), f"volume {spec!r}: host path", own)
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write a file readable by the user only, atomically (no window with wider modes)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    raw = data.encode() if isinstance(data, str) else data
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, raw)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

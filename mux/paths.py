@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from mux.errors import ConfigError
+from mux.names import SESSION_NAME, session_name
+
 SYSTEM_CONFIG = "/etc/mux/config.toml"
 
 
@@ -59,9 +62,6 @@ def instance(env: Mapping[str, str] | None = None) -> str | None:
     sessions). It becomes a path and a label filter, so it is checked like a NAME."""
     value = (os.environ if env is None else env).get("MUX_INSTANCE") or None
     if value is not None:
-        from mux.errors import ConfigError
-        from mux.names import SESSION_NAME
-
         if not SESSION_NAME.fullmatch(value):
             raise ConfigError(f"invalid MUX_INSTANCE {value!r}: use 1-63 letters, digits, '_', '.' "
                               "or '-', starting with a letter or digit")
@@ -87,8 +87,6 @@ def all_sessions_roots(data: str | os.PathLike[str] | None = None) -> list[tuple
     """(instance, its sessions directory) for every instance with files under the data
     dir, the one without an instance first. Directory names are input: only those
     that are valid instance names (and no symlinks) count."""
-    from mux.names import SESSION_NAME
-
     base = os.fspath(data) if data is not None else data_dir()
     roots: list[tuple[str | None, str]] = [(None, sessions_root(base, {}))]
     instances = os.path.join(base, "instances")
@@ -101,6 +99,4 @@ def all_sessions_roots(data: str | os.PathLike[str] | None = None) -> list[tuple
 def session_dir(name: str, root: str | os.PathLike[str] | None = None) -> str:
     """Host-side files of one session (its HOME, a repo clone); removed with it.
     ``name`` must be a valid session name: a label read back from docker is input."""
-    from mux.names import session_name
-
     return os.path.join(os.fspath(root) if root is not None else sessions_root(), session_name(name))

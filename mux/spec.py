@@ -27,6 +27,66 @@ class VolumeFill(NamedTuple):
     shared: bool = True  # made once and kept for every session (a cache, a program); else the session's
 
 
+class Far(NamedTuple):
+    """What a mount of this machine's files becomes on an engine that cannot see them
+    (mux/session/mounts.py decides, once): a named volume filled from the files first,
+    or a copy into the container once it is created."""
+
+    volume: str  # "program": the file in a volume named by its digest; "shared": a volume the
+    # instance's sessions share (a cache); "own": a volume of the session's; "copy": no volume
+    what: str = ""  # the volume's name part (own, shared), or the program's file name in it
+    label: str = ""  # shared: what it holds (mux.volume's value); default ``what``
+    files: tuple[tuple[Path, str], ...] = ()  # own: (host file, its path inside the volume)
+    at: str | None = None  # where the volume is mounted; None: the mount's target
+    link: str | None = None  # a symlink at the mount's target to this path, instead of a mount there
+
+
+class Mount(NamedTuple):
+    """One `-v` of a session: a host path (a bind) or a named volume, at ``target``."""
+
+    source: str  # an absolute host path, or a volume's name
+    target: str  # the path inside the container
+    read_only: bool = False
+    mode: str | None = None  # the user's own -v mode text (like "ro,z"), kept as written
+    far: Far | None = None  # a bind of this machine's files: what it is on a remote engine
+
+    @classmethod
+    def parse(cls, text: str) -> Mount:
+        """A checked ``SRC:DST[:MODE]`` (mux.validate.volume) as the user wrote it."""
+        source, target, *mode = text.split(":", 2)
+        return cls(source, target, "ro" in (mode[0].split(",") if mode else ()), mode[0] if mode else None)
+
+    @property
+    def bind(self) -> bool:
+        return self.source.startswith("/")
+
+    @property
+    def text(self) -> str:
+        """The mount as docker -v takes it."""
+        mode = self.mode or ("ro" if self.read_only else None)
+        return f"{self.source}:{self.target}" + (f":{mode}" if mode else "")
+
+
+# Every session: no privilege gained through setuid programs or file capabilities,
+# no raw sockets (ARP spoofing of other sessions; ping uses ICMP datagram sockets,
+# which docker allows), no device nodes, no file capabilities set, no audit writes, no
+# changing capability sets (measured: apt-get, gcc, git, ping need none of these).
+DROPPED_CAPS = ("NET_RAW", "MKNOD", "SETFCAP", "AUDIT_WRITE", "SETPCAP")
+
+
+class RunPolicy(NamedTuple):
+    """What the session's processes may do, as `docker run` sets it (mux.engine.argv.policy_args).
+
+    The paths of the workdir a session may only read (mux/workspace/protect.py) are
+    read-only Mounts among the spec's mounts, in their -v order."""
+
+    user: str | None = None  # "uid:gid"; None: the image's
+    pids_limit: int | None = None  # docker --pids-limit; None: no limit
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = DROPPED_CAPS
+    cap_add: tuple[str, ...] = ()
+
+
 class SessionSpec(NamedTuple):
     name: str
     image: str
@@ -36,10 +96,10 @@ class SessionSpec(NamedTuple):
     shell: str = "/bin/bash"
     env: tuple[tuple[str, str | None], ...] = ()  # None: pass the host's value by name
     env_files: tuple[Path, ...] = ()
-    volumes: tuple[str, ...] = ()
+    mounts: tuple[Mount, ...] = ()
     network: str | None = None
     limits: Limits = Limits()
-    user: str | None = None  # "uid:gid"
+    policy: RunPolicy = RunPolicy()
     home: Path | None = None  # host directory mounted as the container's HOME
     stop_timeout: int = 10
     pull: str | None = None
@@ -64,6 +124,11 @@ class SessionSpec(NamedTuple):
     placeholders: tuple[tuple[Path, bool], ...] = ()
     scripts: tuple[tuple[Path, str, int], ...] = ()  # (host file, text, mode) written first: an agent's wrapper
     dns: tuple[str, ...] = ()  # docker --dns: the embedded resolver's upstreams (proxy-only: NO_DNS)
+    copies: tuple[tuple[Path, str], ...] = ()  # remote engine: (host directory, where) copied in after create
+
+    @property
+    def user(self) -> str | None:
+        return self.policy.user
 
     @property
     def container(self) -> str:

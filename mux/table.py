@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from mux.safetext import line as one_line
+
 
 def created_local(stamp: str) -> str:
     """``2026-11-26T21:30:00Z`` as local time, minutes precision; other text as is."""
@@ -23,8 +25,6 @@ def render(headers: list[str], rows: list[list[str]],
            paint: Callable[[str, str], str] | None = None) -> str:
     """Columns padded to their widest cell. ``paint(header, padded_cell)`` may
     colour data cells; it sees them padded, so colour codes never skew widths."""
-    from mux.safetext import line as one_line
-
     rows = [[one_line(str(c)) for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mux import paths
 from mux.commands.parsing import state_of
+from mux.configfile import find_config
 from mux.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,7 +30,6 @@ def target_path(explicit: str | None) -> Path:
     """The file `init` and `edit` write: --config, $MUX_CONFIG, else the user config."""
     from pathlib import Path
 
-    from mux import paths
 
     return Path(paths.config_candidates(explicit)[0][0])
 
@@ -66,7 +67,7 @@ def show(ctx: click.Context, as_json: bool) -> None:
     """Print the effective configuration (file values over built-in defaults)."""
     import json
 
-    from mux.toml_text import dumps
+    from mux.toml_text import dumps  # here: only `config show` writes TOML
 
     cfg = state_of(ctx).config()
     data = {"docker": _plain(cfg.docker), "git": _plain(cfg.git)}
@@ -95,11 +96,11 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool
     """Write a commented default config file."""
     state = state_of(ctx)
     path = target_path(state.config_path)
-    from mux.engine.runner import Runner
+    from mux.engine.runner import Runner  # here: `config path` and `show` start no process
 
     runner = Runner(dry_run=dry_run, verbose=state.verbose)  # host steps only: no engine needed
     if agents and path.exists() and not force:
-        from mux.session.agents import missing_rules
+        from mux.session.agents import missing_rules  # here: the config parser and agent presets: --agents only
 
         rules = missing_rules(agents, state.config())
         if not rules:
@@ -113,7 +114,7 @@ def init(ctx: click.Context, force: bool, agents: tuple[str, ...], dry_run: bool
         raise ConfigError(f"{path} already exists", hint="use --force to replace it (the old file is kept as .bak)")
     text = None
     if agents:
-        from mux.config import Config
+        from mux.config import Config  # here: the config parser and agent presets: --agents only
         from mux.session.agents import missing_rules
 
         text = template_path().read_text() + missing_rules(agents, Config())
@@ -128,7 +129,7 @@ def _write(path: Path, runner: Any = None, text: str | None = None, append: bool
     Returns the backup."""
     import shutil
 
-    from mux.engine.runner import Runner, host_step, write_argv
+    from mux.engine.runner import Runner, host_step, write_argv  # here: `config path` and `show` start no process
 
     runner = runner or Runner()
     backup = path.with_name(path.name + ".bak") if path.exists() and not append else None
@@ -171,8 +172,6 @@ def edit(ctx: click.Context) -> None:
 @click.pass_context
 def path(ctx: click.Context) -> None:
     """Print the config file mux reads (or would create)."""
-    from mux.configfile import find_config
-
     state = state_of(ctx)
     target = target_path(state.config_path)
     explicit = bool(state.config_path or os.environ.get("MUX_CONFIG"))

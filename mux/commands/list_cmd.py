@@ -12,7 +12,11 @@ from typing import Any
 import click
 
 from mux.commands.parsing import state_of
-from mux.errors import ConfigError
+from mux.errors import ConfigError, MuxError
+from mux.safetext import escape
+from mux.session.listing import gather
+from mux.session.sessions import leftovers
+from mux.table import created_local, render
 
 
 @click.command("list")
@@ -24,16 +28,12 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
     """List sessions (one `docker ps` call; state comes from container labels)."""
     import json
 
-    from mux.session.listing import gather
-    from mux.session.sessions import leftovers
-    from mux.table import created_local, render
 
     if running and stopped:
         raise ConfigError("--running and --stopped exclude each other; give at most one")
     state = state_of(ctx)
     engines = state.engines()
     pairs, foreign, warnings = gather(engines, verbose=state.verbose)
-    from mux.safetext import escape
 
     for warning in warnings:  # quotes docker's error: escaped
         click.echo(f"mux: warning: {escape(warning)}", err=True)
@@ -84,8 +84,7 @@ def list_(ctx: click.Context, as_json: bool, running: bool, stopped: bool) -> No
 def _push_prefixes(state: Any) -> Any:
     """Session name -> {credential rule: the refs it may push there} (mux.proxy.gitpush);
     {} for each when the config cannot be read: listing never fails on it."""
-    from mux.errors import MuxError
-    from mux.proxy.settings import push_prefixes
+    from mux.proxy.settings import push_prefixes  # here: plain `mux list` does without the proxy's settings
 
     try:
         config = state.config()
@@ -97,7 +96,7 @@ def _push_prefixes(state: Any) -> Any:
 
 def _status_painter() -> Any:
     """Colours for the STATUS column, on a terminal only (see mux.colour)."""
-    from mux import colour
+    from mux import colour  # here: only a terminal gets colours
 
     on = colour.enabled()
     if not on:

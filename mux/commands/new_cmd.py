@@ -8,11 +8,13 @@ from typing import Any
 import click
 
 from mux.commands.parsing import NameFirst, dry_run_option, state_of
+from mux.engine.clis import CLIS
 
 
 @click.command(cls=NameFirst)
-@click.option("--backend", type=click.Choice(["docker"]), default="docker", show_default=True,
-              help="Where the session runs.")
+@click.option("--backend", type=click.Choice(CLIS),
+              help="The container CLI the session runs on, docker or podman: checked against this command's "
+              "engine ([docker] cli, $MUX_DOCKER_CLI), which it must be (default: that engine's).")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Directory mounted at /workspace (default: the current directory).")
 @click.option("--image", help="Image to run (default: [docker] image, else ubuntu:22.04).")
@@ -55,7 +57,7 @@ from mux.commands.parsing import NameFirst, dry_run_option, state_of
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...], **flags: Any) -> None:
+def new(ctx: click.Context, backend: str | None, dry_run: bool, command: tuple[str, ...], **flags: Any) -> None:
     """Create session NAME and start it in the background.
 
     NAME is 1-63 letters, digits, '_', '.' or '-'. An optional COMMAND after
@@ -89,7 +91,14 @@ def new(ctx: click.Context, backend: str, dry_run: bool, command: tuple[str, ...
         agent=flags["agent"], prompt=flags["prompt"], headless=flags["headless"],
         unprotected=flags["unprotected"],
     )
-    spec = create(state.runner(dry_run), state.config(), opts,
+    runner = state.runner(dry_run)
+    if backend is not None and backend != runner.engine.kind:
+        from mux.errors import ConfigError
+
+        raise ConfigError(f"--backend {backend}: this command's engine is {runner.engine.kind} "
+                          f"({runner.engine.describe()})",
+                          hint=f"choose {backend} with `[docker] cli = \"{backend}\"` or MUX_DOCKER_CLI={backend}")
+    spec = create(runner, state.config(), opts,
                   progress=sys.stderr.isatty() and not state.quiet)
     if not dry_run:
         state.say(f"Created session {spec.name} (container {spec.container}).")

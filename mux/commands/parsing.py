@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mux.cli import report
 from mux.errors import MuxError
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ class NameFirst(click.Command):
 def each_name(names: Iterable[str], action: Callable[[str], None], verbose: bool) -> None:
     """Do ``action`` for every name, like `docker stop a b`: a failure is reported
     and the rest still run; the exit code is the first failure's."""
-    from mux.cli import report
-
     first: MuxError | None = None
     for name in names:
         try:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from mux.commands.parsing import dry_run_option, state_of
+from mux.session import ports as P
+from mux.session.sessions import find
+from mux.table import render
 
 
 @click.command()
@@ -19,9 +22,6 @@ def port(ctx: click.Context, as_json: bool, name: str) -> None:
     """
     import json
 
-    from mux.session import ports as P
-    from mux.session.sessions import find
-    from mux.table import render
 
     runner = state_of(ctx).runner()
     session = find(runner, name)
@@ -49,15 +49,16 @@ def forward(ctx: click.Context, address: str, dry_run: bool, name: str, ports: t
     """Forward local ports to ports of running session NAME, until Ctrl-C.
 
     Reaches servers that listen only on the session's own 127.0.0.1, in any
-    image, without recreating the session. Each connection is one
-    `docker exec` of a small helper that mux copies into the container.
+    image, without recreating the session. Every connection travels, as
+    frames, through one `docker exec` of a small helper that mux copies into
+    the container: a connection costs a frame, not a process.
 
     \b
     Examples:
       mux forward app 5173          # 127.0.0.1:5173 -> port 5173 in app
       mux forward app 8080:80 :9229 # and a free local port -> 9229
     """
-    from mux.session.forward import forward as run_forward
+    from mux.session.forward import forward as run_forward  # here: sockets and threads: `mux port` does without
 
     state = state_of(ctx)
     run_forward(state.runner(dry_run), name, list(ports), address=address, say=state.say)

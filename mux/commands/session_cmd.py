@@ -12,17 +12,11 @@ from mux.errors import ConfigError
 
 
 def _proxy_for(ctx: click.Context, name: str, dry_run: bool) -> None:
-    """A session wired to the proxy gets it running, on the current config (exit 5 if it
-    cannot); its relay and tunnel too. With --dry-run, what that would run is printed."""
-    from mux.egress.wiring import ensure_proxy_for
+    """The session's proxy, relay and tunnel up first (mux.session.lifecycle.ready)."""
+    from mux.session import lifecycle
 
     state = state_of(ctx)
-    runner = state.runner(dry_run)
-    ensure_proxy_for(name, state.config, runner)  # the config is read only for proxied sessions
-    if state.engine().remote:  # and its tunnel, for a session on another machine
-        from mux.egress.tunnel import ensure_for_session
-
-        ensure_for_session(runner, name)
+    lifecycle.ready(state.runner(dry_run), state.config, name)
 
 
 @click.command()
@@ -83,7 +77,7 @@ def _simple(ctx: click.Context, verb: str, names: tuple[str, ...], dry_run: bool
 
 @click.command()
 @click.option("-f", "--force", is_flag=True,
-              help="Delete even if running (and, for repo sessions, with unsaved work).")
+              help="Delete even if running or with unsaved work (a clone's changes, a workdir session's own commits).")
 @click.option("--all", "all_", is_flag=True, help="Delete every session (only the safe ones without --force).")
 @dry_run_option
 @click.argument("names", metavar="[NAME...]", nargs=-1)

@@ -8,6 +8,7 @@ import click
 
 from mux.commands.parsing import state_of
 from mux.errors import ConfigError
+from mux.tui import run
 
 
 @click.command()
@@ -30,6 +31,5 @@ def tui(ctx: click.Context) -> None:
     except ImportError as exc:
         raise ConfigError(f"mux tui needs Textual, which is not installed ({exc}): "
                           "pip install 'mux[tui]' (or textual) into mux's environment") from None
-    from mux.tui import run
 
     ctx.exit(run(state_of(ctx)))

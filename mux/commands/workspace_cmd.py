@@ -27,7 +27,7 @@ def diff(ctx: click.Context, stat: bool, name: str, paths: tuple[str, ...]) -> N
       mux diff my-session
       mux diff --stat my-session -- src/
     """
-    from mux.workspace.diff import diff as show_diff
+    from mux.workspace.diff import diff as show_diff  # here: diff loads the git box
 
     show_diff(state_of(ctx).runner(), name, stat=stat, paths=paths)
 
@@ -48,7 +48,7 @@ def fetch(ctx: click.Context, into: Path | None, dry_run: bool, name: str) -> No
     config and hooks are not touched. Then `git log mux/NAME/main`, `git merge
     mux/NAME/main`.
     """
-    from mux.workspace.fetch import fetch as fetch_branches
+    from mux.workspace.fetch import fetch as fetch_branches  # here: fetch loads the clone code
 
     state = state_of(ctx)
     fetch_branches(state.runner(dry_run), name, into=into, quiet=state.quiet)

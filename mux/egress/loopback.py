@@ -30,6 +30,9 @@ import shutil
 import weakref
 from collections.abc import Iterable
 
+from mux import paths
+from mux.engine import clis as engine_cli
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import Runner, quote
 from mux.errors import ConfigError
 
@@ -37,7 +40,7 @@ FIXED_IN = (28, 0)  # the first Docker release that drops non-lo packets to publ
 RULE = ("PREROUTING", "-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP")
 CHECK = ("iptables", "-t", "raw", "-C", *RULE)
 INSTALL = ("iptables", "-t", "raw", "-I", *RULE)
-VERSION = ("docker", "version", "--format", "{{.Server.Version}}")
+VERSION = ("version", "--format", "{{.Server.Version}}")  # an engine command (EngineArgv), verb first
 _versions: weakref.WeakKeyDictionary[Runner, str] = weakref.WeakKeyDictionary()  # per mux command
 
 
@@ -63,7 +66,7 @@ def engine_version(runner: Runner) -> str:
         socket = _socket_id(runner)
         version = _cached(runner.engine.host, socket) if socket else None
         if version is None:
-            out = runner.query(VERSION).stdout.strip()
+            out = runner.query(EngineArgv(VERSION)).stdout.strip()
             version = "".join(c if c.isprintable() else "?" for c in out[:64])
             if socket:
                 _keep(runner.engine.host, socket, version)
@@ -72,10 +75,10 @@ def engine_version(runner: Runner) -> str:
 
 
 def _socket_id(runner: Runner) -> str | None:
-    if runner.engine.remote or runner.dry_run:
+    if runner.engine.socket is None or runner.dry_run:
         return None
     try:
-        st = os.stat(runner.engine.host.removeprefix("unix://"))
+        st = os.stat(runner.engine.socket)
     except OSError:
         return None
     return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
@@ -84,7 +87,6 @@ def _socket_id(runner: Runner) -> str | None:
 def _cache_path(host: str) -> str:
     import hashlib
 
-    from mux import paths
 
     return os.path.join(paths.data_dir(), "engines", f"version-{hashlib.sha256(host.encode()).hexdigest()[:16]}.json")
 
@@ -127,9 +129,8 @@ def ensure_guard(runner: Runner, specs: Iterable[str], *, guarded: bool, session
     loop = loopback_v4(specs)
     if not loop or guarded:
         return
-    from mux.engine import clis as engine_cli
 
-    if runner.engine.cli == engine_cli.PODMAN and engine_cli.rootless():
+    if runner.engine.kind == engine_cli.PODMAN and engine_cli.rootless():
         return  # rootlessport listens on this machine's 127.0.0.1 itself: no DNAT to guard
     version = engine_version(runner)
     if not before_fix(version):

@@ -8,6 +8,7 @@ import json
 import socket
 import struct
 
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import Runner
 from mux.errors import MuxError
 
@@ -23,7 +24,7 @@ def bridge_gateway(runner: Runner | None = None) -> str | None:
     """
     runner = runner or Runner()
     try:
-        res = runner.query(["docker", "network", "inspect", "bridge"])
+        res = runner.query(EngineArgv(["network", "inspect", "bridge"]))
         net = json.loads(res.stdout)[0]
     except (MuxError, ValueError, IndexError):
         return interface_address("docker0")

@@ -30,6 +30,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
+from mux.engine.argv import EngineArgv
 from mux.engine.choice import Engine
 from mux.engine.runner import Background, Runner
 from mux.errors import MuxError, ProxyError
@@ -109,20 +110,20 @@ ANSWERED = re.compile(r"HTTP/1\.[01] [1-5][0-9][0-9]|response\.\.\. [1-5][0-9][0
 
 
 def probe_argv(image: str, network: str | None, extra_hosts: Sequence[str], address: str,
-               labels: Sequence[tuple[str, str]], pull: str | None = None) -> list[str]:
+               labels: Sequence[tuple[str, str]], pull: str | None = None) -> EngineArgv:
     """A short-lived container on the session's network asking the proxy at ``address``."""
     host, _, port = address.rpartition(":")
-    return ["docker", "run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
+    return EngineArgv(["run", "--rm", *[a for k, v in labels for a in ("--label", f"{k}={v}")],
             *(["--network", network] if network else []), *[a for h in extra_hosts for a in ("--add-host", h)],
             "--pull", "never" if pull == "never" else "missing", "--entrypoint", "sh", image,
-            "-c", PROBE_SCRIPT, host, port]
+            "-c", PROBE_SCRIPT, host, port])
 
 
-def exec_argv(container: str, address: str) -> list[str]:
+def exec_argv(container: str, address: str) -> EngineArgv:
     """The same request from inside a running session (its own network namespace,
     /etc/hosts and DNS): no container to make."""
     host, _, port = address.rpartition(":")
-    return ["docker", "exec", container, "sh", "-c", PROBE_SCRIPT, host, port]
+    return EngineArgv(["exec", container, "sh", "-c", PROBE_SCRIPT, host, port])
 
 
 CANNOT_ASK = (126, 127)  # no sh in the image: the listen check alone decides
@@ -131,8 +132,8 @@ CANNOT_ASK = (126, 127)  # no sh in the image: the listen check alone decides
 class Probe:
     """The container check, running in the background until :meth:`verdict`."""
 
-    def __init__(self, runner: Runner, argv: list[str], engine: Engine, address: str) -> None:
-        self.engine, self.address, self.inside = engine, address, argv[1] == "exec"
+    def __init__(self, runner: Runner, argv: EngineArgv, engine: Engine, address: str) -> None:
+        self.engine, self.address, self.inside = engine, address, argv[0] == "exec"
         self.job: Background | None = None if runner.dry_run else runner.background(argv)
         if runner.dry_run:
             runner.show(argv)

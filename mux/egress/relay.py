@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from mux import paths
+from mux.engine import clis
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, DockerError, ProxyError
 
@@ -131,16 +133,16 @@ def ensure(runner: Runner, *, gateway: str, port: int, lock: Path) -> str:
 
 
 def _ensure_network(runner: Runner, network: str) -> None:
-    found = runner.query(["docker", "network", "inspect", "--format",
+    found = runner.query(EngineArgv(["network", "inspect", "--format",
                           f'{{{{index .Labels "{NETWORK_LABEL}"}}}} {{{{.Internal}}}} '
-                          f'{{{{index .Options "{INHIBIT}"}}}}', network], check=False)
+                          f'{{{{index .Options "{INHIBIT}"}}}}', network]), check=False)
     if found.returncode == 0:
         if found.stdout.split() != ["proxy-only", "true", "true"]:
-            raise DockerError(f"a docker network named {network} exists but mux did not make it as its "
+            raise DockerError(f"a {clis.ACTIVE} network named {network} exists but mux did not make it as its "
                               "proxy-only network", hint=f"remove or rename it (`docker network rm {network}`)")
         return
-    runner.run(["docker", "network", "create", "--internal", "-o", f"{INHIBIT}=true",
-                "--label", f"{NETWORK_LABEL}=proxy-only", *_labels(), network])
+    runner.run(EngineArgv(["network", "create", "--internal", "-o", f"{INHIBIT}=true",
+                "--label", f"{NETWORK_LABEL}=proxy-only", *_labels(), network]))
 
 
 def _ensure_relay(runner: Runner, network: str, *, gateway: str, port: int) -> None:
@@ -148,7 +150,7 @@ def _ensure_relay(runner: Runner, network: str, *, gateway: str, port: int) -> N
     found = inspect_relay(runner, port)
     if found is not None:
         if not found.running:
-            runner.run(["docker", "start", name])
+            runner.run(EngineArgv(["start", name]))
         return
     image = relay_image(runner)
     from mux.proxy.files import ProxyFiles, relay_key
@@ -159,18 +161,18 @@ def _ensure_relay(runner: Runner, network: str, *, gateway: str, port: int) -> N
     # Least privilege: the relay only copies bytes. A read-only root, no capability, no
     # privilege to gain, a few processes, bounded memory (mux-relay holds every
     # connection in one process, helper/relay.c).
-    runner.run(["docker", "create", "--name", name, "--label", f"{RELAY_LABEL}={network}", *_labels(),
+    runner.run(EngineArgv(["create", "--name", name, "--label", f"{RELAY_LABEL}={network}", *_labels(),
                 "--network", "bridge", "--restart", "unless-stopped", "--user", "65534:65534",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "64m",
                 "--pids-limit", "16", "--read-only", "--no-healthcheck", "--pull", "never",
                 "--env-file", str(files.relay_env),
-                image, str(port), gateway, str(port)])
+                image, str(port), gateway, str(port)]))
     try:
-        runner.run(["docker", "network", "connect", "--alias", alias(port), network, name])
-        runner.run(["docker", "start", name])
+        runner.run(EngineArgv(["network", "connect", "--alias", alias(port), network, name]))
+        runner.run(EngineArgv(["start", name]))
     except BaseException:
         if not runner.dry_run:
-            runner.run(["docker", "rm", "-f", name], check=False)
+            runner.run(EngineArgv(["rm", "-f", name]), check=False)
         raise
 
 
@@ -185,9 +187,9 @@ def relay_image(runner: Runner) -> str:
     digest = hashlib.sha256((RELAY_BIN / "Dockerfile").read_bytes()
                             + (RELAY_BIN / f"mux-relay-{arch}").read_bytes()).hexdigest()[:12]
     image = f"{RELAY_IMAGE}:{arch}-{digest}"
-    if runner.query(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False).returncode != 0:
-        runner.run(["docker", "build", "-q", "--label", "mux.helper=relay", "--build-arg", f"ARCH={arch}",
-                    "-t", image, str(RELAY_BIN)])
+    if runner.query(EngineArgv(["image", "inspect", "--format", "{{.Id}}", image]), check=False).returncode != 0:
+        runner.run(EngineArgv(["build", "-q", "--label", "mux.helper=relay", "--build-arg", f"ARCH={arch}",
+                    "-t", image, str(RELAY_BIN)]))
     return image
 
 
@@ -203,9 +205,9 @@ def inspect_relay(runner: Runner, port: int) -> Relay | None:
     """The relay for ``port`` (None: no container has its name); DockerError when a
     container holds the name without being mux's relay on this instance's network."""
     name = relay_name(port)
-    found = runner.query(["docker", "container", "inspect", "--format",
+    found = runner.query(EngineArgv(["container", "inspect", "--format",
                           f'{{{{.State.Running}}}} {{{{index .Config.Labels "{RELAY_LABEL}"}}}} {{{{json .Args}}}}',
-                          name], check=False)
+                          name]), check=False)
     if found.returncode != 0:
         return None
     running, label, args = (found.stdout.strip().split(" ", 2) + ["", ""])[:3]
@@ -221,7 +223,7 @@ def inspect_relay(runner: Runner, port: int) -> Relay | None:
 
 
 def relay_arch(runner: Runner) -> str:
-    arch = runner.query(["docker", "version", "--format", "{{.Server.Arch}}"]).stdout.strip()
+    arch = runner.query(EngineArgv(["version", "--format", "{{.Server.Arch}}"])).stdout.strip()
     name = ARCHES.get(arch)
     if name is None:
         raise ProxyError(f"mux has no egress relay for this engine's architecture {arch!r}",
@@ -234,8 +236,8 @@ def remove_if_unused(runner: Runner, leaving: Collection[str] = ()) -> None:
     ``leaving``: the containers being deleted (still there in a dry run, which prints
     what a real run would do)."""
     network = network_name()
-    found = runner.query(["docker", "network", "inspect", "--format",
-                          "{{range .Containers}}{{.Name}} {{end}}", network], check=False)
+    found = runner.query(EngineArgv(["network", "inspect", "--format",
+                          "{{range .Containers}}{{.Name}} {{end}}", network]), check=False)
     if found.returncode != 0:
         return
     users = [name for name in found.stdout.split() if name not in leaving]
@@ -243,5 +245,5 @@ def remove_if_unused(runner: Runner, leaving: Collection[str] = ()) -> None:
     if len(relays) != len(users):
         return  # sessions still use it
     if relays:
-        runner.run(["docker", "rm", "-f", *relays], check=False)
-    runner.run(["docker", "network", "rm", network], check=False)
+        runner.run(EngineArgv(["rm", "-f", *relays]), check=False)
+    runner.run(EngineArgv(["network", "rm", network]), check=False)

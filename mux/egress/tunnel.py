@@ -36,10 +36,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mux import paths
-from mux.engine.choice import Engine
+from mux import paths, validate
+from mux.egress import reach
+from mux.egress import relay as egress
+from mux.engine.argv import EngineArgv
+from mux.engine.choice import CONTEXT_NAME, Engine
 from mux.engine.runner import Runner, spawn_detached
-from mux.errors import ConfigError, DockerError, ProxyError
+from mux.errors import ConfigError, DockerError, MuxError, ProxyError
+from mux.names import session_name
+from mux.proxy import control
+from mux.session.layout import ENGINE_MARKER, ENV_FILE_NAME, HOST_ALIAS, proxy_address
 
 LOOPBACK = "127.0.0.1"
 SSH_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]")
@@ -80,7 +86,7 @@ def ssh_target(engine: Engine) -> SshTarget:
 
 def remote_gateway(runner: Runner) -> str:
     """The remote engine's default bridge gateway (what host-gateway resolves to there)."""
-    out = runner.query(["docker", "network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"])
+    out = runner.query(EngineArgv(["network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge"]))
     try:
         configs = json.loads(out.stdout)
     except ValueError:
@@ -164,8 +170,6 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
             time.sleep(0.2)
     forwards = _forwards(state)
     if forward not in forwards:
-        from mux.egress import reach
-
         ssh = ["ssh", "-S", str(sock), "-o", "BatchMode=yes", *target.args()]
         done = runner.query(add, check=False, error=ProxyError)
         if done.returncode != 0:
@@ -187,8 +191,6 @@ def ensure(runner: Runner, engine: Engine, port: int) -> str:
 def _refuse_without_proxy(port: int) -> None:
     """A tunnel forwards only to a running proxy of this data dir: on a port where it
     does not listen, anything on this host's loopback could answer the sessions there."""
-    from mux.proxy import control
-
     current = control.status()
     if not current.running or port not in (current.ports or (current.port,)):
         raise ProxyError(f"the proxy is not running on port {port}: mux makes no tunnel to that port",
@@ -235,11 +237,6 @@ def _log_tail(log: Path) -> str:
 
 def ensure_for_session(runner: Runner, name: str) -> None:
     """start/attach/exec of a proxied session on a remote engine: its tunnel up."""
-    from mux.egress.wiring import ENV_FILE_NAME
-    from mux.errors import MuxError
-    from mux.names import session_name
-    from mux.proxy import control
-
     try:
         session_name(name)
     except MuxError:
@@ -265,11 +262,7 @@ def _forwarding(runner: Runner, engine: Engine, port: int) -> bool:
 def _probe_session(runner: Runner, name: str) -> None:
     """mux/egress/reach.py's check for an existing session: from inside it while it runs,
     else from a short-lived container on the network its egress puts it on."""
-    from mux import validate
-    from mux.egress import reach
-    from mux.egress import relay as egress
-    from mux.egress.wiring import HOST_ALIAS, proxy_address
-    from mux.session.sessions import find
+    from mux.session.sessions import find  # here: breaks the map (test_layers.py)
 
     address = proxy_address(name)
     if address is None:
@@ -297,8 +290,7 @@ def users(host: str) -> set[tuple[str | None, str]]:
     """(instance, session) of every proxied session on the engine at ``host`` whose
     files are in this data dir, every instance's: they share its tunnels. Found by
     the marker mux/session/volumes.py leaves in a remote session's directory."""
-    from mux.egress.wiring import ENV_FILE_NAME
-    from mux.session.sessions import ENGINE_MARKER, is_session_dir
+    from mux.session.sessions import is_session_dir  # here: breaks the map (test_layers.py)
 
     found = set()
     for instance, where in paths.all_sessions_roots():
@@ -363,8 +355,6 @@ def misbound(runner: Runner, engine: Engine) -> list[str]:
     """The ends (GATEWAY:PORT) of ``engine``'s tunnel, if it is up, that its sshd bound
     to its own loopback instead (`GatewayPorts no`): no container there reaches
     them. Read-only, for doctor (the same check `ensure` makes, mux/egress/reach.py)."""
-    from mux.egress import reach
-
     sock, _, _ = _files(engine)
     ssh = ["ssh", "-S", str(sock), "-o", "BatchMode=yes", *ssh_target(engine).args()]
     bad = []
@@ -400,8 +390,6 @@ def tunnels(runner: Runner) -> list[Tunnel]:
     """The tunnels of this data dir (their state under DATA/tunnels/), each checked
     with `ssh -O check` on its control socket. A state file is input: one that does
     not hold a valid ssh:// endpoint matching its own name is skipped."""
-    from mux.engine.choice import CONTEXT_NAME
-
     found = []
     for engine, data, sock, _ in _states():
         context, forwards = data.get("context", ""), data.get("forwards", [])
@@ -418,8 +406,6 @@ def _states() -> list[tuple[Engine, dict[str, object], Path, Path]]:
     """(engine, state, control socket, state file) of each tunnel of this data dir.
     A state file is input: one that does not hold a valid ssh:// endpoint matching
     its own name is skipped."""
-    from mux.engine.choice import CONTEXT_NAME
-
     directory = Path(paths.data_dir(), "tunnels")
     found = []
     for state in sorted(directory.glob("*.json")) if directory.is_dir() else ():

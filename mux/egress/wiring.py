@@ -18,22 +18,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux.egress import netinfo
-from mux.errors import ConfigError, ProxyError
-from mux.paths import session_dir
+from mux import names
+from mux.egress import netinfo, tunnel
+from mux.egress import relay as egress
+from mux.egress.tunnel import end_all
+from mux.engine.argv import EngineArgv
+from mux.engine.runner import Runner
+from mux.engine.vm import proxy_host
+from mux.errors import ConfigError, MuxError, ProxyError
+from mux.ownfiles import write_private
+from mux.paths import instance, session_dir
 from mux.proxy import control, registry
-from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles, write_private
-from mux.proxy.settings import ProxySettings
+from mux.proxy.files import BUNDLE_NAME, CONTAINER_CA_DIR, ProxyFiles
+from mux.proxy.settings import ProxySettings, default_settings
+from mux.session.layout import ENV_FILE_NAME, HOST_ALIAS
+from mux.spec import Far, Mount
 
 if TYPE_CHECKING:
     from mux.config import Config
     from mux.engine.runner import Runner
 
-HOST_ALIAS = "host.docker.internal"
 NO_PROXY = f"localhost,127.0.0.1,::1,{HOST_ALIAS}"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 CA_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO")
-ENV_FILE_NAME = "proxy.env"
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Wiring:
 
     env: tuple[tuple[str, str], ...] = ()  # -e K=V, nothing secret: NO_PROXY and the CA variables
     env_file: Path | None = None  # --env-file: the four proxy URLs, which hold the session secret
-    volumes: tuple[str, ...] = ()  # -v HOST:CONTAINER:ro, the CA bundle directory
+    mounts: tuple[Mount, ...] = ()  # the CA bundle directory, read-only (copied into a remote session)
     add_hosts: tuple[str, ...] = ()  # --add-host host.docker.internal:host-gateway (bridge networks)
     proxy_address: str | None = None  # HOST:PORT as the container reaches it (no secret)
 
@@ -61,10 +68,6 @@ def ensure_proxy_for(session_name: str, load_config: Callable[[], Config], runne
     """For start/attach/exec: a session wired to the proxy gets it running, on the
     config the user has now (with a dry-run runner: the commands that would do it,
     printed). Sessions without the proxy cost one stat()."""
-    from mux import names
-    from mux.errors import MuxError
-    from mux.proxy.settings import default_settings
-
     try:
         names.session_name(session_name)
     except MuxError:
@@ -87,18 +90,13 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
     """A proxy-only session's egress relay for ``port`` running: started if stopped,
     made again if gone (as `mux new` makes it, in its own image; on a remote engine
     with the tunnel up first, since the relay forwards to its end there)."""
-    from mux.egress import relay as egress
-    from mux.proxy.settings import default_settings
-
     relay = egress.inspect_relay(runner, port)
     if relay is not None:
         if not relay.running:
-            runner.run(["docker", "start", relay.name])
+            runner.run(EngineArgv(["start", relay.name]))
         return
     tunnel_end = None
     if runner.engine.remote:
-        from mux.egress import tunnel
-
         tunnel_end = tunnel.ensure(runner, runner.engine, port)
     proxy_only_network(runner, config.proxy or default_settings(), tunnel_end, port=port)
 
@@ -106,8 +104,6 @@ def relay_running(runner: Runner, port: int, config: Config) -> None:
 def relay_port(session_name: str) -> int | None:
     """The port of a proxy-only session's egress relay, from its env-file here (its
     proxy URL names the relay's alias); None for other sessions, or none here."""
-    from mux.egress import relay as egress
-
     try:
         host, _, port = Path(session_dir(session_name), ENV_FILE_NAME).read_text().split("@", 1)[1] \
             .split("\n", 1)[0].rpartition(":")
@@ -115,16 +111,6 @@ def relay_port(session_name: str) -> int | None:
         return None
     return int(port) if port.isdigit() and host == egress.alias(int(port)) else None
 
-
-def proxy_address(session_name: str) -> str | None:
-    """HOST:PORT of the proxy as the session's env-file here names it (no secret); None
-    if it has none."""
-    try:
-        first = Path(session_dir(session_name), ENV_FILE_NAME).read_text().split("\n", 1)[0]
-    except OSError:
-        return None
-    host, _, port = first.rpartition("@")[2].rpartition(":")
-    return f"{host}:{port}" if host and port.isdigit() else None
 
 
 def session_wiring(
@@ -184,7 +170,7 @@ def session_wiring(
     return Wiring(
         env=env,
         env_file=env_file,
-        volumes=(f"{files.public}:{CONTAINER_CA_DIR}:ro",),
+        mounts=(Mount(str(files.public), CONTAINER_CA_DIR, read_only=True, far=Far("copy")),),
         add_hosts=add_hosts,
         proxy_address=f"{host}:{port}",
     )
@@ -200,9 +186,6 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, tunnel_end: str 
     slirp4netns). ``port``: the proxy's port an existing session was given (default:
     the running proxy's, else the configured one). Returns the network to run on and
     the name the session reaches the proxy at."""
-    from mux.egress import relay as egress
-    from mux.engine.vm import proxy_host
-
     files = ProxyFiles.default()
     current = control.status(files)
     port = port or (current.port if current.running and current.port else settings.port)
@@ -227,7 +210,15 @@ def proxy_only_network(runner: Runner, settings: ProxySettings, tunnel_end: str 
             raise ProxyError(
                 f"the proxy listens only on {', '.join(current.addresses)}; a proxy-only session reaches it "
                 "through the Docker bridge gateway", hint="remove [proxy] bind (or add the bridge gateway to it)")
-        gateway = found or netinfo.bridge_gateway(runner) or "172.17.0.1"
+        bridge = found or netinfo.bridge_gateway(runner)
+        if bridge is None and runner.engine.kind == "podman":
+            # Measured: the relay cannot sit on slirp4netns (10.0.2.2) and on the egress
+            # network at once, so without docker0 it has no path to the proxy yet.
+            raise ProxyError(
+                "--egress proxy-only on podman: this machine has no Docker bridge, the path mux's egress "
+                "relay takes to the proxy", hint="use --egress open (the session still goes through the proxy, "
+                "at 10.0.2.2), or set [proxy] host_address to an address of this machine and [proxy] bind to match")
+        gateway = bridge or "172.17.0.1"
     network = egress.ensure(runner, gateway=gateway, port=port, lock=files.root / "egress.lock")
     return network, egress.alias(port)
 
@@ -236,8 +227,6 @@ def registry_key(session_name: str) -> str:
     """The session's name in the proxy's registry (and its proxy user): the proxy serves
     every instance, so another instance's session of the same name is another key.
     ``+`` is in no session or instance name."""
-    from mux.paths import instance
-
     inst = instance()
     return f"{inst}+{session_name}" if inst else session_name
 
@@ -246,8 +235,9 @@ def forget_session(session_name: str, files: ProxyFiles | None = None) -> None:
     """For ``mux delete``: the session's secret stops working (its env-file goes with
     its dir). The last session using the proxy stops it: nothing listens for no one."""
     files = files or ProxyFiles.default()
-    if registry.forget(files, registry_key(session_name)) == 0:
-        control.stop_if_unused(files)
+    if registry.forget(files, registry_key(session_name)) == 0 and control.stop_if_unused(files) \
+            and files.root == ProxyFiles.default().root:  # no tunnel forwards to a port where no proxy listens
+        end_all(Runner())
 
 
 def host_git_env(session_name: str, files: ProxyFiles | None = None) -> dict[str, str]:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from mux.engine.clis import DOCKER, PODMAN
 from mux.errors import ConfigError
 
 DEFAULT = "default"
@@ -32,24 +33,63 @@ LOCAL_SCHEMES = ("unix://", "npipe://")
 CONTEXT_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*"  # compiled on first use (re caches it)
 
 
-class Engine(NamedTuple):
+class Engine:
+    """The engine one mux command talks to: where it is, how it was chosen, and what runs it.
+
+    ``kind`` is the container CLI (docker or podman: mux/engine/clis.py), ``base`` the argv
+    every engine command starts with (``docker``, ``docker --context NAME``, ``podman``:
+    the Runner puts it in front of each verb-first command), ``remote`` whether the engine
+    is on another machine (it cannot see this machine's files), ``socket`` the path of its
+    local unix socket (None when it has none here). All are worked out once, here; the
+    rest of mux asks this value and never derives them again. (A plain class with slots:
+    a NamedTuple cannot compute fields, and ``dataclasses`` costs every start-up ~4 ms.)
+    """
+
+    __slots__ = ("name", "host", "source", "pass_context", "kind", "base", "remote", "socket")
     name: str  # the docker context name ("default" covers DOCKER_HOST and the socket)
     host: str  # the endpoint: unix:///..., ssh://user@box, tcp://...
     source: str  # how it was chosen, for messages: "--context", "DOCKER_HOST", ...
-    pass_context: bool = False  # mux chose it: every docker command gets --context NAME
-    cli: str = "docker"  # the container CLI every command runs (mux/engine/clis.py): docker or podman
+    pass_context: bool  # mux chose it: every docker command gets --context NAME
+    kind: str  # the container CLI every command runs: docker or podman
+    base: tuple[str, ...]  # what every engine command starts with
+    remote: bool
+    socket: str | None
 
-    @property
-    def remote(self) -> bool:
-        return not self.host.startswith(LOCAL_SCHEMES)
+    def __init__(self, name: str, host: str, source: str, pass_context: bool = False, kind: str = DOCKER) -> None:
+        base = (kind, "--context", name) if pass_context else (kind,)
+        fields = {"name": name, "host": host, "source": source, "pass_context": pass_context, "kind": kind,
+                  "base": base, "remote": not host.startswith(LOCAL_SCHEMES),
+                  "socket": host[len("unix://"):] if host.startswith("unix://") else None}
+        for field, value in fields.items():
+            object.__setattr__(self, field, value)
 
-    def docker_args(self) -> list[str]:
-        return ["--context", self.name] if self.pass_context else []
+    def __setattr__(self, field: str, value: object) -> None:
+        raise AttributeError(f"Engine is immutable: cannot set {field}")
+
+    def _key(self) -> tuple[str, str, str, bool, str]:
+        return self.name, self.host, self.source, self.pass_context, self.kind
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Engine) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Engine(name={self.name!r}, host={self.host!r}, source={self.source!r}, "
+                f"pass_context={self.pass_context!r}, kind={self.kind!r})")
+
+    def shown(self, command: Sequence[str]) -> str:
+        """A verb-first command as a user types it to reach this engine (hints, fixes):
+        ``docker --context box volume rm v``."""
+        import shlex  # only for a message
+
+        return shlex.join([*self.base, *command])
 
     def describe(self) -> str:
         """The engine in a message: `context "box" (ssh://me@box, from --context)`."""
-        if self.cli != "docker":
-            return f"{self.cli}, from {self.source}"
+        if self.kind != DOCKER:
+            return f"{self.kind}, from {self.source}"
         if self.source == "DOCKER_HOST":
             return f"DOCKER_HOST={self.host}"
         return f"context {self.name!r} ({self.host}, from {self.source})"
@@ -74,7 +114,7 @@ def podman(source: str, flag: str | None = None, configured: str | None = None,
         host = "unix:///run/podman/podman.sock"
     else:
         host = f"unix://{env.get('XDG_RUNTIME_DIR') or f'/run/user/{os.geteuid()}'}/podman/podman.sock"
-    return Engine(DEFAULT, host, source, cli="podman")
+    return Engine(DEFAULT, host, source, kind=PODMAN)
 
 
 def context_name(value: str, what: str) -> str:

@@ -1,9 +1,10 @@
 """Which container CLI mux drives (docker or podman), and every difference between them.
 
-mux builds docker command lines everywhere (mux/engine/argv.py and the literal lists of each
-feature); the runner passes each through :func:`translate` when the engine's CLI is
-podman, so no feature knows which CLI runs it, and what ``--dry-run`` prints is what
-runs, ready to paste. With docker nothing changes: not one byte of any argv.
+mux builds engine commands verb first, in docker's words (mux/engine/argv.py's EngineArgv);
+the runner puts the engine's base argv in front and passes each through :func:`translate`
+when the engine's CLI is podman, so no feature knows which CLI runs it, and what
+``--dry-run`` prints is what runs, ready to paste. With docker nothing changes: not one
+byte of any argv.
 
 Podman 4.3 (Debian 12's, the floor) differs from docker 20.10 in what is handled here:
 ``{{.Label "k"}}`` is spelled ``{{index .Labels "k"}}``; ``ps``'s ``{{.State}}`` is
@@ -101,7 +102,8 @@ FORMAT_VERBS = frozenset(("ps", "inspect", "info", "network", "volume", "image",
 
 
 def translate(args: list[str], *, is_rootless: bool = False, drop_limits: bool = False) -> list[str]:
-    """A docker command line as podman's (``args[0]`` is "docker")."""
+    """A docker command line as podman's: ``args`` is the engine's base argv (``podman``)
+    and the verb-first command the Runner was given, written in docker's words."""
     verb, first = _verb(args)
     rest = args[first:]
     if verb == "version" and rest == ["--format", "{{.Server.Arch}}"]:
@@ -226,3 +228,34 @@ def own_words(text: str) -> str:
     """A message's docker commands (`docker rename ...`, `docker pull ...`) as podman's:
     the hints of mux's features are written for docker."""
     return re.sub(r"`docker (?!save IMAGE \| )", "`podman ", text)
+
+
+def words(text: str) -> str:
+    """``text`` (a message or hint of mux's) in the words of this command's CLI: the
+    suggested `docker ...` commands become `podman ...` ones on a podman engine."""
+    return own_words(text) if ACTIVE != DOCKER else text
+
+
+# Docker's own wording of the failures the Runner reads (podman's is mapped to it above).
+SOCKET_DENIED = ("permission denied", "docker", ".sock")  # all three: the socket refused this user
+NOT_ANSWERING = ("cannot connect to the docker daemon", "is the docker daemon running")
+# docker ends with a "See 'docker run --help'." (newer: "Run 'docker run --help' for more
+# information") line that says nothing useful, and starts its lines with these prefixes.
+USAGE_LINES = ("See '", "Run '")
+PREFIXES = ("docker: ", "Error: ", "Error response from daemon: ")
+
+
+def socket_denied(lowered: str) -> bool:
+    return all(word in lowered for word in SOCKET_DENIED)
+
+
+def not_answering(lowered: str) -> bool:
+    return any(words in lowered for words in NOT_ANSWERING)
+
+
+# What to install when the CLI itself is missing from PATH.
+MISSING_HINTS = {
+    DOCKER: "install the Docker CLI (Debian: `apt-get install docker.io`) or put it on PATH",
+    PODMAN: "install podman (Debian/Ubuntu: `apt-get install podman catatonit slirp4netns uidmap`; "
+            "Fedora: `dnf install podman`)",
+}

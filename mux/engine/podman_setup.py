@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux.engine import clis as engine_cli
+from mux.engine.argv import EngineArgv
 
 if TYPE_CHECKING:
     from mux.config import Config
@@ -108,7 +109,7 @@ def check_init(paths: tuple[str, ...] = INIT_PATHS) -> Check:
 
 
 def check_storage(runner: Runner) -> Check:
-    out = runner.query(["docker", "info", "--format", "{{.Store.GraphDriverName}}"], check=False)
+    out = runner.query(EngineArgv(["info", "--format", "{{.Store.GraphDriverName}}"]), check=False)
     driver = out.stdout.strip()
     if out.returncode != 0 or not driver:
         return _check("storage", False, "podman info does not answer", "`podman info` shows why")

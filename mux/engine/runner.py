@@ -1,15 +1,20 @@
 """The one place mux starts processes.
 
-Every command is an argv list (never a shell string). With ``dry_run`` a command
-that would change something is printed, shell-quoted, instead of run, so what is
-printed is exactly what would run. With ``verbose`` every command is echoed to
-stderr as ``+ cmd`` before it runs. Failures become :class:`DockerError` (or the
-caller's own error class) carrying the command, exit status and stderr.
+Every command is an argv list (never a shell string). An engine command is an
+:class:`~mux.engine.argv.EngineArgv`, verb first: the runner puts its engine's base argv
+in front (``docker``, ``docker --context NAME``, ``podman``) and, for podman, rewrites it
+in podman's words (mux/engine/clis.py); any other list is a host command and runs as
+it is. With ``dry_run`` a command that would change something is printed, shell-quoted,
+instead of run, so what is printed is exactly what would run. With ``verbose`` every
+command is echoed to stderr as ``+ cmd`` before it runs. Failures become
+:class:`DockerError` (or the caller's own error class) carrying the command, exit status
+and stderr.
 """
 
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -17,6 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Callable, NamedTuple, NoReturn, TextIO
 
+from mux.engine import clis
+from mux.engine.argv import EngineArgv
 from mux.errors import DockerError, MuxError
 
 if TYPE_CHECKING:
@@ -48,40 +55,37 @@ def quote(argv: Argv) -> str:
     return shlex.join(to_argv(argv))
 
 
-def docker_failure(argv: list[str], returncode: int, stderr: str) -> DockerError:
-    """Turn a failed docker command into an error with a useful message and hint."""
+def docker_failure(argv: list[str], returncode: int, stderr: str, engine: Engine | None = None) -> DockerError:
+    """Turn a failed engine command (``argv`` as it ran, through ``engine``: the default's
+    when None) into an error with a useful message and hint."""
     text = stderr.strip()
     lowered = text.lower()
     detail = _last_line(text) or f"exit status {returncode}"
-    verb = argv[:1] + argv[3:4] if argv[1:2] == ["--context"] else argv[:2]  # not the engine
-    what = " ".join(verb)
-    if "permission denied" in lowered and "docker" in lowered and ".sock" in lowered:
+    base = len(engine.base) if engine is not None else 1
+    what = " ".join(argv[:1] + argv[base:base + 1])  # the CLI and the verb, not the engine
+    if clis.socket_denied(lowered):
         return DockerError(
             "permission denied on the Docker socket", hint=PERMISSION_HINT,
             argv=argv, returncode=returncode, stderr=stderr,
         )
-    if "cannot connect to the docker daemon" in lowered or "is the docker daemon running" in lowered:
+    if clis.not_answering(lowered):
         return DockerError(
             "the Docker engine is not answering", hint=ENGINE_HINT,
             argv=argv, returncode=returncode, stderr=stderr,
         )
-    if argv[:1] == ["podman"]:
-        from mux.engine.clis import failure_hint
-
-        return DockerError(f"{what} failed: {detail}", hint=failure_hint(text), argv=argv,
+    if engine is not None and engine.kind == clis.PODMAN:
+        return DockerError(f"{what} failed: {detail}", hint=clis.failure_hint(text), argv=argv,
                            returncode=returncode, stderr=stderr)
     return DockerError(f"{what} failed: {detail}", argv=argv, returncode=returncode, stderr=stderr)
 
 
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # docker ends with a "See 'docker run --help'." (newer: "Run 'docker run --help' for
-    # more information") line that says nothing useful.
-    lines = [ln for ln in lines if not ln.startswith(("See '", "Run '"))]
+    lines = [ln for ln in lines if not ln.startswith(clis.USAGE_LINES)]
     if not lines:
         return ""
     line = lines[-1]
-    for prefix in ("docker: ", "Error: ", "Error response from daemon: "):
+    for prefix in clis.PREFIXES:
         if line.startswith(prefix):
             line = line[len(prefix):]
     return line
@@ -116,24 +120,32 @@ class Runner:
         return self._engine
 
     def argv(self, argv: Argv) -> list[str]:
-        """``argv`` as it will run: a docker command gets the engine's --context."""
-        args = to_argv(argv)
-        if self._engine is not None and args[:1] == ["docker"]:
-            if self._engine.cli != "docker":
-                return self._podman(args)
-            return [args[0], *self._engine.docker_args(), *args[1:]]
+        """``argv`` as it will run: an engine command (EngineArgv) gets the engine's base
+        argv in front, in its CLI's words; a host command is left as it is."""
+        if not isinstance(argv, EngineArgv):
+            return to_argv(argv)
+        engine = self.engine
+        args = [*engine.base, *argv]
+        if engine.kind == clis.PODMAN:
+            return self._podman(args)
         return args
 
     def _podman(self, args: list[str]) -> list[str]:
-        from mux.engine import clis as engine_cli
-
-        rootless = engine_cli.rootless()
-        drop = engine_cli.limits_ignored(rootless)
-        out = engine_cli.translate(args, is_rootless=rootless, drop_limits=drop)
-        if drop and not self._warned_limits and engine_cli.limits_count(out) < engine_cli.limits_count(args):
+        rootless = clis.rootless()
+        drop = clis.limits_ignored(rootless)
+        out = clis.translate(args, is_rootless=rootless, drop_limits=drop)
+        if drop and not self._warned_limits and clis.limits_count(out) < clis.limits_count(args):
             self._warned_limits = True
-            print(f"mux: warning: {engine_cli.LIMITS_IGNORED}", file=self.err, flush=True)
+            print(f"mux: warning: {clis.LIMITS_IGNORED}", file=self.err, flush=True)
         return out
+
+    def _engine_kind(self, argv: Argv) -> str | None:
+        """The CLI an engine command runs (docker or podman); None for a host command."""
+        return self.engine.kind if isinstance(argv, EngineArgv) else None
+
+    def failure(self, result: Result) -> DockerError:
+        """The error of a failed engine command's result (a check=False query's)."""
+        return docker_failure(result.argv, result.returncode, result.stderr, self.engine)
 
     @property
     def out(self) -> TextIO:
@@ -192,7 +204,7 @@ class Runner:
                 start_new_session=shield,
             )
         except FileNotFoundError:
-            raise self._missing(args, error) from None
+            raise self._missing(args, self._engine_kind(argv), error) from None
         except PermissionError as exc:
             raise (error or MuxError)(f"cannot run {args[0]}: {exc.strerror}") from None
         try:
@@ -201,14 +213,13 @@ class Runner:
             raise (error or DockerError)(f"{quote(args[:4])} ... did not answer within {limit:g} s") from None
         if interrupted:
             raise KeyboardInterrupt
-        if args[:1] == ["podman"] and stderr:
-            from mux.engine.clis import docker_wording  # what mux matches is docker's wording
-
-            stderr = docker_wording(stderr)
+        kind = self._engine_kind(argv)
+        if kind == clis.PODMAN and stderr:
+            stderr = clis.docker_wording(stderr)  # what mux matches is docker's wording
         result = Result(args, proc.returncode, stdout or "", stderr or "")
         if check and proc.returncode != 0:
             if error is None:
-                raise docker_failure(args, proc.returncode, result.stderr)
+                raise docker_failure(args, proc.returncode, result.stderr, self._failing(argv))
             detail = _last_line(result.stderr) or f"exit status {proc.returncode}"
             raise error(f"{args[0]} {args[1] if len(args) > 1 else ''} failed: {detail}".replace("  ", " "))
         return result
@@ -225,7 +236,7 @@ class Runner:
             return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT)
         except FileNotFoundError:
-            raise self._missing(args, None) from None
+            raise self._missing(args, self._engine_kind(argv), None) from None
 
     def spawn(self, argv: Argv, *, stdin: int, stdout: int) -> subprocess.Popen[bytes]:
         """Start ``argv`` and return at once: stdin and stdout are file descriptors
@@ -235,7 +246,7 @@ class Runner:
         try:
             return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
         except FileNotFoundError:
-            raise self._missing(args, None) from None
+            raise self._missing(args, self._engine_kind(argv), None) from None
 
     def background(self, argv: Argv) -> Background:
         """Start a read-only ``argv`` now and collect its output later (a check that
@@ -246,7 +257,7 @@ class Runner:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
         except FileNotFoundError:
-            raise self._missing(args, None) from None
+            raise self._missing(args, self._engine_kind(argv), None) from None
         return Background(args, proc)
 
     @contextmanager
@@ -266,7 +277,7 @@ class Runner:
                 proc = subprocess.Popen(args, stdin=subprocess.PIPE if write else subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL if write else subprocess.PIPE, stderr=err)
             except FileNotFoundError:
-                raise self._missing(args, None) from None
+                raise self._missing(args, self._engine_kind(argv), None) from None
             end = proc.stdin if write else proc.stdout
             assert end is not None
             handle = Pipe(end, proc)
@@ -279,7 +290,7 @@ class Runner:
             except Exception as exc:
                 code = _finish(proc, end)
                 if code:
-                    raise docker_failure(args, code, _text(err)) from exc
+                    raise docker_failure(args, code, _text(err), self._failing(argv)) from exc
                 raise
             except BaseException:
                 proc.kill()
@@ -287,7 +298,7 @@ class Runner:
                 raise
             code = _finish(proc, end)
             if code and not handle.stopped:
-                raise docker_failure(args, code, _text(err))
+                raise docker_failure(args, code, _text(err), self._failing(argv))
 
     def exec(self, argv: Argv) -> NoReturn:
         """Hand the terminal over to ``argv`` (dry-run: print it and exit 0)."""
@@ -301,7 +312,7 @@ class Runner:
         try:
             os.execvp(args[0], args)
         except FileNotFoundError:
-            raise self._missing(args, None) from None
+            raise self._missing(args, self._engine_kind(argv), None) from None
 
     def interactive(self, argv: Argv) -> int:
         """Run ``argv`` on this terminal and return its exit code (dry-run: print it, 0).
@@ -317,6 +328,17 @@ class Runner:
         self._echo(args)
         sys.stdout.flush()
         sys.stderr.flush()
+        from mux.engine import podman_tty  # podman 4.3's detach keys need a pty of mux's
+
+        if podman_tty.wanted(args):
+            pid, master = pty.fork()
+            if pid == 0:  # the child: podman on a terminal of mux's
+                try:
+                    podman_tty.child_terminal()
+                    os.execvp(args[0], args)
+                finally:
+                    os._exit(127)
+            return podman_tty.attach(pid, master)
         interrupted: list[int] = []
         # A Python handler (not SIG_IGN) is reset to the default in the child at exec.
         previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
@@ -324,7 +346,7 @@ class Runner:
             try:
                 proc = subprocess.Popen(args)
             except FileNotFoundError:
-                raise self._missing(args, None) from None
+                raise self._missing(args, self._engine_kind(argv), None) from None
             try:
                 code = proc.wait()
             except BaseException:  # SIGTERM (raised as KeyboardInterrupt): the child goes too
@@ -337,19 +359,14 @@ class Runner:
             return 130
         return 128 - code if code < 0 else code  # killed by signal N: 128+N, as a shell says
 
+    def _failing(self, argv: Argv) -> Engine | None:
+        return self.engine if isinstance(argv, EngineArgv) else None
+
     @staticmethod
-    def _missing(args: list[str], error: type[MuxError] | None) -> MuxError:
-        if args[0] == "docker" and error is None:
-            return DockerError(
-                "the docker command was not found on PATH",
-                hint="install the Docker CLI (Debian: `apt-get install docker.io`) "
-                "or put it on PATH",
-                argv=args,
-            )
-        if args[0] == "podman" and error is None:
-            return DockerError("the podman command was not found on PATH",
-                               hint="install podman (Debian/Ubuntu: `apt-get install podman catatonit "
-                               "slirp4netns uidmap`; Fedora: `dnf install podman`)", argv=args)
+    def _missing(args: list[str], kind: str | None, error: type[MuxError] | None) -> MuxError:
+        if kind is not None and error is None:
+            return DockerError(f"the {kind} command was not found on PATH", hint=clis.MISSING_HINTS[kind],
+                               argv=args)
         return (error or MuxError)(f"{args[0]} was not found on PATH")
 
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mux import paths
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, MuxError
 
@@ -76,7 +77,7 @@ def _cached_info(runner: Runner) -> Mapping[str, Any]:
             return data
     except (OSError, ValueError):
         pass
-    out = runner.query(["docker", "info", "--format", "{{json .}}"])
+    out = runner.query(EngineArgv(["info", "--format", "{{json .}}"]))
     try:
         info = json.loads(out.stdout)
     except ValueError:
@@ -119,10 +120,10 @@ def rootless_info(runner: Runner) -> Mapping[str, Any] | None:
     Only a local engine whose socket you own (a rootful engine's is root's) costs
     the `docker info`; root's own mux never asks."""
     uid = os.getuid()
-    if runner.engine.remote or uid == 0 or not runner.engine.host.startswith("unix://"):
+    if runner.engine.remote or uid == 0 or runner.engine.socket is None:
         return None
     try:
-        if os.stat(runner.engine.host.removeprefix("unix://")).st_uid != uid:
+        if os.stat(runner.engine.socket).st_uid != uid:
             return None
     except OSError:
         return None  # docker itself will say what is wrong with the socket

@@ -17,7 +17,8 @@ import datetime
 from pathlib import Path
 
 from mux.errors import ProxyError
-from mux.proxy.files import ProxyFiles, write_private, write_public
+from mux.ownfiles import write_private
+from mux.proxy.files import ProxyFiles, write_public
 from mux.proxy.settings import UPSTREAM_CA_ENV
 
 CA_NAME = "mux credential proxy CA"

@@ -15,11 +15,16 @@ from typing import Any
 
 import click
 
+from mux import config as config_module
 from mux.commands.parsing import dry_run_option
+from mux.egress import tunnel
+from mux.egress.tunnel import end_all
+from mux.engine.runner import Runner
 from mux.errors import ConfigError, ProxyError
-from mux.proxy import control
+from mux.proxy import audit as audit_log
+from mux.proxy import control, registry
 from mux.proxy.files import ProxyFiles
-from mux.proxy.settings import ProxySettings, check_bind_address, default_settings
+from mux.proxy.settings import ProxySettings, check_bind_address, default_settings, push_prefixes
 
 
 def load_settings(ctx: click.Context) -> tuple[ProxySettings, Path | None]:
@@ -27,8 +32,6 @@ def load_settings(ctx: click.Context) -> tuple[ProxySettings, Path | None]:
     if state is not None:
         config: Any = state.config()
     else:  # the group invoked on its own (tests)
-        from mux import config as config_module
-
         config = config_module.load()
     return config.proxy or default_settings(), config.source
 
@@ -92,9 +95,6 @@ def _dry_stop(st: control.ProxyStatus) -> None:
 def stop(dry_run: bool) -> None:
     """Stop the proxy (also cleans up after one that crashed), and end the ssh
     tunnels remote engines reach it through."""
-    from mux.egress.tunnel import end_all
-    from mux.engine.runner import Runner
-
     if dry_run:
         st = control.status()
         _dry_stop(st)
@@ -114,10 +114,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Whether the proxy runs (exit 0) or not (exit 5), where, its CA, the sessions
     registered with it, whether it runs the config as it is now (stale), and the ssh
     tunnels remote engines' sessions reach it through."""
-    from mux.egress import tunnel
-    from mux.engine.runner import Runner
-    from mux.proxy import registry
-
     st = control.status()
     settings, config_path = load_settings(ctx)
     stale = control.stale(settings, config_path) if st.running else None
@@ -125,13 +121,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     state = ctx.find_root().obj
     tunnels = tunnel.tunnels(Runner(verbose=bool(state and state.verbose)))
     if as_json:
-        from mux.proxy.settings import push_prefixes
-
         if state is not None:
             config: Any = state.config()
         else:  # the group invoked on its own (tests)
-            from mux import config as config_module
-
             config = config_module.load()
         # Each session's refs per rule: the registry key is INSTANCE+NAME, the prefix is by NAME.
         pushes = {key: push_prefixes(config.raw_credentials, key.rsplit("+", 1)[-1], str(config_path))
@@ -181,13 +173,11 @@ def regenerate_ca(force: bool, dry_run: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of the entries.")
 def audit(session: str | None, since: str | None, as_json: bool) -> None:
     """What sessions did through the proxy: the audit log, its rotated files included."""
-    from mux.proxy import audit as audit_log
-
     try:
         after = audit_log.parse_since(since) if since else None
     except ValueError as exc:
         raise ConfigError(f"--since: {exc}") from None
-    from mux.egress.wiring import registry_key
+    from mux.egress.wiring import registry_key  # here: the wiring loads the relay: only `proxy audit` needs it
 
     path = ProxyFiles.default().audit
     # The log names a session as the registry does (INSTANCE+NAME under $MUX_INSTANCE).

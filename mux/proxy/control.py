@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mux.configfile import read_toml
 from mux.egress import netinfo
-from mux.engine.runner import Runner, spawn_detached
+from mux.engine.runner import Runner, spawn_detached, write_argv
 from mux.errors import ConfigError, ProxyError
 from mux.proxy import ca, registry
 from mux.proxy.files import ProxyFiles, write_public
@@ -87,8 +88,6 @@ def plan(settings: ProxySettings, config_path: Path | None, files: ProxyFiles,
     }
     rules: list[Any] = []
     if config_path is not None:
-        from mux.configfile import read_toml
-
         path = Path(config_path)
         rules = [repr(r) + repr((r.value, r.username, r.password))
                  for r in parse_credentials(read_toml(path), str(path))]
@@ -128,8 +127,6 @@ def ensure_commands(settings: ProxySettings, config_path: Path | None = None,
                     files: ProxyFiles | None = None) -> list[list[str]]:
     """What ``ensure`` would do, as commands (for --dry-run): nothing when the proxy
     runs these settings; else stop a stale one, write the policy, start the server."""
-    from mux.engine.runner import write_argv
-
     files = files or ProxyFiles.default()
     current = status(files)
     policy = plan(settings, config_path, files)
@@ -146,11 +143,7 @@ def stop_if_unused(files: ProxyFiles) -> bool:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if registry.names(files) or not stop(files):
             return False
-    if files.root == ProxyFiles.default().root:  # no tunnel forwards to a port where no proxy listens
-        from mux.egress.tunnel import end_all
-
-        end_all(Runner())
-    return True
+    return True  # the caller ends the tunnels to it (mux.egress.wiring.forget_session)
 
 
 def stale(settings: ProxySettings, config_path: Path | None, files: ProxyFiles | None = None) -> bool | None:

@@ -92,19 +92,6 @@ class ProxyFiles:
         os.chmod(self.public, 0o755)
 
 
-def write_private(path: Path, data: str | bytes) -> None:
-    """Write a file readable by the user only, atomically (no window with wider modes)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    raw = data.encode() if isinstance(data, str) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, raw)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def write_public(path: Path, data: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(data)

@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mux.errors import ProxyError
-from mux.proxy.files import ProxyFiles, write_private
+from mux.ownfiles import write_private
+from mux.proxy.files import ProxyFiles
 
 USER_PREFIX = "mux-"
 # File times are as coarse as the kernel's clock tick: a file read within this many

@@ -21,9 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mux.configfile import read_toml
 from mux.errors import MuxError
 from mux.proxy.ca import ensure_ca, write_bundles
 from mux.proxy.files import ProxyFiles, write_public
+from mux.proxy.limits import from_policy
+from mux.proxy.registry import Registry
 from mux.proxy.settings import (
     CredentialRule,
     Filters,
@@ -37,7 +40,6 @@ log = logging.getLogger("mux.proxy")
 def load_rules(config: str | None) -> tuple[CredentialRule, ...]:
     if not config:
         return ()
-    from mux.configfile import read_toml
 
     raw = read_toml(Path(config))
     return expand_credentials(parse_credentials(raw, config), os.environ, config)
@@ -79,10 +81,8 @@ async def serve(
     from mitmproxy.proxy import server as connections
     from mitmproxy.tools.dump import DumpMaster
 
-    from mux.proxy import front, gate
+    from mux.proxy import front, gate  # here: gate and addon import mitmproxy
     from mux.proxy.addon import MuxPolicy
-    from mux.proxy.limits import from_policy
-    from mux.proxy.registry import Registry
 
     limits = from_policy(policy.get("limits"))
     # mitmproxy's idle watchdog reads this module constant for each new connection.

@@ -352,7 +352,7 @@ class _Checker:
         return tuple(domains.normalize_host(v) for v in value)
 
     def networks(self, value: object, key: str) -> tuple[str, ...]:
-        from mux.proxy.destinations import parse_networks
+        from mux.proxy.destinations import parse_networks  # here: sockets and fcntl: for [proxy] networks only
 
         allowed = 'a list of networks in CIDR form, such as ["10.1.0.0/16", "127.0.0.1/32"]'
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from mux.errors import ConfigError
 from mux.names import CONTAINER_HOME
 
 # A user or group name that is safe in a passwd line (POSIX portable names).
@@ -59,7 +60,6 @@ def session_ids(uid: int, gid: int, owner_of: str, *, allow_root: bool) -> tuple
     programs in your files)."""
     import os
 
-    from mux.errors import ConfigError
 
     if uid != 0 or allow_root:
         return uid, gid

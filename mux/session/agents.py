@@ -37,15 +37,12 @@ Choices, and why:
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mux import validate
@@ -54,7 +51,8 @@ from mux.errors import ConfigError, MuxError
 from mux.names import CONTAINER_HOME
 from mux.session import agentshell
 from mux.session.agentshell import AGENT_BIN
-from mux.spec import SessionSpec
+from mux.session.presets import PLACEHOLDER, PRESETS, Preset, not_executable
+from mux.spec import Far, Mount, SessionSpec
 
 if TYPE_CHECKING:
     from mux.config import Config
@@ -63,7 +61,6 @@ if TYPE_CHECKING:
 AGENT_DIR = "/opt/mux/agents"
 SHARED_DIR = "/opt/mux/shared"  # remote engine: the copies of the shared files, read-only
 HOME_SEED = "home"  # under the session's data dir: the HOME, or what fills a HOME volume
-PLACEHOLDER = "mux-placeholder-the-proxy-injects-the-real-key"
 MAX_SHARED_FILES = 200
 MAX_SCAN_BYTES = 1024 * 1024
 # File names that hold credentials, and text that looks like one.
@@ -71,119 +68,6 @@ CREDENTIAL_NAMES = re.compile(
     r"^(\.credentials\.json|auth\.json|oauth_creds\.json|credentials(\.json)?|\.netrc|\.env|"
     r"\.git-credentials|.*\.(pem|key|p12|pfx))$", re.IGNORECASE)
 # What text counts as a credential: mux/session/secretscan.py.
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    command: str
-    api_host: str
-    # header (lower case) -> the variables that get the placeholder when the rule sets it
-    key_env: Mapping[str, tuple[str, ...]]
-    base_url_env: str | None = None  # the variable that moves its API elsewhere
-    base_url_config: str | None = None  # or the `-c KEY=URL` setting that does (codex)
-    args: tuple[str, ...] = ()
-    headless_args: tuple[str, ...] = ()  # the prompt follows
-    prompt_args: tuple[str, ...] = ()  # first message of an interactive session; the prompt follows
-    env: tuple[tuple[str, str], ...] = ()
-    share: tuple[str, ...] = ()
-    # Files written into a new session HOME (relative path, text), e.g. "onboarding done".
-    seed: tuple[tuple[str, str], ...] = ()
-    find_binary: Callable[[], Path | None] | None = None  # None: a script, never mounted
-    install_hint: str = ""
-    # For `mux config init --agent` and the "no rule" error.
-    rule: tuple[str, str, str | None, str] = ("", "Authorization", "bearer", "")  # name, header, auth_type, ${VAR}
-
-
-def _native_on_path(program: str, packaged: Callable[[Path, str], list[Path]]) -> Path | None:
-    """``program`` on PATH when it is an executable; when it is npm's node script (or
-    stub), the native binary its npm package ships: ``packaged(command, arch)``."""
-    found = shutil.which(program)
-    if not found:
-        return None
-    command = Path(found).resolve()
-    if _not_executable(command) is None:
-        return command
-    arch = {"x86_64": "x64", "aarch64": "arm64"}.get(platform.machine())
-    if arch is None:
-        return None
-    return next((c for c in packaged(command, arch) if _not_executable(c) is None), None)
-
-
-def _claude_packaged(command: Path, arch: str) -> list[Path]:
-    # .../@anthropic-ai/claude-code/bin/claude.exe, a stub when npm ran no postinstall
-    root = command.parent.parent
-    return [base / f"claude-code-linux-{arch}{libc}" / "claude"
-            for base in (root.parent, root / "node_modules" / "@anthropic-ai") for libc in ("", "-musl")]
-
-
-def _codex_packaged(command: Path, arch: str) -> list[Path]:
-    # .../@openai/codex/bin/codex.js; the static musl binary is in @openai/codex-linux-ARCH
-    root = command.parent.parent
-    triple = {"x64": "x86_64", "arm64": "aarch64"}[arch] + "-unknown-linux-musl"
-    return [vendor / triple / "bin" / "codex"
-            for vendor in (root / "node_modules" / "@openai" / f"codex-linux-{arch}" / "vendor",
-                           root.parent / f"codex-linux-{arch}" / "vendor", root / "vendor")]
-
-
-def _claude_binary() -> Path | None:
-    return _native_on_path("claude", _claude_packaged)
-
-
-def _codex_binary() -> Path | None:
-    return _native_on_path("codex", _codex_packaged)
-
-
-CLAUDE_JSON = json.dumps({
-    "hasCompletedOnboarding": True,
-    # The one-time "use this API key?" question, answered for mux's placeholder.
-    "customApiKeyResponses": {"approved": [PLACEHOLDER[-20:]], "rejected": []},
-}, indent=2) + "\n"
-
-PRESETS: dict[str, Preset] = {
-    "claude": Preset(
-        name="claude", command="claude", api_host="api.anthropic.com",
-        key_env={"x-api-key": ("ANTHROPIC_API_KEY",),
-                 # an OAuth token from `claude setup-token`
-                 "authorization": ("CLAUDE_CODE_OAUTH_TOKEN",)},
-        base_url_env="ANTHROPIC_BASE_URL",
-        # "--": a prompt that starts with "-" is still the prompt, not an option
-        headless_args=("-p", "--"), prompt_args=("--",),
-        env=(("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"), ("DISABLE_AUTOUPDATER", "1"),
-             ("DISABLE_TELEMETRY", "1"), ("DISABLE_ERROR_REPORTING", "1")),
-        seed=((".claude.json", CLAUDE_JSON),),
-        find_binary=_claude_binary,
-        install_hint="install Claude Code on the host (`npm install -g @anthropic-ai/claude-code`, "
-                     "whose `claude` is a native binary), set [agents.claude] binary, or use an image "
-                     "that has it",
-        rule=("anthropic", "x-api-key", None, "${ANTHROPIC_API_KEY}"),
-    ),
-    "codex": Preset(
-        name="codex", command="codex", api_host="api.openai.com",
-        key_env={"authorization": ("OPENAI_API_KEY", "CODEX_API_KEY")},
-        base_url_config="openai_base_url",
-        args=("-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false"),
-        headless_args=("exec", "--skip-git-repo-check", "--"), prompt_args=("--",),
-        find_binary=_codex_binary,
-        install_hint="install Codex on the host (`npm install -g @openai/codex` ships a static binary "
-                     "mux can mount), set [agents.codex] binary, or use an image that has it",
-        rule=("openai", "Authorization", "bearer", "${OPENAI_API_KEY}"),
-    ),
-    "gemini": Preset(
-        name="gemini", command="gemini", api_host="generativelanguage.googleapis.com",
-        key_env={"x-goog-api-key": ("GEMINI_API_KEY",)},
-        base_url_env="GOOGLE_GEMINI_BASE_URL",
-        headless_args=("-p",), prompt_args=("-i",),
-        env=(("GEMINI_TELEMETRY_ENABLED", "false"),),
-        seed=((".gemini/settings.json", json.dumps({
-            "privacy": {"usageStatisticsEnabled": False},
-            "security": {"auth": {"selectedType": "gemini-api-key"}},
-        }, indent=2) + "\n"),),
-        install_hint="gemini is a node script, which mux cannot mount from the host: use an image "
-                     "with it installed (`RUN npm install -g @google/gemini-cli`), e.g. --image",
-        rule=("gemini", "x-goog-api-key", None, "${GEMINI_API_KEY}"),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -237,7 +121,7 @@ def resolve(name: str, config: Config, host_env: Mapping[str, str],
         key_env = {"*": user.key_env}
     binary = user.binary
     if binary is not None:
-        problem = _not_executable(binary)
+        problem = not_executable(binary)
         if problem:
             raise ConfigError(f"{where} binary {str(binary)!r} {problem}",
                               hint="mux mounts only a self-contained executable; " + preset.install_hint)
@@ -268,11 +152,6 @@ def _custom_base(preset: Preset, env: list[tuple[str, str | None]],
         if sep and key == preset.base_url_config:
             return key, value.strip("\"'")
     return None
-
-
-def _not_executable(path: Path) -> str | None:
-    """Why ``path`` cannot be mounted as the agent program, or None."""
-    return validate.not_mountable_program(path, "is a script, not a self-contained executable")
 
 
 def rule_lines(agent: Agent) -> list[str]:
@@ -434,14 +313,13 @@ def wrapper_text(agent: Agent) -> str:
 
 def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid: int,
           host_env: Mapping[str, str], host_home: Path, session_dir: Path,
-          user_env_names: set[str], remote: bool = False, instance: str | None = None,
-          root_is_you: bool = False) -> SessionSpec:
+          user_env_names: set[str], root_is_you: bool = False) -> SessionSpec:
     """The agent's command, variables, mounts and label on top of ``spec``. Pure but for
-    looking at host files (the binary, shared files). ``remote``: the engine cannot see
-    this machine's files, so the binary and shared files are copied into volumes of
-    ``instance`` there (mux/session/volumes.py). ``root_is_you``: rootless Docker, whose uid 0
-    is the user running mux (mux/engine/vm.py): the agent runs as it, never as a
-    subordinate uid that could not write the workdir."""
+    looking at host files (the binary, shared files). On a remote engine, which cannot
+    see this machine's files, the binary and shared files are copied into volumes there
+    (each Mount's ``far``, rendered by mux/session/mounts.py). ``root_is_you``: rootless
+    Docker, whose uid 0 is the user running mux (mux/engine/vm.py): the agent runs as it,
+    never as a subordinate uid that could not write the workdir."""
     if req.headless and req.prompt is None:
         raise ConfigError("--headless needs --prompt: the one-shot run's instructions")
     if spec.network == "none":
@@ -458,43 +336,27 @@ def apply(config: Config, req: AgentRequest, spec: SessionSpec, *, uid: int, gid
         )
     user_share = config.agents.get(req.name)
     shared = shared_files(agent, host_home, strict=user_share is not None and user_share.share is not None)
-    volumes, fills, links = list(spec.volumes), list(spec.fills), list(spec.links)
     program = PurePosixPath(agent.command).name
-    if agent.binary is not None and remote:  # copied into a volume there, once per binary
-        from mux.session.volumes import program_fill
-
-        fill = program_fill(agent.binary, program, instance)
-        fills.append(fill)
-        volumes.append(f"{fill.name}:{AGENT_DIR}:ro")
-    elif agent.binary is not None:
-        volumes.append(f"{agent.binary}:{AGENT_DIR}/{program}:ro")
-    if shared and remote:  # copies in a volume of the session's, linked from their places in HOME
-        from mux.session.volumes import session_fill
-
-        fill = session_fill(spec.name, "shared", instance, tuple((s.host, s.target) for s in shared))
-        fills.append(fill)
-        volumes.append(f"{fill.name}:{SHARED_DIR}:ro")
-        links += [(f"{CONTAINER_HOME}/{s.target}", f"{SHARED_DIR}/{s.target}") for s in shared]
-    else:
-        volumes += [f"{s.host}:{CONTAINER_HOME}/{s.target}:ro" for s in shared]
+    mounts = list(spec.mounts)
+    if agent.binary is not None:  # remote: copied into a volume there, once per binary
+        mounts.append(Mount(str(agent.binary), f"{AGENT_DIR}/{program}", True,
+                            far=Far("program", program, at=AGENT_DIR)))
+    copies = tuple((s.host, s.target) for s in shared)  # remote: in a volume of the session's, linked from HOME
+    mounts += [Mount(str(s.host), f"{CONTAINER_HOME}/{s.target}", True,
+                     far=Far("own", "shared", files=copies, at=SHARED_DIR, link=f"{SHARED_DIR}/{s.target}"))
+               for s in shared]
     scripts = agentshell.files(session_dir, program, wrapper_text(agent))
-    if remote:  # the wrapper in a volume of the session's; login shells' snippet linked to it
-        from mux.session.volumes import session_fill
-
-        fill = session_fill(spec.name, agentshell.BIN_DIR, instance,
-                            tuple((path, path.name) for path, _, _ in scripts))
-        fills.append(fill)
-        volumes.append(f"{fill.name}:{AGENT_BIN}:ro")
-        links.append((agentshell.PROFILE, f"{AGENT_BIN}/{agentshell.PROFILE_FILE}"))
-    else:
-        volumes += [f"{session_dir / agentshell.BIN_DIR}:{AGENT_BIN}:ro",
-                    f"{scripts[1][0]}:{agentshell.PROFILE}:ro"]
+    wrapper = Far("own", agentshell.BIN_DIR, files=tuple((path, path.name) for path, _, _ in scripts), at=AGENT_BIN)
+    mounts += [Mount(str(session_dir / agentshell.BIN_DIR), AGENT_BIN, True, far=wrapper),
+               # remote: login shells' snippet linked to the wrapper's volume
+               Mount(str(scripts[1][0]), agentshell.PROFILE, True,
+                     far=wrapper._replace(link=f"{AGENT_BIN}/{agentshell.PROFILE_FILE}"))]
     env = [*((k, PLACEHOLDER) for k in keys), *agent.env]
     return spec._replace(
         command=command(agent, req), scripts=spec.scripts + scripts,
         env=tuple(env) + spec.env,
-        volumes=tuple(volumes), fills=tuple(fills), links=tuple(links),
-        user=f"{uid}:{gid}" if root_is_you else agent_user(uid, gid, spec.workdir),
+        mounts=tuple(mounts),
+        policy=spec.policy._replace(user=f"{uid}:{gid}" if root_is_you else agent_user(uid, gid, spec.workdir)),
         home=spec.home or session_dir / "home",
         labels=spec.labels + (("mux.agent", agent.name),),
         tty=not req.headless,
@@ -512,7 +374,7 @@ def prepare_home(runner: Runner, name: str, spec: SessionSpec, session_dir: Path
     if home is None or spec.user is None:
         return
     preset = PRESETS.get(name)
-    targets = [v.split(":")[1] for v in spec.volumes] + [path for path, _ in spec.links]
+    targets = [m.target for m in spec.mounts] + [path for path, _ in spec.links]
     dirs = sorted({home / PurePosixPath(t).parent.relative_to(CONTAINER_HOME)
                    for t in targets if t.startswith(CONTAINER_HOME + "/")})
     dirs += sorted({(home / rel).parent for rel, _ in (preset.seed if preset else ())})

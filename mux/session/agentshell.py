@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from mux.engine.argv import EngineArgv
 from mux.engine.runner import host_step, write_argv
 from mux.errors import ConfigError, DockerError, MuxError
 
@@ -115,8 +116,8 @@ def parse_image_path(out: str) -> str | None:
     return None
 
 
-def image_env_argv(image: str) -> list[str]:
-    return ["docker", "image", "inspect", "--format", "{{json .Config.Env}}", image]
+def image_env_argv(image: str) -> EngineArgv:
+    return EngineArgv(["image", "inspect", "--format", "{{json .Config.Env}}", image])
 
 
 def image_path(runner: Runner, image: str, pull: str | None) -> str | None:
@@ -124,7 +125,7 @@ def image_path(runner: Runner, image: str, pull: str | None) -> str | None:
     and the pull policy allows (as `docker run` would); None: no image to read."""
     found = runner.query(image_env_argv(image), check=False)
     if found.returncode != 0 and pull != "never":
-        runner.run(["docker", "pull", image])
+        runner.run(EngineArgv(["pull", image]))
         found = runner.query(image_env_argv(image), check=False)
     if found.returncode != 0:
         if runner.dry_run:

@@ -32,6 +32,7 @@ from subprocess import PIPE, TimeoutExpired
 from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, DockerError, MuxError
+from mux.safetext import line
 from mux.session import ports as P
 from mux.session.sessions import Session, find
 
@@ -210,8 +211,6 @@ class Tunnel:
         assert self.proc.stderr is not None
         err = self.proc.stderr.read().decode(errors="replace").strip()
         if self.proc.wait() and err:
-            from mux.safetext import line
-
             print(f"mux: the forward tunnel ended: {line(err.splitlines()[-1])}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -257,8 +256,6 @@ class Connection:
                 self.closed = True
                 self.credit.notify()
             if payload:
-                from mux.safetext import line
-
                 print(f"mux: port {self.remote}: {line(payload)}", file=sys.stderr, flush=True)
             self.inbox.put((CLOSE, b""))
             try:

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import fcntl
 import os
-import stat
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mux import paths
 from mux.engine.runner import Runner, host_step, write_argv
 from mux.errors import MuxError
+from mux.session.layout import CREATING, DATA_DIR_HINT, UID0, remove_tree
 
 if TYPE_CHECKING:
     from mux.spec import SessionSpec
 
-DATA_DIR_HINT = "check the data dir (MUX_DATA_DIR): free space and permissions"
-CREATING = ".creating"  # locked by the `mux new` that is making this session
-CIDFILE = "container.id"  # docker run --cidfile: the container this session's `mux new` made
-UID0 = "uid0"  # the session may run as the host's root: its setuid bits are cleared at stop (mux.workspace.special)
 _held: dict[Path, int] = {}  # lock fds: kept open until released or this process exits
 
 
@@ -46,20 +40,6 @@ def release_creation(session_dir: Path) -> None:
     if fd is not None:
         os.close(fd)
 
-
-def being_created(session_dir: str | os.PathLike[str]) -> bool:
-    """True while some `mux new` still holds the directory's creation lock."""
-    try:
-        fd = os.open(os.path.join(session_dir, CREATING), os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def claim_session_dir(session_dir: Path) -> bool:
@@ -166,44 +146,3 @@ def remove_session_dir(session_dir: Path) -> None:
         raise MuxError(f"could not remove all of {session_dir}: {exc.message.split(': ', 1)[-1]}",
                        hint=exc.hint) from None
 
-
-def remove_tree(path: Path) -> None:
-    """Delete a directory tree (a session's files, a clone) completely; a missing
-    ``path`` is fine.
-
-    git makes its object files read-only, and an agent may leave read-only
-    directories, which a plain rmtree cannot empty: make them writable and retry.
-    """
-    path = Path(path)
-    if path.is_symlink():
-        path.unlink()
-        return
-    if not path.exists():
-        return
-    import shutil  # here: shutil is slow, and most commands never remove a tree
-
-    resolved = path.resolve()
-    if resolved in (Path("/"), Path.home().resolve(), Path(paths.data_dir()).resolve()):
-        raise MuxError(f"refusing to delete {resolved}: it is not a session's files")
-
-    def retry(func: Callable[..., object], name: str, exc_info: tuple[type, BaseException, object]) -> None:
-        target = Path(name)
-        try:
-            os.chmod(target.parent, stat.S_IRWXU)
-            if not target.is_symlink():
-                os.chmod(target, stat.S_IRWXU)
-        except OSError:
-            raise exc_info[1] from None  # not ours to make writable (root's, say): report it
-        if func in (os.open, os.scandir, os.listdir):  # a directory it could not read: now it can
-            shutil.rmtree(name, onerror=retry)
-        else:
-            func(name)
-
-    try:
-        shutil.rmtree(path, onerror=retry)
-    except OSError as exc:
-        raise MuxError(
-            f"cannot delete {path}: {exc.strerror or exc}",
-            hint="files created as another user (for example root in the container) "
-            "need that user, or sudo, to delete",
-        ) from None

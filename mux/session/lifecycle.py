@@ -18,12 +18,31 @@ from mux import paths
 from mux.engine import argv as A
 from mux.engine.runner import host_step
 from mux.errors import MuxError
-from mux.session.hostfiles import UID0, being_created, remove_session_dir
+from mux.session.hostfiles import remove_session_dir
+from mux.session.layout import UID0, being_created
 from mux.session.sessions import Session, find, leftovers, list_sessions, not_found
 from mux.session.startcheck import wait_started
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mux.config import Config
     from mux.engine.runner import Runner
+
+
+def ready(runner: Runner, load_config: Callable[[], Config], name: str) -> None:
+    """Before start, attach or exec of session ``name`` (every front end: the commands,
+    the TUI): a session wired to the proxy gets it running on the config the user has
+    now (exit 5 if it cannot), a proxy-only one its relay, and one on a remote engine
+    its tunnel. With a dry-run runner, what that would run is printed. The config is
+    read only for proxied sessions; the others cost one stat()."""
+    from mux.egress.wiring import ensure_proxy_for
+
+    ensure_proxy_for(name, load_config, runner)
+    if runner.engine.remote:  # and its tunnel, for a session on another machine
+        from mux.egress.tunnel import ensure_for_session
+
+        ensure_for_session(runner, name)
 
 
 BIND_SOURCES = '{{range .Mounts}}{{if eq .Type "bind"}}{{println .Source}}{{end}}{{end}}'
@@ -214,7 +233,7 @@ def delete(runner: Runner, name: str | None, *, force: bool, quiet: bool) -> Non
     if refused:
         lines = [f"{s.name}: {'; '.join(r)}" for s, r in refused]
         what = f"session {refused[0][0].name!r}" if name else f"{len(refused)} session(s)"
-        raise MuxError(
-            f"not deleting {what}: " + " | ".join(lines),
-            hint="stop it first (`mux stop NAME`), save its work, or use --force to delete anyway",
-        )
+        from mux.workspace.guard import refusal_hint
+
+        raise MuxError(f"not deleting {what}: " + " | ".join(lines),
+                       hint=refusal_hint([(s.name, r) for s, r in refused]))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mux.engine.runner import Runner
 from mux.errors import MuxError
+from mux.session.sessions import Scan, scan
 
 if TYPE_CHECKING:
     from mux.engine.choice import Engine
@@ -25,8 +26,6 @@ def gather(engines: list[Engine], *, verbose: bool
     """(context name, session) pairs, sorted by name then context; the same for
     containers with foreign labels (sessions.Foreign); warnings for engines that
     did not answer."""
-    from mux.session.sessions import Scan, scan
-
     if len(engines) == 1:  # the common case: no threads, no timeout, errors as they are
         only = engines[0]
         one = scan(Runner(verbose=verbose, engine=only))

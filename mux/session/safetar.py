@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from mux.errors import MuxError
+from mux.safetext import line
 
 DEFAULT_LIMIT = 1 << 30  # [docker] cp_limit
 HEADER = 512  # every entry costs at least a header: an empty-file flood counts too
@@ -55,8 +56,6 @@ class Refusals:
         self.by_reason.setdefault(reason, []).append(name)
 
     def line(self, what: str) -> str | None:
-        from mux.safetext import line
-
         if not self.by_reason:
             return None
         parts = []

@@ -61,10 +61,10 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 from mux import validate
 from mux.config import DEFAULT_SCCACHE_DIR, RustSettings
 from mux.errors import ConfigError, MuxError
+from mux.spec import Far, Mount
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
-    from mux.spec import VolumeFill
 
 CONTAINER_BINARY = "/usr/local/bin/sccache"
 CONTAINER_CACHE = "/mux/sccache"
@@ -80,12 +80,10 @@ FIX_HINT = (
 
 @dataclass(frozen=True)
 class RustWiring:
-    volumes: tuple[str, ...]
+    mounts: tuple[Mount, ...]  # each with what it is on a remote engine (mux/session/mounts.py)
     env: tuple[tuple[str, str], ...]
-    dirs_to_create: tuple[Path, ...]
+    dirs_to_create: tuple[Path, ...]  # host directories, made as the user (none on a remote engine)
     binary: Path | None  # the host sccache that is mounted (None: the image's, image_binary)
-    fills: tuple[VolumeFill, ...] = ()  # remote engine: named volumes instead of host paths
-    links: tuple[tuple[str, str], ...] = ()
 
 
 def default_cargo_cache_dir() -> Path:
@@ -136,17 +134,16 @@ def rust_wiring(
     cargo_cache_dir: Path | None = None,
     which: Callable[[str], str | None] = shutil.which,
     scripts_dir: Path | None = None,
-    remote: bool = False,
-    instance: str | None = None,
     volume_key: str | None = "",
 ) -> RustWiring:
     """Mounts, variables and host directories that give a session the shared cache.
 
     ``session_dir`` (the session's host directory, named like it) is needed with
     ``cargo_cache``; ``scripts_dir`` defaults to this Python's scripts directory.
-    ``remote``: the engine cannot see this machine's files, so the caches are named
-    volumes there (of ``instance``) and the binary is copied into one; ``volume_key``
-    names their scope (mux.session.sccache.scoped; None: volumes of the session's own).
+    On a remote engine (mux/session/mounts.py) the caches are named volumes there,
+    ``volume_key`` naming their scope (mux.session.sccache.scoped; None: volumes of the
+    session's own), and the binary is copied into one, linked from /usr/local/bin/sccache
+    so `sccache` is on PATH as locally.
     """
     binary = None if rust.image_binary else find_binary(rust.binary, which=which, scripts_dir=scripts_dir)
     wrapper = rust.image_binary or CONTAINER_BINARY
@@ -159,55 +156,30 @@ def rust_wiring(
     ]
     if rust.cargo_cache and session_dir is None:
         raise ValueError("cargo_cache needs the session's directory")
-    if remote:
-        return _remote_wiring(rust, binary, env, session_dir, instance, volume_key)
+
+    def far(what: str) -> Far:  # a cache there: shared by the scope's sessions, or the session's own
+        if volume_key is None and session_dir is not None:
+            return Far("own", what)
+        return Far("shared", f"{what}-{volume_key}" if volume_key else what, what)
+
     cache = _host_dir(rust.cache_dir, "cache_dir")
-    volumes = [f"{cache}:{CONTAINER_CACHE}"] + ([f"{binary}:{CONTAINER_BINARY}:ro"] if binary else [])
+    mounts = [Mount(str(cache), CONTAINER_CACHE, far=far("sccache"))]
+    if binary:
+        mounts.append(Mount(str(binary), CONTAINER_BINARY, True,
+                            far=Far("program", "sccache", at=CONTAINER_PROGRAM_DIR,
+                                    link=f"{CONTAINER_PROGRAM_DIR}/sccache")))
     dirs = [cache]
     if rust.cargo_cache and session_dir is not None:
         shared = _host_dir(cargo_cache_dir or default_cargo_cache_dir(), "cargo cache dir")
         home = session_dir / "cargo"
         _no_colon(home, "the data dir")
-        volumes.append(f"{home}:{CONTAINER_CARGO_HOME}")
+        mounts.append(Mount(str(home), CONTAINER_CARGO_HOME, far=Far("own", "cargo")))  # removed with the session
         for sub in SHARED_CARGO_DIRS:
-            volumes.append(f"{shared / sub}:{CONTAINER_CARGO_HOME}/{sub}")
+            mounts.append(Mount(str(shared / sub), f"{CONTAINER_CARGO_HOME}/{sub}", far=far(f"cargo-{sub}")))
             # Made by mux, not by dockerd as root, so the user can delete them.
             dirs += [shared / sub, home / sub]
         env.append(("CARGO_HOME", CONTAINER_CARGO_HOME))
-    return RustWiring(tuple(volumes), tuple(env), tuple(dirs), binary)
-
-
-def _remote_wiring(rust: RustSettings, binary: Path | None, env: list[tuple[str, str]],
-                   session_dir: Path | None, instance: str | None, key: str | None) -> RustWiring:
-    """The same on an engine that cannot see this machine: the cache (and cargo's) in
-    volumes shared by the instance's sessions there, the host binary in a volume named
-    by its digest, linked from /usr/local/bin/sccache so `sccache` is on PATH as locally."""
-    from mux.session.volumes import program_fill, session_fill, shared_fill
-
-    def cache_fill(what: str) -> VolumeFill:
-        if key is None and session_dir is not None:  # cache_scope "session": removed with it
-            return session_fill(session_dir.name, what, instance)
-        return shared_fill(f"{what}-{key}" if key else what, what, instance)
-
-    cache = cache_fill("sccache")
-    fills = [cache]
-    volumes = [f"{cache.name}:{CONTAINER_CACHE}"]
-    links = []
-    if binary is not None:
-        program = program_fill(binary, "sccache", instance)
-        fills.append(program)
-        volumes.append(f"{program.name}:{CONTAINER_PROGRAM_DIR}:ro")
-        links.append((CONTAINER_BINARY, f"{CONTAINER_PROGRAM_DIR}/sccache"))
-    if rust.cargo_cache and session_dir is not None:
-        home = session_fill(session_dir.name, "cargo", instance)  # removed with the session
-        fills.append(home)
-        volumes.append(f"{home.name}:{CONTAINER_CARGO_HOME}")
-        for sub in SHARED_CARGO_DIRS:
-            shared = cache_fill(f"cargo-{sub}")
-            fills.append(shared)
-            volumes.append(f"{shared.name}:{CONTAINER_CARGO_HOME}/{sub}")
-        env.append(("CARGO_HOME", CONTAINER_CARGO_HOME))
-    return RustWiring(tuple(volumes), tuple(env), (), binary, tuple(fills), tuple(links))
+    return RustWiring(tuple(mounts), tuple(env), tuple(dirs), binary)
 
 
 def find_binary(

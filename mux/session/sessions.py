@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from mux import paths
 from mux.engine import argv as A
 from mux.errors import MuxError, SessionNotFound
-from mux.names import CREATED_FORMAT, SESSION_NAME, container_name
+from mux.names import CREATED_FORMAT, SESSION_NAME, container_name, session_name
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
 
-ENGINE_MARKER = "engine"  # in a session dir: the session lives on a remote engine (mux/session/volumes.py)
+
 LABELS = ("session", "backend", "workdir", "image", "created", "version", "repo", "branch", "agent", "egress",
           "instance")
 # One JSON object per container, labels read one by one so that no value (a
@@ -144,8 +144,6 @@ def list_sessions(runner: Runner, name: str | None = None) -> list[Session]:
 def find(runner: Runner, name: str) -> Session:
     """The session called ``name``, found by label (so a renamed container still
     counts); a container that merely holds the name mux-NAME is not it."""
-    from mux.names import session_name
-
     session_name(name)
     found = list_sessions(runner, name)
     if not found:
@@ -179,7 +177,7 @@ def leftovers(known: list[Session] | set[str]) -> list[Session]:
         directory = os.path.join(root, name)
         if name in names or not is_session_dir(directory):
             continue
-        from mux.session.hostfiles import being_created  # only for a directory docker does not know
+        from mux.session.layout import ENGINE_MARKER, being_created  # only for a directory docker does not know
 
         # A directory a running `mux new` holds is a session being born, not a leftover.
         if being_created(directory) or os.path.exists(os.path.join(directory, ENGINE_MARKER)):

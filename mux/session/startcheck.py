@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from mux.engine import argv as A
+from mux.safetext import line
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -85,7 +86,6 @@ def stopped(runner: Runner, ref: str) -> Outcome:
     if state.returncode == 0 and running == "true":
         return Outcome(running=True)  # it stopped being readable by top, not running
     out = runner.query(A.logs_argv(ref, tail=TAIL), check=False)
-    from mux.safetext import line
 
     # The session's own output (an agent-written .bashrc's): escaped here, once, for every use.
     lines = [line(ln.rstrip("\r")) for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]

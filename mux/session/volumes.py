@@ -41,7 +41,7 @@ from mux.engine import argv as A
 from mux.engine.runner import Runner, host_step
 from mux.errors import ConfigError, DockerError
 from mux.names import CONTAINER_HOME, SESSION_NAME, WORKSPACE
-from mux.session.sessions import ENGINE_MARKER
+from mux.session.layout import ENGINE_MARKER, HOST_ALIAS, proxy_address, remove_tree
 from mux.spec import SessionSpec, VolumeFill
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def file_digest(path: Path) -> str:
             h.update(block)
     digest = h.hexdigest()
     known = {k: v for k, v in (known.items() if isinstance(known, dict) else []) if not k.startswith(f"{path}\0")}
-    from mux.proxy.files import write_private
+    from mux.ownfiles import write_private
 
     try:  # a cache: when it cannot be written, the next run hashes again
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -214,11 +214,11 @@ def refuse_local_paths(engine: Engine, spec: SessionSpec, *, repo: bool, copy: b
             "brings results back), --repo URL clones a repository into one, or "
             "--context default runs the session on this machine",
         )
-    for volume in spec.volumes:
-        source = volume.split(":", 1)[0]
-        if source.startswith("/"):
+    for mount in spec.mounts:
+        source = mount.source
+        if mount.far is None and mount.bind:
             raise ConfigError(
-                f"volume {volume!r} mounts {source}, a path on this machine, but the engine is "
+                f"volume {mount.text!r} mounts {source}, a path on this machine, but the engine is "
                 f"{engine.describe()}, on another: it would be an empty directory there",
                 hint="use a named volume there (NAME:/path), or leave the volume out of [docker] "
                 "volumes / --volume for this engine",
@@ -244,20 +244,10 @@ def reach_probe(runner: Runner, spec: SessionSpec, tunnel_end: str) -> Probe:
     the background (``Probe.verdict`` waits)."""
     from mux.egress import reach
     from mux.egress.relay import alias
-    from mux.egress.wiring import HOST_ALIAS, proxy_address
 
     port = int(tunnel_end.rpartition(":")[2])
     address = proxy_address(spec.name) or (f"{alias(port)}:{port}" if spec.network else f"{HOST_ALIAS}:{port}")
     return reach.Probe(runner, reach.exec_argv(spec.container, address), runner.engine, address)
-
-
-def ca_copied_in(spec: SessionSpec) -> tuple[SessionSpec, list[tuple[Path, str]]]:
-    """The public CA bundle copied into a remote session rather than mounted from this machine."""
-    from mux.proxy.files import CONTAINER_CA_DIR
-
-    ca = [v for v in spec.volumes if v.split(":")[1:2] == [CONTAINER_CA_DIR]]
-    copies = [(Path(v.split(":")[0]), CONTAINER_CA_DIR) for v in ca]
-    return spec._replace(volumes=tuple(v for v in spec.volumes if v not in ca)), copies
 
 
 def as_volume_spec(spec: SessionSpec) -> SessionSpec:
@@ -312,8 +302,6 @@ def create_session(runner: Runner, spec: SessionSpec, session_dir: Path, *, remo
         for local, inside in copies:
             runner.run(A.cp_argv(f"{local}/.", f"{spec.container}:{inside}"))
         if remove_source:
-            from mux.session.hostfiles import remove_tree
-
             host_step(runner, ["rm", "-rf", source], partial(remove_tree, source))
         runner.run(A.start_argv(spec.container))
         host_step(runner, ["rm", "-rf", stage], partial(shutil.rmtree, stage, ignore_errors=True))

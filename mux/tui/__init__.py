@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mux.errors import MuxError
+
 if TYPE_CHECKING:
     from mux.cli import State
 
@@ -25,7 +27,6 @@ def run(state: State) -> int:
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
 
-    from mux.errors import MuxError
 
     engines = state.engines()
     try:

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import MuxError
+from mux.session import lifecycle
+from mux.session.create import create as make
+from mux.session.plan import NewOptions
+from mux.session.sessions import find
 from mux.tui.text import line
+from mux.workspace.diff import changes
 
 if TYPE_CHECKING:
     import subprocess
@@ -35,15 +41,8 @@ def runner_for(state: State, row: Row, *, verbose: bool = False) -> Runner:
 
 
 def _proxy_for(state: State, runner: Runner, name: str) -> None:
-    """As `mux start` and `mux attach` do: a proxied session gets its proxy (and, on a
-    remote engine, its tunnel) before it starts."""
-    from mux.egress.wiring import ensure_proxy_for
-
-    ensure_proxy_for(name, state.config, runner)
-    if runner.engine.remote:
-        from mux.egress.tunnel import ensure_for_session
-
-        ensure_for_session(runner, name)
+    """As `mux start` and `mux attach` do (mux.session.lifecycle.ready)."""
+    lifecycle.ready(runner, state.config, name)
 
 
 def acted_on(row: Row) -> str:
@@ -56,8 +55,6 @@ def acted_on(row: Row) -> str:
 
 def toggle(state: State, row: Row) -> str:
     """`mux stop NAME` for a running session, `mux start NAME` otherwise; what was done."""
-    from mux.session import lifecycle
-
     name = acted_on(row)
     runner = runner_for(state, row)
     if row.session is not None and row.session.running:
@@ -70,8 +67,6 @@ def toggle(state: State, row: Row) -> str:
 
 def delete(state: State, row: Row, *, force: bool) -> str:
     """`mux delete [--force] NAME`: its refusals (running, unsaved work) raise, unchanged."""
-    from mux.session import lifecycle
-
     name = acted_on(row)
     lifecycle.delete(runner_for(state, row), name, force=force, quiet=True)
     return f"Deleted session {name}."
@@ -84,8 +79,6 @@ def refused(error: MuxError) -> bool:
 
 def attach(state: State, row: Row) -> int:
     """`mux attach NAME` on this terminal (the caller has handed it over); its exit code."""
-    from mux.session import lifecycle
-
     name = acted_on(row)
     runner = runner_for(state, row)
     _proxy_for(state, runner, name)
@@ -94,9 +87,6 @@ def attach(state: State, row: Row) -> int:
 
 def follow_logs(state: State, row: Row) -> subprocess.Popen[bytes]:
     """`mux logs -f NAME`'s docker command, its output (stdout and stderr) on one pipe."""
-    from mux.engine import argv as A
-    from mux.session.sessions import find
-
     name = acted_on(row)
     runner = runner_for(state, row)
     return runner.stream(A.logs_argv(find(runner, name).ref, follow=True))
@@ -108,8 +98,6 @@ def diff_text(state: State, row: Row) -> list[str]:
     The one place the TUI asks for a diff: the same text as `mux diff` (read in the
     git box, mux/workspace/diff.py), with the same refusals.
     """
-    from mux.workspace.diff import changes
-
     name = acted_on(row)
     text = changes(runner_for(state, row), name, stat=False, paths=())
     return [line(t) for t in text.splitlines()] if text else [f"no changes in session {name} since it was made"]
@@ -118,9 +106,6 @@ def diff_text(state: State, row: Row) -> list[str]:
 def create(state: State, fields: NewFields) -> SessionSpec:
     """`mux new` by its own code (mux.session.create) with these flags; the runner echoes each
     docker command (`-v`), which the form shows as progress."""
-    from mux.session.create import NewOptions
-    from mux.session.create import create as make
-
     opts = NewOptions(name=fields.name.strip(), repo=fields.repo.strip() or None,
                       agent=fields.agent.strip() or None, image=fields.image.strip() or None)
     if not opts.name:

@@ -17,6 +17,10 @@ from mux import paths
 from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import MuxError
+from mux.proxy.files import ProxyFiles
+from mux.session.listing import gather
+from mux.session.sessions import leftovers
+from mux.table import created_local
 from mux.tui.text import field
 
 if TYPE_CHECKING:
@@ -62,10 +66,6 @@ def _ports(engine: Engine, found: dict[str, dict[str, str]]) -> None:
 
 def snapshot(engines: list[Engine], fallback: Engine) -> Snapshot:
     """Every session of every engine, as `mux list` finds them, ready to show."""
-    from mux.session.listing import gather
-    from mux.session.sessions import leftovers
-    from mux.table import created_local
-
     began = time.monotonic()
     ports: dict[str, dict[str, str]] = {}
     threads = [threading.Thread(target=_ports, args=(e, ports), daemon=True) for e in engines]
@@ -74,7 +74,9 @@ def snapshot(engines: list[Engine], fallback: Engine) -> Snapshot:
     try:
         pairs, foreign, warnings = gather(engines, verbose=False)
     except MuxError as exc:  # one engine, not answering: the screen stays, with the reason
-        pairs, foreign, warnings = [], [], [exc.message + (f" ({exc.hint})" if exc.hint else "")]
+        from mux.engine.clis import words
+
+        pairs, foreign, warnings = [], [], [words(exc.message + (f" ({exc.hint})" if exc.hint else ""))]
     for t in threads:
         t.join()
     by_name = {e.name: e for e in engines}
@@ -112,7 +114,6 @@ def audit_lines(name: str, limit: int = 2000) -> list[str]:
     the proxy writes (mux/proxy/addon.py), one line each, escaped."""
     import json
 
-    from mux.proxy.files import ProxyFiles
 
     path = ProxyFiles.default().audit
     try:

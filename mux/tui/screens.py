@@ -37,7 +37,9 @@ READ_CHUNK = 64 * 1024
 
 def error_text(error: MuxError) -> str:
     """A MuxError as `mux` prints it: the message, then the hint."""
-    return f"error: {error.message}" + (f"\nhint: {error.hint}" if error.hint else "")
+    from mux.engine.clis import words
+
+    return f"error: {words(error.message)}" + (f"\nhint: {words(error.hint)}" if error.hint else "")
 
 
 def escaped(text: str) -> str:

@@ -74,7 +74,7 @@ def diff(runner: Runner, name: str, *, stat: bool, paths: Sequence[str], pager: 
 
 def changes(runner: Runner, name: str, *, stat: bool, paths: Sequence[str]) -> str:
     """Session ``name``'s changes as the text `mux diff` shows, escaped and bounded."""
-    from mux.session.sessions import find
+    from mux.session.sessions import find  # here: breaks the map (test_layers.py)
 
     specs = pathspecs(paths)
     session = find(runner, name)

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mux import paths
+from mux.engine.runner import quote
 from mux.errors import ConfigError, MuxError
 from mux.workspace import gitbox
 from mux.workspace.heads import COMMIT
+from mux.workspace.repo import local_path
 
 if TYPE_CHECKING:
     from mux.engine.runner import Runner
@@ -85,8 +87,6 @@ def bundle_refs(bundle: Path) -> list[tuple[str, str]]:
 def default_into(session: Session, cwd: Path) -> Path:
     """The local --repo source, else the repository in the current directory."""
     if session.repo:
-        from mux.workspace.repo import local_path
-
         source = local_path(session.repo)
         if source is not None and Path(source).is_dir():
             return Path(source)
@@ -111,8 +111,7 @@ def check_into(runner: Runner, into: Path) -> Path:
 
 
 def fetch(runner: Runner, name: str, *, into: Path | None, quiet: bool = False) -> None:
-    from mux.engine.runner import quote
-    from mux.session.sessions import find
+    from mux.session.sessions import find  # here: breaks the map (test_layers.py)
 
     session = find(runner, name)
     tree, _ = gitbox.session_tree(runner, session)

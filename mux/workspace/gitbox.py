@@ -24,8 +24,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from mux import paths
-from mux.errors import ConfigError
+from mux import paths, validate
+from mux.engine import argv as A
+from mux.engine.argv import EngineArgv
+from mux.errors import ConfigError, MuxError
+from mux.safetext import escape as safe
+from mux.workspace.heads import BASE_LABEL, COMMIT
+from mux.workspace.protect import GIT_DIR
 
 if TYPE_CHECKING:
     from mux.engine.runner import Result, Runner
@@ -112,17 +117,13 @@ class NoTree(NamedTuple):
 
 def escape(text: str) -> str:
     """What a session wrote, printable: mux.safetext's escaping (the one mux has), uncut."""
-    from mux.safetext import escape as safe
-
     return safe(text, limit=0)
 
 
 def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
     """Where session's repository is; None when it has none to read (a workdir session,
     unless ``workdir``: then its directory, when that is a git work tree)."""
-    from mux import validate
-    from mux.session.volumes import WORKDIR_PREFIX, in_volumes, volume_name
-    from mux.workspace.protect import GIT_DIR
+    from mux.session.volumes import WORKDIR_PREFIX, in_volumes, volume_name  # here: breaks the map
 
     image = session.image
     try:
@@ -165,15 +166,38 @@ def tree_of(session: Session, *, workdir: bool = False) -> Tree | NoTree | None:
     return found
 
 
+def own_git_tree(session: Session) -> Tree | NoTree | None:
+    """A workdir session's own git directory (mux.workspace.protect), alone, as the tree
+    (its commits are what deleting it loses; the workdir's files are the user's own);
+    None when the session has none, or no commit could be in it yet (no HEAD)."""
+    from mux.session.volumes import in_volumes  # here: breaks the map (test_layers.py)
+
+    if session.repo or in_volumes(session):
+        return None
+    own = Path(paths.session_dir(session.name), GIT_DIR)
+    if own.is_symlink() or not own.is_dir() or not (own / "HEAD").exists():
+        return None
+    image = session.image
+    try:
+        image = validate.image(image, "the session's image label") if image else ""
+    except ConfigError:
+        return NoTree(session.name, f"its image label {escape(image)!r} is not an image reference")
+    if not image:
+        return NoTree(session.name, "its container is gone, so its image (the git box's) is unknown")
+    if not _SAFE_PATH.fullmatch(str(own)):
+        return NoTree(session.name, f"{escape(str(own))} cannot be mounted (',', ':' or a quote)")
+    st = own.lstat()  # the session's uid: mux hands the directory to it
+    return Tree(session.name, "bind", str(own), image, f"{st.st_uid}:{st.st_gid}", session.ref)
+
+
 def ask_users(runner: Runner, trees: list[Tree]) -> list[Tree | NoTree]:
     """Trees whose user is unknown (volumes) get their session container's, all in one
     `docker inspect`."""
-    from mux.engine import argv as A
-
     refs = [t.ref for t in trees if not t.user and t.ref]
     users: dict[str, str] = {}
     if refs:
-        listed = runner.query([*A.inspect_argv(refs[0], "{{.Id}} {{.Config.User}}")[:-1], *refs], check=False)
+        inspect = A.inspect_argv(refs[0], "{{.Id}} {{.Config.User}}")[:-1]  # every ref, not just the first
+        listed = runner.query(EngineArgv([*inspect, *refs]), check=False)
         for line in listed.stdout.splitlines()[:len(refs)]:
             cid, _, user = line.partition(" ")
             users[cid] = user.strip() or "0:0"
@@ -198,21 +222,24 @@ def mount_args(trees: Sequence[Tree]) -> list[str]:
 
 
 def box_argv(image: str, user: str, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
-             *, tmp_size: str = "64m") -> list[str]:
+             *, tmp_size: str = "64m", stdin: bool = False) -> EngineArgv:
     """`docker run` of the git box: ``script`` (sh) runs with the trees at /r/0.. and
-    ``args`` after them as "$@"; the trees' mount points come first in "$@"."""
+    ``args`` after them as "$@"; the trees' mount points come first in "$@".
+    ``stdin``: the script reads data on its standard input."""
     env = list(GIT_ENV) + [("GIT_CONFIG_COUNT", str(len(GIT_CONFIG)))]
     for i, (key, value) in enumerate(GIT_CONFIG):
         env += [(f"GIT_CONFIG_KEY_{i}", key), (f"GIT_CONFIG_VALUE_{i}", value)]
     labels = paths.helper_labels("gitbox")
-    argv = ["docker", "run", "--rm", "--pull", "never", "--network", "none", "--cap-drop", "ALL",
+    argv = EngineArgv(["run", "--rm", "--pull", "never", "--network", "none", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges", "--read-only",
             "--tmpfs", f"/tmp:rw,noexec,nosuid,nodev,size={tmp_size},mode=1777",
-            "--pids-limit", "256", "--log-driver", "none", "-u", user]
+            "--pids-limit", "256", "--log-driver", "none", "-u", user])
     for k, v in labels:
         argv += ["--label", f"{k}={v}"]
     for k, v in env:
         argv += ["-e", f"{k}={v}"]
+    if stdin:
+        argv.append("-i")
     argv += [*mount_args(trees), "--entrypoint", "/bin/sh", image, "-c", HARDEN + script, "gitbox"]
     return argv + [f"{BOX_ROOT}/{i}" for i in range(len(trees))] + list(args)
 
@@ -225,10 +252,14 @@ def groups(trees: Sequence[Tree]) -> list[list[Tree]]:
     return list(by.values())
 
 
-def run_text(runner: Runner, trees: Sequence[Tree], script: str, args: Iterable[str] = ()) -> Result:
-    """Run ``script`` in one box over ``trees`` (same image and user); its output as text,
-    checked for size by the caller (``too_long``)."""
-    return runner.query(box_argv(trees[0].image, trees[0].user, trees, script, args), check=False)
+def run_text(runner: Runner, trees: Sequence[Tree], script: str, args: Iterable[str] = (),
+             *, input: str | None = None) -> Result:
+    """Run ``script`` in one box over ``trees`` (same image and user), ``input`` (if any)
+    on its stdin; its output as text, checked for size by the caller (``too_long``)."""
+    argv = box_argv(trees[0].image, trees[0].user, trees, script, args, stdin=input is not None)
+    if input is None:
+        return runner.query(argv, check=False)
+    return runner.query(argv, check=False, input=input)
 
 
 def too_long(result: Result) -> bool:
@@ -252,10 +283,6 @@ def session_tree(runner: Runner, session: Session) -> tuple[Tree, str]:
     """``session``'s tree (a clone, workspace volume, or a workdir that is a git work tree),
     its user asked from the engine, and its ``mux.base`` label ("" when none); refusals
     are one line (exit 1)."""
-    from mux.engine import argv as A
-    from mux.errors import MuxError
-    from mux.workspace.heads import BASE_LABEL, COMMIT
-
     tree = tree_of(session, workdir=True)
     if tree is None:
         raise MuxError(f"session {session.name!r} has no git repository to read",

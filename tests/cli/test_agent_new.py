@@ -23,7 +23,7 @@ def test_dry_run_shows_the_wrapper_and_the_path_from_the_image(home: Home, fp, t
         os.chown(home.proj, 4242, 4242)
     info = (Path(__file__).parent.parent / "unit" / "docker_info" / "debian-docker.io-20.10-recorded.json").read_text()
     fp.register(["docker", "info", "--format", "{{json .}}"], stdout=info)  # the proxy's address: a plain engine
-    fp.register(agentshell.image_env_argv(IMAGE), stdout='["PATH=/image/bin:/bin","LANG=C.UTF-8"]\n')
+    fp.register(["docker", *agentshell.image_env_argv(IMAGE)], stdout='["PATH=/image/bin:/bin","LANG=C.UTF-8"]\n')
     result = run("new", "--dry-run", "--agent", "codex", "s1", "--", "resume")
     assert result.code == 0, result.err
     lines = result.out.splitlines()

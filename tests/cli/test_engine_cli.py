@@ -358,14 +358,14 @@ def test_session_volumes_read_back_are_checked(home: Home, fp, monkeypatch: pyte
     from mux.session.volumes import sessions_volumes, unfinished_fills
 
     monkeypatch.setenv("MUX_INSTANCE", "i1")
-    fp.register(A.volume_ls_argv(instance="i1"), stdout=(
+    fp.register(["docker", *A.volume_ls_argv(instance="i1")], stdout=(
         "mux-a-home\ta\ti1\n"
         "mux-b-home\tb\ti2\n"  # another instance's (a filter docker was not given, say)
         "mux-..-home\t..\ti1\n"  # no session name
         "mux-c-home\td\ti1\n"  # not named for its label's session
         "mux-d-cargo\td\ti1\n"))
     assert sessions_volumes(Runner()) == [("mux-a-home", "a"), ("mux-d-cargo", "d")]
-    fp.register(A.ps_argv('{{.Names}}\t{{.Label "mux.instance"}}', instance="i1", label="mux.helper=fill"),
+    fp.register(["docker", *A.ps_argv('{{.Names}}\t{{.Label "mux.instance"}}', instance="i1", label="mux.helper=fill")],
                 stdout="mux_fill_mux_i1_sccache\ti1\nmux_fill_x\ti2\nmux-other\ti1\nmux_fill_-rf /\ti1\n")
     assert unfinished_fills(Runner()) == [("mux_fill_mux_i1_sccache", "mux_i1_sccache")]
 
@@ -388,7 +388,7 @@ def test_dry_run_delete_of_the_last_remote_proxy_only_session_prints_what_goes_t
     (home.session_dir("s1") / "engine").write_text("ssh://me@box.test\n")
     box = ["docker", "--context", "box"]
     fp.register(ps_on("box", "s1"), stdout=ps_line("s1", egress="proxy-only", workdir="volume:mux-s1-workspace"))
-    fp.register([*box, *A.volume_ls_argv(instance=None)[1:]], stdout="mux-s1-workspace\ts1\nmux-s1-home\ts1\n")
+    fp.register([*box, *A.volume_ls_argv(instance=None)], stdout="mux-s1-workspace\ts1\nmux-s1-home\ts1\n")
     relay = egress.relay_name(18080)
     fp.register([*box, "network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}",
                  egress.network_name()], stdout=f"mux-s1 {relay} \n")

@@ -14,7 +14,7 @@ def boom(*args: object, **kwargs: object) -> None:
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
 def test_a_bug_is_one_line_unless_verbose(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                           verbose: bool) -> None:
-    monkeypatch.setattr("mux.session.sessions.scan", boom)
+    monkeypatch.setattr("mux.session.listing.scan", boom)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["-v", "list"] if verbose else ["list"])
     assert exit_info.value.code == 1
@@ -27,7 +27,7 @@ def test_a_host_os_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
     def no_space(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", "/data/x")
 
-    monkeypatch.setattr("mux.session.sessions.scan", no_space)
+    monkeypatch.setattr("mux.session.listing.scan", no_space)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["list"])
     assert exit_info.value.code == 1

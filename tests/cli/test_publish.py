@@ -9,7 +9,7 @@ from mux.egress import loopback
 from mux.engine.runner import quote
 from tests.cli.muxcli import BASE_CONFIG, Home, register_run, run, run_argv, top
 
-VERSION = list(loopback.VERSION)
+VERSION = ["docker", *loopback.VERSION]  # engine commands are verb first
 CHECK, INSTALL = list(loopback.CHECK), list(loopback.INSTALL)
 
 

@@ -112,7 +112,7 @@ def published_port(name: str) -> int:
 
 def test_a_neighbour_reaches_no_loopback_publish(images, mux_home: Path, unique_name, site, forwards,  # noqa: F811
                                                  neighbour: Neighbour) -> None:
-    version = subprocess.run(list(loopback.VERSION), capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(["docker", *loopback.VERSION], capture_output=True, text=True, check=True).stdout.strip()
     old = loopback.before_fix(version)
     serve = ("httpd", "-f", "-p", "8000", "-h", "/workspace")
     config = mux_home / "config.toml"

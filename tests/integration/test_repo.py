@@ -1,4 +1,4 @@
-"""mux.repo against real git: local bare repos, a smart-HTTP server on loopback, Docker.
+"""mux.workspace.repo against real git: local bare repos, a smart-HTTP server on loopback, Docker.
 
 No mocks. Repositories are made here with the git command line; the server is
 ``git http-backend`` (tests/integration/git_http.py) on 127.0.0.1.
@@ -143,7 +143,7 @@ def test_branch_rules_agree_with_git_check_ref_format(name: str, tmp_path: Path)
 
 
 def test_importing_mux_repo_does_not_import_gitpython() -> None:
-    code = "import sys, mux.repo; mux.workspace.repo.clone_commands; print('git' in sys.modules)"
+    code = "import sys, mux.workspace.repo; mux.workspace.repo.clone_commands; print('git' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -13,8 +13,9 @@ from mux import config as C
 from mux.configfile import loads as toml_loads
 from mux.engine import argv as A
 from mux.errors import ConfigError
-from mux.session.agents import AGENT_DIR, PLACEHOLDER, _claude_binary, _codex_binary, agent_user, missing_rules
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.agents import AGENT_DIR, PLACEHOLDER, agent_user, missing_rules
+from mux.session.plan import HostFacts, NewOptions, build_spec
+from mux.session.presets import _claude_binary, _codex_binary
 from tests.cli.muxcli import protected_mounts
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -61,7 +62,7 @@ def test_claude_headless_whole_argv(home: Path) -> None:
     data = home.parent / "data" / "sessions" / "s1"
     proj = home.parent / "proj"
     assert A.run_argv(spec) == [
-        "docker", "run", "-d", "--init", "--name", "mux-s1",  # no -it: one-shot output goes to the logs
+        "run", "-d", "--init", "--name", "mux-s1",  # no -it: one-shot output goes to the logs
         "--cidfile", f"{data}/container.id", "--hostname", "s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker", "--label", f"mux.workdir={proj}",
         "--label", "mux.image=img", "--label", "mux.created=2026-01-02T03:04:05Z",
@@ -109,7 +110,7 @@ def test_presets(home: Path, agent: str, rule: str, opts: dict, tail: list[str],
     assert spec.tty is not opts.get("headless", False)
     assert ("mux.agent", agent) in spec.labels
     assert "ANTHROPIC_API_KEY" not in env or env["ANTHROPIC_API_KEY"] == PLACEHOLDER
-    assert not any(v.endswith(f"{AGENT_DIR}/{agent}:ro") for v in spec.volumes)  # nothing on PATH
+    assert not any(v.endswith(f"{AGENT_DIR}/{agent}:ro") for v in tuple(m.text for m in spec.mounts))  # nothing on PATH
 
 
 def test_custom_base_url_needs_a_rule_for_its_host(home: Path) -> None:
@@ -186,8 +187,8 @@ def test_share_mounts_read_only_under_the_session_home(home: Path) -> None:
     (home / ".claude" / "commands" / "review.md").write_text("Never print a password or an API key.\n")
     spec = spec_for(home, '[agents.claude]\nshare = ["~/.claude/settings.json", "~/.claude/commands"]\n' + ANTHROPIC,
                     agent="claude")
-    assert f"{home}/.claude/settings.json:/home/mux/.claude/settings.json:ro" in spec.volumes
-    assert f"{home}/.claude/commands:/home/mux/.claude/commands:ro" in spec.volumes
+    assert f"{home}/.claude/settings.json:/home/mux/.claude/settings.json:ro" in tuple(m.text for m in spec.mounts)
+    assert f"{home}/.claude/commands:/home/mux/.claude/commands:ro" in tuple(m.text for m in spec.mounts)
 
 
 @pytest.mark.parametrize(("files", "share", "message"), [
@@ -307,9 +308,9 @@ def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, m
     remote = host(home, MUX_INSTANCE="i1")._replace(remote=True)
     spec = build_spec(config(home, text), NewOptions(name="s1", agent="claude"), remote)
     # Nothing of this machine's paths is mounted: named volumes, filled before the session.
-    assert [v for v in spec.volumes if v.startswith("/")] == []
-    assert f"mux_i1_claude-{digest}:{AGENT_DIR}:ro" in spec.volumes
-    assert "mux-s1-shared:/opt/mux/shared:ro" in spec.volumes
+    assert [v for v in tuple(m.text for m in spec.mounts) if v.startswith("/")] == []
+    assert f"mux_i1_claude-{digest}:{AGENT_DIR}:ro" in tuple(m.text for m in spec.mounts)
+    assert "mux-s1-shared:/opt/mux/shared:ro" in tuple(m.text for m in spec.mounts)
     fills = {f.name: f for f in spec.fills}
     assert fills[f"mux_i1_claude-{digest}"].files == ((binary, "claude"),)
     shared = fills["mux-s1-shared"]
@@ -321,7 +322,7 @@ def test_remote_engine_copies_binary_and_shared_files_into_volumes(home: Path, m
                           ("/etc/profile.d/mux-agent.sh", "/opt/mux/bin/.profile"))  # login shells
     # The agent's wrapper (every shell's `claude`) in a volume of the session's, read-only.
     data = home.parent / "data" / "instances" / "i1" / "sessions" / "s1"
-    assert "mux-s1-bin:/opt/mux/bin:ro" in spec.volumes
+    assert "mux-s1-bin:/opt/mux/bin:ro" in tuple(m.text for m in spec.mounts)
     assert fills["mux-s1-bin"].files == ((data / "bin" / "claude", "claude"), (data / "bin" / ".profile", ".profile"))
     assert not fills["mux-s1-bin"].shared
     # The digest is remembered: a second spec does not read the binary again.

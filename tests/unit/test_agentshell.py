@@ -13,7 +13,7 @@ from mux.errors import ConfigError, DockerError
 from mux.session import agentshell as S
 from mux.spec import SessionSpec
 
-INSPECT = S.image_env_argv("img")
+INSPECT = ["docker", *S.image_env_argv("img")]  # as the Runner runs it on the default engine
 
 
 def spec(**kw: object) -> SessionSpec:

@@ -8,7 +8,7 @@ import pytest
 
 from mux.config import Limits
 from mux.engine import argv as A
-from mux.spec import SessionSpec
+from mux.spec import Mount, RunPolicy, SessionSpec
 
 SHELL = ["/bin/sh", "-c", A.SHELL_FALLBACK, "mux-session"]
 
@@ -24,7 +24,7 @@ def minimal(**overrides: object) -> SessionSpec:
 
 def test_run_minimal() -> None:
     assert A.run_argv(minimal()) == [
-        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
+        "run", "-d", "-it", "--init", "--name", "mux-s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker",
         "-v", "/home/u/proj:/workspace", "-w", "/workspace",
         "--security-opt", "no-new-privileges", "--cap-drop", "NET_RAW", "--cap-drop", "MKNOD",
@@ -39,17 +39,17 @@ def test_run_all_options() -> None:
         shell="/usr/bin/zsh",
         env=(("A", "1"), ("EMPTY", ""), ("BYREF", None), ("SPACED", "a b=c")),
         env_files=(Path("/run/mux/s1.env"),),
-        volumes=("/data:/data:ro", "cache:/cache"),
+        mounts=(Mount("/data", "/data", read_only=True), Mount("cache", "/cache")),
         network="host",
-        limits=Limits(memory="4g", cpus="1.5", memory_swap="8g", pids=100),
-        user="1000:1000",
+        limits=Limits(memory="4g", cpus="1.5", memory_swap="8g"),
+        policy=RunPolicy(user="1000:1000", pids_limit=100),
         home=Path("/d/sessions/s1/home"),
         stop_timeout=3,
         pull="never",
         extra_hosts=("host.docker.internal:host-gateway",),
     )
     assert A.run_argv(spec) == [
-        "docker", "run", "-d", "-it", "--init", "--name", "mux-s1",
+        "run", "-d", "-it", "--init", "--name", "mux-s1",
         "--label", "mux.session=s1", "--label", "mux.backend=docker",
         "-v", "/home/u/proj:/workspace", "-w", "/workspace",
         "-u", "1000:1000",
@@ -79,7 +79,7 @@ def test_run_command_after_double_dash_replaces_shell() -> None:
 
 
 def test_run_as_user_off_has_no_user_and_no_home() -> None:
-    argv = A.run_argv(minimal(user=None, home=None))
+    argv = A.run_argv(minimal(home=None))
     assert "-u" not in argv
     assert not any(a.startswith("HOME=") for a in argv)
     assert argv.count("-v") == 1
@@ -102,34 +102,35 @@ CID = "c0ffee" * 10 + "abcd"  # lifecycle commands name the container by ID
 
 @pytest.mark.parametrize(("call", "expected"), [
     pytest.param(lambda: A.ps_argv("{{json .}}"),
-                 ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session", "--format", "{{json .}}"],
+                 ["ps", "-a", "--no-trunc", "--filter", "label=mux.session", "--format", "{{json .}}"],
                  id="ps-all"),
     pytest.param(lambda: A.ps_argv("F", name="s1"),
-                 ["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+                 ["ps", "-a", "--no-trunc", "--filter", "label=mux.session",
                   "--filter", "label=mux.session=s1", "--format", "F"], id="ps-one"),
     pytest.param(lambda: A.inspect_argv(CID, "{{.State.Status}}"),
-                 ["docker", "container", "inspect", "--format", "{{.State.Status}}", CID], id="inspect"),
-    pytest.param(lambda: A.start_argv(CID), ["docker", "start", CID], id="start"),
-    pytest.param(lambda: A.stop_argv(CID), ["docker", "stop", CID], id="stop"),
-    pytest.param(lambda: A.rm_argv(["c1"]), ["docker", "rm", "c1"], id="rm"),
-    pytest.param(lambda: A.rm_argv(["c1", "c2"], force=True), ["docker", "rm", "-f", "c1", "c2"],
+                 ["container", "inspect", "--format", "{{.State.Status}}", CID], id="inspect"),
+    pytest.param(lambda: A.start_argv(CID), ["start", CID], id="start"),
+    pytest.param(lambda: A.stop_argv(CID), ["stop", CID], id="stop"),
+    pytest.param(lambda: A.rm_argv(["c1"]), ["rm", "c1"], id="rm"),
+    pytest.param(lambda: A.rm_argv(["c1", "c2"], force=True), ["rm", "-f", "c1", "c2"],
                  id="rm-force-many"),
-    pytest.param(lambda: A.attach_argv(CID), ["docker", "attach", CID], id="attach"),
+    pytest.param(lambda: A.attach_argv(CID), ["attach", CID], id="attach"),
     pytest.param(lambda: A.exec_argv(CID, ["git", "status"], tty=True),
-                 ["docker", "exec", "-i", "-t", CID, "git", "status"], id="exec-tty"),
-    pytest.param(lambda: A.exec_argv(CID, ["ls"], tty=False), ["docker", "exec", "-i", CID, "ls"],
+                 ["exec", "-i", "-t", CID, "git", "status"], id="exec-tty"),
+    pytest.param(lambda: A.exec_argv(CID, ["ls"], tty=False), ["exec", "-i", CID, "ls"],
                  id="exec-no-tty"),
-    pytest.param(lambda: A.logs_argv(CID), ["docker", "logs", CID], id="logs"),
-    pytest.param(lambda: A.logs_argv(CID, follow=True), ["docker", "logs", "-f", CID], id="logs-follow"),
-    pytest.param(lambda: A.logs_argv(CID, tail=5), ["docker", "logs", "--tail", "5", CID], id="logs-tail"),
-    pytest.param(lambda: A.top_argv(CID), ["docker", "top", CID], id="top"),
+    pytest.param(lambda: A.logs_argv(CID), ["logs", CID], id="logs"),
+    pytest.param(lambda: A.logs_argv(CID, follow=True), ["logs", "-f", CID], id="logs-follow"),
+    pytest.param(lambda: A.logs_argv(CID, tail=5), ["logs", "--tail", "5", CID], id="logs-tail"),
+    pytest.param(lambda: A.top_argv(CID), ["top", CID], id="top"),
     pytest.param(lambda: A.cleanup_argv("img:1", "/d/sessions/s1", ["repo", "-x"], labels=[("mux.helper", "c")]),
-                 ["docker", "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
+                 ["run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
                   "--label", "mux.helper=c", "-v", "/d/sessions/s1:/x", "--entrypoint", "rm", "img:1",
                   "-rf", "--", "/x/repo", "/x/-x"], id="cleanup-as-root"),
 ])
 def test_other_argv(call, expected) -> None:  # type: ignore[no-untyped-def]
-    assert call() == expected
+    built = call()
+    assert built == expected and isinstance(built, A.EngineArgv)  # verb first: the Runner adds the engine
 
 
 @pytest.mark.parametrize(("flag", "value", "expected"), [
@@ -152,7 +153,7 @@ def test_ps_argv_scopes_to_an_instance_when_one_is_set() -> None:
     from mux.engine.argv import ps_argv
 
     assert ps_argv("{{.ID}}", name="s", instance="ci") == [
-        "docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+        "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
         "--filter", "label=mux.session=s", "--filter", "label=mux.instance=ci", "--format", "{{.ID}}",
     ]
     assert "label=mux.instance" not in " ".join(ps_argv("{{.ID}}"))

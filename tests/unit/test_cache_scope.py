@@ -10,7 +10,7 @@ import pytest
 from mux.config import Config, DockerSettings, RustSettings, parse
 from mux.configfile import loads
 from mux.errors import ConfigError
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 
 
 def spec_for(tmp_path: Path, scope: str, workdir: str = "a", repo: str | None = None, name: str = "s1"):  # type: ignore[no-untyped-def]
@@ -26,11 +26,11 @@ def spec_for(tmp_path: Path, scope: str, workdir: str = "a", repo: str | None = 
 
 
 def cache_of(spec) -> str:  # type: ignore[no-untyped-def]
-    return next(v.split(":")[0] for v in spec.volumes if v.endswith(":/mux/sccache"))
+    return next(m.source for m in spec.mounts if m.target == "/mux/sccache")
 
 
 def registry_of(spec) -> str:  # type: ignore[no-untyped-def]
-    return next(v.split(":")[0] for v in spec.volumes if v.endswith(":/mux/cargo/registry"))
+    return next(m.source for m in spec.mounts if m.target == "/mux/cargo/registry")
 
 
 def test_repo_scope_shares_within_one_repository_only(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""mux.session.create.build_spec: config + flags + fixed host facts -> SessionSpec (pure)."""
+"""mux.session.plan.build_spec: config + flags + fixed host facts -> SessionSpec (pure)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from mux import __version__
 from mux.config import Config, DockerSettings, GitSettings, Limits
 from mux.errors import ConfigError
-from mux.session.create import HostFacts, NewOptions, build_spec, git_env
+from mux.session.plan import HostFacts, NewOptions, build_spec, git_env
 from tests.cli.muxcli import PROTECTED
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -42,11 +42,11 @@ def test_defaults(host: HostFacts) -> None:
     assert spec.env == tuple(git_env("Host Name", "host@example.com"))
     assert spec.command == () and spec.shell == "/bin/bash"
     session = host.data_dir / "sessions" / "s1"
-    assert spec.volumes == (f"{session}/git:/workspace/.git",  # mux/workspace/protect.py
+    assert tuple(m.text for m in spec.mounts) == (f"{session}/git:/workspace/.git",  # mux/workspace/protect.py
                             *(f"{workdir}/{rel}:/workspace/{rel}:ro" for rel in PROTECTED))
     assert spec.git_dir == session / "git" and spec.git_source is None
     assert (workdir / ".envrc", False) in spec.placeholders and (workdir / ".git", True) in spec.placeholders
-    assert spec.network is None and spec.limits == Limits(pids=4096)
+    assert spec.network is None and spec.limits == Limits() and spec.policy.pids_limit == 4096
     assert spec.stop_timeout == 10 and spec.pull is None
 
 
@@ -85,7 +85,7 @@ def test_flags_override_config(host: HostFacts) -> None:
     assert spec.image == "busybox:1"
     assert ("mux.image", "busybox:1") in spec.labels
     assert spec.network == "host"
-    assert spec.limits == Limits(memory="8g", cpus="4", memory_swap="16g", pids=4096)
+    assert spec.limits == Limits(memory="8g", cpus="4", memory_swap="16g") and spec.policy.pids_limit == 4096
     assert spec.pull == "never"
 
 
@@ -95,14 +95,14 @@ def test_config_used_when_no_flags(host: HostFacts) -> None:
     spec = build_spec(config, NewOptions(name="s1"), host)
     assert (spec.image, spec.network, spec.pull, spec.shell, spec.stop_timeout) == (
         "alpine:3", "none", "always", "/bin/zsh", 2)
-    assert spec.limits == Limits(memory="2g", cpus="1", pids=4096)
+    assert spec.limits == Limits(memory="2g", cpus="1") and spec.policy.pids_limit == 4096
 
 
 def test_volumes_and_env_combine(host: HostFacts) -> None:
     config = cfg(volumes=("/cfg:/cfg:ro",), env=("A=1", "TOKEN"))._replace(git=GitSettings(inject_config=False))
     opts = NewOptions(name="s1", volumes=("./sub:/sub", "vol:/v"), env=("B=2", "A=override"))
     spec = build_spec(config, opts, host)
-    assert spec.volumes[:3] == ("/cfg:/cfg:ro", f"{host.cwd}/sub:/sub", "vol:/v")
+    assert tuple(m.text for m in spec.mounts)[:3] == ("/cfg:/cfg:ro", f"{host.cwd}/sub:/sub", "vol:/v")
     # Later -e wins in docker, so flags come after the config's entries.
     assert spec.env == (("A", "1"), ("TOKEN", None), ("B", "2"), ("A", "override"))
 
@@ -159,7 +159,7 @@ def test_rejected(host: HostFacts, opts: NewOptions, config: Config, message: st
 ])
 def test_swap_accepted(host: HostFacts, memory: str, swap: str) -> None:
     spec = build_spec(Config(), NewOptions(name="s", memory=memory, memory_swap=swap), host)
-    assert spec.limits == Limits(memory=memory, memory_swap=swap, pids=4096)
+    assert spec.limits == Limits(memory=memory, memory_swap=swap) and spec.policy.pids_limit == 4096
 
 
 @pytest.mark.parametrize("target", ["/workspace", "/workspace/", "/home/mux"], ids=["workspace", "slash", "home"])

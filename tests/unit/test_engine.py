@@ -43,7 +43,7 @@ def env(cfg: Path, **extra: str) -> dict[str, str]:
 def test_choice_order(cfg, flag, configured, extra, name, source, passed) -> None:  # type: ignore[no-untyped-def]
     chosen = engine.resolve(flag, configured, env(cfg, **extra))
     assert (chosen.name, chosen.source, chosen.pass_context) == (name, source, passed)
-    assert chosen.docker_args() == (["--context", name] if passed else [])
+    assert chosen.base == (("docker", "--context", name) if passed else ("docker",))
 
 
 def test_current_context_from_docker_config(cfg: Path) -> None:

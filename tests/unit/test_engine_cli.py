@@ -33,7 +33,7 @@ def test_choose_rejects(env: dict[str, str], configured: str | None, message: st
 
 
 def test_ps_labels_and_raw_state() -> None:
-    out = E.translate(A.ps_argv(PS_FORMAT))
+    out = E.translate(["podman", *A.ps_argv(PS_FORMAT)])
     assert out[:6] == ["podman", "ps", "-a", "--no-trunc", "--filter", "label=mux.session"]
     fmt = out[-1]
     assert '{{json (index .Labels "mux.session")}}' in fmt and ".Label " not in fmt

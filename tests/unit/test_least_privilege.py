@@ -12,7 +12,7 @@ import pytest
 from mux.config import Config, DockerSettings, parse
 from mux.errors import ConfigError
 from mux.session import account
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 from mux.workspace import special
 
 
@@ -75,7 +75,7 @@ def test_pids_limit(tmp_path: Path, proj: Path, text: str, pids: int | None) -> 
     from mux.configfile import loads
 
     config = parse(loads(text), tmp_path / "c.toml", {})
-    assert build_spec(config, NewOptions(name="s1"), host(tmp_path, uid=1000)).limits.pids == pids
+    assert build_spec(config, NewOptions(name="s1"), host(tmp_path, uid=1000)).policy.pids_limit == pids
 
 
 def test_pids_must_be_a_count(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_special_cleanup_argv_sees_only_the_directory() -> None:
     from mux.engine import argv as A
 
     assert A.special_cleanup_argv("img", "/d/w", labels=[("mux.helper", "cleanup")]) == [
-        "docker", "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
+        "run", "--rm", "--pull", "never", "--network", "none", "-u", "0:0",
         "--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--cap-add", "FOWNER", "--cap-add", "DAC_OVERRIDE",
         "--label", "mux.helper=cleanup", "-v", "/d/w:/x", "--entrypoint", "find", "img", "/x", "-xdev",
         "(", "-type", "b", "-o", "-type", "c", ")", "-print", "-exec", "rm", "-f", "{}", "+",

@@ -10,7 +10,7 @@ import pytest
 from mux import ownfiles
 from mux.config import Config, DockerSettings
 from mux.errors import ConfigError
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 
 
 @pytest.fixture

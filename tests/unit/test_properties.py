@@ -17,7 +17,7 @@ from mux.config import Limits
 from mux.engine import argv as A
 from mux.engine.runner import quote
 from mux.names import SESSION_NAME
-from mux.spec import SessionSpec
+from mux.spec import RunPolicy, SessionSpec
 from mux.validate import ENV_NAME
 from tests.cli.muxcli import placeholder_steps, run
 
@@ -39,7 +39,7 @@ def test_run_argv_quotes_and_splits_back(name: str, env: list[tuple[str, str | N
     spec = SessionSpec(name=name, image="ubuntu:22.04", workdir=Path("/", *workdir),
                        labels=(("mux.session", name), ("mux.workdir", str(Path("/", *workdir)))),
                        env=tuple(env), command=tuple(command), shell=shell,
-                       limits=Limits(memory="1g"), user="1000:1000", home=Path("/h"))
+                       limits=Limits(memory="1g"), policy=RunPolicy(user="1000:1000"), home=Path("/h"))
     argv = A.run_argv(spec)
     assert shlex.split(quote(argv)) == argv
 

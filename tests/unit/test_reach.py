@@ -55,7 +55,7 @@ def test_the_lines_name_the_setting_to_change() -> None:
 def test_the_probe_is_a_labelled_short_lived_container_with_values_as_arguments() -> None:
     argv = reach.probe_argv("img", "mux-egress", ["h.test:1.2.3.4"], "mux-proxy-47123:47123",
                             [("mux.helper", "reach")], pull="never")
-    assert argv[:5] == ["docker", "run", "--rm", "--label", "mux.helper=reach"]
+    assert argv[:4] == ["run", "--rm", "--label", "mux.helper=reach"]
     assert argv[argv.index("--network") + 1] == "mux-egress" and argv[argv.index("--add-host") + 1] == "h.test:1.2.3.4"
     assert argv[argv.index("--pull") + 1] == "never"
     assert argv[-5:] == ["img", "-c", reach.PROBE_SCRIPT, "mux-proxy-47123", "47123"]
@@ -75,4 +75,4 @@ def test_only_an_http_answer_counts(said: str, answered: bool) -> None:
 
 def test_the_probe_from_inside_a_session_is_a_docker_exec() -> None:
     assert reach.exec_argv("mux-s1", "host.docker.internal:47123") == [
-        "docker", "exec", "mux-s1", "sh", "-c", reach.PROBE_SCRIPT, "host.docker.internal", "47123"]
+        "exec", "mux-s1", "sh", "-c", reach.PROBE_SCRIPT, "host.docker.internal", "47123"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mux.config import Config, DockerSettings
-from mux.session.create import HostFacts, NewOptions, build_spec
+from mux.session.plan import HostFacts, NewOptions, build_spec
 from mux.workspace.repo import local_path
 
 
@@ -30,4 +30,4 @@ def test_a_local_source_is_never_mounted(tmp_path: Path) -> None:
     host = HostFacts(uid=1000, gid=1000, env={}, cwd=tmp_path, now=datetime.now(timezone.utc),
                      data_dir=tmp_path / "data")
     spec = build_spec(Config(docker=DockerSettings(image="img")), NewOptions(name="s1", repo=str(repo)), host)
-    assert not [v for v in spec.volumes if str(repo) in v]
+    assert not [m for m in spec.mounts if str(repo) in m.text]

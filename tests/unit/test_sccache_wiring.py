@@ -14,8 +14,10 @@ from mux.config import Config, DockerSettings, RustSettings
 from mux.engine import argv as A
 from mux.engine.runner import Runner
 from mux.errors import ConfigError, MuxError
-from mux.session.create import HostFacts, NewOptions, build_spec
-from mux.session.sccache import make_dirs, rust_wiring
+from mux.session.mounts import for_engine
+from mux.session.plan import HostFacts, NewOptions, build_spec
+from mux.session.sccache import RustWiring, make_dirs, rust_wiring
+from mux.spec import SessionSpec
 
 BASE_ENV = (
     ("RUSTC_WRAPPER", "/usr/local/bin/sccache"),
@@ -58,7 +60,7 @@ def test_binary_on_path(tmp_path: Path, empty_scripts: Path) -> None:
     binary = elf(tmp_path / "bin" / "sccache")
     w = rust_wiring(RustSettings(sccache=True, cache_dir=tmp_path / "cache"),
                     which=which_returning(binary), scripts_dir=empty_scripts)
-    assert w.volumes == (
+    assert tuple(m.text for m in w.mounts) == (
         f"{tmp_path}/cache:/mux/sccache",
         f"{binary}:/usr/local/bin/sccache:ro",
     )
@@ -74,7 +76,7 @@ def test_configured_binary_wins_over_path(tmp_path: Path) -> None:
         raise AssertionError("PATH must not be searched when [docker.rust] binary is set")
 
     w = rust_wiring(RustSettings(sccache=True, cache_dir=tmp_path / "c", binary=configured), which=which)
-    assert w.volumes[1] == f"{configured}:/usr/local/bin/sccache:ro"
+    assert tuple(m.text for m in w.mounts)[1] == f"{configured}:/usr/local/bin/sccache:ro"
 
 
 def test_symlink_is_mounted_as_its_target(tmp_path: Path, empty_scripts: Path) -> None:
@@ -185,7 +187,7 @@ def test_cargo_cache(tmp_path: Path) -> None:
         RustSettings(sccache=True, cache_dir=tmp_path / "c", binary=binary, cargo_cache=True),
         session_dir=session, cargo_cache_dir=shared,
     )
-    assert w.volumes == (
+    assert tuple(m.text for m in w.mounts) == (
         f"{tmp_path}/c:/mux/sccache",
         f"{binary}:/usr/local/bin/sccache:ro",
         f"{session}/cargo:/mux/cargo",
@@ -204,7 +206,7 @@ def test_cargo_cache_defaults_to_xdg_cache_home(tmp_path: Path, monkeypatch: pyt
     binary = elf(tmp_path / "bin" / "sccache")
     w = rust_wiring(RustSettings(sccache=True, cache_dir=tmp_path / "c", binary=binary, cargo_cache=True),
                     session_dir=tmp_path / "s")
-    assert f"{tmp_path}/xdg/mux/cargo/registry:/mux/cargo/registry" in w.volumes
+    assert f"{tmp_path}/xdg/mux/cargo/registry:/mux/cargo/registry" in tuple(m.text for m in w.mounts)
 
 
 def test_cargo_cache_needs_the_session_dir(tmp_path: Path) -> None:
@@ -231,8 +233,8 @@ def test_build_spec_adds_the_wiring_and_user_env_wins(tmp_path: Path) -> None:
     spec = build_spec(rust_config(tmp_path), NewOptions(name="s1"), host(tmp_path))
     argv = A.run_argv(spec)
     key = hashlib.sha256(str(tmp_path / "proj").encode()).hexdigest()[:16]  # cache_scope "repo": the workdir's
-    assert f"{tmp_path}/cache/repo-{key}:/mux/sccache" in spec.volumes
-    assert f"{tmp_path}/bin/sccache:/usr/local/bin/sccache:ro" in spec.volumes
+    assert f"{tmp_path}/cache/repo-{key}:/mux/sccache" in tuple(m.text for m in spec.mounts)
+    assert f"{tmp_path}/bin/sccache:/usr/local/bin/sccache:ro" in tuple(m.text for m in spec.mounts)
     assert "RUSTC_WRAPPER=/usr/local/bin/sccache" in argv
     # docker keeps the last -e for a name: the config's own setting must come later.
     assert argv.index("CARGO_INCREMENTAL=0") < argv.index("CARGO_INCREMENTAL=1")
@@ -240,13 +242,13 @@ def test_build_spec_adds_the_wiring_and_user_env_wins(tmp_path: Path) -> None:
 
 def test_build_spec_without_sccache_adds_nothing(tmp_path: Path) -> None:
     spec = build_spec(Config(), NewOptions(name="s1"), host(tmp_path))
-    assert not any("sccache" in v for v in spec.volumes)
+    assert not any("sccache" in v for v in tuple(m.text for m in spec.mounts))
     assert not any(k == "RUSTC_WRAPPER" for k, _ in spec.env)
 
 
 def test_build_spec_cargo_cache_uses_the_session_dir(tmp_path: Path) -> None:
     spec = build_spec(rust_config(tmp_path, cargo_cache=True), NewOptions(name="s1"), host(tmp_path))
-    assert f"{tmp_path}/data/sessions/s1/cargo:/mux/cargo" in spec.volumes
+    assert f"{tmp_path}/data/sessions/s1/cargo:/mux/cargo" in tuple(m.text for m in spec.mounts)
 
 
 def test_make_dirs_dry_run_prints_mkdir(tmp_path: Path) -> None:
@@ -273,6 +275,13 @@ def test_make_dirs_reports_what_it_cannot_create(tmp_path: Path) -> None:
         make_dirs(Runner(), rust_wiring(rust, session_dir=tmp_path / "s").dirs_to_create)
 
 
+def on_remote(wiring: RustWiring, instance: str | None) -> SessionSpec:
+    """A spec of session s1 with ``wiring``, as a remote engine gets it (mux/session/mounts.py)."""
+    spec = SessionSpec(name="s1", image="img", workdir=Path("/w"), labels=(), mounts=wiring.mounts,
+                       cache_dirs=wiring.dirs_to_create)
+    return for_engine(spec, remote=True, instance=instance)
+
+
 def test_remote_engine_gets_volumes_not_host_paths(tmp_path: Path, empty_scripts: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
@@ -282,8 +291,9 @@ def test_remote_engine_gets_volumes_not_host_paths(tmp_path: Path, empty_scripts
     digest = hashlib.sha256(binary.read_bytes()).hexdigest()
     w = rust_wiring(RustSettings(sccache=True, cache_dir=tmp_path / "cache", cargo_cache=True),
                     session_dir=tmp_path / "sessions" / "s1", which=which_returning(binary),
-                    scripts_dir=empty_scripts, remote=True, instance="i1")
-    assert w.volumes == (
+                    scripts_dir=empty_scripts)
+    spec = on_remote(w, "i1")
+    assert tuple(m.text for m in spec.mounts) == (
         "mux_i1_sccache:/mux/sccache",
         f"mux_i1_sccache-{digest}:/opt/mux/sccache:ro",
         "mux-s1-cargo:/mux/cargo",
@@ -291,9 +301,9 @@ def test_remote_engine_gets_volumes_not_host_paths(tmp_path: Path, empty_scripts
         "mux_i1_cargo-git:/mux/cargo/git",
     )
     assert w.env == BASE_ENV + (("CARGO_HOME", "/mux/cargo"),)
-    assert w.dirs_to_create == ()  # nothing made on this machine
-    assert w.links == (("/usr/local/bin/sccache", "/opt/mux/sccache/sccache"),)
-    by_name = {f.name: f for f in w.fills}
+    assert spec.cache_dirs == ()  # nothing made on this machine
+    assert spec.links == (("/usr/local/bin/sccache", "/opt/mux/sccache/sccache"),)
+    by_name = {f.name: f for f in spec.fills}
     program = by_name[f"mux_i1_sccache-{digest}"]
     assert program.files == ((binary, "sccache"),) and program.shared
     assert dict(program.labels) == {"mux.volume": "program", "mux.instance": "i1", "mux.program": "sccache",
@@ -307,10 +317,10 @@ def test_remote_engine_gets_volumes_not_host_paths(tmp_path: Path, empty_scripts
 def test_image_binary_mounts_nothing(tmp_path: Path, empty_scripts: Path) -> None:
     rust = RustSettings(sccache=True, cache_dir=tmp_path / "cache", image_binary="/usr/local/cargo/bin/sccache")
     local = rust_wiring(rust, which=which_returning(None), scripts_dir=empty_scripts)
-    assert local.volumes == (f"{tmp_path / 'cache'}:/mux/sccache",) and local.binary is None
+    assert tuple(m.text for m in local.mounts) == (f"{tmp_path / 'cache'}:/mux/sccache",) and local.binary is None
     assert ("RUSTC_WRAPPER", "/usr/local/cargo/bin/sccache") in local.env
-    remote = rust_wiring(rust, which=which_returning(None), scripts_dir=empty_scripts, remote=True)
-    assert remote.volumes == ("mux_sccache:/mux/sccache",) and remote.links == ()
+    remote = on_remote(local, None)
+    assert tuple(m.text for m in remote.mounts) == ("mux_sccache:/mux/sccache",) and remote.links == ()
     assert [f.name for f in remote.fills] == ["mux_sccache"]
 
 

@@ -122,7 +122,7 @@ def test_find_prefers_the_exact_container(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("MUX_INSTANCE", raising=False)
     runner = FakeRunner("\n".join([ps_line("a", container="renamed"), ps_line("a")]))
     assert S.find(runner, "a").container == "mux-a"  # type: ignore[arg-type]
-    assert runner.calls == [["docker", "ps", "-a", "--no-trunc", "--filter", "label=mux.session",
+    assert runner.calls == [["ps", "-a", "--no-trunc", "--filter", "label=mux.session",
                              "--filter", "label=mux.session=a", "--format", S.PS_FORMAT]]
 
 
@@ -132,7 +132,7 @@ def test_find_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MuxError, match="no session named 'x'") as info:
         S.find(runner, "x")  # type: ignore[arg-type]
     assert info.value.exit_code == 3
-    assert runner.calls[-1] == ["docker", "container", "inspect", "--format", "{{.Id}}", "mux-x"]
+    assert runner.calls[-1] == ["container", "inspect", "--format", "{{.Id}}", "mux-x"]
 
 
 def test_find_checks_the_name() -> None:

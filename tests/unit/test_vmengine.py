@@ -16,7 +16,7 @@ from mux.config import Limits
 from mux.engine import vm as vmengine
 from mux.engine.choice import Engine
 from mux.engine.runner import Runner
-from mux.errors import ConfigError
+from mux.errors import ConfigError, ProxyError
 
 INFO = Path(__file__).parent / "docker_info"
 
@@ -135,3 +135,21 @@ def test_limits_an_engine_would_drop_are_refused(recording: str, limits: Limits,
     with pytest.raises(ConfigError, match="without cgroups") as caught:
         vmengine.check_limits(info(recording), limits)
     assert caught.value.exit_code == 2
+
+
+def test_proxy_only_on_podman_without_a_docker_bridge_says_so(fp, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No docker0: the relay would forward to an address nobody has (it used to fall back
+    to 172.17.0.1); exit 5 naming the way out, before anything is made."""
+    from mux.egress import netinfo
+    from mux.egress.wiring import proxy_only_network
+    from mux.proxy.settings import default_settings
+
+    monkeypatch.setenv("MUX_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(netinfo, "bridge_gateway", lambda runner=None: None)
+    fp.register(["podman", "info", "--format", "{{json .}}"], stdout="{}")
+    podman = Runner(engine=Engine("default", "unix:///run/user/1000/podman/podman.sock", "default", kind="podman"))
+    with pytest.raises(ProxyError, match="no Docker bridge") as caught:
+        proxy_only_network(podman, default_settings())
+    assert caught.value.exit_code == 5 and "--egress open" in (caught.value.hint or "")
+    assert [c for c in fp.calls if "network" in c or "create" in c] == []

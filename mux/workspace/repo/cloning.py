@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from mux import paths
 from mux.errors import ConfigError, MuxError
+from mux.session.layout import remove_tree
 from mux.workspace.repo import gitcmd
 from mux.workspace.repo.errors import RepoError, RepoInterrupted
 from mux.workspace.repo.gitcmd import Outcome, ProgressCallback
@@ -291,8 +292,6 @@ def _make_parents(parent: Path) -> list[Path]:
 
 
 def _discard(dirs: list[Path], created: list[Path]) -> None:
-    from mux.session.hostfiles import remove_tree
-
     # git's helpers (index-pack) may outlive a killed git for a moment and
     # recreate files; retry rather than leave a partial clone behind.
     for _ in range(50):

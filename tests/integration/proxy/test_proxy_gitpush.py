@@ -368,7 +368,7 @@ def test_http2_push_is_checked_the_same(repo: Repo, box: SessionContainer,
     assert f"remote: mux: push to refs/heads/main refused: session {box.session}" in res.stdout
     assert repo.refs() == before
     assert not [p for m, p in seen if m == "POST" and p.endswith("git-receive-pack")]
-    # A pack of ~1 MB over HTTP/2: held, allowed, streamed. (Larger ones: see the README's
+    # A pack of ~1 MB over HTTP/2: held, allowed, streamed. (Larger ones: see docs/proxy.md's
     # note on HTTP/2 uploads from Debian 12's git, which fail with or without git_push.)
     res = repo.sh(f"""head -c 1000000 /dev/urandom > big && git add big
 git -c user.name=agent -c user.email=a@b commit -q -m big
