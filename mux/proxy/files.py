@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mux.ownfiles import write_private
 from mux.paths import data_dir
 
 # mitmproxy loads its CA from ``<confdir>/mitmproxy-ca.pem`` (key + certificate);
