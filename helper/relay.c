@@ -16,6 +16,12 @@
  * At most MAX_CONNS at once, and at most PER_CLIENT from one address: past
  * either, a new connection is accepted and closed at once, so the others go on.
  *
+ * With MUX_RELAY_KEY set (32 hex digits, from mux's env-file), each connection
+ * to the proxy starts with one line naming the session it comes from:
+ *   MUX-RELAY <key> <client IPv4> <client port>\r\n
+ * so the proxy's per-address limits apply per session, not to the relay's one
+ * address (mux/proxy/front.py; only a line with the key is believed there).
+ *
  * Static (musl), no dependency on the image it runs in. Built by
  * helper/build.sh (NAME relay) into mux/egress/relay_bin/.
  */
@@ -49,6 +55,7 @@ struct conn {
     char buf[2][BUF];
 };
 
+static char key[33]; /* "" when none: no line is sent */
 static struct conn *conns[MAX_CONNS];
 static int nconns;
 static struct pollfd fds[1 + 2 * MAX_CONNS];
@@ -100,6 +107,12 @@ static int accept_one(int server, const struct sockaddr_in *target) {
     c->fd[0] = client;
     c->fd[1] = up;
     c->client = peer.sin_addr.s_addr;
+    if (key[0]) { /* the first bytes the proxy gets, before any of the session's */
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+        int n = snprintf(c->buf[0], BUF, "MUX-RELAY %s %s %u\r\n", key, ip, (unsigned)ntohs(peer.sin_port));
+        c->len[0] = n > 0 ? (size_t)n : 0;
+    }
     if (connect(up, (const struct sockaddr *)target, sizeof *target) < 0) {
         if (errno != EINPROGRESS) {
             close(up);
@@ -176,6 +189,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mux-relay: %s is not an IPv4 address\n", argv[2]);
         return 2;
     }
+    const char *given = getenv("MUX_RELAY_KEY");
+    if (given != NULL && strlen(given) == 32 && strspn(given, "0123456789abcdef") == 32)
+        memcpy(key, given, 33);
+    else if (given != NULL && given[0])
+        fprintf(stderr, "mux-relay: MUX_RELAY_KEY is not 32 hex digits: sending no client line\n");
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, stop); /* as PID 1, nothing else would end it */
     signal(SIGINT, stop);
@@ -185,8 +203,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mux-relay: cannot listen on port %s: %s\n", argv[1], strerror(errno));
         return 1;
     }
-    fprintf(stderr, "mux-relay: port %s -> %s:%s (at most %d connections, %d from one address)\n", argv[1],
-            argv[2], argv[3], MAX_CONNS, PER_CLIENT);
+    fprintf(stderr, "mux-relay: port %s -> %s:%s (at most %d connections, %d from one address%s)\n", argv[1],
+            argv[2], argv[3], MAX_CONNS, PER_CLIENT, key[0] ? "; names each client" : "");
     for (;;) {
         fds[0].fd = server;
         fds[0].events = POLLIN;

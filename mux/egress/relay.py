@@ -153,6 +153,11 @@ def _ensure_relay(runner: Runner, network: str, *, gateway: str, port: int) -> N
             runner.run(EngineArgv(["start", name]))
         return
     image = relay_image(runner)
+    from mux.proxy.files import ProxyFiles, relay_key
+
+    files = ProxyFiles.default()
+    if not runner.dry_run:
+        relay_key(files)  # made once; the proxy believes the client each connection's line names
     # Least privilege: the relay only copies bytes. A read-only root, no capability, no
     # privilege to gain, a few processes, bounded memory (mux-relay holds every
     # connection in one process, helper/relay.c).
@@ -160,6 +165,7 @@ def _ensure_relay(runner: Runner, network: str, *, gateway: str, port: int) -> N
                 "--network", "bridge", "--restart", "unless-stopped", "--user", "65534:65534",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "64m",
                 "--pids-limit", "16", "--read-only", "--no-healthcheck", "--pull", "never",
+                "--env-file", str(files.relay_env),
                 image, str(port), gateway, str(port)]))
     try:
         runner.run(EngineArgv(["network", "connect", "--alias", alias(port), network, name]))

@@ -9,7 +9,8 @@ before it on the same client connection:
    host, loopback, private, link-local...) -> else 403; the address checked is
    pinned, and ``server_connect`` connects to exactly that address;
 4. CONNECT to a host with a credential rule is intercepted (TLS terminated, the
-   header injected into each request); any other CONNECT is tunnelled untouched.
+   header injected into each request); any other CONNECT is tunnelled untouched,
+   and once its ClientHello is read its sockets leave mitmproxy (``splice``).
 Rules match the CONNECT target (or, for plain HTTP, the absolute URL's host); a
 credential is only injected into HTTPS, where mitmproxy has verified the upstream.
 
@@ -35,10 +36,12 @@ from mitmproxy.proxy import server_hooks
 from mux.proxy import domains
 from mux.proxy.audit import DEFAULT_KEEP, DEFAULT_MAX_BYTES, WINDOW, AuditLog, stamp
 from mux.proxy.destinations import Destinations, Unresolvable, refusal_text
+from mux.proxy.front import front as front_of
 from mux.proxy.limits import Limits
 from mux.proxy.registry import Registry
 from mux.proxy.registry import digest as registry_digest
 from mux.proxy.settings import CredentialRule, Filters
+from mux.proxy.splice import Splicer
 
 log = logging.getLogger("mux.proxy")
 REALM = 'Basic realm="mux proxy"'
@@ -67,6 +70,8 @@ class MuxPolicy:
         self._flusher: asyncio.Task[None] | None = None
         self.limits = limits or Limits()
         self.destinations = Destinations(filters.allowed_networks)
+        # Passthrough tunnels leave mitmproxy once the ClientHello is read (mux.proxy.splice).
+        self.splicer = Splicer(self.limits.idle_timeout, self._spliced_closed)
         # client connection id -> its tunnel, once a CONNECT succeeded: requests inside
         # an intercepted tunnel carry no proxy credentials of their own.
         self.tunnels: dict[str, Tunnel] = {}
@@ -121,6 +126,10 @@ class MuxPolicy:
             flow.response.headers["Connection"] = "close"
 
     def client_connected(self, client: connection.Client) -> None:
+        front, peer = front_of(), client.peername
+        named = front.client((str(peer[0]), int(peer[1]))) if front is not None and peer else None
+        if named is not None:
+            client.peername = named  # through the egress relay: limits, logs, audit are the client's
         why = self.limits.connected(client.id, str(client.peername[0]) if client.peername else "?")
         if why is not None:
             client.error = f"mux proxy: {why}"  # mitmproxy closes it before reading a byte
@@ -142,6 +151,8 @@ class MuxPolicy:
         address = data.context.server.address
         if address is None or self.rule_for(address[0]) is None:
             data.ignore_connection = True
+            if data.context.client.id in self.tunnels:  # its CONNECT was authenticated and checked
+                self.splicer.take(data.context)
         else:
             # Talk to the CONNECT target under its own name, whatever SNI the client sent.
             data.context.server.sni = address[0]
@@ -214,9 +225,13 @@ class MuxPolicy:
         self.written.pop(data.server.id, None)
 
     def client_disconnected(self, client: connection.Client) -> None:
-        self.limits.disconnected(client.id)
+        if client.id not in self.splicer.spliced:  # a spliced tunnel counts until its sockets close
+            self.limits.disconnected(client.id)
         self.tunnels.pop(client.id, None)
         self.pins.pop(client.id, None)
+
+    def _spliced_closed(self, conn: str) -> None:
+        self.limits.disconnected(conn)
 
     # -- helpers -----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mux.ownfiles import write_private
 from mux.paths import data_dir
 
 # mitmproxy loads its CA from ``<confdir>/mitmproxy-ca.pem`` (key + certificate);
@@ -76,6 +77,12 @@ class ProxyFiles:
         return self.root / "sessions.json"
 
     @property
+    def relay_env(self) -> Path:
+        """``MUX_RELAY_KEY=...`` (mode 0600): the egress relay's env-file. The key makes the
+        proxy believe the client address the relay names (mux.proxy.front)."""
+        return self.root / "relay.env"
+
+    @property
     def lock(self) -> Path:
         return self.root / ".lock"
 
@@ -91,3 +98,23 @@ def write_public(path: Path, data: str) -> None:
     tmp.write_text(data)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+RELAY_KEY_VAR = "MUX_RELAY_KEY"
+
+
+def relay_key(files: ProxyFiles) -> str:
+    """The relay's key, made once (and kept: relays outlive proxy restarts)."""
+    import re
+    import secrets
+
+    try:
+        found = files.relay_env.read_text().strip().partition("=")[2]
+        if re.fullmatch(r"[0-9a-f]{32}", found):
+            return found
+    except FileNotFoundError:
+        pass
+    files.ensure()
+    key = secrets.token_hex(16)
+    write_private(files.relay_env, f"{RELAY_KEY_VAR}={key}\n")
+    return key

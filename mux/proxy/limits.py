@@ -5,10 +5,9 @@ reach its port) can use up its file descriptors and stop it for every session.
   limit allows (each proxied connection holds two descriptors: the client's, the upstream's);
 - ``max_unauthenticated``: connections per client address that have not yet sent a
   request with a session's secret; such a connection is also closed ``auth_timeout``
-  seconds after it opened;
-- ``max_session_connections``: connections per session, once authenticated (sessions in
-  ``proxy-only`` mode all reach the proxy from the relay's one address, so the per-session
-  count is what keeps them apart);
+  seconds after it opened (a ``proxy-only`` session's address is the one the egress
+  relay names for it, mux.proxy.front, not the relay's own);
+- ``max_session_connections``: connections per session, once authenticated;
 - ``idle_timeout``: seconds a connection may pass no byte either way (mitmproxy's own
   watchdog, 10 minutes by default).
 

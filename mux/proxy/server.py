@@ -81,7 +81,7 @@ async def serve(
     from mitmproxy.proxy import server as connections
     from mitmproxy.tools.dump import DumpMaster
 
-    from mux.proxy import gate  # here: gate and addon import mitmproxy
+    from mux.proxy import front, gate  # here: gate and addon import mitmproxy
     from mux.proxy.addon import MuxPolicy
 
     limits = from_policy(policy.get("limits"))
@@ -106,6 +106,7 @@ async def serve(
                                                   ("audit_keep", audit.get("keep"))) if isinstance(v, int)},
                              limits=limits)
     gate.install()
+    front.install(front.Front(files, limits))
     # After MuxPolicy: the git policy looks at what it authenticated and injected.
     master.addons.add(policy_addon, gate.GitPolicy(rules), Ready(files, policy, config))
     loop = asyncio.get_running_loop()

@@ -171,10 +171,8 @@ sleep {hold}
 
 def test_a_flood_of_connections_does_not_knock_the_relay_over(proxied, pki: Pki, gateway: str,
                                                               unique_name: str) -> None:
-    """The relay holds and recovers. Behind it every session has the relay's one address,
-    so the proxy's per-address limit on connections that have not authenticated is
-    shared: the flood's idle ones hold it until the proxy's auth_timeout closes them
-    (docs/proxy.md: the limitation), then the other session's requests go through again."""
+    """The relay holds and recovers: 1,500 connections from one session, in one process,
+    never restarted; the other session's requests go through while the flood holds."""
     config = Path(os.environ["MUX_CONFIG"])
     config.write_text(config.read_text().replace("timeout = 30\n", "timeout = 30\nauth_timeout = 3\n", 1))
     flooder, other = f"{unique_name}f", f"{unique_name}o"
@@ -205,3 +203,42 @@ def test_a_flood_of_connections_does_not_knock_the_relay_over(proxied, pki: Pki,
     assert info["RestartCount"] == 0
     logs = docker("logs", relay).stderr
     assert logs.count("mux-relay: port") == 1  # started once, never again
+
+
+def test_one_sessions_idle_flood_does_not_starve_another_behind_the_relay(proxied, pki: Pki, gateway: str,
+                                                                         unique_name: str) -> None:
+    """Behind the relay every session reaches the proxy from the relay's one address; the
+    relay tells the proxy each connection's real client (a line only the relay's key makes
+    the proxy believe), so the per-address limit on unauthenticated connections
+    (max_unauthenticated_connections, 64) is the flooding session's own: the other
+    session's request goes through at once, long before auth_timeout (60 s here)."""
+    config = Path(os.environ["MUX_CONFIG"])
+    config.write_text(config.read_text().replace("timeout = 30\n", "timeout = 30\nauth_timeout = 60\n", 1))
+    flooder, other = f"{unique_name}f", f"{unique_name}o"
+    for name in (flooder, other):
+        assert mux("new", "--egress", "proxy-only", name, env=proxied["env"]).returncode == 0
+    host, port = relay_of(flooder)
+    # 200 idle connections: past the proxy's 64 per address, under the relay's 256 per address.
+    flood = subprocess.Popen(
+        ["docker", "exec", f"mux-{flooder}", "bash", "-c", FLOOD.format(count=200, host=host, port=port, hold=90)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        opened = flood.stdout.readline() if flood.stdout else ""
+        assert opened.startswith("opened "), flood.stderr.read() if flood.stderr else ""
+        import time
+
+        time.sleep(2)  # the relay has passed them on; the proxy holds 64 of them
+        with EchoUpstream(gateway, pki) as api:
+            start = time.monotonic()
+            via = mux("exec", other, "--", "curl", "-sS", "--max-time", "10", f"{api.url}/during-the-flood")
+            took = time.monotonic() - start
+            assert via.stdout == "upstream ok\n", via.stderr
+            assert took < 10, took
+            # The flooder itself is the one held to the limit: its own new connections are refused.
+            mine = mux("exec", flooder, "--", "curl", "-sS", "--max-time", "5", "-o", "/dev/null", f"{api.url}/mine")
+            assert mine.returncode != 0
+            assert [r[1] for r in api.requests] == ["/during-the-flood"]
+            assert flood.poll() is None  # the flood still holds its connections
+    finally:
+        flood.kill()
+        flood.communicate(timeout=60)

@@ -1,0 +1,103 @@
+"""The splice pump (mux/proxy/splice.py) on real sockets: bytes in order, whole, both
+ways; half-closes passed on; what mitmproxy had read sent first; idle tunnels closed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+from mux.proxy.splice import Pump, Tunnel
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    b.setblocking(False)  # the proxy's side is non-blocking, as asyncio left it
+    return a, b
+
+
+def run_tunnel(pending: list[bytes], idle: float, body: callable) -> list[str]:  # type: ignore[valid-type]
+    client, proxy_client = pair()
+    server, proxy_server = pair()
+    ended: list[str] = []
+
+    async def go() -> None:
+        done = asyncio.Event()
+        pump = Pump(idle, lambda conn: (ended.append(conn), done.set()))
+        pump.add(Tunnel("c1", [os.dup(proxy_client.fileno()), os.dup(proxy_server.fileno())], pending))
+        proxy_client.close()
+        proxy_server.close()
+        await asyncio.get_running_loop().run_in_executor(None, body, client, server)
+        await asyncio.wait_for(done.wait(), 10)
+
+    asyncio.run(go())
+    client.close()
+    server.close()
+    return ended
+
+
+def read_all(s: socket.socket) -> bytes:
+    out = bytearray()
+    while chunk := s.recv(1 << 20):
+        out += chunk
+    return bytes(out)
+
+
+def test_bytes_go_across_whole_both_ways_and_half_closes_pass_on() -> None:
+    up, down = os.urandom(3 << 20), os.urandom(20 << 20)
+    got: dict[str, bytes] = {}
+
+    def body(client: socket.socket, server: socket.socket) -> None:
+        def serve() -> None:
+            got["up"] = read_all(server)  # ends when the client's half-close reaches it
+            server.sendall(down)
+            server.shutdown(socket.SHUT_WR)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        client.sendall(up)
+        client.shutdown(socket.SHUT_WR)
+        got["down"] = read_all(client)
+        t.join()
+
+    assert run_tunnel([b"hello-", b""], 60, body) == ["c1"]
+    assert got["up"] == b"hello-" + up and got["down"] == down
+
+
+def test_what_mitmproxy_had_read_from_the_server_comes_first() -> None:
+    got: dict[str, bytes] = {}
+
+    def body(client: socket.socket, server: socket.socket) -> None:
+        server.sendall(b" and the rest")
+        server.shutdown(socket.SHUT_WR)
+        client.shutdown(socket.SHUT_WR)
+        got["down"] = read_all(client)
+        got["up"] = read_all(server)
+
+    run_tunnel([b"", b"ServerHello"], 60, body)
+    assert got == {"down": b"ServerHello and the rest", "up": b""}
+
+
+def test_a_client_gone_both_ways_ends_the_tunnel() -> None:
+    got: dict[str, bytes] = {}
+
+    def body(client: socket.socket, server: socket.socket) -> None:
+        client.sendall(b"x")
+        client.close()
+        got["up"] = read_all(server)  # the half-close passed on
+        server.sendall(b"late")  # to a client that is gone: the tunnel ends
+
+    assert run_tunnel([b"", b""], 60, body) == ["c1"]
+    assert got["up"] == b"x"
+
+
+def test_an_idle_tunnel_is_closed_after_idle_timeout() -> None:
+    got: dict[str, bytes] = {}
+
+    def body(client: socket.socket, server: socket.socket) -> None:
+        client.settimeout(10)
+        got["down"] = read_all(client)  # nothing either way: closed by the pump
+
+    assert run_tunnel([b"", b""], 1.0, body) == ["c1"]
+    assert got["down"] == b""
