@@ -11,8 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 name=${2:-forward}
 case $name in
-    forward) default=$here/../mux/forward_bin ;;
-    relay) default=$here/../mux/proxy/relay_bin ;;
+    forward) default=$here/../mux/session/forward_bin ;;
+    relay) default=$here/../mux/egress/relay_bin ;;
     *) echo "build.sh: unknown helper $name (forward or relay)" >&2; exit 2 ;;
 esac
 out=${1:-$default}
