@@ -23,8 +23,9 @@ from mux.egress import relay as egress
 from mux.egress.wiring import relay_port
 from mux.engine.argv import EngineArgv
 from mux.engine.clis import own_words
+from mux.engine.failures import PERMISSION_HINT
 from mux.engine.podman_setup import checks as podman_checks
-from mux.engine.runner import PERMISSION_HINT, Runner
+from mux.engine.runner import Runner
 from mux.engine.vm import proxy_host
 from mux.errors import MuxError
 from mux.proxy import control

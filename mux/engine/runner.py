@@ -24,19 +24,13 @@ from typing import IO, TYPE_CHECKING, Callable, NamedTuple, NoReturn, TextIO
 
 from mux.engine import clis
 from mux.engine.argv import EngineArgv
+from mux.engine.failures import docker_failure, last_line
 from mux.errors import DockerError, MuxError
 
 if TYPE_CHECKING:
     from mux.engine.choice import Engine
 
 Argv = Sequence[object]
-
-PERMISSION_HINT = (
-    "add your user to the docker group: `sudo usermod -aG docker $USER`, "
-    "then log out and back in (or run `newgrp docker`)"
-)
-ENGINE_HINT = "is Docker running? `docker info` shows whether the engine answers"
-
 
 class Result(NamedTuple):
     argv: list[str]
@@ -53,42 +47,6 @@ def quote(argv: Argv) -> str:
     import shlex  # only to print: most runs print nothing
 
     return shlex.join(to_argv(argv))
-
-
-def docker_failure(argv: list[str], returncode: int, stderr: str, engine: Engine | None = None) -> DockerError:
-    """Turn a failed engine command (``argv`` as it ran, through ``engine``: the default's
-    when None) into an error with a useful message and hint."""
-    text = stderr.strip()
-    lowered = text.lower()
-    detail = _last_line(text) or f"exit status {returncode}"
-    base = len(engine.base) if engine is not None else 1
-    what = " ".join(argv[:1] + argv[base:base + 1])  # the CLI and the verb, not the engine
-    if clis.socket_denied(lowered):
-        return DockerError(
-            "permission denied on the Docker socket", hint=PERMISSION_HINT,
-            argv=argv, returncode=returncode, stderr=stderr,
-        )
-    if clis.not_answering(lowered):
-        return DockerError(
-            "the Docker engine is not answering", hint=ENGINE_HINT,
-            argv=argv, returncode=returncode, stderr=stderr,
-        )
-    if engine is not None and engine.kind == clis.PODMAN:
-        return DockerError(f"{what} failed: {detail}", hint=clis.failure_hint(text), argv=argv,
-                           returncode=returncode, stderr=stderr)
-    return DockerError(f"{what} failed: {detail}", argv=argv, returncode=returncode, stderr=stderr)
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith(clis.USAGE_LINES)]
-    if not lines:
-        return ""
-    line = lines[-1]
-    for prefix in clis.PREFIXES:
-        if line.startswith(prefix):
-            line = line[len(prefix):]
-    return line
 
 
 class Runner:
@@ -220,7 +178,7 @@ class Runner:
         if check and proc.returncode != 0:
             if error is None:
                 raise docker_failure(args, proc.returncode, result.stderr, self._failing(argv))
-            detail = _last_line(result.stderr) or f"exit status {proc.returncode}"
+            detail = last_line(result.stderr) or f"exit status {proc.returncode}"
             raise error(f"{args[0]} {args[1] if len(args) > 1 else ''} failed: {detail}".replace("  ", " "))
         return result
 

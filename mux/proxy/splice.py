@@ -203,46 +203,54 @@ class Pump:
         self.by_fd: dict[int, tuple[Tunnel, int]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
+        # add() (the event loop) and the pump thread both change a tunnel's registration:
+        # without the lock, the pump could service a tunnel whose second socket is not
+        # registered yet (its epoll.modify fails) or the loop register it with stale events.
+        self.lock = threading.Lock()
 
     def add(self, tunnel: Tunnel) -> None:
         """From the event loop: the tunnel's sockets join the pump's epoll, which wakes
         the pump thread when they are ready (no wake-up of our own, no queue: each costs
         a switch of the GIL on the connection's way)."""
+        with self.lock:
+            for side, fd in enumerate(tunnel.fds):
+                self.by_fd[fd] = (tunnel, side)
+            for side, fd in enumerate(tunnel.fds):
+                self.epoll.register(fd, tunnel.wants(side))
         if self.thread is None:
             self.loop = asyncio.get_running_loop()
             self.thread = threading.Thread(target=self._run, name="mux-splice", daemon=True)
             self.thread.start()
-        for side, fd in enumerate(tunnel.fds):
-            self.by_fd[fd] = (tunnel, side)
-        for side, fd in enumerate(tunnel.fds):
-            self.epoll.register(fd, tunnel.wants(side))
 
     def _run(self) -> None:
         swept = time.monotonic()
         while True:
             for fd, _ in self.epoll.poll(1.0):
-                found = self.by_fd.get(fd)
-                if found is not None and not found[0].closed:
-                    self._service(found[0])
+                with self.lock:
+                    found = self.by_fd.get(fd)
+                    if found is not None and not found[0].closed:
+                        self._service(found[0])
             if time.monotonic() - swept >= 1.0:
                 swept = time.monotonic()
-                for tunnel in {t for t, _ in list(self.by_fd.values())}:  # list(): the loop adds to it
-                    if swept - tunnel.last >= self.idle:
-                        log.info("closing a spliced tunnel: idle for %.0f s (idle_timeout)", self.idle)
-                        self._end(tunnel)
+                with self.lock:
+                    for tunnel in {t for t, _ in self.by_fd.values()}:
+                        if swept - tunnel.last >= self.idle:
+                            log.info("closing a spliced tunnel: idle for %.0f s (idle_timeout)", self.idle)
+                            self._end(tunnel)
 
     def _service(self, tunnel: Tunnel) -> None:
+        """One tunnel's moves (with the lock held). Any OSError ends that tunnel only:
+        the pump thread carries every other tunnel and must not die with one."""
         try:
             for d in (0, 1):
                 tunnel.move(d)
+            if tunnel.finished:
+                self._end(tunnel)
+                return
+            for side, fd in enumerate(tunnel.fds):
+                self.epoll.modify(fd, tunnel.wants(side))
         except OSError:
             self._end(tunnel)
-            return
-        if tunnel.finished:
-            self._end(tunnel)
-            return
-        for side, fd in enumerate(tunnel.fds):
-            self.epoll.modify(fd, tunnel.wants(side))
 
     def _end(self, tunnel: Tunnel) -> None:
         for fd in tunnel.fds:

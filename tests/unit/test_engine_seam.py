@@ -13,7 +13,8 @@ import pytest
 from mux.engine import clis
 from mux.engine.argv import EngineArgv, ps_argv, start_argv
 from mux.engine.choice import LOCAL, Engine
-from mux.engine.runner import Runner, docker_failure
+from mux.engine.failures import docker_failure
+from mux.engine.runner import Runner
 from mux.errors import MuxError
 
 PLAIN = Engine("default", "unix:///var/run/docker.sock", "default")

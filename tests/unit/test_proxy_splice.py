@@ -101,3 +101,49 @@ def test_an_idle_tunnel_is_closed_after_idle_timeout() -> None:
 
     assert run_tunnel([b"", b""], 1.0, body) == ["c1"]
     assert got["down"] == b""
+
+
+def test_tunnels_added_while_the_pump_runs_all_finish() -> None:
+    # The pump thread services a tunnel as soon as its first socket is registered; the
+    # second must be registered by then too (else epoll.modify fails and, before the lock,
+    # the pump thread died with every tunnel in it).
+    count = 60
+    results: list[bytes] = []
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        ended: list[str] = []
+        all_done = asyncio.Event()
+
+        def finished(conn: str) -> None:
+            ended.append(conn)
+            if len(ended) == count:
+                all_done.set()
+
+        pump = Pump(60, finished)
+        ends = []
+        for i in range(count):
+            client, proxy_client = pair()
+            server, proxy_server = pair()
+            server.sendall(b"s%d" % i)  # ready before it joins: the pump acts at once
+            server.shutdown(socket.SHUT_WR)
+            client.shutdown(socket.SHUT_WR)
+            pump.add(Tunnel(f"c{i}", [os.dup(proxy_client.fileno()), os.dup(proxy_server.fileno())],
+                            [b"", b"hello-"]))
+            proxy_client.close()
+            proxy_server.close()
+            ends.append((client, server))
+            await asyncio.sleep(0)
+
+        def read_them() -> None:
+            for client, server in ends:
+                client.settimeout(10)
+                results.append(read_all(client))
+                client.close()
+                server.close()
+
+        await loop.run_in_executor(None, read_them)
+        await asyncio.wait_for(all_done.wait(), 10)
+
+    asyncio.run(go())
+    assert results == [b"hello-s%d" % i for i in range(count)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mux.engine.runner import docker_failure, quote
+from mux.engine.failures import docker_failure
+from mux.engine.runner import quote
 from mux.errors import DockerError
 
 SOCK_DENIED = (
