@@ -44,7 +44,7 @@ def test_life_cycle(podman: PodmanUser) -> None:
     assert "Created session s1" in made.stdout
     assert sessions(podman)["s1"]["status"] == "running"
     cli = podman.podman("ps", "-a", "--filter", f"label=mux.instance={podman.env['MUX_INSTANCE']}",
-                        "--format", '{{index .Labels "mux.cli"}}')
+                        "--format", '{{index .Labels "mux.backend"}}')
     assert cli.stdout.split() == ["podman"]
 
     # keep-id: the session's user is the user, and what it writes is the user's on the host.
